@@ -1,0 +1,294 @@
+"""The types every part of the harness and every plugin speaks: configuration, component contracts,
+records. Configuration is parsed once at the CLI into these frozen dataclasses and passed down; no
+dicts or argparse namespaces travel below the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # torch is imported lazily so that `harness --help` stays instant
+    import torch
+    from torch import nn
+
+    from harness.genotypes import Genotype
+    from harness.spaces import SearchSpace
+
+COMPONENT_KINDS = ("sampler", "optimizer", "selector", "cell")
+
+
+# ----------------------------------------------------------------------------------------------
+# Budgets (presets)
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """How much search to do, and on what supernet. Defaults are DARTS's search setting (§2.5)."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    channels: int = 16
+    layers: int = 8  # DARTS spaces: cells; NB201: cells per stage (N)
+    train_portion: float = 0.5  # fraction of the training set used for weights, rest for arch
+    max_train_images: int | None = None  # cap on the search split (both halves), for quick budgets
+    max_steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class EvalBudget:
+    """Retraining of the derived network (DARTS protocol, §2.6); on nb201 a benchmark query replaces it."""
+
+    epochs: int = 600
+    batch_size: int = 96
+    channels: int = 36
+    layers: int = 20
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    auxiliary_weight: float = 0.4  # 0 disables the auxiliary head
+    cutout: int = 16  # 0 disables cutout
+    drop_path: float = 0.2
+    max_train_images: int | None = None
+    max_steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a run executes; never changes what is computed."""
+
+    fast: bool = True
+    log_every: int = 50
+
+
+@dataclass(frozen=True)
+class Budget:
+    search: SearchBudget = SearchBudget()
+    eval: EvalBudget = EvalBudget()
+    runtime: RuntimeOptions = RuntimeOptions()
+
+
+# ----------------------------------------------------------------------------------------------
+# Run specification and records
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (method, space, dataset, seed) run, fully resolved."""
+
+    method: str
+    space: str
+    dataset: str
+    seed: int
+    preset: str
+    components: Mapping[str, str]  # kind -> component name
+    hparams: Mapping[str, Any]  # kind -> frozen config dataclass instance
+    budget: Budget
+
+    def resolved(self) -> dict[str, Any]:
+        """A JSON-able dict of everything that determines the result (the store's identity key)."""
+        return {
+            "method": self.method,
+            "space": self.space,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "preset": self.preset,
+            "components": dict(self.components),
+            "hparams": {k: dataclasses.asdict(v) for k, v in sorted(self.hparams.items())},
+            "search": dataclasses.asdict(self.budget.search),
+            "eval": dataclasses.asdict(self.budget.eval),
+        }
+
+
+@dataclass
+class RunRecord:
+    """What the results store keeps for one run (one row)."""
+
+    method: str
+    space: str
+    dataset: str
+    seed: int
+    preset: str
+    config: dict[str, Any]  # RunSpec.resolved()
+    config_key: str  # sha256 of the canonical JSON of ``config``
+    status: str = "running"  # running | completed | failed
+    genotype: str | None = None
+    search: dict[str, Any] = field(default_factory=dict)  # curve summary: final losses, arch weights, ...
+    metrics: dict[str, Any] = field(default_factory=dict)  # evaluation: test_accuracy, valid_accuracy, ...
+    costs: dict[str, Any] = field(default_factory=dict)  # wall_s, search_s, eval_s, device_s, peak_mem_bytes
+    plugins: dict[str, str] = field(default_factory=dict)  # distribution name -> version
+    torch_version: str = ""
+    device: str = ""
+    error: str | None = None
+    id: int | None = None
+    attempt: int = 1
+    created: str = ""
+    updated: str = ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Component contracts
+
+
+@dataclass
+class ArchWeights:
+    """What a sampler hands the network for one forward pass, per cell kind ("normal", "reduce").
+
+    ``weights[kind]`` is an (edges, ops) tensor multiplying each op's output. For single-path cells
+    ``index[kind]`` (edges,) names the one op to run per edge (its weight is ``weights[kind][e, index]``;
+    the other entries are kept so their probabilities receive gradient). ``edge_weights[kind]`` (edges,)
+    optionally scales whole edges (topology sampling); an edge whose weight is exactly zero by
+    construction is listed in ``active[kind]`` as False so cells may skip it.
+    """
+
+    weights: dict[str, torch.Tensor]
+    index: dict[str, torch.Tensor] | None = None
+    edge_weights: dict[str, torch.Tensor] | None = None
+    active: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class StepStats:
+    """Returned by ``BilevelOptimizer.step``: device tensors (not floats) so the loop never syncs."""
+
+    train_loss: torch.Tensor
+    val_loss: torch.Tensor | None = None
+    train_correct: torch.Tensor | None = None
+    n: int = 0
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Owns the architecture parameters and turns them into per-forward weights (an ``nn.Module``)."""
+
+    def forward(self) -> ArchWeights: ...
+
+    def probabilities(self) -> dict[str, torch.Tensor]:
+        """Deterministic (edges, ops) probabilities per cell kind, for selection and logging."""
+        ...
+
+    def arch_parameters(self) -> list[torch.Tensor]: ...
+
+    def set_progress(self, epoch: int, total_epochs: int) -> None:
+        """Called at every epoch start (temperature schedules)."""
+        ...
+
+    def regularization(self) -> torch.Tensor | None:
+        """An extra term added to the arch loss, or None."""
+        ...
+
+
+class SearchNet(Protocol):
+    """The supernet a space builds: ``net(x)`` samples from its sampler and returns logits."""
+
+    sampler: Sampler
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def weight_parameters(self) -> list[torch.Tensor]: ...
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+@runtime_checkable
+class BilevelOptimizer(Protocol):
+    """One search step. Owns the weight and arch optimizers and the weight lr schedule."""
+
+    needs_val_batch: bool
+
+    def step(self, net: SearchNet, train: Batch, val: Batch | None) -> StepStats: ...
+
+    def set_progress(self, epoch: int, total_epochs: int) -> None: ...
+
+
+@dataclass
+class SelectionContext:
+    """What a selector may use besides the supernet: the space and batches of validation data."""
+
+    space: SearchSpace
+    val_batches: Callable[[], Iterator[Batch]]
+    train_batches: Callable[[], Iterator[Batch]]
+    optimizer: BilevelOptimizer
+    seed: int
+
+
+@runtime_checkable
+class Selector(Protocol):
+    def select(self, net: SearchNet, ctx: SelectionContext) -> Genotype: ...
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """The graph of a cell, as the space defines it, for a cell type to fill with operations.
+
+    ``n_inputs`` input states (2 for DARTS cells, 1 for NB201) are followed by ``n_nodes`` computed
+    nodes; ``edges[e] = (src, dst)`` in the space's edge order; ``ops[e]`` the candidate op names of
+    edge e; ``strides[e]`` its stride (2 on edges leaving a reduction cell's inputs).
+    """
+
+    kind: str  # "normal" | "reduce"
+    n_inputs: int
+    n_nodes: int
+    edges: tuple[tuple[int, int], ...]
+    ops: tuple[tuple[str, ...], ...]
+    strides: tuple[int, ...]
+    channels: int
+    op_factory: Callable[[str, int, int], nn.Module]  # (op name, channels, stride) -> module
+
+
+@runtime_checkable
+class CellType(Protocol):
+    """Builds the computing body of a search cell: input states -> all node states."""
+
+    def build(self, spec: CellSpec) -> nn.Module:
+        """The module's ``forward(states, arch: ArchWeights) -> list[Tensor]`` returns inputs + nodes."""
+        ...
+
+
+# ----------------------------------------------------------------------------------------------
+# Registration records
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component: ``factory(config, space=..., **context)`` builds it."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    config: type  # a frozen dataclass; its defaults are the paper's settings
+    plugin: str = ""
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A named recipe: one component of each kind, plus per-kind defaults and per-preset budgets.
+
+    ``defaults`` maps a kind to field overrides of that component's config (e.g. ``{"sampler":
+    {"tau_max": 10.0}}``). ``budgets`` maps a preset name to SearchBudget/EvalBudget field overrides
+    under keys "search" and "eval", applied over the harness presets.
+    """
+
+    name: str
+    sampler: str
+    optimizer: str
+    selector: str
+    cell: str
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    budgets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    spaces: tuple[str, ...] | None = None  # None: every space
+    paper: str = ""
+    doc: str = ""
+    plugin: str = ""
+
+    def components(self) -> dict[str, str]:
+        return {"sampler": self.sampler, "optimizer": self.optimizer, "selector": self.selector,
+                "cell": self.cell}
