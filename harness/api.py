@@ -141,11 +141,15 @@ class ArchWeights:
     ``index[kind]`` (edges,) names the one op to run per edge (its weight is ``weights[kind][e, index]``;
     the other entries are kept so their probabilities receive gradient). ``edge_weights[kind]`` (edges,)
     optionally scales whole edges (topology sampling); an edge whose weight is exactly zero by
-    construction is listed in ``active[kind]`` as False so cells may skip it.
+    construction is listed in ``active[kind]`` as False so cells may skip it. ``host_index`` (and
+    ``host_active``) are the same decisions as Python lists, copied from the device once per forward
+    by the sampler, so that single-path cells choose modules without one sync per edge.
     """
 
     weights: dict[str, torch.Tensor]
     index: dict[str, torch.Tensor] | None = None
+    host_index: dict[str, list[int]] | None = None
+    host_active: dict[str, list[bool]] | None = None
     edge_weights: dict[str, torch.Tensor] | None = None
     active: dict[str, torch.Tensor] | None = None
 
@@ -274,7 +278,8 @@ class MethodInfo:
 
     ``defaults`` maps a kind to field overrides of that component's config (e.g. ``{"sampler":
     {"tau_max": 10.0}}``). ``budgets`` maps a preset name to SearchBudget/EvalBudget field overrides
-    under keys "search" and "eval", applied over the harness presets.
+    under keys "search" and "eval", applied over the harness presets. ``space_defaults`` maps a space
+    name to per-kind overrides that apply on that space only (e.g. xautodl's NB201 settings).
     """
 
     name: str
@@ -284,6 +289,7 @@ class MethodInfo:
     cell: str
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     budgets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    space_defaults: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     spaces: tuple[str, ...] | None = None  # None: every space
     paper: str = ""
     doc: str = ""

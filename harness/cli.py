@@ -1,0 +1,371 @@
+"""The ``harness`` command line. Torch and the plugins are imported inside commands so that
+``--help`` is instant. Progress goes to stderr, results to stdout; a user's mistake is one line on
+stderr and exit status 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError
+
+SPACE_RANGES = ("s1", "s2", "s3", "s4")
+
+
+class ListType(click.ParamType):
+    """A comma-separated list; ``s1-s4`` expands to s1,s2,s3,s4."""
+
+    name = "list"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        items = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            a, dash, b = part.partition("-")
+            if dash and a in SPACE_RANGES and b in SPACE_RANGES:
+                i, j = SPACE_RANGES.index(a), SPACE_RANGES.index(b)
+                if i > j:
+                    self.fail(f"empty range {part!r}", param, ctx)
+                items.extend(SPACE_RANGES[i: j + 1])
+            else:
+                items.append(part)
+        if not items:
+            self.fail(f"{value!r} names nothing", param, ctx)
+        return list(dict.fromkeys(items))
+
+
+class SeedsType(click.ParamType):
+    """``0-3`` or ``0,2,5`` (or a mix: ``0-2,7``)."""
+
+    name = "seeds"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        seeds: list[int] = []
+        try:
+            for part in (p.strip() for p in str(value).split(",") if p.strip()):
+                a, dash, b = part.partition("-")
+                if dash:
+                    lo, hi = int(a), int(b)
+                    if lo > hi:
+                        self.fail(f"empty seed range {part!r}", param, ctx)
+                    seeds.extend(range(lo, hi + 1))
+                else:
+                    seeds.append(int(part))
+        except ValueError:
+            self.fail(f"{value!r} is not a seed list like 0-3 or 0,2,5", param, ctx)
+        if not seeds:
+            self.fail(f"{value!r} names no seed", param, ctx)
+        return list(dict.fromkeys(seeds))
+
+
+def handle_errors(fn):
+    """Turn a HarnessError into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def store_option(fn):
+    from harness.store import DEFAULT_STORE
+
+    return click.option("--store", type=click.Path(dir_okay=False), default=str(DEFAULT_STORE),
+                        show_default=True, help="SQLite results store.")(fn)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="nas-harness")
+def cli():
+    """Run any differentiable NAS method on any search space and publish leaderboards."""
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--plugin", "methods", type=ListType(), required=True,
+              help="Method(s), or a plugin's name for all its methods: darts,gdas")
+@click.option("--space", "spaces", type=ListType(), default="darts", show_default=True,
+              help="Space(s): darts, s1..s4 (s1-s4), nb201.")
+@click.option("--dataset", "datasets", type=ListType(), default="digits", show_default=True,
+              help="Dataset(s): cifar10, cifar100, svhn, imagenet16-120, fashion-mnist, digits.")
+@click.option("--seeds", type=SeedsType(), default="0", show_default=True, help="Seeds: 0-3 or 0,2,5.")
+@click.option("--preset", default="smoke", show_default=True, help="Budget: smoke, quick or paper.")
+@click.option("--set", "sets", multiple=True, metavar="COMPONENT.KEY=VALUE",
+              help="Override a setting, e.g. search.epochs=3, sampler.tau_max=5, runtime.fast=false.")
+@click.option("--sampler", help="Swap the method's sampler for another registered one.")
+@click.option("--optimizer", help="Swap the method's bilevel optimizer.")
+@click.option("--selector", help="Swap the method's selector, e.g. argmax.")
+@click.option("--cell", help="Swap the method's cell type.")
+@store_option
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets are (torchvision layout).")
+@click.option("--benchmark", "benchmark_path", type=click.Path(dir_okay=False),
+              help="NAS-Bench-201 file: the compact CSV or an official .pth.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where to run.")
+@click.option("--force", is_flag=True, help="Run again even if an identical run completed (both are kept).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@handle_errors
+def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
+        benchmark_path, device, force, quiet):
+    """Search, derive, evaluate and record every (method, space, dataset, seed)."""
+    from harness.config import parse_sets
+    from harness.plugins import load_registry
+    from harness.runner import execute, plan, resolve_device
+    from harness.store import ResultStore
+
+    registry = load_registry()
+    dev = resolve_device(device)
+    the_plan = plan(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
+                    swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},
+                    sets=parse_sets(sets), data_dir=data_dir, benchmark_path=benchmark_path)
+    results = ResultStore(store)
+    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    try:
+        records = execute(registry, the_plan, results, dev, force=force, log=log)
+    finally:
+        results.close()
+    for r in records:
+        acc = r.metrics.get("test_accuracy")
+        acc_text = f"{acc:.2f}" if isinstance(acc, (int, float)) else "-"
+        click.echo(f"{r.id}\t{r.status}\t{r.method}\t{r.space}\t{r.dataset}\t{r.seed}\t{acc_text}\t{r.genotype or ''}")
+    if any(r.status != "completed" for r in records):
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@store_option
+@click.option("--export", "fmt", default="markdown", show_default=True,
+              help="markdown, csv, latex, html or json.")
+@click.option("--fmt", "tablefmt", help="tabulate table format for markdown/latex/html (e.g. pipe, grid).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--metric", default="test_accuracy", show_default=True, help="Metric to aggregate.")
+@click.option("--preset", default=None, help="Only runs of this preset (default: the one present).")
+@click.option("--best-of-n", "best", is_flag=True,
+              help="Report the best seed (the papers' convention) instead of mean ± std.")
+@handle_errors
+def leaderboard(store, fmt, tablefmt, output, metric, preset, best):
+    """Aggregate the store into a leaderboard: mean ± std over seeds per method and (space, dataset)."""
+    from datetime import datetime, timezone
+
+    from harness.leaderboard import EXPORT_FORMATS, export
+    from harness.leaderboard import leaderboard as build
+    from harness.store import ResultStore
+
+    if fmt not in EXPORT_FORMATS:
+        raise HarnessError(f"unknown export format {fmt!r}; valid choices: {', '.join(EXPORT_FORMATS)}")
+    if not Path(store).exists():
+        raise HarnessError(f"no results store at {store!r}; run `harness run ...` first or pass --store PATH")
+    results = ResultStore(store)
+    try:
+        records = results.records("completed")
+    finally:
+        results.close()
+    kwargs = {"metric": metric, "protocol": "best" if best else "mean-std"}
+    if preset is not None:
+        kwargs["preset"] = preset
+    df = build(records, **kwargs)
+    plugins: dict[str, str] = {}
+    for r in records:
+        plugins.update(r.plugins)
+    header = {
+        "command": "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "harness": __version__,
+        "plugins": ", ".join(f"{k} {v}" for k, v in sorted(plugins.items())),
+        "torch": ", ".join(sorted({r.torch_version for r in records})),
+        "devices": ", ".join(sorted({r.device for r in records})),
+        "metric": metric,
+        "protocol": "best of N seeds (papers' convention)" if best else "mean ± std over search seeds",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+    text = export(df, fmt, header=header, tablefmt=tablefmt)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+@handle_errors
+def plugins(as_json):
+    """List installed plugins: distribution, version, and what each registers."""
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "registers": p.registers}
+            for p in registry.plugins.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  ({row['distribution']} {row['version']})")
+        for kind, names in sorted(row["registers"].items()):
+            click.echo(f"    {kind + ':':11s} {', '.join(names)}")
+
+
+@cli.command()
+@json_option
+@handle_errors
+def spaces(as_json):
+    """List search spaces and their op sets per edge."""
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    described = [s.describe() for s in registry.spaces.values()]
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for d in described:
+        click.echo(f"{d['name']}: {d['description']}")
+        for kind, ops in d["ops"].items():
+            distinct = {tuple(o) for o in ops}
+            if len(distinct) == 1:
+                click.echo(f"    {kind}: every edge: {', '.join(ops[0])}")
+            else:
+                click.echo(f"    {kind}:")
+                for edge, o in zip(d["edges"], ops):
+                    click.echo(f"        {edge:5s} {', '.join(o)}")
+
+
+@cli.command()
+@json_option
+@handle_errors
+def methods(as_json):
+    """List methods (named recipes) with their components."""
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    rows = [{"name": m.name, "plugin": m.plugin, **m.components(), "paper": m.paper}
+            for m in registry.methods.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:18s} sampler={r['sampler']} optimizer={r['optimizer']} selector={r['selector']} "
+                   f"cell={r['cell']}  [{r['plugin']}]")
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def benchmark():
+    """Query and convert tabular benchmarks (NAS-Bench-201)."""
+
+
+@benchmark.command("query")
+@click.option("--benchmark", "path", type=click.Path(dir_okay=False),
+              help="Compact CSV or official NAS-Bench-201 .pth (default: $HARNESS_NB201_BENCHMARK or the shared table).")
+@click.option("--dataset", default="cifar10", show_default=True, help="cifar10, cifar100 or imagenet16-120.")
+@click.argument("arch")
+@json_option
+@handle_errors
+def benchmark_query(path, dataset, arch, as_json):
+    """Look up an NB201 arch string: test (and valid) accuracy, with the file, hp and aggregation used."""
+    from harness.benchmarks.nb201 import default_benchmark_path, open_benchmark
+
+    path = path or default_benchmark_path()
+    if path is None:
+        raise HarnessError("no benchmark file: pass --benchmark PATH or set $HARNESS_NB201_BENCHMARK")
+    result = open_benchmark(path).query(arch, dataset)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    d = result.to_dict()
+    click.echo(f"{result.arch}")
+    click.echo(f"  dataset:        {result.dataset}")
+    click.echo(f"  test accuracy:  {result.test_accuracy:.4f}")
+    if result.valid_accuracy is not None:
+        click.echo(f"  valid accuracy: {result.valid_accuracy:.4f}")
+    src = d["source"]
+    click.echo(f"  source:         {src['path']} ({src['format']}, sha256 {src['sha256'][:12]}..., "
+               f"hp={src['hp']}, {src['aggregation']})")
+
+
+@benchmark.command("convert")
+@click.argument("official", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@handle_errors
+def benchmark_convert(official, output):
+    """Write the compact CSV table from an official NAS-Bench-201 .pth file."""
+    from harness.benchmarks.nb201 import convert
+
+    n = convert(official, output)
+    click.echo(f"wrote {n} architectures to {output}", err=True)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def arch():
+    """Inspect architectures."""
+
+
+@arch.command("info")
+@click.option("--space", required=True, help="darts, s1..s4 or nb201.")
+@click.option("--channels", type=int, help="Initial channels (default: the space's protocol, 36 / 16).")
+@click.option("--layers", type=int, help="Cells (DARTS) or cells per stage (NB201); default 20 / 5.")
+@click.option("--classes", type=int, default=10, show_default=True)
+@click.option("--in-channels", type=int, default=3, show_default=True)
+@click.option("--resolution", type=int, default=32, show_default=True)
+@click.argument("genotype")
+@json_option
+@handle_errors
+def arch_info(space, channels, layers, classes, in_channels, resolution, genotype, as_json):
+    """Parameter count (auxiliary head excluded) and FLOPs (multiply-adds) of a genotype's network."""
+    from harness.evaluate import arch_info as info
+    from harness.plugins import load_registry
+    from harness.spaces import NetShape
+
+    sp = load_registry().space(space)
+    g = sp.parse(genotype)
+    defaults = sp.eval_defaults()
+    result = info(sp, g, channels or defaults["channels"], layers or defaults["layers"],
+                  NetShape(in_channels, classes, resolution))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(result["genotype"])
+    click.echo(f"  space {result['space']}, C={result['channels']}, layers={result['layers']}, "
+               f"{result['classes']} classes")
+    click.echo(f"  params: {result['params']:,} ({result['params'] / 1e6:.2f}M, auxiliary head excluded)")
+    click.echo(f"  FLOPs:  {result['flops']:,} multiply-adds ({result['flops'] / 1e6:.2f}M)")
+
+
+def main():
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Presets and the one place a run's configuration is resolved: harness preset -> space defaults ->
+method recipe (defaults, per-space defaults, per-preset budgets) -> the user's ``--set`` overrides.
+Every override is validated against the frozen dataclass it targets."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.api import COMPONENT_KINDS, Budget, EvalBudget, MethodInfo, RunSpec, RuntimeOptions, SearchBudget
+from harness.errors import HarnessError, unknown
+
+# What each preset changes from the paper settings (SearchBudget/EvalBudget defaults, the space's
+# eval defaults, the method's own "paper" budget). smoke: seconds to minutes on a CPU; quick: a
+# meaningful result on one GPU in well under an hour; paper: the published settings.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "search": {"epochs": 2, "batch_size": 32, "channels": 4, "layers": 5, "max_train_images": 256},
+        "eval": {"epochs": 2, "batch_size": 64, "channels": 8, "layers": 5, "max_train_images": 512,
+                 "cutout": 0},
+    },
+    "quick": {
+        "search": {"epochs": 10, "max_train_images": 20000},
+        "eval": {"epochs": 20, "channels": 16, "layers": 8, "max_train_images": 20000},
+    },
+    "paper": {"search": {}, "eval": {}},
+}
+
+SECTIONS = ("search", "eval", "runtime")
+
+
+def parse_value(raw: str, annotation: Any, where: str) -> Any:
+    """Convert a ``--set`` string to the field's type."""
+    hint = annotation if not isinstance(annotation, str) else {
+        "int": int, "float": float, "bool": bool, "str": str, "int | None": int | None,
+        "float | None": float | None,
+    }.get(annotation, str)
+    args = typing.get_args(hint)
+    if args and type(None) in args:
+        if raw.lower() in ("none", "null", ""):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    try:
+        if hint is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if hint in (int, float, str):
+            return hint(raw)
+        if typing.get_origin(hint) is tuple:
+            inner = typing.get_args(hint)[0]
+            return tuple(inner(v) for v in raw.split(","))
+    except ValueError:
+        raise HarnessError(f"--set {where}={raw!r}: expected a value of type {getattr(hint, '__name__', hint)}") from None
+    return raw
+
+
+def _fields(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls)}
+
+
+def apply(cls_or_obj, overrides: Mapping[str, Any], where: str, raw: bool = False):
+    """Return ``cls(**overrides)`` (or ``replace(obj, ...)``), rejecting unknown fields by name."""
+    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
+    fields = _fields(cls)
+    values = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise unknown(f"key for {where}", key, fields)
+        values[key] = parse_value(value, fields[key], f"{where}.{key}") if raw else value
+    try:
+        if isinstance(cls_or_obj, type):
+            return cls(**values)
+        return dataclasses.replace(cls_or_obj, **values)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"invalid settings for {where}: {exc}") from None
+
+
+def parse_sets(items: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``["rome.k=4", "search.epochs=3"]`` -> ``[("rome", "k", "4"), ...]``."""
+    out = []
+    for item in items:
+        target, eq, value = item.partition("=")
+        prefix, dot, key = target.partition(".")
+        if not eq or not dot or not prefix or not key:
+            raise HarnessError(f"--set {item!r}: expected COMPONENT.KEY=VALUE, e.g. search.epochs=3 or sampler.tau_max=5")
+        out.append((prefix.strip(), key.strip(), value.strip()))
+    return out
+
+
+def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, preset: str,
+            swaps: Mapping[str, str | None], sets: Sequence[tuple[str, str, str]]) -> RunSpec:
+    """Resolve one run's full configuration."""
+    if preset not in PRESETS:
+        raise unknown("preset", preset, PRESETS)
+    space_obj = registry.space(space)
+    if method.spaces is not None and space not in method.spaces:
+        raise HarnessError(f"method {method.name!r} does not apply to space {space!r}; its spaces: "
+                           f"{', '.join(method.spaces)}")
+    components = method.components()
+    for kind, name in swaps.items():
+        if name:
+            components[kind] = name
+    infos = {kind: registry.component(kind, name) for kind, name in components.items()}
+
+    # component hyperparameters: paper defaults <- method defaults <- method's per-space defaults
+    per_kind: dict[str, dict[str, Any]] = {k: {} for k in COMPONENT_KINDS}
+    for layer in (method.defaults, method.space_defaults.get(space, {})):
+        for kind, values in layer.items():
+            if components[kind] == method.components()[kind]:  # a swapped-in component keeps its own
+                per_kind[kind].update(values)
+    budget_layers: dict[str, dict[str, Any]] = {"search": {}, "eval": dict(space_obj.eval_defaults()), "runtime": {}}
+    for section in ("search", "eval"):
+        budget_layers[section].update(method.budgets.get("paper", {}).get(section, {}))
+        if preset != "paper":
+            budget_layers[section].update(method.budgets.get(preset, {}).get(section, {}))
+        budget_layers[section].update(PRESETS[preset].get(section, {}))
+
+    raw_sets: dict[str, dict[str, str]] = {}
+    for prefix, key, value in sets:
+        target = _set_target(prefix, key, method, components, infos)
+        raw_sets.setdefault(target, {})[key] = value
+
+    hparams = {}
+    for kind, info in infos.items():
+        obj = apply(info.config, per_kind[kind], f"{kind} {info.name!r}")
+        hparams[kind] = apply(obj, raw_sets.get(kind, {}), f"{kind} {info.name!r}", raw=True)
+    sections = {}
+    for section, cls in (("search", SearchBudget), ("eval", EvalBudget), ("runtime", RuntimeOptions)):
+        obj = apply(cls, budget_layers[section], section)
+        sections[section] = apply(obj, raw_sets.get(section, {}), section, raw=True)
+    return RunSpec(method=method.name, space=space, dataset=dataset, seed=seed, preset=preset,
+                   components=components, hparams=hparams,
+                   budget=Budget(sections["search"], sections["eval"], sections["runtime"]))
+
+
+def _set_target(prefix: str, key: str, method: MethodInfo, components: Mapping[str, str], infos) -> str:
+    """Which section or component kind a ``--set PREFIX.KEY`` means."""
+    if prefix in SECTIONS or prefix in COMPONENT_KINDS:
+        return prefix
+    for kind, name in components.items():
+        if prefix == name:
+            return kind
+    if prefix == method.name:
+        owners = [kind for kind, info in infos.items() if key in {f.name for f in dataclasses.fields(info.config)}]
+        if len(owners) == 1:
+            return owners[0]
+        if not owners:
+            keys = sorted({f"{kind}.{f.name}" for kind, info in infos.items() for f in dataclasses.fields(info.config)})
+            raise HarnessError(f"--set {prefix}.{key}: no component of method {prefix!r} has a key {key!r}; "
+                               f"valid keys: {', '.join(keys) or '(none)'}")
+        raise HarnessError(f"--set {prefix}.{key} is ambiguous (in {', '.join(owners)}); use KIND.{key}")
+    valid = list(SECTIONS) + list(COMPONENT_KINDS) + sorted(set(components.values())) + [method.name]
+    raise unknown("--set target", prefix, valid)

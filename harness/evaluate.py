@@ -1,0 +1,118 @@
+"""Evaluation of a derived genotype: a benchmark query, or retraining with the DARTS protocol
+(SGD with cosine lr, auxiliary head, cutout, linearly ramped drop path, gradient clipping; SPEC-FACTS
+§2.6, §1.6), scaled by the preset. Also the architecture statistics (parameters, FLOPs)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.api import EvalBudget
+from harness.spaces import NetShape
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Every parameter except the auxiliary head's (the DARTS convention)."""
+    return sum(p.numel() for name, p in net.named_parameters() if "auxiliary" not in name)
+
+
+def count_flops(net: nn.Module, shape: NetShape) -> int:
+    """Multiply-accumulates of one inference forward pass of a single image (the "FLOPs" the NAS
+    papers and NAS-Bench-201 report), by torch's FLOP counter / 2."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = net.training
+    net.eval()
+    x = torch.zeros(1, shape.in_channels, shape.resolution, shape.resolution,
+                    device=next(net.parameters()).device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    net.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+def arch_info(space, genotype, channels: int, layers: int, shape: NetShape) -> dict[str, Any]:
+    net = space.build_eval_network(genotype, channels, layers, shape, auxiliary=False)
+    return {
+        "space": space.name,
+        "genotype": genotype.to_string(),
+        "channels": channels,
+        "layers": layers,
+        "classes": shape.num_classes,
+        "params": count_parameters(net),
+        "flops": count_flops(net, shape),
+    }
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, loader) -> float:
+    net.eval()
+    correct = torch.zeros((), device=next(net.parameters()).device)
+    total = 0
+    for x, y in loader:
+        logits, _ = net(x)
+        correct += (logits.argmax(1) == y).sum()
+        total += y.shape[0]
+    return 100.0 * float(correct) / max(1, total)
+
+
+def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, seed: int,
+            on_epoch=None) -> dict[str, Any]:
+    """Train the derived network from scratch on the training set and test it on the test set."""
+    from harness.data import DeviceLoader
+
+    info = data.info
+    shape = NetShape(info.channels, info.num_classes, info.resolution)
+    torch.manual_seed(seed)
+    net = space.build_eval_network(genotype, budget.channels, budget.layers, shape,
+                                   auxiliary=budget.auxiliary_weight > 0).to(device)
+    train_x, train_y = data.train_x, data.train_y
+    if budget.max_train_images is not None:
+        train_x, train_y = train_x[: budget.max_train_images], train_y[: budget.max_train_images]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    train_loader = DeviceLoader(train_x, train_y, info, budget.batch_size, device, train=True,
+                                cutout=budget.cutout, generator=gen, max_steps=budget.max_steps_per_epoch)
+    test_loader = DeviceLoader(data.test_x, data.test_y, info, 256, device, train=False)
+    opt = torch.optim.SGD(net.parameters(), lr=budget.lr, momentum=budget.momentum,
+                          weight_decay=budget.weight_decay)
+    t0 = time.perf_counter()
+    curve = []
+    for epoch in range(budget.epochs):
+        lr = 0.5 * budget.lr * (1 + math.cos(math.pi * epoch / budget.epochs))  # cosine to 0
+        for group in opt.param_groups:
+            group["lr"] = lr
+        net.drop_path_prob = budget.drop_path * epoch / budget.epochs
+        net.train()
+        loss_sum = torch.zeros((), device=device)
+        n = 0
+        for x, y in train_loader:
+            opt.zero_grad(set_to_none=True)
+            logits, aux = net(x)
+            loss = F.cross_entropy(logits, y)
+            if aux is not None:
+                loss = loss + budget.auxiliary_weight * F.cross_entropy(aux, y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), budget.grad_clip)
+            opt.step()
+            loss_sum += loss.detach() * y.shape[0]
+            n += y.shape[0]
+        curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(1, n), "lr": lr})
+        if on_epoch is not None:
+            on_epoch(epoch, curve[-1])
+    test_acc = accuracy(net, test_loader)
+    return {
+        "test_accuracy": test_acc,
+        "source": "retrain",
+        "params": count_parameters(net),
+        "flops": count_flops(net, shape),
+        "eval_channels": budget.channels,
+        "eval_layers": budget.layers,
+        "eval_epochs": budget.epochs,
+        "final_train_loss": curve[-1]["train_loss"] if curve else None,
+        "eval_s": time.perf_counter() - t0,
+    }

@@ -1,0 +1,144 @@
+"""Hook specifications: the whole contract between the harness and its plugins.
+
+A plugin is a module (or object) with functions named like these specs and marked with
+``harness.hookimpl``; it is found through the ``harness`` entry-point group. Registration hooks are
+called once, when the plugin manager is built, with a ``register`` callable; lifecycle hooks fire
+during every run. Per-step behaviour is not a hook: it lives on the components' own methods
+(``BilevelOptimizer.step``, ``Sampler.forward``, ...), so the search hot path never goes through
+pluggy.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("harness")
+
+
+@hookspec
+def harness_register_samplers(register):
+    """Register architecture samplers.
+
+    A sampler owns the architecture parameters (alpha, beta, ...) of a supernet and turns them into
+    the weights of one forward pass (``harness.api.ArchWeights``): a softmax (DARTS), a Gumbel hard
+    one-hot (GDAS), a sigmoid (Single-DARTS), ...
+
+    :param register: call ``register(name, factory, config, doc="")``. ``config`` is a frozen
+        dataclass whose defaults are the paper's settings; ``factory(config, space=, cell_kinds=)``
+        returns an ``nn.Module`` implementing ``harness.api.Sampler``.
+
+    A name already registered by another plugin is an error naming both plugins.
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_register_optimizers(register):
+    """Register bilevel optimizers.
+
+    A bilevel optimizer takes one search step given a train batch and (if ``needs_val_batch``) a
+    validation batch; it owns the weight and architecture optimizers and the weight learning-rate
+    schedule (first-order alternating, second-order unrolled, single-level, K-sample accumulation...).
+
+    :param register: call ``register(name, factory, config, doc="")``; ``factory(config, net=,
+        steps_per_epoch=, epochs=)`` returns a ``harness.api.BilevelOptimizer``.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_register_selectors(register):
+    """Register architecture selectors: supernet -> genotype.
+
+    :param register: call ``register(name, factory, config, doc="")``; ``factory(config)`` returns a
+        ``harness.api.Selector`` whose ``select(net, ctx)`` returns a genotype of ``ctx.space``
+        (magnitude argmax with the space's rule, perturbation-based selection, ...).
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_register_cell_types(register):
+    """Register cell types: how a search cell computes from the sampler's weights.
+
+    :param register: call ``register(name, factory, config, doc="")``; ``factory(config)`` returns a
+        ``harness.api.CellType`` whose ``build(spec)`` makes the body of one cell (mixed: every op
+        weighted; single-path: only the sampled op runs; ...).
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_register_spaces(register):
+    """Register search spaces.
+
+    :param register: call ``register(space)`` with a ``harness.spaces.SearchSpace``: its name, the
+        candidate ops of every edge, how to build the supernet and the evaluation network, the
+        default derivation rule and its genotype format.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_register_benchmarks(register):
+    """Register tabular benchmarks that answer "how good is this architecture" without training.
+
+    :param register: call ``register(name, opener, spaces, doc="")``: ``opener(path)`` returns an
+        object with ``datasets`` and ``query(arch, dataset)``; ``spaces`` names the spaces it covers.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_register_methods(register):
+    """Register methods: named recipes of one component of each kind plus the paper's defaults.
+
+    :param register: call ``register(harness.api.MethodInfo(...))``. The components it names may
+        come from any plugin; they are resolved when a run starts, so a method can use another
+        plugin's selector.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
+def harness_run_start(spec, record):
+    """A run is about to search.
+
+    :param spec: the resolved ``harness.api.RunSpec``.
+    :param record: the ``harness.api.RunRecord`` just stored with status "running"; a hook may add
+        entries to ``record.costs`` or ``record.search``.
+
+    Fires after the store row exists and before the supernet is built. Return value ignored.
+    """
+
+
+@hookspec
+def harness_epoch_end(spec, epoch, stats):
+    """A search epoch ended.
+
+    :param spec: the run's ``RunSpec``.
+    :param epoch: 0-based epoch index.
+    :param stats: dict of floats (``train_loss``, ``val_loss``, ``train_acc``, ``lr``, ``seconds``)
+        and ``probabilities`` (cell kind -> nested lists of the sampler's current probabilities).
+
+    Fires once per search epoch, after the epoch's last step; the loop synchronises with the device
+    only here. Return value ignored.
+    """
+
+
+@hookspec
+def harness_run_end(spec, record):
+    """A run finished, completed or failed.
+
+    :param spec: the run's ``RunSpec``.
+    :param record: the final ``RunRecord`` (``status``, ``genotype``, ``metrics``, ``costs``,
+        ``error``), before it is written; hooks may add entries to ``costs``.
+
+    Fires once per run, also when the run failed. Return value ignored.
+    """

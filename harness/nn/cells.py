@@ -1,0 +1,37 @@
+"""The shared body of a search cell: nodes summing their incoming edges. Cell types subclass it and
+decide what an edge computes from the sampler's weights (``edge_forward``)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from harness.api import ArchWeights, CellSpec
+
+
+class CellBody(nn.Module):
+    """Inputs -> nodes. ``self.ops[e]`` holds edge e's candidate ops in alpha-column order."""
+
+    def __init__(self, spec: CellSpec):
+        super().__init__()
+        self.spec = spec
+        self.kind = spec.kind
+        self.ops = nn.ModuleList(
+            nn.ModuleList(spec.op_factory(name, spec.channels, spec.strides[e]) for name in spec.ops[e])
+            for e in range(len(spec.edges))
+        )
+        self.incoming: list[list[int]] = [[] for _ in range(spec.n_inputs + spec.n_nodes)]
+        for e, (_, dst) in enumerate(spec.edges):
+            self.incoming[dst].append(e)
+
+    def edge_forward(self, e: int, x, arch: ArchWeights):
+        raise NotImplementedError
+
+    def forward(self, states, arch: ArchWeights):
+        states = list(states)
+        for dst in range(self.spec.n_inputs, self.spec.n_inputs + self.spec.n_nodes):
+            outs = [self.edge_forward(e, states[self.spec.edges[e][0]], arch) for e in self.incoming[dst]]
+            outs = [o for o in outs if o is not None]  # an edge a sampler switched off returns None
+            if not outs:
+                raise RuntimeError(f"node {dst} of a {self.kind} cell has no active input edge")
+            states.append(sum(outs[1:], outs[0]))
+        return states

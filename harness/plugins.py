@@ -1,0 +1,193 @@
+"""The plugin manager and the registry of everything plugins register.
+
+``get_plugin_manager()`` is the one place plugins are loaded: entry points of group ``harness``
+(built-in plugins included, found exactly as a third party's), then ``check_pending()`` so that a
+misspelt hook fails loudly. ``load_registry()`` calls the registration hooks once and returns a
+``Registry``: a small typed facade the rest of the harness uses instead of calling hooks itself.
+
+Environment switches (as pytest and llm have them):
+
+* ``HARNESS_DISABLE_PLUGIN_AUTOLOAD=1`` -- load no entry points (tests register plugins by hand).
+* ``HARNESS_PLUGINS=core,darts`` -- load only these entry points.
+* ``HARNESS_TRACE_PLUGINS=1`` -- print every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.api import COMPONENT_KINDS, ComponentInfo, MethodInfo
+from harness.errors import HarnessError, unknown
+
+GROUP = "harness"
+hookimpl = pluggy.HookimplMarker(GROUP)
+
+_KIND_HOOKS = {
+    "sampler": "harness_register_samplers",
+    "optimizer": "harness_register_optimizers",
+    "selector": "harness_register_selectors",
+    "cell": "harness_register_cell_types",
+}
+
+
+def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginManager:
+    """Build a plugin manager with the ``harness`` hook specs and the installed plugins."""
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    if load_entrypoints is None:
+        load_entrypoints = not os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD")
+    if load_entrypoints:
+        allowed = os.environ.get("HARNESS_PLUGINS")
+        if allowed:
+            from importlib.metadata import entry_points
+
+            names = {n.strip() for n in allowed.split(",") if n.strip()}
+            available = {ep.name for ep in entry_points(group=GROUP)}
+            missing = names - available
+            if missing:
+                raise unknown("plugin in HARNESS_PLUGINS", sorted(missing)[0], available)
+            for ep in entry_points(group=GROUP):
+                if ep.name in names and pm.get_plugin(ep.name) is None:
+                    pm.register(ep.load(), name=ep.name)
+        else:
+            pm.load_setuptools_entrypoints(GROUP)
+    if os.environ.get("HARNESS_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
+        pm.enable_tracing()
+    pm.check_pending()
+    return pm
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    name: str
+    opener: Any  # (path) -> benchmark with .datasets and .query(arch, dataset)
+    spaces: tuple[str, ...]
+    plugin: str = ""
+    doc: str = ""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    registers: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Registry:
+    """Everything the installed plugins register, by kind and name."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+        self.components: dict[str, dict[str, ComponentInfo]] = {k: {} for k in COMPONENT_KINDS}
+        self.spaces: dict[str, Any] = {}
+        self.benchmarks: dict[str, BenchmarkInfo] = {}
+        self.methods: dict[str, MethodInfo] = {}
+        self.plugins: dict[str, PluginInfo] = {}
+        self._owner: dict[tuple[str, str], str] = {}
+        dists = {pm.get_name(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+        for name, plugin in pm.list_name_plugin():
+            dist = dists.get(name)
+            self.plugins[name] = PluginInfo(
+                name=name,
+                distribution=dist.project_name if dist else getattr(plugin, "__name__", name),
+                version=dist.version if dist else "unpackaged",
+            )
+        self._collect()
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def _claim(self, kind: str, name: str, plugin: str) -> None:
+        key = (kind, name)
+        if key in self._owner:
+            raise HarnessError(
+                f"{kind} {name!r} is registered twice: by plugin {self._owner[key]!r} and by plugin {plugin!r}"
+            )
+        self._owner[key] = plugin
+        self.plugins[plugin].registers.setdefault(kind, []).append(name)
+
+    def _each_impl(self, hook_name: str):
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            yield impl.plugin_name, impl.function
+
+    def _collect(self) -> None:
+        for kind, hook_name in _KIND_HOOKS.items():
+            for plugin, fn in self._each_impl(hook_name):
+                def register(name, factory, config, doc="", _kind=kind, _plugin=plugin):
+                    self._claim(_kind, name, _plugin)
+                    self.components[_kind][name] = ComponentInfo(
+                        _kind, name, factory, config, plugin=_plugin, doc=doc or (factory.__doc__ or "")
+                    )
+                fn(register=register)
+        for plugin, fn in self._each_impl("harness_register_spaces"):
+            def register_space(space, _plugin=plugin):
+                self._claim("space", space.name, _plugin)
+                self.spaces[space.name] = space
+            fn(register=register_space)
+        for plugin, fn in self._each_impl("harness_register_benchmarks"):
+            def register_benchmark(name, opener, spaces, doc="", _plugin=plugin):
+                self._claim("benchmark", name, _plugin)
+                self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc)
+            fn(register=register_benchmark)
+        for plugin, fn in self._each_impl("harness_register_methods"):
+            def register_method(info: MethodInfo, _plugin=plugin):
+                self._claim("method", info.name, _plugin)
+                self.methods[info.name] = MethodInfo(**{**info.__dict__, "plugin": _plugin})
+            fn(register=register_method)
+
+    # -- look-ups -------------------------------------------------------------------------------
+
+    def component(self, kind: str, name: str) -> ComponentInfo:
+        if kind not in self.components:
+            raise unknown("component kind", kind, COMPONENT_KINDS)
+        table = self.components[kind]
+        if name not in table:
+            raise unknown(kind, name, table)
+        return table[name]
+
+    def method(self, name: str) -> MethodInfo:
+        if name not in self.methods:
+            raise unknown("plugin/method", name, self.methods)
+        return self.methods[name]
+
+    def space(self, name: str):
+        if name not in self.spaces:
+            raise unknown("space", name, self.spaces)
+        return self.spaces[name]
+
+    def benchmark_for(self, space: str) -> BenchmarkInfo | None:
+        for info in self.benchmarks.values():
+            if space in info.spaces:
+                return info
+        return None
+
+    def plugin_versions(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """Distribution name -> version of the given plugins (all when None)."""
+        chosen = self.plugins.values() if names is None else (self.plugins[n] for n in names)
+        return {p.distribution: p.version for p in chosen}
+
+    def plugins_of(self, method: MethodInfo, components: dict[str, str]) -> set[str]:
+        """The plugins that a run of ``method`` with ``components`` uses (the method's own included)."""
+        used = {method.plugin}
+        for kind, name in components.items():
+            used.add(self.components[kind][name].plugin)
+        return used
+
+
+_REGISTRY: Registry | None = None
+
+
+def load_registry(refresh: bool = False) -> Registry:
+    """The process-wide registry (built on first use)."""
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = Registry(get_plugin_manager())
+    return _REGISTRY

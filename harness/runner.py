@@ -1,0 +1,220 @@
+"""Plans a grid of runs, then runs each: search, derive, evaluate, record.
+
+Everything a user can get wrong (names, ``--set`` keys, datasets on disk, benchmark file, device,
+store) is checked while planning, before any record is written. A run that then fails is recorded
+as failed with its error; an identical configuration already completed is skipped unless forced.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness import __version__
+from harness.api import RunRecord, RunSpec
+from harness.config import resolve
+from harness.errors import HarnessError, unknown
+from harness.genotypes import DartsGenotype
+from harness.nn.ops import PARAMETER_FREE
+
+
+def resolve_methods(registry, names: Sequence[str]) -> list:
+    """Each name is a method, or a plugin's entry-point name standing for all its methods."""
+    methods = []
+    for name in names:
+        if name in registry.methods:
+            methods.append(registry.methods[name])
+            continue
+        owned = [m for m in registry.methods.values() if m.plugin == name]
+        if not owned:
+            raise unknown("plugin/method", name, set(registry.methods) | {m.plugin for m in registry.methods.values()})
+        methods.extend(owned)
+    return methods
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HarnessError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise unknown("device", device, ("auto", "cpu", "cuda"))
+    return torch.device(device)
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return "cpu"
+
+
+@dataclass
+class Plan:
+    specs: list[RunSpec]
+    datasets: dict[str, Any]  # name -> ImageData
+    benchmarks: dict[str, Any]  # space -> opened benchmark (only where it covers the dataset)
+
+
+def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: Sequence[str],
+         seeds: Sequence[int], preset: str, swaps: dict[str, str | None], sets, data_dir=None,
+         benchmark_path=None) -> Plan:
+    from harness.data import load_dataset
+
+    method_infos = resolve_methods(registry, methods)
+    for space in spaces:
+        registry.space(space)
+    specs = [resolve(registry, m, space, ds, seed, preset, swaps, sets)
+             for m in method_infos for space in spaces for ds in datasets for seed in seeds]
+    loaded = {ds: load_dataset(ds, data_dir) for ds in datasets}
+    benchmarks: dict[str, Any] = {}
+    for space in spaces:
+        info = registry.benchmark_for(space)
+        if info is None:
+            continue
+        path = benchmark_path
+        if path is None:
+            from harness.benchmarks.nb201 import default_benchmark_path
+
+            path = default_benchmark_path()
+        if path is None:
+            if any(ds in ("cifar10", "cifar100", "imagenet16-120") for ds in datasets):
+                raise HarnessError(f"space {space!r} is evaluated by querying the {info.name} benchmark, but no "
+                                   f"benchmark file was found: pass --benchmark PATH (a compact CSV or an "
+                                   f"official NAS-Bench-201 .pth) or set $HARNESS_NB201_BENCHMARK")
+            continue
+        benchmarks[space] = info.opener(path)
+    return Plan(specs, loaded, benchmarks)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def summarize_genotype(genotype) -> dict[str, Any]:
+    if isinstance(genotype, DartsGenotype):
+        return {"param_free_normal": sum(op in PARAMETER_FREE for op, _ in genotype.normal),
+                "param_free_reduce": sum(op in PARAMETER_FREE for op, _ in genotype.reduce)}
+    return {"param_free": sum(op in PARAMETER_FREE for op in genotype.ops)}
+
+
+def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRecord,
+                log: Callable[[str], None]) -> None:
+    """Search, derive, evaluate; fills ``record`` in place."""
+    import torch
+
+    from harness.data import DeviceLoader, search_split
+    from harness.evaluate import arch_info, retrain
+    from harness.search import run_search
+    from harness.spaces import NetShape
+
+    space = registry.space(spec.space)
+    sb, eb = spec.budget.search, spec.budget.eval
+    info = data.info
+    shape = NetShape(info.channels, info.num_classes, info.resolution)
+    _seed_everything(spec.seed)
+    (tx, ty), (vx, vy) = search_split(data, sb.train_portion, sb.max_train_images)
+    gen = torch.Generator(device=device).manual_seed(spec.seed)
+    train_loader = DeviceLoader(tx, ty, info, sb.batch_size, device, train=True, generator=gen,
+                                max_steps=sb.max_steps_per_epoch)
+    val_loader = DeviceLoader(vx, vy, info, sb.batch_size, device, train=True, generator=gen)
+
+    comp = {kind: registry.component(kind, name) for kind, name in spec.components.items()}
+    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+    cell_type = comp["cell"].factory(spec.hparams["cell"])
+    net = space.build_search_network(sampler, cell_type, sb.channels, sb.layers, shape).to(device)
+    optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
+                                          steps_per_epoch=len(train_loader), epochs=sb.epochs)
+    selector = comp["selector"].factory(spec.hparams["selector"])
+
+    def on_epoch(epoch, stats):
+        registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)
+        log(f"  search epoch {epoch + 1}/{sb.epochs}: train loss {stats['train_loss']:.3f} "
+            f"acc {stats['train_acc']:.1f}% val loss {stats['val_loss']:.3f} ({stats['seconds']:.1f}s)")
+
+    result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
+                        train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
+                        on_epoch=on_epoch)
+    genotype = space.validate(result.genotype)
+    record.genotype = genotype.to_string()
+    record.search = {"curve": result.curve, "probabilities": result.probabilities, "steps": result.steps,
+                     **summarize_genotype(genotype)}
+    record.costs["search_s"] = result.seconds
+    log(f"  genotype: {record.genotype}")
+    del net, optimizer, sampler
+
+    if benchmark is not None and spec.dataset in benchmark.datasets:
+        res = benchmark.query(genotype, spec.dataset)
+        metrics = {"test_accuracy": res.test_accuracy, "source": "benchmark", "benchmark": res.to_dict()}
+        if res.valid_accuracy is not None:
+            metrics["valid_accuracy"] = res.valid_accuracy
+        metrics.update({k: v for k, v in arch_info(space, genotype, eb.channels, eb.layers, shape).items()
+                        if k in ("params", "flops")})
+        record.costs["eval_s"] = 0.0
+    else:
+        metrics = retrain(space, genotype, data, eb, device, spec.seed,
+                          on_epoch=lambda e, s: log(f"  retrain epoch {e + 1}/{eb.epochs}: loss {s['train_loss']:.3f}"))
+        record.costs["eval_s"] = metrics.pop("eval_s")
+    record.metrics = metrics
+    log(f"  test accuracy {metrics['test_accuracy']:.2f}% ({metrics['source']})")
+
+
+def execute(registry, the_plan: Plan, store, device, *, force: bool = False,
+            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[RunRecord]:
+    import torch
+
+    from harness.store import config_key
+
+    records = []
+    for i, spec in enumerate(the_plan.specs, start=1):
+        config = spec.resolved()
+        key = config_key(config)
+        label = f"[{i}/{len(the_plan.specs)}] {spec.method} on {spec.space}/{spec.dataset} seed {spec.seed} ({spec.preset})"
+        done = store.completed(key)
+        if done is not None and not force:
+            log(f"{label}: already completed as run {done.id}, skipped (use --force to run it again)")
+            records.append(done)
+            continue
+        method = registry.method(spec.method)
+        record = RunRecord(
+            method=spec.method, space=spec.space, dataset=spec.dataset, seed=spec.seed, preset=spec.preset,
+            config=config, config_key=key,
+            plugins={"nas-harness": __version__,
+                     **registry.plugin_versions(registry.plugins_of(method, dict(spec.components)))},
+            torch_version=torch.__version__, device=device_name(device),
+        )
+        record = store.start(record)
+        log(f"{label}: run {record.id}")
+        registry.pm.hook.harness_run_start(spec=spec, record=record)
+        try:
+            execute_one(registry, spec, the_plan.datasets[spec.dataset], the_plan.benchmarks.get(spec.space),
+                        device, record, log)
+            record.status = "completed"
+        except KeyboardInterrupt:
+            record.status, record.error = "failed", "interrupted (KeyboardInterrupt)"
+            registry.pm.hook.harness_run_end(spec=spec, record=record)
+            store.fail(record, record.error)
+            raise
+        except Exception as exc:  # a crash mid-run is recorded, never lost
+            record.status = "failed"
+            record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+            log(f"{label}: FAILED: {type(exc).__name__}: {exc}")
+        registry.pm.hook.harness_run_end(spec=spec, record=record)
+        if record.status == "completed":
+            store.finish(record)
+        else:
+            store.fail(record, record.error)
+        records.append(record)
+    return records

@@ -1,0 +1,321 @@
+"""NAS-Bench-201 look-ups: the shared compact CSV, a small official-format file built here, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.benchmarks import nb201
+from harness.benchmarks.nb201 import (
+    BenchmarkResult,
+    NB201Benchmark,
+    convert,
+    default_benchmark_path,
+    open_benchmark,
+)
+from harness.errors import HarnessError
+from harness.genotypes import parse_nb201
+
+SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nb201" / "nb201_test_accuracy_200ep.csv"
+
+ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+ARCH11 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+ARCH284 = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|none~0|nor_conv_1x1~1|none~2|"
+BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+
+
+@pytest.fixture(scope="module")
+def shared() -> NB201Benchmark:
+    if not SHARED_CSV.is_file():
+        pytest.skip(f"shared NAS-Bench-201 table not found at {SHARED_CSV} (needs the ../shared checkout)")
+    return open_benchmark(SHARED_CSV)
+
+
+# ------------------------------------------------------------------------------------ shared CSV
+
+def test_shared_csv_known_numbers(shared):
+    assert len(shared) == 15625
+    assert shared.datasets == ("cifar10", "cifar100", "imagenet16-120")
+    assert shared.query(BEST_C10, "cifar10").test_accuracy == pytest.approx(94.373, abs=1e-3)
+    best = max(shared.arch_strings(), key=lambda a: shared.query(a, "cifar10").test_accuracy)
+    assert best == BEST_C10
+    expected = {"cifar10": 54.30, "cifar100": 15.61, "imagenet16-120": 16.32}
+    for dataset, value in expected.items():
+        res = shared.query(ALL_SKIP, dataset)
+        assert round(res.test_accuracy, 2) == value
+        assert res.valid_accuracy is None and res.index is None
+    res = shared.query(ARCH0, "cifar10")
+    assert res.test_accuracy == pytest.approx(85.8633, abs=1e-4)
+    assert res.arch == ARCH0 and res.dataset == "cifar10"
+
+
+def test_shared_csv_source_and_genotype_input(shared):
+    res = shared.query(parse_nb201(ARCH0), "CIFAR100")  # a genotype object; dataset case-insensitive
+    assert res.dataset == "cifar100"
+    assert res.test_accuracy == pytest.approx(52.9133, abs=1e-4)
+    src = res.source
+    assert src.format == "compact-csv" and src.hp == "200" and src.aggregation == "mean over seeds"
+    assert src.sha256 == hashlib.sha256(SHARED_CSV.read_bytes()).hexdigest()
+    assert Path(src.path) == SHARED_CSV
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["source"]["sha256"] == src.sha256 and d["source"]["hp"] == "200"
+    assert d["test_accuracy"] == res.test_accuracy
+    assert open_benchmark(SHARED_CSV) is shared  # cached per process
+
+
+def test_default_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_NB201_BENCHMARK", str(tmp_path / "x.csv"))
+    assert default_benchmark_path() == tmp_path / "x.csv"
+    monkeypatch.delenv("HARNESS_NB201_BENCHMARK")
+    found = default_benchmark_path()
+    if SHARED_CSV.is_file():
+        assert found == SHARED_CSV
+    else:
+        assert found is None or found.is_file()
+
+
+# ------------------------------------------------------------------------- official format file
+
+# Seed-mean targets (SPEC-FACTS §5.3): per NB201 dataset, per eval set, the hp-200 mean; hp-12 numbers
+# are different on purpose so that reading the library default hp would be caught.
+HP200 = {
+    0: {"cifar10-valid": {"x-valid": 81.9827, "ori-test": 81.52}, "cifar10": {"ori-test": 85.8633},
+        "cifar100": {"x-valid": 52.70, "x-test": 52.9133, "ori-test": 52.81},
+        "ImageNet16-120": {"x-valid": 28.2111, "x-test": 26.6333, "ori-test": 27.42}},
+    11: {"cifar10-valid": {"x-valid": 87.94, "ori-test": 87.65}, "cifar10": {"ori-test": 91.5833},
+         "cifar100": {"x-valid": 67.4533, "x-test": 67.6067, "ori-test": 67.53},
+         "ImageNet16-120": {"x-valid": 30.4111, "x-test": 30.1667, "ori-test": 30.29}},
+    284: {"cifar10-valid": {"x-valid": 86.0467, "ori-test": 85.6367}, "cifar10": {"ori-test": 88.79},
+          "cifar100": {"x-valid": 61.68, "x-test": 62.14, "ori-test": 61.91},
+          "ImageNet16-120": {"x-valid": 33.40, "x-test": 32.4667, "ori-test": 32.93}},
+}
+HP12 = {
+    0: {"cifar10-valid": {"x-valid": 63.364, "ori-test": 63.24}, "cifar10": {"ori-test": 69.55},
+        "cifar100": {"x-valid": 31.84, "x-test": 31.26, "ori-test": 31.55},
+        "ImageNet16-120": {"x-valid": 18.4667, "x-test": 17.00, "ori-test": 17.73}},
+    11: {"cifar10-valid": {"x-valid": 63.278, "ori-test": 63.51}, "cifar10": {"ori-test": 74.00},
+         "cifar100": {"x-valid": 33.64, "x-test": 32.76, "ori-test": 33.20},
+         "ImageNet16-120": {"x-valid": 15.6667, "x-test": 14.7333, "ori-test": 15.20}},
+    284: {"cifar10-valid": {"x-valid": 72.876, "ori-test": 72.41}, "cifar10": {"ori-test": 79.46},
+          "cifar100": {"x-valid": 40.48, "x-test": 39.44, "ori-test": 39.96},
+          "ImageNet16-120": {"x-valid": 22.20, "x-test": 21.7333, "ori-test": 21.97}},
+}
+SEED_OFFSETS = (-1.5, 0.25, 1.25)  # per-seed deviations from the mean; they sum to 0
+STRINGS = {0: ARCH0, 11: ARCH11, 284: ARCH284}
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def _trial(dataset: str, seed: int, epochs: int, finals: dict[str, float], arch: str, index: int) -> dict:
+    """The state dict of one ``nas_201_api.ResultsCount`` (one training run)."""
+    def curve(final: float) -> list[float]:
+        return [final * (0.4 + 0.6 * (e + 1) / epochs) for e in range(epochs)]
+
+    eval_acc1es, eval_losses, eval_times = {}, {}, {}
+    for name, final in finals.items():
+        for e, acc in enumerate(curve(final)):
+            eval_acc1es[f"{name}@{e}"] = acc
+            eval_losses[f"{name}@{e}"] = 3.0 - acc / 50
+            eval_times[f"{name}@{e}"] = 0.5
+    train_final = min(99.9, max(finals.values()) + 5.0)
+    return {
+        "name": dataset, "net_state_dict": None,
+        "train_acc1es": dict(enumerate(curve(train_final))), "train_acc5es": None,
+        "train_losses": {e: 2.0 - e / epochs for e in range(epochs)},
+        "train_times": {e: 10.0 for e in range(epochs)},
+        "arch_config": {"channel": 16, "num_cells": 5, "arch_str": arch, "class_num": 10},
+        "params": 0.1, "flop": 15.0, "seed": seed, "epochs": epochs, "latency": [0.01],
+        "eval_names": list(finals), "eval_acc1es": eval_acc1es, "eval_times": eval_times,
+        "eval_losses": eval_losses,
+    }
+
+
+def _arch_results(index: int, table: dict, seeds: dict[str, list[int]], epochs: int) -> dict:
+    """The state dict of one ``nas_201_api.ArchResults`` (all runs of one arch under one hp)."""
+    all_results, dataset_seed = {}, {}
+    for dataset, means in table.items():
+        dataset_seed[dataset] = sorted(seeds[dataset])
+        for k, seed in enumerate(dataset_seed[dataset]):
+            offset = SEED_OFFSETS[k] if len(dataset_seed[dataset]) == 3 else (-0.5, 0.5)[k]
+            finals = {name: mean + offset for name, mean in means.items()}
+            all_results[(dataset, seed)] = _trial(dataset, seed, epochs, finals, STRINGS[index], index)
+    return {"arch_index": index, "arch_str": STRINGS[index], "all_results": all_results,
+            "dataset_seed": dataset_seed, "clear_net_done": False}
+
+
+def _meta_archs() -> list[str]:
+    """All 15,625 strings, with the three real ones at their real indices (the rest in any order)."""
+    fixed = set(STRINGS.values())
+    rest = iter(s for s in (parse_nb201("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)).to_string()
+                            for ops in itertools.product(OPS, repeat=6)) if s not in fixed)
+    return [STRINGS[i] if i in STRINGS else next(rest) for i in range(5 ** 6)]
+
+
+@pytest.fixture(scope="module")
+def official_file(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("nas_201_api")
+    seeds200 = {"cifar10-valid": [777, 888, 999], "cifar10": [777, 888, 999], "cifar100": [777, 888, 999],
+                "ImageNet16-120": [777, 888, 999]}
+    seeds200_two = dict(seeds200, cifar10=[777, 888])  # arch 11 was trained only twice on cifar10
+    seeds12 = {"cifar10-valid": [111, 777], "cifar10": [111], "cifar100": [111], "ImageNet16-120": [111]}
+    arch2infos = {}
+    for index in STRINGS:
+        arch2infos[index] = {
+            "full": _arch_results(index, HP200[index], seeds200_two if index == 11 else seeds200, 200),
+            "less": _arch_results(index, HP12[index], seeds12, 12),
+        }
+    data = {"meta_archs": _meta_archs(), "arch2infos": arch2infos, "evaluated_indexes": sorted(STRINGS)}
+    path = tmp_path_factory.mktemp("nb201") / "NAS-Bench-201-mini.pth"
+    torch.save(data, path)
+    return path
+
+
+def _check_official_numbers(bench: NB201Benchmark) -> None:
+    for index, arch in STRINGS.items():
+        want, trap = HP200[index], HP12[index]
+        c10 = bench.query(arch, "cifar10")
+        assert c10.index == index
+        assert c10.test_accuracy == pytest.approx(want["cifar10"]["ori-test"], abs=1e-9)
+        assert c10.valid_accuracy == pytest.approx(want["cifar10-valid"]["x-valid"], abs=1e-9)
+        assert c10.test_accuracy != pytest.approx(trap["cifar10"]["ori-test"], abs=0.1)
+        c100 = bench.query(arch, "cifar100")
+        assert c100.test_accuracy == pytest.approx(want["cifar100"]["x-test"], abs=1e-9)
+        assert c100.valid_accuracy == pytest.approx(want["cifar100"]["x-valid"], abs=1e-9)
+        assert c100.test_accuracy != pytest.approx(trap["cifar100"]["x-test"], abs=0.1)
+        im = bench.query(arch, "imagenet16-120")
+        assert im.test_accuracy == pytest.approx(want["ImageNet16-120"]["x-test"], abs=1e-9)
+        assert im.valid_accuracy == pytest.approx(want["ImageNet16-120"]["x-valid"], abs=1e-9)
+        # the mean over seeds, not one seed's number (every seed is >= 0.25 away from the mean)
+        offsets = (-0.5, 0.5) if index == 11 else SEED_OFFSETS
+        single_seed = [want["cifar10"]["ori-test"] + off for off in offsets]
+        assert all(abs(c10.test_accuracy - s) >= 0.25 for s in single_seed)
+
+
+def test_official_format_hp200_mean_over_seeds(official_file):
+    bench = open_benchmark(official_file)
+    assert bench.source.format == "nas-bench-201"
+    assert bench.source.hp == "200" and bench.source.aggregation == "mean over seeds"
+    assert bench.source.sha256 == hashlib.sha256(official_file.read_bytes()).hexdigest()
+    assert len(bench) == 3 and bench.datasets == ("cifar10", "cifar100", "imagenet16-120")
+    _check_official_numbers(bench)
+    # cross-check one number against the library itself, called the right way
+    from nas_201_api import NASBench201API
+    import torch
+    api = NASBench201API(torch.load(official_file, map_location="cpu", weights_only=False), verbose=False)
+    info = api.get_more_info(11, "cifar10", iepoch=None, hp="200", is_random=False)
+    assert bench.query(ARCH11, "cifar10").test_accuracy == pytest.approx(float(info["test-accuracy"]))
+    seeds = api.query_by_index(11, "cifar10", hp="200")
+    singles = [r.get_eval("ori-test")["accuracy"] for r in seeds.values()]
+    assert len(singles) == 2 and all(abs(s - info["test-accuracy"]) > 0.4 for s in singles)
+
+
+def test_convert_official_to_compact_csv(official_file, tmp_path):
+    out = tmp_path / "mini.csv"
+    assert convert(official_file, out) == 3
+    with open(out, newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[:5] == list(nb201.CSV_COLUMNS) and header[5:] == list(nb201.CSV_EXTRA_COLUMNS)
+    bench = open_benchmark(out)
+    assert bench.source.format == "compact-csv"
+    _check_official_numbers(bench)
+    a = open_benchmark(official_file).query(ARCH284, "cifar100")
+    b = bench.query(ARCH284, "cifar100")
+    assert (a.test_accuracy, a.valid_accuracy, a.index) == (b.test_accuracy, b.valid_accuracy, b.index)
+    with pytest.raises(HarnessError, match="official"):
+        convert(out, tmp_path / "again.csv")
+
+
+# ----------------------------------------------------------------------------------- bad inputs
+
+def _raises(fn, *args, contains: str) -> str:
+    with pytest.raises(HarnessError) as info:
+        fn(*args)
+    msg = str(info.value)
+    assert contains in msg, msg
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "nope.csv"
+    msg = _raises(open_benchmark, missing, contains=str(missing))
+    assert "--benchmark" in msg and "HARNESS_NB201_BENCHMARK" in msg
+
+
+def test_not_a_csv(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not a benchmark\njust text\n")
+    msg = _raises(open_benchmark, path, contains=str(path))
+    assert "compact CSV" in msg and ".pth" in msg
+
+
+def test_binary_unknown(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"\x00\x01\x02garbage" * 10)
+    _raises(open_benchmark, path, contains=str(path))
+
+
+def test_csv_wrong_columns(tmp_path):
+    path = tmp_path / "wrong.csv"
+    path.write_text("arch,acc\n" + ARCH0 + ",85.8\n")
+    msg = _raises(open_benchmark, path, contains=str(path))
+    assert "ArchitectureString" in msg and "CIFAR10TestAccuracy200Epochs" in msg
+
+
+def _mini_csv(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    lines = [",".join(nb201.CSV_COLUMNS)] + [f"{a},{b},{c},{arch}," for a, b, c, arch in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_csv_bad_number_and_truncated(tmp_path):
+    bad = _mini_csv(tmp_path / "bad.csv", [("85.86", "5x2.9", "26.6", ARCH0)])
+    msg = _raises(open_benchmark, bad, contains="'5x2.9'")
+    assert str(bad) in msg and "line 2" in msg
+    full = _mini_csv(tmp_path / "trunc.csv", [("85.86", "52.9", "26.6", ARCH0), ("91.58", "67.6", "30.2", ARCH11)])
+    text = full.read_text()
+    full.write_text(text[: text.rindex(ARCH11) + 10])  # cut in the middle of the last row
+    msg = _raises(open_benchmark, full, contains=str(full))
+    assert "line 3" in msg
+
+
+def test_truncated_pth(official_file, tmp_path):
+    path = tmp_path / "truncated.pth"
+    data = official_file.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    msg = _raises(open_benchmark, path, contains=str(path))
+    assert "corrupt" in msg
+
+
+def test_torch_file_without_nb201_keys(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "other.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    msg = _raises(open_benchmark, path, contains=str(path))
+    assert "meta_archs" in msg
+
+
+def test_bad_queries(tmp_path):
+    bench = open_benchmark(_mini_csv(tmp_path / "mini.csv", [("85.86", "52.9", "26.6", ARCH0)]))
+    assert isinstance(bench.query(ARCH0, "cifar10"), BenchmarkResult)
+    msg = _raises(bench.query, ARCH0, "svhn", contains="'svhn'")
+    assert "cifar10, cifar100, imagenet16-120" in msg
+    bad_op = ARCH0.replace("avg_pool_3x3", "sep_conv_3x3")
+    msg = _raises(bench.query, bad_op, "cifar10", contains="'sep_conv_3x3'")
+    assert "nor_conv_3x3" in msg and "avg_pool_3x3" in msg
+    _raises(bench.query, "|nor_conv_3x3~0|+|junk|", "cifar10", contains="|nor_conv_3x3~0|+|junk|")
+    msg = _raises(bench.query, ALL_SKIP, "cifar10", contains=ALL_SKIP)
+    assert "not in" in msg and str(tmp_path / "mini.csv") in msg
+    assert ARCH0 in bench and ALL_SKIP not in bench and "garbage" not in bench
+
+
+def test_official_arch_not_evaluated(official_file):
+    bench = open_benchmark(official_file)
+    _raises(bench.query, ALL_SKIP, "cifar10", contains=ALL_SKIP)
+    _raises(bench.query, ARCH0, "ImageNet16-120x", contains="'ImageNet16-120x'")
