@@ -1,0 +1,143 @@
+"""The CLI as a user drives it: end to end (run two seeds, then the leaderboard) and every bad input."""
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from tests.test_genotypes import ARCH_11, DARTS_V2
+
+TINY = ["--preset", "smoke", "--set", "search.epochs=1", "--set", "eval.epochs=1",
+        "--set", "search.max_train_images=64", "--set", "eval.max_train_images=64", "--quiet"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_every_command_has_help():
+    for path in (["run"], ["leaderboard"], ["plugins"], ["spaces"], ["methods"], ["benchmark", "query"],
+                 ["benchmark", "convert"], ["arch", "info"]):
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, path
+        assert "Usage:" in result.output and len(result.output.splitlines()) > 3
+
+
+def test_end_to_end_two_seeds_then_leaderboard(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    result = invoke("run", "--plugin", "darts", "--space", "s2", "--dataset", "digits", "--seeds", "0-1",
+                    "--store", store, *TINY)
+    assert result.exit_code == 0, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 2 and all("\tcompleted\tdarts\ts2\tdigits\t" in l for l in lines)
+
+    # the same configuration again is skipped, not overwritten
+    again = invoke("run", "--plugin", "darts", "--space", "s2", "--dataset", "digits", "--seeds", "0-1",
+                   "--store", store, *TINY)
+    assert again.exit_code == 0
+    assert sqlite3.connect(store).execute("select count(*) from runs").fetchone()[0] == 2
+
+    out = tmp_path / "lb.json"
+    lb = invoke("leaderboard", "--store", store, "--export", "json", "--output", out)
+    assert lb.exit_code == 0, lb.output
+    data = json.loads(out.read_text())
+    assert "mean ± std" in json.dumps(data["header"], ensure_ascii=False)
+    assert "harness" in data["header"]["command"]
+    row = json.dumps(data["rows"], ensure_ascii=False)
+    assert "darts" in row and "s2" in row
+
+    md = invoke("leaderboard", "--store", store, "--export", "markdown")
+    assert md.exit_code == 0 and "darts" in md.output and "n=2" in md.output
+
+
+def test_record_holds_what_reproduction_needs(tmp_path):
+    from harness.store import ResultStore
+
+    store = tmp_path / "runs.sqlite"
+    invoke("run", "--plugin", "gdas", "--space", "nb201", "--dataset", "digits", "--store", store, *TINY)
+    (record,) = ResultStore(store).records(None)
+    assert record.status == "completed", record.error
+    assert record.genotype.startswith("|") and record.seed == 0
+    assert record.config["components"] == {"sampler": "gumbel", "optimizer": "first-order",
+                                           "selector": "argmax", "cell": "single-path"}
+    assert record.config["hparams"]["sampler"]["tau_max"] == 10.0
+    assert record.config["hparams"]["optimizer"]["order"] == "weight-first"
+    assert {"nas-harness", "nas-harness"} & set(record.plugins)
+    assert record.torch_version and record.device == "cpu"
+    assert record.metrics["source"] == "retrain" and 0 <= record.metrics["test_accuracy"] <= 100
+    assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
+
+
+def test_plugins_and_spaces_listings():
+    plugins = json.loads(invoke("plugins", "--json").output)
+    by_name = {p["name"]: p for p in plugins}
+    assert {"core", "darts", "gdas"} <= set(by_name)
+    assert "softmax" in by_name["darts"]["registers"]["sampler"]
+    assert by_name["darts"]["distribution"] == "nas-harness" and by_name["darts"]["version"]
+    spaces = {s["name"]: s for s in json.loads(invoke("spaces", "--json").output)}
+    assert set(spaces) >= {"darts", "s1", "s2", "s3", "s4", "nb201"}
+    assert spaces["s1"]["ops"]["normal"][0] == ["skip_connect", "dil_conv_3x3"]
+
+
+def test_arch_info_anchor_counts():
+    out = json.loads(invoke("arch", "info", "--space", "darts", DARTS_V2, "--json").output)
+    assert out["params"] == 3_349_342
+    out = json.loads(invoke("arch", "info", "--space", "nb201", ARCH_11, "--json").output)
+    assert out["params"] == 802_426 and out["flops"] == 113_951_360
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "--plugin", "nope"], "unknown plugin/method 'nope'; valid choices:"),
+    (["run", "--plugin", "darts", "--space", "s9"], "unknown space 's9'; valid choices: darts, nb201, s1"),
+    (["run", "--plugin", "darts", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["run", "--plugin", "darts", "--preset", "huge"], "unknown preset 'huge'; valid choices: paper, quick, smoke"),
+    (["run", "--plugin", "darts", "--set", "search.epoch=3"], "unknown key for search 'epoch'"),
+    (["run", "--plugin", "darts", "--set", "rome.k=4"], "unknown --set target 'rome'"),
+    (["run", "--plugin", "darts", "--set", "search.epochs=many"], "search.epochs='many'"),
+    (["run", "--plugin", "darts", "--set", "nodot"], "expected COMPONENT.KEY=VALUE"),
+    (["run", "--plugin", "darts", "--selector", "magic"], "unknown selector 'magic'; valid choices: argmax"),
+    (["run", "--plugin", "darts", "--dataset", "cifar10", "--data-dir", "/nonexistent/dir"], "--data-dir"),
+    (["arch", "info", "--space", "s1", DARTS_V2], "not in space 's1'"),
+    (["arch", "info", "--space", "darts", "Genotype(normal=[('sep_conv_3x3', 9)"], "malformed"),
+    (["benchmark", "query", "--benchmark", "/nonexistent.csv", ARCH_11], "/nonexistent.csv"),
+])
+def test_bad_input_is_one_line_exit_2(args, fragment, tmp_path):
+    result = CliRunner().invoke(cli, args + ["--store", str(tmp_path / "s.sqlite")] if args[0] == "run" else args)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "s.sqlite").exists() or sqlite3.connect(tmp_path / "s.sqlite").execute(
+        "select count(*) from runs").fetchone()[0] == 0
+
+
+def test_cuda_without_gpu_is_refused(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--device", "cuda", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "no CUDA device" in result.output
+
+
+def test_unwritable_store(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--store", str(blocker / "sub" / "r.sqlite"), *TINY])
+    assert result.exit_code == 2 and str(blocker) in result.output
+
+
+def test_crash_mid_search_is_recorded_as_failed(tmp_path, monkeypatch):
+    import harness.search as search
+    from harness.store import ResultStore
+
+    def boom(**kwargs):
+        raise RuntimeError("simulated crash in the search loop")
+
+    monkeypatch.setattr(search, "run_search", boom)
+    store = tmp_path / "runs.sqlite"
+    result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--store", str(store), *TINY])
+    assert result.exit_code == 1
+    (record,) = ResultStore(store).records(None)
+    assert record.status == "failed" and "simulated crash" in record.error
