@@ -17,8 +17,8 @@ from harness.errors import HarnessError, unknown
 # meaningful result on one GPU in well under an hour; paper: the published settings.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
-        "search": {"epochs": 2, "batch_size": 32, "channels": 4, "layers": 5, "max_train_images": 256},
-        "eval": {"epochs": 2, "batch_size": 64, "channels": 8, "layers": 5, "max_train_images": 512,
+        "search": {"epochs": 3, "batch_size": 32, "channels": 4, "layers": 5, "max_train_images": 512},
+        "eval": {"epochs": 10, "batch_size": 64, "channels": 8, "layers": 5, "max_train_images": 2048,
                  "cutout": 0},
     },
     "quick": {
