@@ -28,8 +28,7 @@ def test_hookspecs_module_holds_specs_only_and_each_is_documented():
 
 def test_every_hookspec_has_a_test_and_a_readme_entry():
     """Meta-test (as datasette's): every hook is exercised by some test and mentioned in the docs."""
-    tests = "\n".join(p.read_text() for p in (REPO / "tests").glob("test_*.py") if p.name != Path(__file__).name)
-    tests += Path(__file__).read_text().split("def test_every_hookspec_has_a_test")[0]
+    tests = "\n".join(p.read_text() for p in (REPO / "tests").glob("test_*.py"))  # names are never literal here
     docs = (REPO / "docs" / "hooks.md").read_text()
     for name in SPEC_NAMES:
         assert name in tests, f"no test mentions {name}"
