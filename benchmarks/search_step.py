@@ -31,6 +31,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--sync-check", action="store_true",
+                    help="run one extra step under torch.cuda.set_sync_debug_mode('error'): fails on any "
+                         "host-device synchronisation inside the step")
     args = ap.parse_args(argv)
 
     import torch
@@ -81,6 +84,16 @@ def main(argv=None):
         sync()
         times.append(1000 * (time.perf_counter() - t0))
     ms = statistics.median(times)
+    syncs = "not checked"
+    if args.sync_check and device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            opt.step(net, *pool[0])
+            syncs = "none"
+        except RuntimeError as exc:
+            syncs = f"sync found: {str(exc).splitlines()[0]}"
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     result = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
@@ -88,11 +101,12 @@ def main(argv=None):
         "layers": layers, "device": device_name(device), "torch": torch.__version__,
         "python": platform.python_version(), "ms_per_step_median": round(ms, 2),
         "ms_per_step_min": round(min(times), 2), "images_per_s": round(args.batch / ms * 1000, 1),
-        "peak_mem_gib": round(peak, 3), "steps": args.steps,
+        "peak_mem_gib": round(peak, 3), "steps": args.steps, "host_syncs_in_step": syncs,
     }
     print(json.dumps(result))
     print(f"{args.method} on {args.space}: {ms:.1f} ms/step (median of {args.steps}), "
-          f"{result['images_per_s']} img/s, peak {peak:.2f} GiB  [{result['device']}, torch {torch.__version__}]")
+          f"{result['images_per_s']} img/s, peak {peak:.2f} GiB, host syncs: {syncs}  "
+          f"[{result['device']}, torch {torch.__version__}]")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -245,6 +245,9 @@ class CellSpec:
     strides: tuple[int, ...]
     channels: int
     op_factory: Callable[[str, int, int], nn.Module]  # (op name, channels, stride) -> module
+    position: int = 0  # index of this cell in the network
+    first_of_kind: bool = False  # the first normal / first reduction cell (EnTranNAS's engine cells)
+    space: Any = None  # the SearchSpace (for cell types that derive a genotype themselves)
 
 
 @runtime_checkable

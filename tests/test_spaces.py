@@ -99,3 +99,12 @@ def test_noise_op_ignores_input_and_passes_no_gradient():
     y = op(x)
     assert y.shape == (2, 4, 4, 4) and not y.requires_grad
     assert abs(float(y.mean())) < 0.5 and 0.5 < float(y.std()) < 1.5
+
+
+@pytest.mark.parametrize("resolution, channels", [(8, 1), (16, 3), (28, 1), (32, 3)])
+def test_eval_network_with_auxiliary_head_fits_any_input_size(registry, resolution, channels):
+    space = registry.space("darts")
+    net = space.build_eval_network(space.parse(DARTS_V2), 8, 5, NetShape(channels, 10, resolution), auxiliary=True)
+    net.train()
+    logits, aux = net(torch.randn(2, channels, resolution, resolution))
+    assert logits.shape == aux.shape == (2, 10)

@@ -126,7 +126,8 @@ class DartsFamilySpace(SearchSpace):
 
 
 class SearchCell(nn.Module):
-    def __init__(self, space: DartsFamilySpace, cell_type, c_pp, c_p, c, reduction, reduction_prev):
+    def __init__(self, space: DartsFamilySpace, cell_type, c_pp, c_p, c, reduction, reduction_prev,
+                 position=0, first_of_kind=False):
         super().__init__()
         self.reduction = reduction
         kind = "reduce" if reduction else "normal"
@@ -137,6 +138,7 @@ class SearchCell(nn.Module):
             kind=kind, n_inputs=2, n_nodes=STEPS, edges=EDGES, ops=space.edge_ops(kind),
             strides=tuple(2 if reduction and src < 2 else 1 for src, _ in EDGES), channels=c,
             op_factory=lambda name, ch, stride: darts_op(name, ch, stride, affine=False, search=True),
+            position=position, first_of_kind=first_of_kind, space=space,
         )
         self.body = cell_type.build(spec)
 
@@ -158,11 +160,14 @@ class DartsSearchNetwork(nn.Module):
         c_pp, c_p, c_curr = c_curr, c_curr, channels
         self.cells = nn.ModuleList()
         reduction_prev = False
+        seen: set[bool] = set()
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_curr *= 2
-            cell = SearchCell(space, cell_type, c_pp, c_p, c_curr, reduction, reduction_prev)
+            cell = SearchCell(space, cell_type, c_pp, c_p, c_curr, reduction, reduction_prev,
+                              position=i, first_of_kind=reduction not in seen)
+            seen.add(reduction)
             self.cells.append(cell)
             reduction_prev = reduction
             c_pp, c_p = c_p, STEPS * c_curr
@@ -222,11 +227,12 @@ class EvalCell(nn.Module):
 
 class AuxiliaryHead(nn.Module):
     """After the 2/3 reduction: ReLU, AvgPool 5/3, 1x1 conv 128, BN, ReLU, 2x2 conv 768, BN, ReLU, Linear.
-    Inputs whose map is not 7x7/8x8 (e.g. 28x28 or 8x8 data) are pooled adaptively to 2x2 instead."""
+    The 5/3 pooling gives the 2x2 map the 2x2 conv expects only for 8..10-pixel maps (CIFAR's 8x8);
+    other sizes (28x28 or 8x8 data give 7x7 or 2x2 there) are pooled adaptively to 2x2 instead."""
 
     def __init__(self, c, num_classes, size: int):
         super().__init__()
-        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if size in (7, 8)
+        pool = (nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False) if 8 <= size <= 10
                 else nn.AdaptiveAvgPool2d(2))
         self.features = nn.Sequential(
             nn.ReLU(inplace=True), pool,

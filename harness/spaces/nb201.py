@@ -59,11 +59,12 @@ class _Skeleton(nn.Module):
 
 
 class NB201SearchCell(nn.Module):
-    def __init__(self, space, cell_type, c):
+    def __init__(self, space, cell_type, c, position=0):
         super().__init__()
         spec = CellSpec(kind="normal", n_inputs=1, n_nodes=3, edges=EDGES, ops=space.edge_ops("normal"),
                         strides=(1,) * len(EDGES), channels=c,
-                        op_factory=lambda name, ch, stride: nb201_op(name, ch, stride, affine=False, search=True))
+                        op_factory=lambda name, ch, stride: nb201_op(name, ch, stride, affine=False, search=True),
+                        position=position, first_of_kind=position == 0, space=space)
         self.body = cell_type.build(spec)
 
     def forward(self, x, arch: ArchWeights):
@@ -72,7 +73,8 @@ class NB201SearchCell(nn.Module):
 
 class NB201SearchNetwork(_Skeleton):
     def __init__(self, space, sampler, cell_type, channels, n_cells, shape):
-        super().__init__(channels, n_cells, shape, lambda c: NB201SearchCell(space, cell_type, c))
+        count = iter(range(3 * n_cells))
+        super().__init__(channels, n_cells, shape, lambda c: NB201SearchCell(space, cell_type, c, next(count)))
         self.space = space
         self.sampler = sampler
 
