@@ -122,6 +122,7 @@ class RunRecord:
     plugins: dict[str, str] = field(default_factory=dict)  # distribution name -> version
     torch_version: str = ""
     device: str = ""
+    command: str = ""  # the command line that made the run
     error: str | None = None
     id: int | None = None
     attempt: int = 1

@@ -69,6 +69,10 @@ class SeedsType(click.ParamType):
         return list(dict.fromkeys(seeds))
 
 
+def _command_line() -> str:
+    return "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def handle_errors(fn):
     """Turn a HarnessError into one line on stderr and exit status 2."""
 
@@ -143,7 +147,7 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     results = ResultStore(store)
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     try:
-        records = execute(registry, the_plan, results, dev, force=force, log=log)
+        records = execute(registry, the_plan, results, dev, force=force, log=log, command=_command_line())
     finally:
         results.close()
     for r in records:
@@ -193,7 +197,8 @@ def leaderboard(store, fmt, tablefmt, output, metric, preset, best):
     for r in records:
         plugins.update(r.plugins)
     header = {
-        "command": "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": _command_line(),
+        "run commands": " ; ".join(sorted({r.command for r in records if r.command})),
         "harness": __version__,
         "plugins": ", ".join(f"{k} {v}" for k, v in sorted(plugins.items())),
         "torch": ", ".join(sorted({r.torch_version for r in records})),

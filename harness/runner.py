@@ -171,7 +171,7 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     log(f"  test accuracy {metrics['test_accuracy']:.2f}% ({metrics['source']})")
 
 
-def execute(registry, the_plan: Plan, store, device, *, force: bool = False,
+def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[RunRecord]:
     import torch
 
@@ -193,7 +193,7 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False,
             config=config, config_key=key,
             plugins={"nas-harness": __version__,
                      **registry.plugin_versions(registry.plugins_of(method, dict(spec.components)))},
-            torch_version=torch.__version__, device=device_name(device),
+            torch_version=torch.__version__, device=device_name(device), command=command,
         )
         record = store.start(record)
         log(f"{label}: run {record.id}")

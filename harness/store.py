@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 
 _JSON_FIELDS = ("config", "search", "metrics", "costs", "plugins")
 _COLUMNS = ("method", "space", "dataset", "seed", "preset", "config_key", "attempt", "status", "genotype",
-            *_JSON_FIELDS, "torch_version", "device", "error", "created", "updated")
+            *_JSON_FIELDS, "torch_version", "device", "command", "error", "created", "updated")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
     genotype TEXT, config TEXT NOT NULL, search TEXT NOT NULL, metrics TEXT NOT NULL,
     costs TEXT NOT NULL, plugins TEXT NOT NULL, torch_version TEXT NOT NULL, device TEXT NOT NULL,
-    error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL,
+    command TEXT NOT NULL DEFAULT '', error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL,
     UNIQUE (config_key, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_key ON runs (config_key, status);

@@ -65,7 +65,7 @@ def test_record_holds_what_reproduction_needs(tmp_path):
     assert record.config["hparams"]["sampler"]["tau_max"] == 10.0
     assert record.config["hparams"]["optimizer"]["order"] == "weight-first"
     assert {"nas-harness", "nas-harness"} & set(record.plugins)
-    assert record.torch_version and record.device == "cpu"
+    assert record.torch_version and record.device == "cpu" and record.command.startswith("harness ")
     assert record.metrics["source"] == "retrain" and 0 <= record.metrics["test_accuracy"] <= 100
     assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
 
