@@ -1,121 +1,258 @@
-"""Leaderboards from the store: one row per method, one column per (space, dataset), each cell
-"mean ± std (n=K)" over search seeds (sample std, ddof=1; a single seed shows ± 0.00), plus the mean
-search cost per run and the largest peak memory.
+"""Leaderboards from run records, and their export.
 
-Only completed runs count; where a configuration was run more than once (``--force``) the latest
-completed attempt counts. Runs of different presets are never mixed: ``preset=None`` means the one
-preset present, and several present is an error naming them. ``protocol="best"`` reports the best
-seed instead (the papers' best-of-N), labelled as such.
+The table has one row per method and one column per (space, dataset) present, named
+``"<space> / <dataset>"``, plus ``"search cost"`` and ``"peak memory"``. Cells hold numbers, not text,
+so that exports can carry them (JSON) and tests can check them:
+
+- ``protocol="mean-std"`` (the default, and what this harness recommends): ``{"mean", "std", "n"}``
+  over search seeds; ``std`` is the sample standard deviation (ddof=1). A single seed has no spread
+  to estimate; it is reported as ``std = 0.0`` and its ``n=1`` is always printed beside it.
+- ``protocol="best"``: ``{"best", "n"}``, the best seed, as the papers report it (best-of-N). The
+  exports label it in the header and in every column name.
+- ``"search cost"``: ``{"mean", "unit", "n"}``, the mean of ``costs['search_s']`` per counted run in
+  hours: GPU hours for runs on CUDA, wall-clock hours on the CPU (the unit names which; a row mixing
+  both says so).
+- ``"peak memory"``: ``{"max_gib", "kind"}``, the largest ``costs['peak_mem_bytes']`` (GPU) of the
+  counted runs, or for CPU runs their peak resident memory ``costs['peak_rss_bytes']``, in GiB.
+
+Which runs count: only completed ones, of one preset (budgets are never mixed in a table:
+``preset=None`` means the only preset present, and several present is an error naming them). Where
+the same (method, space, dataset, seed, preset) was run more than once (``--force``, or a changed
+``--set``), the latest completed attempt counts. A method run with a swapped component
+(``--selector pt``) is a different recipe and gets its own row, labelled with the components that
+differ, e.g. ``rome [selector=pt]``. Seeds of one cell that come from different configurations
+(``--set`` overrides on some seeds only) are counted but named in the table's notes, which every
+export prints in its header.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
-from tabulate import tabulate
+from tabulate import tabulate, tabulate_formats
 
+from harness import __version__
 from harness.api import RunRecord
 from harness.errors import HarnessError
+from harness.store import config_key
 
 EXPORT_FORMATS = ("markdown", "csv", "latex", "html", "json")
 PROTOCOLS = ("mean-std", "best")
+PROTOCOL_LABELS = {"mean-std": "mean ± std over search seeds",
+                   "best": "best of N seeds (papers' convention)"}
+TABULATE_DEFAULTS = {"markdown": "github", "latex": "latex", "html": "html"}
+SEARCH_COST, PEAK_MEMORY = "search cost", "peak memory"
 
 
-def _frame(records: list[RunRecord], metric: str) -> pd.DataFrame:
-    rows = []
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numeric_metrics(records: Sequence[RunRecord]) -> list[str]:
+    return sorted({k for r in records for k, v in r.metrics.items() if _number(v)})
+
+
+def _choose_preset(done: Sequence[RunRecord], preset: str | None) -> str:
+    presets = sorted({r.preset for r in done})
+    if preset is None:
+        if len(presets) > 1:
+            raise HarnessError(f"the store holds completed runs of several presets ({', '.join(presets)}); "
+                               f"choose one with --preset")
+        return presets[0]
+    if preset not in presets:
+        raise HarnessError(f"no completed runs of preset {preset!r}; presets present: {', '.join(presets)}")
+    return preset
+
+
+def _labels(records: Sequence[RunRecord]) -> dict[int, str]:
+    """Row label per record (by position): the method, plus the components that differ where one
+    method was run with several component sets (a swap like ``--selector pt``)."""
+    def components(r: RunRecord) -> dict[str, str]:
+        return dict((r.config or {}).get("components") or {})
+
+    sets_by_method: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in records:
-        if r.status != "completed":
-            continue
-        cuda = r.device.startswith("cuda")
-        rows.append({
-            "method": r.method, "space": r.space, "dataset": r.dataset, "seed": r.seed, "preset": r.preset,
-            "key": r.config_key, "attempt": r.attempt, "id": r.id or 0,
-            "value": r.metrics.get(metric),
-            "search_h": (r.costs.get("search_s") or 0.0) / 3600.0,
-            "cost_unit": "GPU h" if cuda else "CPU wall h",
-            "peak_gib": (r.costs.get("peak_mem_bytes") or r.costs.get("peak_rss_bytes") or 0) / 2**30,
-            "mem_kind": "GPU" if cuda else "RSS",
-        })
-    return pd.DataFrame(rows)
+        if components(r) not in sets_by_method[r.method]:
+            sets_by_method[r.method].append(components(r))
+    labels = {}
+    for i, r in enumerate(records):
+        sets = sets_by_method[r.method]
+        kinds = sorted({k for s in sets for k in s if len({s.get(k) for s in sets}) > 1})
+        mine = components(r)
+        swapped = ", ".join(f"{k}={mine.get(k, '?')}" for k in kinds)
+        labels[i] = f"{r.method} [{swapped}]" if kinds else r.method
+    return labels
+
+
+def _latest(records: Sequence[RunRecord], labels: Mapping[int, str]) -> list[tuple[str, RunRecord]]:
+    """One record per (row, space, dataset, seed): the latest completed attempt."""
+    latest: dict[tuple, tuple[tuple, str, RunRecord]] = {}
+    for i, r in enumerate(records):
+        order = (r.created, r.id or 0, r.attempt, i)  # ISO UTC strings sort in time; id breaks ties
+        cell = (labels[i], r.space, r.dataset, r.seed)
+        if cell not in latest or order > latest[cell][0]:
+            latest[cell] = (order, labels[i], r)
+    return [(label, r) for _, label, r in latest.values()]
+
+
+def _search_cost(runs: Sequence[RunRecord]) -> dict[str, Any] | float:
+    measured = [r for r in runs if _number(r.costs.get("search_s"))]
+    if not measured:
+        return math.nan
+    cuda = {r.device.startswith("cuda") for r in measured}
+    unit = "h (GPU and CPU mixed)" if len(cuda) > 1 else "GPU h" if cuda == {True} else "wall h (CPU)"
+    return {"mean": sum(r.costs["search_s"] for r in measured) / 3600.0 / len(measured), "unit": unit,
+            "n": len(measured)}
+
+
+def _peak_memory(runs: Sequence[RunRecord]) -> dict[str, Any] | float:
+    found = []
+    for r in runs:
+        if _number(r.costs.get("peak_mem_bytes")):
+            found.append((r.costs["peak_mem_bytes"], "GPU"))
+        elif _number(r.costs.get("peak_rss_bytes")):
+            found.append((r.costs["peak_rss_bytes"], "CPU RSS"))
+    if not found:
+        return math.nan
+    return {"max_gib": max(b for b, _ in found) / 2**30, "kind": "/".join(sorted({k for _, k in found}))}
 
 
 def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protocol: str = "mean-std",
                 preset: str | None = None) -> pd.DataFrame:
+    """Aggregate completed ``records`` into a table indexed by method (see the module docstring).
+
+    ``df.attrs`` holds ``metric``, ``protocol``, ``protocol_label``, ``preset``, ``notes`` and
+    ``plugins`` (distribution -> its versions among the counted runs, joined by "/").
+    """
     if protocol not in PROTOCOLS:
         raise HarnessError(f"unknown protocol {protocol!r}; valid choices: {', '.join(PROTOCOLS)}")
-    df = _frame(records, metric)
-    if df.empty:
-        raise HarnessError("the store has no completed runs; make some with `harness run --plugin NAME ...`")
-    if df["value"].isna().all():
-        present = sorted({k for r in records for k, v in r.metrics.items() if isinstance(v, (int, float))})
-        raise HarnessError(f"no completed run has metric {metric!r}; metrics present: {', '.join(present) or '(none)'}")
-    presets = sorted(df["preset"].unique())
-    if preset is None:
-        if len(presets) > 1:
-            raise HarnessError(f"the store holds runs of several presets ({', '.join(presets)}); choose one with --preset")
-        preset = presets[0]
-    elif preset not in presets:
-        raise HarnessError(f"no completed runs of preset {preset!r}; presets present: {', '.join(presets)}")
-    df = df[(df["preset"] == preset) & df["value"].notna()]
-    # latest completed attempt per configuration, then one value per (method, space, dataset, seed)
-    df = df.sort_values(["attempt", "id"]).groupby("key", as_index=False).last()
-    df = df.sort_values("id").groupby(["method", "space", "dataset", "seed"], as_index=False).last()
+    done = [r for r in records if r.status == "completed"]
+    if not done:
+        raise HarnessError("the store has no completed runs; make some with `harness run --plugin METHOD --space "
+                           "SPACE --dataset DATASET --seeds 0-3`")
+    present = _numeric_metrics(done)
+    if metric not in present:
+        other = next((r.metrics[metric] for r in done if metric in r.metrics), None)
+        why = f"is not a number ({other!r})" if other is not None else "is in no completed run"
+        raise HarnessError(f"metric {metric!r} {why}; metrics present: {', '.join(present) or '(none)'}")
+    preset = _choose_preset(done, preset)
+    done = [r for r in done if r.preset == preset]
+    chosen = [(label, r) for label, r in _latest(done, _labels(done)) if _number(r.metrics.get(metric))]
+    if not chosen:
+        raise HarnessError(f"no completed run of preset {preset!r} has metric {metric!r}; metrics present in "
+                           f"that preset: {', '.join(_numeric_metrics(done)) or '(none)'}")
 
-    out_rows = []
-    for method, group in df.groupby("method", sort=True):
-        row: dict[str, Any] = {"method": method}
-        for (space, dataset), cell in group.groupby(["space", "dataset"], sort=True):
-            values = cell["value"].astype(float)
-            col = f"{space} / {dataset}"
+    cells: dict[str, dict[tuple[str, str], list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
+    for label, r in chosen:
+        cells[label][(r.space, r.dataset)].append(r)
+    groups = sorted({g for row in cells.values() for g in row})
+    notes, rows = [], []
+    for label in sorted(cells):
+        row: dict[str, Any] = {"method": label}
+        for (space, dataset), runs in sorted(cells[label].items()):
+            values = pd.Series([float(r.metrics[metric]) for r in sorted(runs, key=lambda r: r.seed)])
             n = len(values)
             if protocol == "best":
-                row[col] = {"best": float(values.max()), "n": n}
+                row[f"{space} / {dataset}"] = {"best": float(values.max()), "n": n}
             else:
-                std = float(values.std(ddof=1)) if n > 1 else 0.0
-                row[col] = {"mean": float(values.mean()), "std": std, "n": n}
-        units = sorted(group["cost_unit"].unique())
-        row["search cost"] = {"mean": float(group["search_h"].mean()), "unit": "/".join(units)}
-        row["peak memory"] = {"max_gib": float(group["peak_gib"].max()), "kind": "/".join(sorted(group["mem_kind"].unique()))}
-        out_rows.append(row)
-    table = pd.DataFrame(out_rows).set_index("method")
-    table.attrs.update({"metric": metric, "protocol": protocol, "preset": preset})
+                row[f"{space} / {dataset}"] = {"mean": float(values.mean()),
+                                               "std": float(values.std(ddof=1)) if n > 1 else 0.0, "n": n}
+            configs = {config_key({k: v for k, v in (r.config or {}).items() if k != "seed"}) for r in runs}
+            if len(configs) > 1:
+                notes.append(f"{label} on {space} / {dataset}: its {n} seeds come from {len(configs)} different "
+                             f"configurations (--set overrides on some seeds?)")
+        counted = [r for runs in cells[label].values() for r in runs]
+        row[SEARCH_COST], row[PEAK_MEMORY] = _search_cost(counted), _peak_memory(counted)
+        rows.append(row)
+    columns = [f"{s} / {d}" for s, d in groups] + [SEARCH_COST, PEAK_MEMORY]
+    table = pd.DataFrame(rows, columns=["method", *columns]).set_index("method")
+    versions: dict[str, set[str]] = defaultdict(set)
+    for _, r in chosen:
+        for name, version in r.plugins.items():
+            versions[name].add(str(version))
+    table.attrs.update({"metric": metric, "protocol": protocol, "protocol_label": PROTOCOL_LABELS[protocol],
+                        "preset": preset, "notes": notes,
+                        "plugins": {name: "/".join(sorted(v)) for name, v in sorted(versions.items())}})
     return table
+
+
+# ----------------------------------------------------------------------------------------------
+# export
 
 
 def _cell_text(value: Any) -> str:
     if not isinstance(value, dict):
-        return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        return ""  # no run of this method on this (space, dataset)
     if "best" in value:
         return f"{value['best']:.2f} (best of {value['n']})"
-    if "mean" in value and "std" in value:
+    if "std" in value:
         return f"{value['mean']:.2f} ± {value['std']:.2f} (n={value['n']})"
     if "unit" in value:
         return f"{value['mean']:.4f} {value['unit']}"
     if "max_gib" in value:
         return f"{value['max_gib']:.2f} GiB ({value['kind']})"
-    return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _text_table(df: pd.DataFrame) -> pd.DataFrame:
-    return df.apply(lambda col: col.map(_cell_text))
+def _column_text(column: str, protocol: str) -> str:
+    if column == SEARCH_COST:
+        return "search cost (mean per run)"
+    if column == PEAK_MEMORY:
+        return "peak memory (max)"
+    return f"{column} (best of N)" if protocol == "best" else column
 
 
-def export(df: pd.DataFrame, fmt: str, *, header: dict[str, str], tablefmt: str | None = None) -> str:
+def _json_cell(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
+def export(df: pd.DataFrame, fmt: str, *, header: Mapping[str, str], tablefmt: str | None = None) -> str:
+    """The leaderboard ``df`` as text in ``fmt``, starting with ``header`` as the format's comments.
+
+    ``header`` should name the command, the harness and plugin versions; the reporting protocol,
+    metric, preset and notes come from ``df`` itself (overriding the caller's, so they cannot
+    disagree); the harness version, the counted runs' plugin versions and the date (UTC) are added
+    where the caller gave none. ``tablefmt`` picks tabulate's format for
+    markdown (default "github"), latex ("latex") and html ("html").
+    """
     if fmt not in EXPORT_FORMATS:
         raise HarnessError(f"unknown export format {fmt!r}; valid choices: {', '.join(EXPORT_FORMATS)}")
-    header = {**header, "preset": df.attrs.get("preset", ""), "metric": df.attrs.get("metric", header.get("metric", ""))}
-    lines = [f"{k}: {v}" for k, v in header.items()]
+    if tablefmt is not None and fmt not in TABULATE_DEFAULTS:
+        raise HarnessError(f"a table format ({tablefmt!r}) applies to {', '.join(TABULATE_DEFAULTS)} exports, "
+                           f"not {fmt}")
+    if tablefmt is not None and tablefmt not in tabulate_formats:
+        raise HarnessError(f"unknown table format {tablefmt!r}; valid choices: {', '.join(tabulate_formats)}")
+    protocol = df.attrs.get("protocol", "mean-std")
+    meta: dict[str, Any] = {k: str(v) for k, v in header.items()}
+    meta["protocol"] = PROTOCOL_LABELS[protocol]
+    for key in ("metric", "preset"):
+        if key in df.attrs:
+            meta[key] = str(df.attrs[key])
+    meta.setdefault("harness", __version__)
+    if df.attrs.get("plugins"):
+        meta.setdefault("plugins", ", ".join(f"{k} {v}" for k, v in df.attrs["plugins"].items()))
+    meta.setdefault("date", datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+    for i, note in enumerate(df.attrs.get("notes", ()), start=1):
+        meta[f"note {i}"] = note
+
     if fmt == "json":
-        rows = [{"method": method, **{col: row[col] for col in df.columns if isinstance(row[col], dict)}}
+        rows = [{"method": method, **{col: _json_cell(row[col]) for col in df.columns}}
                 for method, row in df.iterrows()]
-        return json.dumps({"header": header, "rows": rows}, indent=2, ensure_ascii=False)
-    text = _text_table(df)
+        return json.dumps({"header": meta, "rows": rows}, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    # one header entry per line: newlines in a value would end the comment
+    lines = [f"{k}: {' '.join(str(v).split())}" for k, v in meta.items()]
+    text = df.apply(lambda col: col.map(_cell_text)).rename(columns=lambda c: _column_text(c, protocol))
     if fmt == "csv":
         return "".join(f"# {line}\n" for line in lines) + text.to_csv()
-    table = tabulate(text, headers="keys", tablefmt=tablefmt or {"markdown": "github", "latex": "latex",
-                                                                  "html": "html"}[fmt], showindex=True)
+    table = tabulate(text, headers="keys", tablefmt=tablefmt or TABULATE_DEFAULTS[fmt], showindex=True)
     if fmt == "latex":
         return "".join(f"% {line}\n" for line in lines) + table + "\n"
-    return "<!--\n" + "".join(f"  {line}\n" for line in lines) + "-->\n" + table + "\n"
+    # "-->" is the one sequence that would end an HTML comment early
+    return "".join(f"<!-- {line.replace('-->', '-- >')} -->\n" for line in lines) + table + "\n"

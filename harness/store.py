@@ -1,14 +1,22 @@
-"""The results store: one SQLite file (WAL), one row per run attempt, never overwritten.
+"""The results store: one SQLite file, one row per run attempt, history never rewritten.
 
-Every write is one short ``BEGIN IMMEDIATE`` transaction, so several processes can write the same
-file at once without losing a row. A completed row is never updated or deleted: running an identical
-configuration again with ``--force`` adds a row with the next attempt number.
+Why SQLite: it is in the standard library, one file is easy to copy and publish, and in WAL mode
+several processes (a grid split over GPUs, a Ray cluster sharing a disk) can write the same file at
+once. Every write is one short ``BEGIN IMMEDIATE`` transaction, and a writer that finds the file
+locked waits (``busy_timeout``) instead of failing, so no concurrent writer loses a row. WAL needs a
+local file system; on NFS give each machine its own store.
+
+Rows are only ever inserted, or moved once from 'running' to 'completed'/'failed'. Nothing is
+deleted: an identical configuration run again with ``--force`` is a new row with the next attempt
+number, and a row left 'running' by a killed process stays visible as such.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,30 +27,36 @@ from harness.errors import HarnessError
 
 DEFAULT_STORE = Path("harness-runs") / "results.sqlite"
 SCHEMA_VERSION = 1
+STATUSES = ("running", "completed", "failed")
+BUSY_TIMEOUT_S = 30.0
 
 _JSON_FIELDS = ("config", "search", "metrics", "costs", "plugins")
-_COLUMNS = ("method", "space", "dataset", "seed", "preset", "config_key", "attempt", "status", "genotype",
-            *_JSON_FIELDS, "torch_version", "device", "command", "error", "created", "updated")
+# every RunRecord field but ``id`` (the row id), in table order
+_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord) if f.name != "id")
+_SELECT = f"SELECT id, {', '.join(_COLUMNS)} FROM runs"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     method TEXT NOT NULL, space TEXT NOT NULL, dataset TEXT NOT NULL, seed INTEGER NOT NULL,
-    preset TEXT NOT NULL, config_key TEXT NOT NULL, attempt INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
-    genotype TEXT, config TEXT NOT NULL, search TEXT NOT NULL, metrics TEXT NOT NULL,
-    costs TEXT NOT NULL, plugins TEXT NOT NULL, torch_version TEXT NOT NULL, device TEXT NOT NULL,
-    command TEXT NOT NULL DEFAULT '', error TEXT, created TEXT NOT NULL, updated TEXT NOT NULL,
+    preset TEXT NOT NULL, config TEXT NOT NULL, config_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({', '.join(repr(s) for s in STATUSES)})),
+    genotype TEXT, search TEXT NOT NULL, metrics TEXT NOT NULL, costs TEXT NOT NULL,
+    plugins TEXT NOT NULL, torch_version TEXT NOT NULL, device TEXT NOT NULL, command TEXT NOT NULL,
+    error TEXT, attempt INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
     UNIQUE (config_key, attempt)
 );
-CREATE INDEX IF NOT EXISTS runs_key ON runs (config_key, status);
-CREATE INDEX IF NOT EXISTS runs_cell ON runs (method, space, dataset, preset, seed);
-"""
+CREATE INDEX IF NOT EXISTS runs_method ON runs (method);
+CREATE INDEX IF NOT EXISTS runs_space ON runs (space);
+CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset);
+CREATE INDEX IF NOT EXISTS runs_seed ON runs (seed);
+CREATE INDEX IF NOT EXISTS runs_preset ON runs (preset);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+"""  # config_key is indexed by its UNIQUE constraint
 
 
 def config_key(config: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a resolved configuration: a run's identity."""
+    """sha256 of the canonical JSON of a resolved configuration: a run's identity in the store."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -50,106 +64,194 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _plain(value: Any) -> Any:
+    """JSON fallback for what plugins tend to leave in metrics: numpy/torch scalars and arrays, paths.
+
+    Anything else becomes its ``str``: a finished run must never be lost to a value json rejects.
+    """
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=_plain)
+
+
 class ResultStore:
+    """Run records in the SQLite file ``path`` (created, with its folders, if absent).
+
+    One connection per instance. An instance inherited through ``fork`` reconnects on first use in
+    the child, since a SQLite connection must not cross processes.
+    """
+
     def __init__(self, path: str | Path = DEFAULT_STORE):
         self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._pid = -1
         try:
             if self.path.is_dir():
                 raise OSError("it is a directory")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.strip().split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._db.execute("COMMIT")
+            self._connect()
+            self._ensure_schema()
         except (OSError, sqlite3.Error) as exc:
-            raise HarnessError(f"cannot use results store {str(self.path)!r} ({exc}); pass --store PATH "
-                               f"to a writable SQLite file") from None
-        version = int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise HarnessError(f"results store {str(self.path)!r} has schema version {version}, newer than this "
-                               f"harness understands ({SCHEMA_VERSION}); upgrade nas-harness")
-
-    def _write(self, sql: str, params: tuple) -> sqlite3.Cursor:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            cur = self._db.execute(sql, params)
-            self._db.execute("COMMIT")
-            return cur
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self.close()
+            raise self._unusable(exc) from None
+        except HarnessError:
+            self.close()
             raise
+
+    def _unusable(self, exc: BaseException) -> HarnessError:
+        return HarnessError(f"cannot use results store {str(self.path)!r} ({exc}); pass --store PATH with a "
+                            f"writable SQLite file")
+
+    def _connect(self) -> None:
+        # isolation_level=None: no implicit transactions; every write opens its own BEGIN IMMEDIATE
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._pid = os.getpid()
+        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+
+    def _ensure_schema(self) -> None:
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None:  # check before touching anything a newer harness may have changed
+                try:
+                    version = int(row[0])
+                except ValueError:
+                    raise HarnessError(f"results store {str(self.path)!r} has an unreadable schema version "
+                                       f"{row[0]!r}; pass --store PATH to use another file") from None
+                if version > SCHEMA_VERSION:
+                    raise HarnessError(f"results store {str(self.path)!r} has schema version {version}, newer than "
+                                       f"this harness understands ({SCHEMA_VERSION}); upgrade nas-harness or pass "
+                                       f"--store PATH to use another file")
+            # one statement at a time: executescript would COMMIT the open transaction first
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise HarnessError(f"results store {str(self.path)!r} is closed")
+        if self._pid != os.getpid():
+            self._connect()
+        return self._db
+
+    def _transaction(self):
+        return _Immediate(self.db)
+
+    # ------------------------------------------------------------------------------------------
+    # writes
 
     def start(self, record: RunRecord) -> RunRecord:
-        """Insert a 'running' row; sets ``id``, ``attempt``, ``created`` and ``updated``."""
-        record.created = record.updated = _now()
+        """Insert ``record`` as a 'running' row; sets its ``id``, ``attempt``, ``created``, ``updated``.
+
+        ``attempt`` is 1 + the number of rows already holding the same ``config_key`` (any status),
+        counted inside the inserting transaction so that concurrent writers never share a number.
+        """
         record.status = "running"
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            (n,) = self._db.execute("SELECT COUNT(*) FROM runs WHERE config_key = ?", (record.config_key,)).fetchone()
-            record.attempt = n + 1
-            values = self._values(record)
-            cur = self._db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                                   values)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        record.created = record.updated = _now()
+        with self._transaction() as db:
+            (earlier,) = db.execute("SELECT COUNT(*) FROM runs WHERE config_key = ?", (record.config_key,)).fetchone()
+            record.attempt = earlier + 1
+            cur = db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                             self._values(record))
         record.id = cur.lastrowid
         return record
 
     def finish(self, record: RunRecord) -> None:
-        record.updated = _now()
-        self._update(record)
+        """Mark the started row completed, with the record's genotype, search, metrics and costs."""
+        record.status, record.updated = "completed", _now()
+        self._settle(record)
 
     def fail(self, record: RunRecord, error: str) -> None:
+        """Mark the started row failed, keeping ``error`` (and whatever the run had filled in)."""
         record.status, record.error, record.updated = "failed", error, _now()
-        self._update(record)
+        self._settle(record)
 
-    def _update(self, record: RunRecord) -> None:
+    def _settle(self, record: RunRecord) -> None:
         if record.id is None:
-            raise ValueError("record was never started")
+            raise HarnessError(f"run of {record.method} on {record.space}/{record.dataset} seed {record.seed} was "
+                               f"never started in {str(self.path)!r}; call start() first")
         cols = ("status", "genotype", *_JSON_FIELDS, "error", "updated")
         values = dict(zip(_COLUMNS, self._values(record)))
-        cur = self._write(f"UPDATE runs SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ? AND status = 'running'",
-                          (*(values[c] for c in cols), record.id))
+        with self._transaction() as db:
+            cur = db.execute(f"UPDATE runs SET {', '.join(c + ' = ?' for c in cols)} "
+                             f"WHERE id = ? AND status = 'running'", (*(values[c] for c in cols), record.id))
         if cur.rowcount != 1:
-            raise HarnessError(f"run {record.id} in {str(self.path)!r} is no longer running; refusing to overwrite it")
+            raise HarnessError(f"run {record.id} in {str(self.path)!r} is not running (absent, or already "
+                               f"completed or failed); refusing to overwrite it")
 
     @staticmethod
     def _values(record: RunRecord) -> tuple:
-        out = []
-        for col in _COLUMNS:
-            value = getattr(record, col)
-            out.append(json.dumps(value, sort_keys=True) if col in _JSON_FIELDS else value)
-        return tuple(out)
+        return tuple(_dumps(getattr(record, c)) if c in _JSON_FIELDS else getattr(record, c) for c in _COLUMNS)
 
-    def _row(self, row: sqlite3.Row | tuple) -> RunRecord:
+    # ------------------------------------------------------------------------------------------
+    # reads
+
+    @staticmethod
+    def _record(row: tuple) -> RunRecord:
         data = dict(zip(("id", *_COLUMNS), row))
         for col in _JSON_FIELDS:
             data[col] = json.loads(data[col])
         return RunRecord(**data)
 
-    def completed(self, key: str) -> RunRecord | None:
-        row = self._db.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM runs WHERE config_key = ? AND "
-                               f"status = 'completed' ORDER BY attempt DESC LIMIT 1", (key,)).fetchone()
-        return self._row(row) if row else None
+    def completed(self, config_key: str) -> RunRecord | None:
+        """The latest completed attempt of the configuration ``config_key``, or None."""
+        row = self.db.execute(f"{_SELECT} WHERE config_key = ? AND status = 'completed' ORDER BY attempt DESC LIMIT 1",
+                              (config_key,)).fetchone()
+        return self._record(row) if row else None
 
     def records(self, status: str | None = "completed") -> list[RunRecord]:
-        sql = f"SELECT id, {', '.join(_COLUMNS)} FROM runs"
-        rows = (self._db.execute(sql + " WHERE status = ? ORDER BY id", (status,)) if status
-                else self._db.execute(sql + " ORDER BY id"))
-        return [self._row(r) for r in rows.fetchall()]
+        """Every row with ``status`` (None: every row), oldest first."""
+        if status is None:
+            rows = self.db.execute(f"{_SELECT} ORDER BY id")
+        elif status in STATUSES:
+            rows = self.db.execute(f"{_SELECT} WHERE status = ? ORDER BY id", (status,))
+        else:
+            raise HarnessError(f"unknown run status {status!r}; valid choices: {', '.join(STATUSES)}")
+        return [self._record(r) for r in rows.fetchall()]
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None and self._pid == os.getpid():
+            self._db.close()
+        self._db = None
 
-    def __enter__(self):
+    def __enter__(self) -> ResultStore:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.path)!r})"
+
+
+class _Immediate:
+    """``with _Immediate(db) as db:`` one write transaction, taken with the write lock up front.
+
+    BEGIN IMMEDIATE (not DEFERRED) so two writers never both read, then both try to upgrade to a
+    write lock; that deadlock is answered with SQLITE_BUSY at once, bypassing the busy timeout.
+    """
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
+            self.db.execute("ROLLBACK")
