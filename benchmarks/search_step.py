@@ -30,6 +30,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE",
+                    help="override a component setting, as `harness run --set`")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--sync-check", action="store_true",
                     help="run one extra step under torch.cuda.set_sync_debug_mode('error'): fails on any "
@@ -39,7 +41,7 @@ def main(argv=None):
     import torch
 
     from harness.api import Batch
-    from harness.config import resolve
+    from harness.config import parse_sets, resolve
     from harness.plugins import load_registry
     from harness.runner import device_name, resolve_device
     from harness.spaces import NetShape
@@ -49,7 +51,7 @@ def main(argv=None):
     method = registry.method(args.method)
     space = registry.space(args.space)
     layers = args.layers or (5 if space.family == "nb201" else 8)
-    spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {}, [])
+    spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {}, parse_sets(args.sets))
     comp = {k: registry.component(k, n) for k, n in spec.components.items()}
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
@@ -97,7 +99,7 @@ def main(argv=None):
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     result = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
-        "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
+        "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
         "layers": layers, "device": device_name(device), "torch": torch.__version__,
         "python": platform.python_version(), "ms_per_step_median": round(ms, 2),
         "ms_per_step_min": round(min(times), 2), "images_per_s": round(args.batch / ms * 1000, 1),
