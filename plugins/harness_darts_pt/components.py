@@ -1,0 +1,431 @@
+"""DARTS-PT components (paper: Rethinking Architecture Selection in Differentiable NAS; SPEC-FACTS §4.5).
+
+``pt`` selector (Algorithm 1, usable after any supernet-based search: ``--selector pt``)
+  *Operation selection*: at every projection point one undecided edge per cell kind is picked at
+  random (``random.Random(ctx.seed)``). For each candidate op o on it, o's weight on that edge is set to
+  0 (other weights unchanged, no renormalisation) and the supernet's validation accuracy is measured
+  (network in train mode, so BatchNorm uses batch statistics; under no_grad; over ``ctx.val_batches()``,
+  capped at ``max_val_batches`` batches, None = the whole split). The op whose removal gives the
+  LOWEST accuracy (``criterion="loss"``: the highest loss) is kept: the edge becomes a fixed one-hot.
+  *Topology selection* (DARTS spaces): for every node with more than 2 inputs (one node per cell kind
+  per projection point, nodes in random order), each remaining edge's whole weight row is zeroed in
+  turn and the edge whose removal leaves the HIGHEST accuracy is dropped, until 2 remain.
+  *Fine-tuning*: between two projection points the supernet is trained with the run's own bilevel
+  optimizer (``ctx.optimizer.step``; alpha keeps being updated unless the optimizer freezes it) for
+  ``tune_epochs_per_decision`` passes over ``ctx.train_batches()`` (or exactly ``tune_steps`` steps
+  when set), with the weight optimizer's lr set to ``tune_lr`` (0.0025 = 0.025/10) in its param groups
+  and decayed by a cosine to ``tune_lr_min`` over the whole tuning (``tune_lr_schedule="constant"``
+  keeps it fixed: the reference's NB201 setting). Momentum buffers are reset first (the reference
+  re-creates its SGD); lr and mode are restored afterwards.
+  The genotype is the space's own ``derive()`` rule applied to the projected weights (decided edges
+  one-hot, dropped edges zero), so on DARTS spaces it reads off exactly the two kept edges per node.
+
+Projection is a wrapper around the network's sampler (``net.sampler`` is replaced for the duration of
+``select`` and always restored): every forward, in fine-tuning and in evaluation, returns the sampler's
+weights with decided rows replaced by their one-hot and dropped/masked entries zeroed.
+
+Choices where the paper is vague (config fields):
+  * no fine-tuning before the first decision nor after the last one (the last epoch the reference trains
+    after its final decision cannot change the genotype); ``tune_epochs_per_decision = 5`` (proj_intv).
+  * ``select_none`` ("auto"): on spaces whose derivation skips ``none`` (the DARTS family) ``none`` is
+    never a candidate, so a decided op is always one the genotype can hold; on NB201 it is.
+  * ``topology`` ("auto"): on for spaces whose genotype keeps two inputs per node (DARTS family), off
+    for NB201 (the paper's NB201 procedure has no topology step).
+
+Samplers: dense samplers (softmax, sigmoid, fixed-uniform, ... whose ``ArchWeights.host_index`` is None)
+are projected exactly as in the paper, with the ``mixed`` cell. Single-path samplers (``host_index``
+set, e.g. ``gumbel``) only ever run one op per edge, so zeroing one op's weight cannot be measured on a
+mixture. For them the selector measures the *deterministic argmax path* of the projected
+``probabilities()``: removing op o makes the edge run its next most probable op, a decided edge runs
+its op, a dropped edge is switched off (``host_active``). During fine-tuning the sampler keeps
+sampling, with decided edges forced to their op and dropped edges off.
+
+``fixed-uniform`` sampler (DARTS+PT with fixed alpha, "blank" mode): alpha = ``init_scale * randn``
+(default 0: the paper's alpha = 0, exactly uniform softmax) is never trained. alpha stays a parameter
+(requires_grad, so every optimizer can build its Adam over it) but a gradient hook replaces its
+gradient with zeros, so with the default zero init no optimizer moves it (Adam/SGD of a zero
+parameter with zero gradient is exactly zero, weight decay included). The sampler sets
+``frozen = True``; the ``frozen-arch`` optimizer (a first-order DARTS variant used by the
+``darts-pt-fixed-alpha`` method) then skips the architecture step (no val forward/backward, no val
+batch drawn) — with any other sampler it behaves exactly like ``first-order``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.api import ArchWeights, Batch, SelectionContext, StepStats
+from harness.errors import HarnessError
+from harness_darts.components import BilevelConfig, FirstOrderBilevel
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-alpha sampler and the first-order variant that skips the arch step for it
+
+
+@dataclass(frozen=True)
+class FixedUniformConfig:
+    init_scale: float = 0.0  # 0: alpha = 0 (the paper); the reference code leaves 1e-3*randn
+
+
+class FixedUniformSampler(nn.Module):
+    """softmax(alpha) with alpha frozen at its init (gradients zeroed by a hook)."""
+
+    frozen = True
+
+    def __init__(self, config: FixedUniformConfig, space):
+        super().__init__()
+        self.config = config
+        self.alphas = nn.ParameterDict({
+            kind: nn.Parameter(config.init_scale * torch.randn(len(space.edges), space.n_ops))
+            for kind in space.cell_kinds
+        })
+        for a in self.alphas.values():
+            a.register_hook(torch.zeros_like)
+
+    def forward(self) -> ArchWeights:
+        return ArchWeights({kind: F.softmax(a, dim=-1) for kind, a in self.alphas.items()})
+
+    def probabilities(self):
+        return {kind: F.softmax(a.detach(), dim=-1) for kind, a in self.alphas.items()}
+
+    def arch_parameters(self):
+        return list(self.alphas.values())
+
+    def set_progress(self, epoch, total_epochs):
+        pass
+
+    def regularization(self):
+        return None
+
+
+class FrozenArchFirstOrder(FirstOrderBilevel):
+    """First-order DARTS that skips the architecture step when the sampler says ``frozen``."""
+
+    def __init__(self, config: BilevelConfig, net, steps_per_epoch: int, epochs: int):
+        super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        self.frozen = bool(getattr(net.sampler, "frozen", False))
+        self.needs_val_batch = not self.frozen
+        self.arch_enabled = not self.frozen
+
+    def set_progress(self, epoch, total_epochs):
+        super().set_progress(epoch, total_epochs)
+        self.arch_enabled = self.arch_enabled and not self.frozen
+
+
+# ---------------------------------------------------------------------------------------------
+# Projection wrapper
+
+
+class ProjectedSampler(nn.Module):
+    """Wraps a sampler; applies the selector's decisions to every forward.
+
+    State (Python, changed only between evaluations): ``decided[kind][edge] = op``, ``dropped[kind]``
+    (edges switched off), and one temporary perturbation ``mask_op = (kind, edge, op)`` or
+    ``mask_edge = (kind, edge)``."""
+
+    def __init__(self, base, space, single_path: bool):
+        super().__init__()
+        self.base = base
+        self.space = space
+        self.single_path = single_path
+        self.evaluating = False
+        self.decided: dict[str, dict[int, int]] = {k: {} for k in space.cell_kinds}
+        self.dropped: dict[str, set[int]] = {k: set() for k in space.cell_kinds}
+        self.mask_op: tuple[str, int, int] | None = None
+        self.mask_edge: tuple[str, int] | None = None
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.frozen = bool(getattr(base, "frozen", False))
+
+    # Sampler protocol, delegated
+    def arch_parameters(self):
+        return self.base.arch_parameters()
+
+    def set_progress(self, epoch, total_epochs):
+        self.base.set_progress(epoch, total_epochs)
+
+    def regularization(self):
+        return self.base.regularization()
+
+    # state
+    def changed(self):
+        self._tensors = None
+
+    def _off(self, kind: str) -> set[int]:
+        off = set(self.dropped[kind])
+        if self.mask_edge is not None and self.mask_edge[0] == kind:
+            off.add(self.mask_edge[1])
+        return off
+
+    def _keep_fixed(self, kind: str, like: torch.Tensor):
+        """(keep, fixed): projected = w * keep + fixed."""
+        if self._tensors is None:
+            self._tensors = {}
+        if kind not in self._tensors:
+            keep = torch.ones(like.shape)
+            fixed = torch.zeros(like.shape)
+            for e, k in self.decided[kind].items():
+                keep[e] = 0.0
+                fixed[e, k] = 1.0
+            for e in self._off(kind):
+                keep[e] = 0.0
+                fixed[e] = 0.0
+            if self.mask_op is not None and self.mask_op[0] == kind:
+                keep[self.mask_op[1], self.mask_op[2]] = 0.0
+            self._tensors[kind] = (keep.to(like.device, like.dtype), fixed.to(like.device, like.dtype))
+        return self._tensors[kind]
+
+    def project(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for kind, w in weights.items():
+            keep, fixed = self._keep_fixed(kind, w)
+            out[kind] = w * keep + fixed
+        return out
+
+    def probabilities(self):
+        return self.project(self.base.probabilities())
+
+    def _host_active(self, arch_active, kind, n_edges):
+        active = list(arch_active[kind]) if arch_active is not None else [True] * n_edges
+        for e in self._off(kind):
+            active[e] = False
+        return active
+
+    def forward(self) -> ArchWeights:
+        if not self.single_path:
+            arch = self.base()
+            return ArchWeights(self.project(arch.weights), index=arch.index, host_index=arch.host_index,
+                               host_active=arch.host_active, edge_weights=arch.edge_weights,
+                               active=arch.active)
+        if self.evaluating:
+            # deterministic argmax path of the projected probabilities
+            probs = self.probabilities()
+            index = {k: p.argmax(dim=-1) for k, p in probs.items()}
+            host = {k: v for k, v in zip(index, torch.stack(list(index.values())).tolist())}
+            weights = {k: F.one_hot(index[k], p.shape[-1]).to(p.dtype) for k, p in probs.items()}
+            active = {k: self._host_active(None, k, p.shape[0]) for k, p in probs.items()}
+            return ArchWeights(weights, index=index, host_index=host, host_active=active)
+        arch = self.base()
+        weights, index, host = dict(arch.weights), dict(arch.index or {}), {}
+        for kind, w in arch.weights.items():
+            keep, fixed = self._keep_fixed(kind, w)
+            weights[kind] = w * keep + fixed
+            h = list(arch.host_index[kind])
+            for e, k in self.decided[kind].items():
+                h[e] = k
+            host[kind] = h
+            if kind in index:
+                index[kind] = torch.tensor(h, device=w.device)
+        active = {k: self._host_active(arch.host_active, k, w.shape[0]) for k, w in arch.weights.items()}
+        return ArchWeights(weights, index=index or None, host_index=host, host_active=active,
+                           edge_weights=arch.edge_weights, active=arch.active)
+
+
+# ---------------------------------------------------------------------------------------------
+# Selector
+
+_AUTO = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class PTConfig:
+    tune_epochs_per_decision: int = 5  # proj_intv in the reference scripts
+    tune_steps: int | None = None  # if set: exactly this many optimizer steps between decisions
+    tune_lr: float | None = 0.0025  # weight lr while fine-tuning (0.025 / 10); None keeps the run's lr
+    tune_lr_min: float = 0.001
+    tune_lr_schedule: str = "cosine"  # "cosine" (reference, DARTS spaces) | "constant" (reference, NB201)
+    reset_momentum: bool = True
+    max_val_batches: int | None = None  # None: the whole validation split per measurement
+    criterion: str = "acc"  # "acc" | "loss"
+    topology: str = "auto"  # auto: on for spaces keeping 2 inputs per node (DARTS family)
+    select_none: str = "auto"  # auto: `none` is a candidate op only where the derivation keeps it (NB201)
+
+    def __post_init__(self):
+        for name in ("topology", "select_none"):
+            if getattr(self, name) not in _AUTO:
+                raise ValueError(f"{name} must be one of {', '.join(_AUTO)}, not {getattr(self, name)!r}")
+        if self.criterion not in ("acc", "loss"):
+            raise ValueError(f"criterion must be 'acc' or 'loss', not {self.criterion!r}")
+        if self.tune_lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"tune_lr_schedule must be 'cosine' or 'constant', not {self.tune_lr_schedule!r}")
+
+
+def _cycle(make):
+    while True:
+        empty = True
+        for b in make():
+            empty = False
+            yield b
+        if empty:
+            raise HarnessError("selector 'pt': the data split used for fine-tuning is empty")
+
+
+class PerturbationSelector:
+    """DARTS-PT's perturbation-based selection with fine-tuning between decisions."""
+
+    def __init__(self, config: PTConfig):
+        self.config = config
+        self.decisions: list[tuple] = []  # ("op", kind, edge, op) / ("drop", kind, edge), in order
+
+    # -- measuring ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def score(self, net, ctx: SelectionContext) -> float:
+        """Validation accuracy (or minus the loss) of the projected supernet, BN in train mode."""
+        device = next(net.parameters()).device
+        net.train()
+        correct = torch.zeros((), device=device)
+        loss = torch.zeros((), device=device)
+        n = 0
+        batches = ctx.val_batches()
+        if self.config.max_val_batches is not None:
+            batches = itertools.islice(batches, self.config.max_val_batches)
+        for b in batches:
+            x, y = b.x.to(device, non_blocking=True), b.y.to(device, non_blocking=True)
+            logits = net(x)
+            correct += (logits.argmax(dim=1) == y).sum()
+            loss += F.cross_entropy(logits, y, reduction="sum")
+            n += y.shape[0]
+        if n == 0:
+            raise HarnessError("selector 'pt' needs validation data, but ctx.val_batches() yielded none")
+        return float(correct) / n if self.config.criterion == "acc" else -float(loss) / n
+
+    # -- fine-tuning ----------------------------------------------------------------------------
+
+    def _weight_groups(self, optimizer):
+        w_opt = getattr(optimizer, "w_opt", None)
+        return w_opt, (w_opt.param_groups if w_opt is not None else [])
+
+    def tune(self, net, ctx: SelectionContext, interval: int, n_intervals: int):
+        c = self.config
+        if c.tune_steps is None and c.tune_epochs_per_decision <= 0 or c.tune_steps == 0:
+            return
+        opt = ctx.optimizer
+        _, groups = self._weight_groups(opt)
+        if c.tune_lr is not None:
+            lr = c.tune_lr
+            if c.tune_lr_schedule == "cosine":
+                lr = c.tune_lr_min + 0.5 * (c.tune_lr - c.tune_lr_min) * (
+                    1 + math.cos(math.pi * interval / max(1, n_intervals)))
+            for g in groups:
+                g["lr"] = lr
+        net.train()
+        val_stream = _cycle(ctx.val_batches) if opt.needs_val_batch else None
+        if c.tune_steps is not None:
+            train_iter = itertools.islice(_cycle(ctx.train_batches), c.tune_steps)
+        else:
+            train_iter = itertools.chain.from_iterable(ctx.train_batches() for _ in range(c.tune_epochs_per_decision))
+        for b in train_iter:
+            opt.step(net, b, next(val_stream) if val_stream is not None else None)
+
+    # -- the algorithm --------------------------------------------------------------------------
+
+    def select(self, net, ctx: SelectionContext):
+        c = self.config
+        space = ctx.space
+        base = net.sampler
+        probe = base()
+        single_path = probe.host_index is not None
+        wrapper = ProjectedSampler(base, space, single_path)
+        was_training = net.training
+        opt = ctx.optimizer
+        w_opt, groups = self._weight_groups(opt)
+        saved_lr = [g["lr"] for g in groups]
+        if c.reset_momentum and w_opt is not None and c.tune_lr is not None:
+            w_opt.state.clear()
+        self.decisions = []
+        net.sampler = wrapper
+        try:
+            return self._select(net, ctx, wrapper)
+        finally:
+            net.sampler = base
+            for g, lr in zip(groups, saved_lr):
+                g["lr"] = lr
+            net.train(was_training)
+
+    def _select(self, net, ctx, wrapper: ProjectedSampler):
+        c = self.config
+        space = ctx.space
+        rng = random.Random(ctx.seed)
+        kinds = tuple(space.cell_kinds)
+        derive_keeps_two = space.family == "darts"
+        topology = c.topology == "on" or (c.topology == "auto" and derive_keeps_two)
+        select_none = c.select_none == "on" or (c.select_none == "auto" and not derive_keeps_two)
+
+        undecided = {k: list(range(len(space.edges))) for k in kinds}
+        multi_input = {k: [n for n in range(space.n_inputs, space.n_inputs + space.n_nodes)
+                           if sum(1 for _, d in space.edges if d == n) > 2] for k in kinds}
+        n_op_points = max(len(v) for v in undecided.values())
+        n_topo_points = max(len(v) for v in multi_input.values()) if topology else 0
+        n_intervals = max(0, n_op_points + n_topo_points - 1)
+        point = 0
+
+        def next_point():
+            nonlocal point
+            if point > 0:
+                self.tune(net, ctx, point - 1, n_intervals)
+            point += 1
+
+        # operation selection
+        while any(undecided.values()):
+            next_point()
+            for kind in kinds:
+                if not undecided[kind]:
+                    continue
+                e = rng.choice(undecided[kind])
+                undecided[kind].remove(e)
+                names = space.edge_ops(kind)[e]
+                candidates = [k for k, name in enumerate(names) if select_none or name != "none"]
+                if not candidates:
+                    raise HarnessError(f"selector 'pt': edge {e} of the {kind} cell has no candidate op")
+                if len(candidates) == 1:
+                    best = candidates[0]
+                else:
+                    scores = {}
+                    for k in candidates:
+                        wrapper.mask_op = (kind, e, k)
+                        wrapper.changed()
+                        scores[k] = self._measure(net, ctx, wrapper)
+                    wrapper.mask_op = None
+                    best = min(candidates, key=lambda k: scores[k])  # removal hurts most
+                wrapper.decided[kind][e] = best
+                wrapper.changed()
+                self.decisions.append(("op", kind, e, best))
+
+        # topology selection
+        if topology:
+            order = {k: rng.sample(multi_input[k], len(multi_input[k])) for k in kinds}
+            while any(order.values()):
+                next_point()
+                for kind in kinds:
+                    if not order[kind]:
+                        continue
+                    node = order[kind].pop(0)
+                    edges = [e for e, (_, d) in enumerate(space.edges) if d == node]
+                    while len(edges) > 2:
+                        scores = {}
+                        for e in edges:
+                            wrapper.mask_edge = (kind, e)
+                            wrapper.changed()
+                            scores[e] = self._measure(net, ctx, wrapper)
+                        wrapper.mask_edge = None
+                        drop = max(edges, key=lambda e: scores[e])  # removal leaves the best supernet
+                        edges.remove(drop)
+                        wrapper.dropped[kind].add(drop)
+                        wrapper.changed()
+                        self.decisions.append(("drop", kind, drop))
+        wrapper.changed()
+        return space.derive(wrapper.probabilities())
+
+    def _measure(self, net, ctx, wrapper) -> float:
+        wrapper.evaluating = True
+        try:
+            return self.score(net, ctx)
+        finally:
+            wrapper.evaluating = False

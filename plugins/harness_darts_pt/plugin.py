@@ -1,0 +1,56 @@
+"""Hook implementations of the DARTS-PT plugin.
+
+Supernet phase: unchanged first-order DARTS with DARTS's settings on every space (darts-pt's own NB201
+code uses the same optimisers, not xautodl's). The paper trains the supernet 50 epochs on DARTS spaces
+and 100 on NB201; MethodInfo.budgets are per preset, not per space, so the "paper" budget sets 50 and
+an NB201 run at the paper's length needs ``--set search.epochs=100``.
+"""
+
+from harness.api import MethodInfo
+from harness.plugins import hookimpl
+
+from harness_darts.components import BilevelConfig
+from harness_darts_pt.components import (
+    FixedUniformConfig, FixedUniformSampler, FrozenArchFirstOrder, PerturbationSelector, PTConfig,
+)
+
+PAPER = "Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021"
+# darts-pt's NB201 code (SPEC-FACTS §4.5): a constant fine-tuning lr of 0.0025 (no scheduler)
+NB201_DEFAULTS = {"selector": {"tune_lr_schedule": "constant"}}
+
+
+@hookimpl
+def harness_register_samplers(register):
+    register("fixed-uniform", lambda config, space: FixedUniformSampler(config, space), FixedUniformConfig,
+             doc="uniform softmax of a never-trained alpha (DARTS-PT fixed-alpha / 'blank' supernet)")
+
+
+@hookimpl
+def harness_register_optimizers(register):
+    register("frozen-arch", lambda config, **kw: FrozenArchFirstOrder(config, **kw), BilevelConfig,
+             doc="first-order DARTS that skips the arch step (and draws no val batch) for a frozen sampler")
+
+
+@hookimpl
+def harness_register_selectors(register):
+    register("pt", lambda config: PerturbationSelector(config), PTConfig,
+             doc="perturbation-based selection: per edge keep the op whose removal hurts validation "
+                 "accuracy most, fine-tuning between decisions; then prune to 2 inputs per node (DARTS-PT)")
+
+
+@hookimpl
+def harness_register_methods(register):
+    register(MethodInfo(
+        name="darts-pt", sampler="softmax", optimizer="first-order", selector="pt", cell="mixed",
+        space_defaults={"nb201": NB201_DEFAULTS},
+        budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
+        paper=PAPER,
+        doc="DARTS (first order) supernet, then perturbation-based architecture selection (DARTS+PT)",
+    ))
+    register(MethodInfo(
+        name="darts-pt-fixed-alpha", sampler="fixed-uniform", optimizer="frozen-arch", selector="pt",
+        cell="mixed", space_defaults={"nb201": NB201_DEFAULTS},
+        budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
+        paper=PAPER,
+        doc="DARTS+PT (fixed alpha): supernet trained with uniform, never-updated alpha, then PT selection",
+    ))

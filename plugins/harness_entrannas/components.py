@@ -1,0 +1,501 @@
+"""EnTranNAS and EnTranNAS-DST components (Yang et al., "Towards Improving the Consistency, Efficiency,
+and Flexibility of Differentiable Neural Architecture Search", CVPR 2021; SPEC-FACTS §4.8). No official
+code exists; everything here follows the paper's text. Every choice the paper leaves open is a config
+field and is listed here.
+
+Samplers
+--------
+``entrannas-softmax`` (:class:`TemperedSoftmaxSampler`, Eq. 5): p = softmax(alpha / tau), alpha =
+``init_scale`` * randn per cell kind (DARTS's init; the paper does not state one). tau = ``tau0`` *
+``tau_decay`` ** epoch (5.0 and 0.923 on CIFAR-10), set by ``set_progress``. No Gumbel noise.
+``probabilities()`` returns softmax(alpha / tau) at the *current* tau (the P the Engine cell uses and
+the paper's derivation ranks), so the argmax selector and the Transit cells derive from the same
+matrix.
+
+``dst`` (:class:`DSTSampler`, Eqs. 5, 7-9, 11): p as above; per intermediate node j,
+p_hat = p / max_{(i,k) into j} p; t_j = ``max_threshold`` * sigmoid(beta_j); q = ReLU(p_hat - t_j);
+q_hat = q / sum_k q per edge, and 0 on an edge whose q are all zero (the division uses a denominator of
+1 there, so no NaN and no host sync). Choices:
+
+* **No node is ever left without an input.** The maximal element of a node has p_hat = p / p = 1.0
+  exactly (IEEE division of a value by itself), and t_j <= ``max_threshold`` < 1. The paper relies on
+  sigmoid(beta) < 1, which fails in float32 for beta >~ 17 (sigmoid rounds to 1.0); the factor
+  ``max_threshold`` = 1 - 1e-4 keeps q >= 1e-4 for that element for every beta, including +-inf-like.
+* beta: one per intermediate node per cell kind, initialised to ``beta_init`` = 0 (t = 0.5; the paper
+  does not state it). With alpha near 0 and tau = 5 every p_hat starts near 1, so every connection
+  starts alive and the regulariser sparsifies over time.
+* ``regularization()`` = ``lam`` * sum over cell kinds of mean_j(-log t_j) (Eq. 11 per cell; -log t is
+  computed as softplus(-beta) - log(max_threshold)). ``lam`` = 0.1: the CIFAR-10 value is not stated;
+  0.1 is the middle of the three ImageNet values (0.2, 0.1, 0.05) and the one the paper's video uses.
+* ``mask_none`` = True: the paper's standard space has 7 ops and no ``none``; where a space lists
+  ``none`` (darts S0, s3, nb201) its logit is masked to -inf, so it never holds weight (an edge whose
+  ops are all ``none`` would keep them; no space has one). False keeps ``none`` as an ordinary op.
+* tau: the same schedule as EnTranNAS on CIFAR-10 (5.0, x0.923 per epoch); ImageNet DST used 1.0, x0.9
+  (set ``tau0``/``tau_decay``).
+* ``forward()`` returns :class:`SparseArchWeights`: the ArchWeights contract plus ``host_selected``,
+  per cell kind and edge the op columns with q_hat > 0, copied to the host once per forward (one
+  ``.cpu()`` for both kinds). ``probabilities()`` returns q_hat (so its non-zero set *is* the derived
+  architecture); ``strengths()`` returns q (comparable across the edges of a node, for ranking).
+
+Cell type ``engine-transit`` (:class:`EngineTransitCell`)
+--------------------------------------------------------
+* **Engine cells** are those with ``CellSpec.first_of_kind`` (first normal and first reduction cell;
+  on NB201, whose cells are all "normal", only the first cell). ``engine_cells="all"`` makes every
+  cell an engine (the paper's "all Engine" ablation of Table 1). An engine cell is the mixed cell:
+  node j = sum_e sum_k w[e, k] * o_k(x_src) (times ``edge_weights[e]`` and skipping edges that
+  ``host_active`` switches off, for topology samplers). With ``engine_skip_zero`` and a sampler that
+  reports ``host_selected`` (DST), ops whose weight is exactly zero are not run: numerically identical
+  (their weight and its gradient are both zero) and the paper's point that the valid propagation of a
+  DST engine cell equals the derived cell.
+* **Transit cells** run only the currently derived sub-graph, re-derived every forward: with a sampler
+  that reports ``host_selected`` (DST) that set (Eq. 10, every (i, k) with q_hat > 0, any in-degree);
+  otherwise ``spec.space.derive`` applied to the detached weights of this forward (the DARTS top-2 rule
+  on S0-S4, argmax per edge on NB201). The derivation is done once per forward for all cell kinds (one
+  device->host copy of the stacked weights) and cached on the forward's ArchWeights object (weakly
+  referenced), so later transit cells reuse it. Eq. 6 sums the selected ops *unweighted*, so by
+  default (``transit_weighted`` = False) transit cells carry no arch gradient; they "share alpha only
+  through the derived genotype". ``transit_weighted`` = True multiplies each selected op by its
+  weight (an alternative the paper does not use). NB201 ``none`` ops in a derived genotype run their
+  Zero module (cheap), so a node whose derived inputs are all ``none`` is zeros, as in the benchmark.
+* **Feature sharing** (``feature_sharing`` = True, Sec. 2.3): op k's module depends on the source node
+  only (w_k^(i)); its output o_k(x_i) is computed once per forward and reused by every later node.
+  Modules are created per (source, op name), the union over the source's outgoing edges (S1 has
+  different op pairs per edge). Op modules per cell: (n-1) * K instead of |E| * K, where n-1 = the
+  number of nodes that feed intermediate nodes (2 inputs + first 3 intermediate nodes = 5 in the DARTS
+  cell; 3 in NB201). Sources 0 and 1 of a reduction cell use stride 2 (``spec.strides``).
+* **Bottleneck** (``bottleneck`` = 4; 1 disables): every source node passes once through ReLU-1x1
+  conv-BN (C -> C/4, the DARTS preprocessing block) before entering its candidate ops; ops run at
+  C/4; each intermediate node is the sum of its op outputs through 1x1 conv-BN (C/4 -> C, no ReLU, so
+  the node stays a linear sum as in DARTS). BN is affine-free as everywhere in the search network.
+  The reduced width is max(``bottleneck_min_channels``, C // ratio), rounded up to an even number
+  (FactorizedReduce, the stride-2 skip_connect, needs even channels) -- C=16/32 give 4/8 exactly.
+
+Selector ``dst-keep-nonzero`` (:class:`KeepNonzeroSelector`)
+-----------------------------------------------------------
+The derived architecture is every (i, k) with q_hat > 0 (``none`` excluded): any number of inputs per
+node. It is kept as ``selector.last_sparse`` ({kind: [(src, dst, op, q_hat), ...]}) and logged. The
+harness's DartsGenotype has exactly two (op, input) pairs per node, so the returned genotype is, per
+node, the top-2 edges among the non-zero connections ranked by q (the best non-zero op on each);
+a node with a single non-zero edge is padded with its strongest zeroed edge by p_hat (a zeroed edge
+still ranks by its distance below the threshold), so the genotype is valid. On NB201 each edge gets its
+strongest non-zero op, or ``none`` when the edge has no non-zero op (exactly the sparse set when at most
+one op per edge survives). With a non-DST sampler every weight is non-zero and the rule reduces to the
+DARTS magnitude rule on ``probabilities()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.api import ArchWeights, CellSpec, SelectionContext
+from harness.errors import HarnessError
+from harness.genotypes import DartsGenotype, NB201Genotype
+from harness.nn.ops import ReLUConvBN
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Samplers
+
+
+@dataclass
+class SparseArchWeights(ArchWeights):
+    """ArchWeights plus ``host_selected[kind][e]``: the op columns of edge e with non-zero weight."""
+
+    host_selected: dict[str, list[list[int]]] | None = None
+
+
+@dataclass(frozen=True)
+class TemperedSoftmaxConfig:
+    tau0: float = 5.0
+    tau_decay: float = 0.923  # tau = tau0 * tau_decay ** epoch
+    init_scale: float = 1e-3
+
+
+class TemperedSoftmaxSampler(nn.Module):
+    """p = softmax(alpha / tau) per edge (EnTranNAS Eq. 5), tau annealed geometrically per epoch."""
+
+    def __init__(self, config: TemperedSoftmaxConfig, space):
+        super().__init__()
+        if config.tau0 <= 0 or config.tau_decay <= 0:
+            raise HarnessError(f"tau0 and tau_decay must be positive, not {config.tau0}, {config.tau_decay}")
+        self.config = config
+        self.tau = config.tau0
+        self.alphas = nn.ParameterDict({
+            kind: nn.Parameter(config.init_scale * torch.randn(len(space.edges), space.n_ops))
+            for kind in space.cell_kinds
+        })
+
+    def set_progress(self, epoch, total_epochs):
+        self.tau = self.config.tau0 * self.config.tau_decay ** epoch
+
+    def forward(self) -> ArchWeights:
+        return ArchWeights({kind: F.softmax(a / self.tau, dim=-1) for kind, a in self.alphas.items()})
+
+    def probabilities(self):
+        return {kind: F.softmax(a.detach() / self.tau, dim=-1) for kind, a in self.alphas.items()}
+
+    def arch_parameters(self):
+        return list(self.alphas.values())
+
+    def regularization(self):
+        return None
+
+
+@dataclass(frozen=True)
+class DSTConfig:
+    tau0: float = 5.0
+    tau_decay: float = 0.923
+    init_scale: float = 1e-3
+    beta_init: float = 0.0  # t_j = max_threshold * sigmoid(beta_j); 0 -> t = 0.5
+    lam: float = 0.1  # lambda of Eq. 11 (CIFAR-10 value not stated in the paper)
+    max_threshold: float = 1.0 - 1e-4  # keeps t_j < 1 in floating point: a node's max element survives
+    mask_none: bool = True  # paper's space has no `none`: mask its logit to -inf
+
+    def __post_init__(self):
+        if not 0.0 < self.max_threshold < 1.0:
+            raise ValueError(f"max_threshold must lie in (0, 1), not {self.max_threshold}")
+        if self.lam < 0:
+            raise ValueError(f"lam must be >= 0, not {self.lam}")
+
+
+class DSTSampler(TemperedSoftmaxSampler):
+    """Differentiable sparsification (EnTranNAS-DST, Eqs. 7-9): weights q_hat with exact zeros."""
+
+    def __init__(self, config: DSTConfig, space):
+        super().__init__(TemperedSoftmaxConfig(config.tau0, config.tau_decay, config.init_scale), space)
+        self.config = config
+        edges = tuple(space.edges)
+        dsts = sorted({dst for _, dst in edges})
+        node_of_edge = torch.tensor([dsts.index(dst) for _, dst in edges])
+        self.register_buffer("node_of_edge", node_of_edge, persistent=False)
+        self.register_buffer("node_mask", node_of_edge[None, :] == torch.arange(len(dsts))[:, None],
+                             persistent=False)  # (nodes, edges)
+        for kind in space.cell_kinds:
+            ops = space.edge_ops(kind)
+            none = torch.zeros(len(edges), space.n_ops, dtype=torch.bool)
+            if config.mask_none:
+                for e, names in enumerate(ops):
+                    if any(n != "none" for n in names):
+                        none[e] = torch.tensor([n == "none" for n in names])
+            self.register_buffer(f"none_{kind}", none, persistent=False)
+        self.betas = nn.ParameterDict({
+            kind: nn.Parameter(torch.full((len(dsts),), float(config.beta_init))) for kind in space.cell_kinds
+        })
+
+    def thresholds(self, kind: str) -> torch.Tensor:
+        return self.config.max_threshold * torch.sigmoid(self.betas[kind])
+
+    def coefficients(self, kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q_hat, q, p_hat) for one cell kind, all (edges, ops), differentiable in alpha and beta."""
+        logits = (self.alphas[kind] / self.tau).masked_fill(getattr(self, f"none_{kind}"), float("-inf"))
+        p = F.softmax(logits, dim=-1)
+        edge_max = p.amax(dim=-1)  # (edges,)
+        node_max = edge_max[None, :].masked_fill(~self.node_mask, 0.0).amax(dim=1)  # p >= 0
+        p_hat = p / node_max[self.node_of_edge, None]
+        q = F.relu(p_hat - self.thresholds(kind)[self.node_of_edge, None])
+        s = q.sum(dim=-1, keepdim=True)
+        q_hat = q / (s + (s <= 0).to(s.dtype))  # all-zero edge: 0 / 1, no NaN, no sync
+        return q_hat, q, p_hat
+
+    def forward(self) -> SparseArchWeights:
+        weights = {kind: self.coefficients(kind)[0] for kind in self.alphas}
+        # one device->host copy per forward: which (edge, op) connections are alive
+        host = torch.stack([w.detach() > 0 for w in weights.values()]).cpu().tolist()
+        selected = {kind: [[k for k, alive in enumerate(row) if alive] for row in rows]
+                    for kind, rows in zip(weights, host)}
+        return SparseArchWeights(weights, host_selected=selected)
+
+    @torch.no_grad()
+    def probabilities(self):
+        return {kind: self.coefficients(kind)[0] for kind in self.alphas}
+
+    @torch.no_grad()
+    def strengths(self):
+        """q before the per-edge op normalisation: comparable across the edges of one node."""
+        return {kind: self.coefficients(kind)[1] for kind in self.alphas}
+
+    @torch.no_grad()
+    def p_hat(self):
+        """p normalised by the node's maximum (Eq. 7), before the threshold."""
+        return {kind: self.coefficients(kind)[2] for kind in self.alphas}
+
+    def arch_parameters(self):
+        return list(self.alphas.values()) + list(self.betas.values())
+
+    def regularization(self):
+        c = self.config
+        if c.lam == 0:
+            return None
+        neg_log_t = [F.softplus(-b).mean() - math.log(c.max_threshold) for b in self.betas.values()]
+        return c.lam * sum(neg_log_t[1:], neg_log_t[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cell type
+
+
+@dataclass(frozen=True)
+class EngineTransitConfig:
+    feature_sharing: bool = True  # op weights depend on the source node only (w_k^(i))
+    bottleneck: int = 4  # channel reduction ratio before the candidate ops; 1 disables
+    bottleneck_min_channels: int = 2
+    transit_weighted: bool = False  # Eq. 6: transit cells sum the derived ops unweighted
+    engine_skip_zero: bool = True  # engine cells skip ops whose weight is exactly zero (DST)
+    engine_cells: str = "first"  # "first": first normal + first reduction cell; "all": every cell
+
+    def __post_init__(self):
+        if self.bottleneck < 1:
+            raise ValueError(f"bottleneck must be >= 1 (1 disables), not {self.bottleneck}")
+        if self.engine_cells not in ("first", "all"):
+            raise ValueError(f"engine_cells must be 'first' or 'all', not {self.engine_cells!r}")
+
+
+def bottleneck_channels(channels: int, ratio: int, minimum: int = 2) -> int:
+    if ratio == 1:
+        return channels
+    c = max(minimum, channels // ratio)
+    return c + (c % 2)
+
+
+class _DerivedCache:
+    """The derivation of one forward, keyed by (a weak reference to) that forward's ArchWeights."""
+
+    def __init__(self):
+        self._ref = None
+        self._value = None
+
+    def get(self, arch: ArchWeights, spec: CellSpec) -> dict[str, list[list[int]]]:
+        if self._ref is not None and self._ref() is arch:
+            return self._value
+        value = derive_selection(arch, spec.space)
+        self._ref, self._value = weakref.ref(arch), value
+        return value
+
+
+def genotype_selection(genotype, space) -> dict[str, list[list[int]]]:
+    """A genotype of ``space`` as per-kind, per-edge lists of op columns to run."""
+    edges = list(space.edges)
+    out = {}
+    for kind in space.cell_kinds:
+        ops = space.edge_ops(kind)
+        sel: list[list[int]] = [[] for _ in edges]
+        if isinstance(genotype, DartsGenotype):
+            cell = genotype.cell(kind)
+            per_node = len(cell) // space.n_nodes
+            for idx, (op, src) in enumerate(cell):
+                e = edges.index((src, space.n_inputs + idx // per_node))
+                k = ops[e].index(op)
+                if k not in sel[e]:
+                    sel[e].append(k)
+        elif isinstance(genotype, NB201Genotype):
+            for e, op in enumerate(genotype.ops):
+                sel[e].append(ops[e].index(op))
+        else:
+            raise HarnessError(f"engine-transit cells cannot run a {type(genotype).__name__} genotype "
+                               f"(space {space.name!r}); they know DARTS and NB201 genotypes")
+        out[kind] = sel
+    return out
+
+
+def derive_selection(arch: ArchWeights, space) -> dict[str, list[list[int]]]:
+    """The space's derivation rule on this forward's (detached) weights; one device->host copy."""
+    if space is None:
+        raise HarnessError("engine-transit cells need CellSpec.space to derive the transit genotype")
+    kinds = list(arch.weights)
+    host = torch.stack([arch.weights[k].detach().float() for k in kinds]).cpu()
+    return genotype_selection(space.derive(dict(zip(kinds, host))), space)
+
+
+class EngineTransitBody(nn.Module):
+    """One EnTranNAS search cell: an Engine (mixed, weighted) or a Transit (derived sub-graph) cell,
+    with feature sharing and a channel bottleneck. ``forward(states, arch)`` returns inputs + nodes."""
+
+    def __init__(self, spec: CellSpec, config: EngineTransitConfig, cache: _DerivedCache):
+        super().__init__()
+        self.spec = spec
+        self.kind = spec.kind
+        self.config = config
+        self._cache = cache
+        self.is_engine = config.engine_cells == "all" or spec.first_of_kind
+        c, cb = spec.channels, bottleneck_channels(spec.channels, config.bottleneck, config.bottleneck_min_channels)
+        self.bottleneck_width = cb
+        self.incoming: list[list[int]] = [[] for _ in range(spec.n_inputs + spec.n_nodes)]
+        for e, (_, dst) in enumerate(spec.edges):
+            self.incoming[dst].append(e)
+        self.sources = sorted({src for src, _ in spec.edges})
+        src_stride: dict[int, int] = {}
+        self.keys: list[list[str]] = []
+        self.ops = nn.ModuleDict()
+        for e, (src, _) in enumerate(spec.edges):
+            stride = spec.strides[e]
+            if config.feature_sharing and src_stride.setdefault(src, stride) != stride:
+                raise HarnessError(f"feature sharing needs one stride per source node; node {src} of the "
+                                   f"{spec.kind} cell has strides {src_stride[src]} and {stride}")
+            row = []
+            for k, name in enumerate(spec.ops[e]):
+                key = f"s{src}_{name}" if config.feature_sharing else f"e{e}_{k}"
+                if key not in self.ops:
+                    self.ops[key] = spec.op_factory(name, cb, stride)
+                row.append(key)
+            self.keys.append(row)
+        if config.bottleneck > 1:
+            self.reduce = nn.ModuleDict({str(s): ReLUConvBN(c, cb, 1, 1, 0, affine=False) for s in self.sources})
+            self.restore = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(cb, c, 1, bias=False), nn.BatchNorm2d(c, affine=False))
+                for _ in range(spec.n_nodes))
+        else:
+            self.reduce = None
+            self.restore = None
+
+    def selection(self, arch: ArchWeights) -> list[list[int]] | None:
+        """Per edge the op columns to run; None means every column (a full engine cell)."""
+        selected = getattr(arch, "host_selected", None)
+        if self.is_engine:
+            if self.config.engine_skip_zero and selected is not None:
+                return selected[self.kind]
+            return None
+        if selected is not None:
+            return selected[self.kind]
+        return self._cache.get(arch, self.spec)[self.kind]
+
+    def forward(self, states, arch: ArchWeights):
+        spec = self.spec
+        states = list(states)
+        sel = self.selection(arch)
+        weighted = self.is_engine or self.config.transit_weighted
+        w = arch.weights[self.kind]
+        edge_w = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
+        active = arch.host_active[self.kind] if arch.host_active is not None and self.is_engine else None
+        reduced: dict[int, torch.Tensor] = {}
+        feats: dict[str, torch.Tensor] = {}
+
+        def feature(e: int, k: int) -> torch.Tensor:
+            key = self.keys[e][k]
+            out = feats.get(key)
+            if out is None:
+                src = spec.edges[e][0]
+                x = reduced.get(src)
+                if x is None:
+                    x = reduced[src] = self.reduce[str(src)](states[src]) if self.reduce is not None else states[src]
+                out = feats[key] = self.ops[key](x)
+            return out
+
+        for j, dst in enumerate(range(spec.n_inputs, spec.n_inputs + spec.n_nodes)):
+            node = None
+            for e in self.incoming[dst]:
+                if active is not None and not active[e]:
+                    continue
+                cols = range(len(spec.ops[e])) if sel is None else sel[e]
+                edge = None
+                for k in cols:
+                    f = feature(e, k)
+                    if weighted:
+                        f = w[e, k] * f
+                    edge = f if edge is None else edge + f
+                if edge is None:
+                    continue
+                if weighted and edge_w is not None:
+                    edge = edge * edge_w[e]
+                node = edge if node is None else node + edge
+            if node is None:
+                raise RuntimeError(f"node {dst} of the {self.kind} cell at position {spec.position} has no "
+                                   f"selected input connection")
+            states.append(self.restore[j](node) if self.restore is not None else node)
+        return states
+
+
+class EngineTransitCell:
+    """Builds Engine cells (CellSpec.first_of_kind) and Transit cells; cells of one network share the
+    per-forward derivation cache."""
+
+    def __init__(self, config: EngineTransitConfig):
+        self.config = config
+        self._cache = _DerivedCache()
+
+    def build(self, spec: CellSpec) -> nn.Module:
+        return EngineTransitBody(spec, self.config, self._cache)
+
+
+# ---------------------------------------------------------------------------------------------
+# Selector
+
+
+@dataclass(frozen=True)
+class KeepNonzeroConfig:
+    exclude_none: bool = True  # `none` connections are not part of the derived architecture
+
+
+class KeepNonzeroSelector:
+    """EnTranNAS-DST derivation (Eq. 10): every (i, k) with non-zero coefficient. See the module
+    docstring for how the variable in-degree set is mapped onto the fixed-format genotype."""
+
+    def __init__(self, config: KeepNonzeroConfig):
+        self.config = config
+        self.last_sparse: dict[str, list[tuple[int, int, str, float]]] | None = None
+
+    def select(self, net, ctx: SelectionContext):
+        space = ctx.space
+        sampler = net.sampler
+        coef = {k: v.detach().float().cpu() for k, v in sampler.probabilities().items()}
+        strengths = sampler.strengths() if hasattr(sampler, "strengths") else coef
+        strengths = {k: v.detach().float().cpu() for k, v in strengths.items()}
+        p_hat = sampler.p_hat() if hasattr(sampler, "p_hat") else strengths
+        p_hat = {k: v.detach().float().cpu() for k, v in p_hat.items()}
+        edges = list(space.edges)
+        sparse, cells = {}, {}
+        for kind in space.cell_kinds:
+            ops = space.edge_ops(kind)
+            c, q, ph = coef[kind], strengths[kind], p_hat[kind]
+            keep = [(src, dst, ops[e][k], float(c[e, k])) for e, (src, dst) in enumerate(edges)
+                    for k in range(len(ops[e]))
+                    if float(c[e, k]) > 0 and not (self.config.exclude_none and ops[e][k] == "none")]
+            sparse[kind] = keep
+            alive = {(src, dst, op) for src, dst, op, _ in keep}
+            if space.family == "darts":
+                chosen = []
+                for dst in range(space.n_inputs, space.n_inputs + space.n_nodes):
+                    cands = []
+                    for e, (src, d) in enumerate(edges):
+                        if d != dst:
+                            continue
+                        best = None
+                        for k, op in enumerate(ops[e]):
+                            if op == "none":
+                                continue
+                            key = ((src, dst, op) in alive, float(q[e, k]), float(ph[e, k]))
+                            if best is None or key > best[0]:
+                                best = (key, op)
+                        if best is not None:
+                            cands.append((best[0], -src, src, best[1]))
+                    cands.sort(reverse=True)
+                    chosen.extend((op, src) for _, _, src, op in cands[:2])
+                cells[kind] = tuple(chosen)
+            elif space.family == "nb201":
+                names = []
+                for e, (src, dst) in enumerate(edges):
+                    live = [(float(q[e, k]), op) for k, op in enumerate(ops[e]) if (src, dst, op) in alive]
+                    names.append(max(live)[1] if live else "none")
+                cells[kind] = tuple(names)
+            else:
+                raise HarnessError(f"dst-keep-nonzero knows the darts and nb201 genotype families, not "
+                                   f"{space.family!r} (space {space.name!r})")
+        self.last_sparse = sparse
+        log.info("dst-keep-nonzero sparse architecture: %s", format_sparse(sparse))
+        if space.family == "nb201":
+            return NB201Genotype(cells["normal"])
+        concat = tuple(range(space.n_inputs, space.n_inputs + space.n_nodes))
+        return DartsGenotype(cells["normal"], concat, cells["reduce"], concat)
+
+
+def format_sparse(sparse: dict[str, list[tuple[int, int, str, float]]]) -> str:
+    return "; ".join(f"{kind}: " + ", ".join(f"{dst}<-{src} {op} {w:.3f}" for src, dst, op, w in conns)
+                     for kind, conns in sparse.items())

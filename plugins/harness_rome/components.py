@@ -1,0 +1,383 @@
+"""ROME components (seed paper 000; SPEC-FACTS §4.6; no official code exists, facts from the paper).
+
+Sampling (one architecture per forward, shared by all cells of a kind):
+
+* operations (Eqs. 5-8): on every edge one op by straight-through Gumbel-Max over softmax(alpha)
+  (``harness_gdas.components.gumbel_hard``); ``weights`` are the hard one-hots, ``index`` the ops;
+* topology, ``rome-v1`` (Eqs. 10-14): one beta per *pair* of a node's inputs (DARTS spaces: 1+3+6+10
+  = 20 per cell kind); a node draws one pair by straight-through Gumbel-Max over softmax(beta_node);
+  an edge's weight is the sum of the straight-through weights of the pairs containing it (Eq. 13);
+* topology, ``rome-v2`` (Eqs. 15-17): one beta per edge (14 per cell kind); per node the two largest
+  of log softmax(beta_node) + Gumbel noise are kept (Gumbel-top2 = sampling two edges without
+  replacement, appendix A); edge weights are straight-through: hard top-2 mask in value, gradient of
+  the relaxed softmax((log p + g) / tau) over the node's edges (Eq. 16).
+
+The sampler returns ``edge_weights`` (1 in value on kept edges, 0 elsewhere), ``active`` /
+``host_active`` (exactly two kept edges per DARTS node) and ``host_index``; all host lists come from
+one device->host copy per forward. GDAS's ``single-path`` cell runs only the kept edges, one op each
+(8 ops per DARTS cell), scaling each by its op weight and edge weight.
+
+Choices where the paper is vague (each a config field):
+
+* ``tau_max``/``tau_min``: the paper says tau "gradually decreases"; we use GDAS's linear 10 -> 0.1
+  over the search epochs, shared by the op and topology samplers.
+* ``init_scale``: alpha and beta start at ``1e-3 * randn`` (the DARTS convention; not given).
+* ``max_inputs`` (2 = Eq. 9): edges kept per node. A node with at most that many incoming edges
+  keeps them all. On NAS-Bench-201 (single-input nodes with 1, 2 and 3 incoming edges) node 1 keeps
+  its edge, node 2 both, node 3 samples 2 of 3 (v1: 3 pairs; v2: Gumbel-top2 over 3 betas); the
+  selector writes ``none`` on an NB201 edge the topology drops, so search and evaluation see the same
+  cell. ``--set sampler.max_inputs=3`` keeps every NB201 edge (topology then only via ``none``).
+* Gradient to beta flows only through kept edges: a dropped edge is not computed (that is the point
+  of the memory-efficient cell), so its zero straight-through weight has no output to multiply; the
+  kept edges' relaxed weights still depend on every beta of the node through the softmax.
+* ROME's S0 is the DARTS space *without* ``none``; our ``darts`` space includes ``none`` (like
+  DARTS), so ``none`` can be sampled on an edge during the search (that edge then contributes zero).
+  The selector never chooses ``none`` on a kept edge (``exclude_none``).
+* Optimizer (Alg. 1): per step, K architectures on the validation batch, arch params (alpha, beta)
+  updated with the MEAN of the K gradients (Eq. 20), then K new architectures on the training batch,
+  weights updated with the SUM of the K gradients (Eq. 21); the sum is clipped at ``grad_clip`` (5, as
+  DARTS) before the SGD step. Weight lr 0.05 (ROME's base lr) cosine to ``lr_min`` 0.001 (DARTS's
+  floor; ROME gives none), momentum 0.9, wd 3e-4; alpha/beta Adam 3e-4, betas (0.5, 0.999), wd 1e-3
+  (DARTS's arch optimizer; ROME gives only the lr). Arch step before the weight step (Alg. 1).
+* Selection z* = argmax p(z; alpha, beta) (Eq. 18): per node the most probable topology (v1: argmax
+  pair; v2: top-2 betas, which maximise p_i p_j (1/(1-p_i) + 1/(1-p_j))), on each kept edge the argmax
+  non-``none`` op. The two pairs of a node are ordered by p(edge kept) * p(op), strongest first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.api import ArchWeights, Batch, SelectionContext, StepStats
+from harness.errors import HarnessError
+from harness_darts.components import BilevelConfig, FirstOrderBilevel
+from harness_gdas.components import gumbel_hard
+
+_PAD = -1e9  # logit of a padding slot: never drawn, zero probability, finite (no inf/NaN gradients)
+
+
+# ---------------------------------------------------------------------------------------------
+# Samplers
+
+
+@dataclass(frozen=True)
+class RomeSamplerConfig:
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    init_scale: float = 1e-3  # alpha, beta = init_scale * randn
+    max_inputs: int = 2  # Eq. 9: incoming edges kept per node (nodes with fewer keep all)
+
+    def __post_init__(self):
+        if self.max_inputs < 1:
+            raise ValueError(f"max_inputs must be >= 1, not {self.max_inputs}")
+        if not 0 < self.tau_min <= self.tau_max:
+            raise ValueError(f"need 0 < tau_min <= tau_max, not {self.tau_min}, {self.tau_max}")
+
+
+def _gumbel_like(x: torch.Tensor) -> torch.Tensor:
+    """Gumbel(0, 1) noise -log(E), E ~ Exp(1) clamped away from 0 (as gumbel_hard)."""
+    return -torch.empty_like(x).exponential_().clamp_min_(torch.finfo(x.dtype).tiny).log()
+
+
+def _inclusion(p: list[float], k: int) -> list[float]:
+    """P(item i among k drawn without replacement with probabilities p), by enumerating orders."""
+    out = [0.0] * len(p)
+    if k >= len(p):
+        return [1.0] * len(p)
+    for order in itertools.permutations(range(len(p)), k):
+        prob, left = 1.0, 1.0
+        for i in order:
+            prob *= p[i] / left if left > 0 else 0.0
+            left -= p[i]
+        for i in order:
+            out[i] += prob
+    return out
+
+
+class _RomeSampler(nn.Module):
+    """Shared part: alpha per (edge, op), one Gumbel op per edge, tau schedule, host copy."""
+
+    n_topology: int  # topology parameters per cell kind
+
+    def __init__(self, config: RomeSamplerConfig, space):
+        super().__init__()
+        self.config = config
+        self.tau = config.tau_max
+        self.n_edges = len(space.edges)
+        dsts = sorted({dst for _, dst in space.edges})
+        self.incoming = [tuple(e for e, (_, d) in enumerate(space.edges) if d == dst) for dst in dsts]
+        self.keep = [min(config.max_inputs, len(inc)) for inc in self.incoming]
+        self._layout()
+        self.alphas = nn.ParameterDict({
+            kind: nn.Parameter(config.init_scale * torch.randn(self.n_edges, space.n_ops))
+            for kind in space.cell_kinds
+        })
+        self.betas = nn.ParameterDict({
+            kind: nn.Parameter(config.init_scale * torch.randn(self.n_topology)) for kind in space.cell_kinds
+        })
+
+    def _layout(self) -> None:
+        raise NotImplementedError
+
+    def _sample_topology(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., edges) straight-through edge weights and bool kept mask, from (..., params) betas
+        (leading dims: independent samples)."""
+        raise NotImplementedError
+
+    def set_progress(self, epoch, total_epochs):
+        c = self.config
+        self.tau = c.tau_max - (c.tau_max - c.tau_min) * epoch / max(1, total_epochs - 1)
+
+    def forward(self) -> ArchWeights:
+        weights, index, edge_weights, active = {}, {}, {}, {}
+        for kind, alpha in self.alphas.items():
+            weights[kind], index[kind] = gumbel_hard(alpha, self.tau)
+            edge_weights[kind], active[kind] = self._sample_topology(self.betas[kind])
+        kinds = list(index)
+        # the one device->host copy of this forward: ops to run and edges to skip, every kind
+        host = torch.cat([torch.stack([index[k] for k in kinds]),
+                          torch.stack([active[k] for k in kinds]).long()]).tolist()
+        host_index = dict(zip(kinds, host[:len(kinds)]))
+        host_active = {k: [bool(v) for v in row] for k, row in zip(kinds, host[len(kinds):])}
+        return ArchWeights(weights, index=index, host_index=host_index, host_active=host_active,
+                           edge_weights=edge_weights, active=active)
+
+    def probabilities(self):
+        return {kind: F.softmax(a.detach(), dim=-1) for kind, a in self.alphas.items()}
+
+    def topology_probabilities(self) -> dict[str, torch.Tensor]:
+        """(edges,) probability that each edge is kept in a sample, per cell kind."""
+        raise NotImplementedError
+
+    def most_probable_topology(self) -> dict[str, list[bool]]:
+        """Per cell kind, whether each edge belongs to the most probable topology."""
+        raise NotImplementedError
+
+    def arch_parameters(self):
+        return list(self.alphas.values()) + list(self.betas.values())
+
+    def regularization(self):
+        return None
+
+
+class RomeV1Sampler(_RomeSampler):
+    """ROME-v1: Gumbel-Max over the pairs (``max_inputs``-subsets) of each node's incoming edges."""
+
+    def _layout(self):
+        self.subsets = [list(itertools.combinations(inc, k)) for inc, k in zip(self.incoming, self.keep)]
+        self.n_topology = sum(len(s) for s in self.subsets)
+        width = max(len(s) for s in self.subsets)
+        slot = torch.zeros(len(self.subsets), width, dtype=torch.long)
+        mask = torch.zeros(len(self.subsets), width, dtype=torch.bool)
+        member = torch.zeros(len(self.subsets), width, self.n_edges)  # subset -> edges incidence
+        offset = 0
+        for node, subsets in enumerate(self.subsets):
+            for s, edges in enumerate(subsets):
+                slot[node, s], mask[node, s] = offset + s, True
+                member[node, s, list(edges)] = 1.0
+            offset += len(subsets)
+        self.register_buffer("slot", slot, persistent=False)
+        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("member", member, persistent=False)
+
+    def _node_logits(self, beta):
+        return beta[..., self.slot].masked_fill(~self.mask, _PAD)
+
+    def _sample_topology(self, beta):
+        st, idx = gumbel_hard(self._node_logits(beta), self.tau)  # (..., nodes, width)
+        edge_weights = torch.einsum("...ns,nse->...e", st, self.member)  # Eq. 13
+        nodes = torch.arange(len(self.subsets), device=idx.device)
+        chosen = self.member[nodes, idx]  # (..., nodes, edges)
+        return edge_weights, chosen.sum(-2) > 0.5
+
+    def subset_probabilities(self) -> dict[str, torch.Tensor]:
+        """(nodes, width) probability of each pair (padding slots 0), per cell kind."""
+        return {k: F.softmax(self._node_logits(b.detach()), dim=-1) for k, b in self.betas.items()}
+
+    def topology_probabilities(self):
+        return {k: torch.einsum("ns,nse->e", q, self.member) for k, q in self.subset_probabilities().items()}
+
+    def most_probable_topology(self):
+        out = {}
+        for kind, q in self.subset_probabilities().items():
+            keep = [False] * self.n_edges
+            for node, subsets in enumerate(self.subsets):
+                row = q[node, :len(subsets)].tolist()
+                best = max(range(len(subsets)), key=lambda s: (row[s], -s))
+                for e in subsets[best]:
+                    keep[e] = True
+            out[kind] = keep
+        return out
+
+
+class RomeV2Sampler(_RomeSampler):
+    """ROME-v2: one beta per edge; per node Gumbel-top2 over softmax(beta_node)."""
+
+    def _layout(self):
+        self.n_topology = self.n_edges
+        width = max(len(inc) for inc in self.incoming)
+        slot = torch.zeros(len(self.incoming), width, dtype=torch.long)
+        mask = torch.zeros(len(self.incoming), width, dtype=torch.bool)
+        where = torch.zeros(self.n_edges, dtype=torch.long)
+        for node, inc in enumerate(self.incoming):
+            for pos, e in enumerate(inc):
+                slot[node, pos], mask[node, pos] = e, True
+                where[e] = node * width + pos
+        self.k = max(self.keep)
+        self.register_buffer("slot", slot, persistent=False)
+        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("where", where, persistent=False)
+
+    def _node_log_probs(self, beta):
+        return F.log_softmax(beta[..., self.slot].masked_fill(~self.mask, _PAD), dim=-1)  # Eq. 15
+
+    def _sample_topology(self, beta):
+        log_p = self._node_log_probs(beta)  # (..., nodes, width)
+        perturbed = log_p + _gumbel_like(log_p.detach())
+        relaxed = F.softmax(perturbed / self.tau, dim=-1)  # Eq. 16
+        top = perturbed.topk(self.k, dim=-1).indices  # padding ranks last; masked out below
+        hard = torch.zeros_like(relaxed).scatter_(-1, top, 1.0) * self.mask  # Eq. 17
+        st = hard - relaxed.detach() + relaxed
+        return st.flatten(-2)[..., self.where], hard.flatten(-2)[..., self.where] > 0.5
+
+    def edge_probabilities(self) -> dict[str, torch.Tensor]:
+        """(edges,) p(e) = softmax of beta over the edge's node (Eq. 15)."""
+        return {k: self._node_log_probs(b.detach()).exp().flatten()[self.where] for k, b in self.betas.items()}
+
+    def topology_probabilities(self):
+        out = {}
+        for kind, p in self.edge_probabilities().items():
+            incl = torch.zeros_like(p)
+            host = p.tolist()
+            for inc, k in zip(self.incoming, self.keep):
+                for e, v in zip(inc, _inclusion([host[e] for e in inc], k)):
+                    incl[e] = v
+            out[kind] = incl
+        return out
+
+    def most_probable_topology(self):
+        out = {}
+        for kind, beta in self.betas.items():
+            b = beta.detach().tolist()
+            keep = [False] * self.n_edges
+            for inc, k in zip(self.incoming, self.keep):
+                for e in sorted(inc, key=lambda e: (-b[e], e))[:k]:
+                    keep[e] = True
+            out[kind] = keep
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer
+
+
+@dataclass(frozen=True)
+class AccumulateConfig(BilevelConfig):
+    lr: float = 0.05  # ROME's base lr
+    samples: int = 7  # K
+    arch_reduction: str = "mean"  # Eq. 20: mean of the K validation-loss gradients
+    weight_reduction: str = "sum"  # Eq. 21: sum of the K training-loss gradients
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.samples < 1:
+            raise ValueError(f"samples (K) must be >= 1, not {self.samples}")
+        for name in ("arch_reduction", "weight_reduction"):
+            if getattr(self, name) not in ("mean", "sum"):
+                raise ValueError(f"{name} must be 'mean' or 'sum', not {getattr(self, name)!r}")
+
+
+class AccumulateBilevel(FirstOrderBilevel):
+    """ROME's Alg. 1: K sampled architectures per update, gradients accumulated by backward passes
+    one sample at a time (memory of one sample). Each ``net(x)`` draws a fresh architecture."""
+
+    def _scale(self, reduction: str) -> float:
+        return 1.0 / self.config.samples if reduction == "mean" else 1.0
+
+    def arch_step(self, net, val: Batch):
+        self.a_opt.zero_grad(set_to_none=True)
+        scale = self._scale(self.config.arch_reduction)
+        total = None
+        for _ in range(self.config.samples):
+            loss = self.arch_loss(net, val)
+            (loss * scale).backward(inputs=self.a_params)
+            total = loss.detach() if total is None else total + loss.detach()
+        self.a_opt.step()
+        return total / self.config.samples
+
+    def weight_step(self, net, train: Batch):
+        self.w_opt.zero_grad(set_to_none=True)
+        scale = self._scale(self.config.weight_reduction)
+        total = correct = None
+        for _ in range(self.config.samples):
+            logits = net(train.x)
+            loss = F.cross_entropy(logits, train.y)
+            (loss * scale).backward(inputs=self.w_params)
+            hits = (logits.detach().argmax(dim=1) == train.y).sum()
+            total = loss.detach() if total is None else total + loss.detach()
+            correct = hits if correct is None else correct + hits
+        nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+        self.w_opt.step()
+        k = self.config.samples
+        return total / k, correct / k  # mean over the K sampled architectures
+
+
+# ---------------------------------------------------------------------------------------------
+# Selector
+
+
+@dataclass(frozen=True)
+class MostProbableConfig:
+    exclude_none: bool = True  # never choose `none` on a kept edge (ROME's S0 has no `none`)
+
+
+class MostProbableSelector:
+    """z* = argmax p(z; alpha, beta): the sampler's most probable topology, the argmax op on each kept
+    edge. The choice is written as a score table for the space's own ``derive`` rule: kept edges score
+    p(kept) * p(op) (``none`` zeroed), dropped edges score only ``none`` (1) where the space has it, so
+    DARTS spaces keep exactly the chosen pair per node ordered by strength, and NB201 writes ``none``
+    on dropped edges. With a sampler that has no topology (e.g. softmax) every edge counts as kept
+    with probability 1, which on DARTS spaces is the DARTS rule."""
+
+    def __init__(self, config: MostProbableConfig):
+        self.config = config
+
+    def select(self, net, ctx: SelectionContext):
+        space, sampler = ctx.space, net.sampler
+        probs = sampler.probabilities()
+        has_topology = callable(getattr(sampler, "most_probable_topology", None))
+        keep = sampler.most_probable_topology() if has_topology else None
+        incl = sampler.topology_probabilities() if has_topology else None
+        scores = {}
+        for kind in space.cell_kinds:
+            p = probs[kind].detach().float().cpu()
+            ops = space.edge_ops(kind)
+            score = torch.zeros_like(p)
+            for e in range(len(space.edges)):
+                if keep is None or keep[kind][e]:
+                    w = 1.0 if incl is None else float(incl[kind][e])
+                    for k, name in enumerate(ops[e]):
+                        if not (self.config.exclude_none and name == "none"):
+                            score[e, k] = w * p[e, k]
+                elif "none" in ops[e]:
+                    score[e, ops[e].index("none")] = 1.0
+            if keep is not None and space.family == "darts":
+                for dst in range(space.n_inputs, space.n_inputs + space.n_nodes):
+                    n = sum(keep[kind][e] for e, (_, d) in enumerate(space.edges) if d == dst)
+                    if n != 2:
+                        raise HarnessError(
+                            f"{kind} node {dst} keeps {n} edges; DARTS genotypes need 2 per node "
+                            f"(set sampler.max_inputs=2)")
+            scores[kind] = score
+        return space.derive(scores)
+
+
+__all__ = [
+    "AccumulateBilevel", "AccumulateConfig", "MostProbableConfig", "MostProbableSelector",
+    "RomeSamplerConfig", "RomeV1Sampler", "RomeV2Sampler",
+]
