@@ -182,3 +182,25 @@ def test_gumbel_tau_schedule():
     assert s.tau == pytest.approx(10.0)
     s.set_progress(249, 250)
     assert s.tau == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+@pytest.mark.parametrize("method_name", sorted(REGISTRY.methods))
+def test_every_method_takes_a_search_step_on_every_space_it_applies_to(method_name, space_name):
+    """Each registered method, resolved as a run would resolve it, takes one smoke search step."""
+    from harness.config import resolve
+
+    method = REGISTRY.method(method_name)
+    if method.spaces is not None and space_name not in method.spaces:
+        pytest.skip(f"{method_name} does not apply to {space_name}")
+    spec = resolve(REGISTRY, method, space_name, "digits", 0, "smoke", {}, [])
+    space = REGISTRY.space(space_name)
+    comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
+    torch.manual_seed(0)
+    net = space.build_search_network(comp["sampler"].factory(spec.hparams["sampler"], space=space),
+                                     comp["cell"].factory(spec.hparams["cell"]), 4, 3, SHAPE)
+    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=1, epochs=1)
+    opt.set_progress(0, 1)
+    net.sampler.set_progress(0, 1)
+    stats = opt.step(net, batch(), batch() if opt.needs_val_batch else None)
+    assert torch.isfinite(stats.train_loss)
