@@ -3,6 +3,10 @@
 * DARTS-style cells: ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
   reduce=[...], reduce_concat=[2, 3, 4, 5])`` -- two ``(op, input)`` pairs per intermediate node, in
   node order; inputs 0 and 1 are the cell inputs, 2.. the intermediate nodes (quark0/darts).
+  Cells whose nodes have other in-degrees (EnTranNAS-DST keeps every non-zero connection) are written
+  with one list per node: ``normal=[[('sep_conv_3x3', 0), ('skip_connect', 1), ('sep_conv_3x3', 2)],
+  [('dil_conv_3x3', 0)], ...]``. A nested cell whose nodes all have two inputs is the same genotype as
+  the flat form, and prints flat, so every genotype the DARTS tools read stays in their format.
 * NAS-Bench-201 cells: ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` -- one group per node 1..3 listing
   ``op~input`` for every incoming edge (D-X-Y/NAS-Bench-201).
 
@@ -28,30 +32,76 @@ Edge = tuple[str, int]
 
 @dataclass(frozen=True)
 class DartsGenotype:
-    """A DARTS-space cell pair. ``normal``/``reduce`` hold two (op, input) pairs per node."""
+    """A DARTS-space cell pair. ``normal``/``reduce`` hold the (op, input) pairs of all nodes in node
+    order; ``normal_degree``/``reduce_degree`` give each node's number of pairs, ``None`` meaning two per
+    node (the DARTS format). A degree tuple of all 2s is normalised to ``None``, so equal cells compare
+    equal however they were written."""
 
     normal: tuple[Edge, ...]
     normal_concat: tuple[int, ...]
     reduce: tuple[Edge, ...]
     reduce_concat: tuple[int, ...]
+    normal_degree: tuple[int, ...] | None = None
+    reduce_degree: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for kind in ("normal", "reduce"):
+            degree = getattr(self, f"{kind}_degree")
+            if degree is None:
+                continue
+            degree = tuple(int(d) for d in degree)
+            if sum(degree) != len(getattr(self, kind)):
+                raise HarnessError(f"DartsGenotype {kind}_degree {list(degree)} sums to {sum(degree)}, but the "
+                                   f"{kind} cell lists {len(getattr(self, kind))} (op, input) pairs")
+            object.__setattr__(self, f"{kind}_degree", None if all(d == 2 for d in degree) else degree)
 
     @property
     def steps(self) -> int:
-        return len(self.normal) // 2
+        degree = self.normal_degree
+        return len(degree) if degree is not None else len(self.normal) // 2
+
+    @property
+    def standard(self) -> bool:
+        """Two inputs per node in both cells (the format every DARTS tool reads)."""
+        return self.normal_degree is None and self.reduce_degree is None
 
     def cell(self, kind: str) -> tuple[Edge, ...]:
         return self.normal if kind == "normal" else self.reduce
 
+    def degree(self, kind: str) -> tuple[int, ...]:
+        degree = self.normal_degree if kind == "normal" else self.reduce_degree
+        return degree if degree is not None else (2,) * (len(self.cell(kind)) // 2)
+
+    def nodes(self, kind: str) -> list[tuple[Edge, ...]]:
+        """The (op, input) pairs of each intermediate node of one cell, node by node."""
+        cell, out, k = self.cell(kind), [], 0
+        for d in self.degree(kind):
+            out.append(tuple(cell[k:k + d]))
+            k += d
+        return out
+
+    @classmethod
+    def from_nodes(cls, normal: list, normal_concat, reduce: list, reduce_concat) -> DartsGenotype:
+        """Build from per-node lists of (op, input) pairs (any in-degree)."""
+        return cls(tuple(e for node in normal for e in node), tuple(normal_concat),
+                   tuple(e for node in reduce for e in node), tuple(reduce_concat),
+                   tuple(len(n) for n in normal), tuple(len(n) for n in reduce))
+
     def to_string(self) -> str:
-        def pairs(edges: tuple[Edge, ...]) -> str:
+        def flat(edges) -> str:
             return "[" + ", ".join(f"({op!r}, {src})" for op, src in edges) + "]"
+
+        def pairs(kind: str) -> str:
+            if self.standard:
+                return flat(self.cell(kind))
+            return "[" + ", ".join(flat(node) for node in self.nodes(kind)) + "]"
 
         def ints(values: tuple[int, ...]) -> str:
             return "[" + ", ".join(str(v) for v in values) + "]"
 
         return (
-            f"Genotype(normal={pairs(self.normal)}, normal_concat={ints(self.normal_concat)}, "
-            f"reduce={pairs(self.reduce)}, reduce_concat={ints(self.reduce_concat)})"
+            f"Genotype(normal={pairs('normal')}, normal_concat={ints(self.normal_concat)}, "
+            f"reduce={pairs('reduce')}, reduce_concat={ints(self.reduce_concat)})"
         )
 
     def __str__(self) -> str:
@@ -151,30 +201,42 @@ def parse_darts(text: str) -> DartsGenotype:
             raise HarnessError(f"malformed DARTS genotype: concat must be a list of ints, got {value!r}")
         return tuple(value)
 
-    def cell(name: str) -> tuple[Edge, ...]:
-        value = _literal(fields[name], text)
-        if not isinstance(value, (list, tuple)) or not value or len(value) % 2:
+    def pair(name: str, where: str, item: object, node: int) -> Edge:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1], int)):
+            raise HarnessError(f"malformed DARTS genotype: {name}{where} must be ('op', input), got {item!r}")
+        if not 0 <= item[1] < node:
             raise HarnessError(
-                f"malformed DARTS genotype: {name} must list two (op, input) pairs per node, got {value!r}"
+                f"malformed DARTS genotype: {name}{where} = {tuple(item)!r} feeds node {node}, so its input "
+                f"must be in 0..{node - 1}"
             )
-        edges = []
-        for k, pair in enumerate(value):
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)
-                    and isinstance(pair[1], int)):
-                raise HarnessError(f"malformed DARTS genotype: {name}[{k}] must be ('op', input), got {pair!r}")
-            node = 2 + k // 2
-            if not 0 <= pair[1] < node:
-                raise HarnessError(
-                    f"malformed DARTS genotype: {name}[{k}] = {tuple(pair)!r} feeds node {node}, so its input "
-                    f"must be in 0..{node - 1}"
-                )
-            edges.append((pair[0], pair[1]))
-        return tuple(edges)
+        return (item[0], item[1])
+
+    def cell(name: str) -> list[list[Edge]]:
+        """Per-node lists of pairs: flat form (two per node) or nested form (one list per node)."""
+        value = _literal(fields[name], text)
+        if not isinstance(value, (list, tuple)) or not value:
+            raise HarnessError(f"malformed DARTS genotype: {name} must list (op, input) pairs, got {value!r}")
+        if all(isinstance(v, list) for v in value):  # nested: one list of pairs per node
+            nodes = []
+            for n, group in enumerate(value):
+                if not group:
+                    raise HarnessError(f"malformed DARTS genotype: {name}[{n}] (node {2 + n}) has no input; "
+                                       f"every node needs at least one (op, input) pair")
+                nodes.append([pair(name, f"[{n}][{k}]", item, 2 + n) for k, item in enumerate(group)])
+            return nodes
+        if len(value) % 2:
+            raise HarnessError(
+                f"malformed DARTS genotype: {name} must list two (op, input) pairs per node (or one list "
+                f"of pairs per node), got {value!r}"
+            )
+        edges = [pair(name, f"[{k}]", item, 2 + k // 2) for k, item in enumerate(value)]
+        return [edges[k:k + 2] for k in range(0, len(edges), 2)]
 
     normal, reduce = cell("normal"), cell("reduce")
     if len(normal) != len(reduce):
         raise HarnessError("malformed DARTS genotype: normal and reduce cells must have the same number of nodes")
-    return DartsGenotype(normal, concat(fields["normal_concat"]), reduce, concat(fields["reduce_concat"]))
+    return DartsGenotype.from_nodes(normal, concat(fields["normal_concat"]), reduce, concat(fields["reduce_concat"]))
 
 
 def parse_genotype(text: str) -> Genotype:

@@ -7,7 +7,7 @@ from harness.errors import HarnessError
 from harness.evaluate import count_flops, count_parameters
 from harness.plugins import load_registry
 from harness.spaces import NetShape
-from tests.test_genotypes import ARCH_11, DARTS_V2
+from tests.test_genotypes import ARCH_11, DARTS_V2, SPARSE
 
 NB201_ANCHORS = {  # arch string -> (params, MFLOPs) from the benchmark's own records (SPEC-FACTS §5.3)
     "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|": (129306, 15.6474),
@@ -49,6 +49,28 @@ def test_darts_supernet_parameter_count(registry):
     cell = registry.component("cell", "mixed").factory(registry.component("cell", "mixed").config())
     net = space.build_search_network(sampler, cell, 16, 8, NetShape(3, 10, 32))
     assert sum(p.numel() for p in net.weight_parameters()) == 1_930_618
+
+
+def test_variable_in_degree_eval_network(registry):
+    """A DST genotype retrains: every listed op is built and summed into its node."""
+    from harness.genotypes import DartsGenotype
+    from harness.nn.ops import darts_op
+
+    space = registry.space("darts")
+    g = space.parse(SPARSE)
+    shape = NetShape(3, 10, 32)
+    net = space.build_eval_network(g, 8, 3, shape)  # cells: normal (C=8), reduce, reduce
+    normal = [list(n) for n in g.nodes("normal")]
+    fewer = DartsGenotype.from_nodes([normal[0][:2]] + normal[1:], g.normal_concat,
+                                     g.nodes("reduce"), g.reduce_concat)
+    extra = count_parameters(net) - count_parameters(space.build_eval_network(fewer, 8, 3, shape))
+    assert extra == count_parameters(darts_op("sep_conv_5x5", 8, 1, affine=True, search=False))
+    net.train()
+    net.drop_path_prob = 0.2
+    logits, _ = net(torch.randn(2, 3, 32, 32))
+    assert logits.shape == (2, 10)
+    with pytest.raises(HarnessError, match="not in space 's2'"):
+        registry.space("s2").validate(g)
 
 
 @pytest.mark.parametrize("arch", sorted(NB201_ANCHORS))

@@ -104,17 +104,21 @@ class DartsFamilySpace(SearchSpace):
             raise HarnessError(f"space {self.name!r} takes DARTS genotypes (Genotype(normal=[...], ...)), "
                                f"not {genotype.to_string()!r}")
         for kind in self.cell_kinds:
-            cell = genotype.cell(kind)
-            if len(cell) != 2 * STEPS:
-                raise HarnessError(f"genotype {kind} cell has {len(cell)} (op, input) pairs; space "
-                                   f"{self.name!r} needs {2 * STEPS} (two per node)")
-            for k, (op, src) in enumerate(cell):
-                e = EDGES.index((src, 2 + k // 2))
-                if op not in self._ops[kind][e]:
-                    raise HarnessError(
-                        f"op {op!r} on edge {2 + k // 2}<-{src} of the {kind} cell is not in space "
-                        f"{self.name!r}; valid ops there: {', '.join(o for o in self._ops[kind][e] if o != 'none')}"
-                    )
+            nodes = genotype.nodes(kind)
+            if len(nodes) != STEPS:
+                raise HarnessError(f"genotype {kind} cell has {len(nodes)} intermediate nodes; space "
+                                   f"{self.name!r} has {STEPS}")
+            for n, pairs in enumerate(nodes):
+                if not pairs:
+                    raise HarnessError(f"node {2 + n} of the genotype's {kind} cell has no input")
+                for op, src in pairs:
+                    e = EDGES.index((src, 2 + n))
+                    if op not in self._ops[kind][e]:
+                        raise HarnessError(
+                            f"op {op!r} on edge {2 + n}<-{src} of the {kind} cell is not in space "
+                            f"{self.name!r}; valid ops there: "
+                            f"{', '.join(o for o in self._ops[kind][e] if o != 'none')}"
+                        )
         for concat in (genotype.normal_concat, genotype.reduce_concat):
             if not concat or any(not 2 <= c < 2 + STEPS for c in concat):
                 raise HarnessError(f"genotype concat {list(concat)} must name nodes in 2..{1 + STEPS}")
@@ -203,9 +207,11 @@ class EvalCell(nn.Module):
         super().__init__()
         self.preprocess0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0)
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0)
-        edges = genotype.reduce if reduction else genotype.normal
+        kind = "reduce" if reduction else "normal"
+        edges = genotype.cell(kind)
         self.concat = genotype.reduce_concat if reduction else genotype.normal_concat
         self.inputs = [src for _, src in edges]
+        self.degree = genotype.degree(kind)  # inputs per node: 2 in DARTS genotypes, any with DST
         self.ops = nn.ModuleList(
             darts_op(op, c, 2 if reduction and src < 2 else 1, affine=True, search=False) for op, src in edges
         )
@@ -214,14 +220,16 @@ class EvalCell(nn.Module):
 
     def forward(self, s0, s1):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for i in range(len(self.ops) // 2):
-            hs = []
-            for j in (2 * i, 2 * i + 1):
+        start = 0
+        for d in self.degree:
+            node = None
+            for j in range(start, start + d):
                 h = self.ops[j](states[self.inputs[j]])
                 if self.training and self.drop_prob > 0 and not isinstance(self.ops[j], Identity):
                     h = drop_path(h, self.drop_prob)
-                hs.append(h)
-            states.append(hs[0] + hs[1])
+                node = h if node is None else node + h
+            start += d
+            states.append(node)
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 

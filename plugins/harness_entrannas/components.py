@@ -73,14 +73,15 @@ Cell type ``engine-transit`` (:class:`EngineTransitCell`)
 Selector ``dst-keep-nonzero`` (:class:`KeepNonzeroSelector`)
 -----------------------------------------------------------
 The derived architecture is every (i, k) with q_hat > 0 (``none`` excluded): any number of inputs per
-node. It is kept as ``selector.last_sparse`` ({kind: [(src, dst, op, q_hat), ...]}) and logged. The
-harness's DartsGenotype has exactly two (op, input) pairs per node, so the returned genotype is, per
-node, the top-2 edges among the non-zero connections ranked by q (the best non-zero op on each);
-a node with a single non-zero edge is padded with its strongest zeroed edge by p_hat (a zeroed edge
-still ranks by its distance below the threshold), so the genotype is valid. On NB201 each edge gets its
-strongest non-zero op, or ``none`` when the edge has no non-zero op (exactly the sparse set when at most
-one op per edge survives). With a non-DST sampler every weight is non-zero and the rule reduces to the
-DARTS magnitude rule on ``probabilities()``.
+node. It is kept as ``selector.last_sparse`` ({kind: [(src, dst, op, q_hat), ...]}) and logged. On the
+DARTS spaces the returned genotype is exactly that set, written with one list of (op, input) pairs per
+node (``DartsGenotype.nodes``; it prints in the flat DARTS form when every node has two inputs), pairs
+ordered by q_hat; the retrain network sums every listed op into its node. Two ops on one edge are two
+pairs with the same input. A node whose only surviving connection is ``none`` (possible only with
+``mask_none`` = False) keeps its strongest non-``none`` op, so the network stays connected. On NB201
+(one op per edge, fixed by the benchmark) each edge gets its strongest non-zero op, or ``none`` when the
+edge has no non-zero op (exactly the sparse set when at most one op per edge survives). With a non-DST
+sampler every weight is non-zero, so the rule keeps every op of every edge (use ``argmax`` there).
 """
 
 from __future__ import annotations
@@ -289,13 +290,12 @@ def genotype_selection(genotype, space) -> dict[str, list[list[int]]]:
         ops = space.edge_ops(kind)
         sel: list[list[int]] = [[] for _ in edges]
         if isinstance(genotype, DartsGenotype):
-            cell = genotype.cell(kind)
-            per_node = len(cell) // space.n_nodes
-            for idx, (op, src) in enumerate(cell):
-                e = edges.index((src, space.n_inputs + idx // per_node))
-                k = ops[e].index(op)
-                if k not in sel[e]:
-                    sel[e].append(k)
+            for n, pairs in enumerate(genotype.nodes(kind)):
+                for op, src in pairs:
+                    e = edges.index((src, space.n_inputs + n))
+                    k = ops[e].index(op)
+                    if k not in sel[e]:
+                        sel[e].append(k)
         elif isinstance(genotype, NB201Genotype):
             for e, op in enumerate(genotype.ops):
                 sel[e].append(ops[e].index(op))
@@ -461,24 +461,18 @@ class KeepNonzeroSelector:
             sparse[kind] = keep
             alive = {(src, dst, op) for src, dst, op, _ in keep}
             if space.family == "darts":
-                chosen = []
+                nodes = []
                 for dst in range(space.n_inputs, space.n_inputs + space.n_nodes):
-                    cands = []
-                    for e, (src, d) in enumerate(edges):
-                        if d != dst:
-                            continue
-                        best = None
-                        for k, op in enumerate(ops[e]):
-                            if op == "none":
-                                continue
-                            key = ((src, dst, op) in alive, float(q[e, k]), float(ph[e, k]))
-                            if best is None or key > best[0]:
-                                best = (key, op)
-                        if best is not None:
-                            cands.append((best[0], -src, src, best[1]))
-                    cands.sort(reverse=True)
-                    chosen.extend((op, src) for _, _, src, op in cands[:2])
-                cells[kind] = tuple(chosen)
+                    conns = sorted(((w, -src, src, op) for src, d, op, w in keep if d == dst), reverse=True)
+                    if not conns:  # only `none` survived into this node: keep its strongest real op
+                        best = max(((float(q[e, k]), float(ph[e, k]), -src, src, op)
+                                    for e, (src, d) in enumerate(edges) if d == dst
+                                    for k, op in enumerate(ops[e]) if op != "none"), default=None)
+                        if best is None:
+                            raise HarnessError(f"node {dst} of the {kind} cell has no op other than 'none'")
+                        conns = [(0.0, -best[3], best[3], best[4])]
+                    nodes.append([(op, src) for _, _, src, op in conns])
+                cells[kind] = nodes
             elif space.family == "nb201":
                 names = []
                 for e, (src, dst) in enumerate(edges):
@@ -493,7 +487,7 @@ class KeepNonzeroSelector:
         if space.family == "nb201":
             return NB201Genotype(cells["normal"])
         concat = tuple(range(space.n_inputs, space.n_inputs + space.n_nodes))
-        return DartsGenotype(cells["normal"], concat, cells["reduce"], concat)
+        return DartsGenotype.from_nodes(cells["normal"], concat, cells["reduce"], concat)
 
 
 def format_sparse(sparse: dict[str, list[tuple[int, int, str, float]]]) -> str:
