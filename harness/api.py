@@ -284,6 +284,8 @@ class MethodInfo:
     {"tau_max": 10.0}}``). ``budgets`` maps a preset name to SearchBudget/EvalBudget field overrides
     under keys "search" and "eval", applied over the harness presets. ``space_defaults`` maps a space
     name to per-kind overrides that apply on that space only (e.g. xautodl's NB201 settings).
+    ``space_budgets`` maps a space name to budgets in the form of ``budgets`` that apply on that space
+    only, over the method's general ones (e.g. DARTS-PT trains its NB201 supernet 100 epochs, not 50).
     """
 
     name: str
@@ -294,6 +296,7 @@ class MethodInfo:
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     budgets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     space_defaults: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    space_budgets: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]] = field(default_factory=dict)
     spaces: tuple[str, ...] | None = None  # None: every space
     paper: str = ""
     doc: str = ""

@@ -5,6 +5,7 @@ stderr and exit status 2."""
 from __future__ import annotations
 
 import functools
+import dataclasses
 import json
 import shlex
 import sys
@@ -130,16 +131,26 @@ def cli():
               help="Where to run.")
 @click.option("--force", is_flag=True, help="Run again even if an identical run completed (both are kept).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--dry-run", is_flag=True,
+              help="Print each run's fully resolved configuration (JSON lines) and run nothing.")
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
-        benchmark_path, device, force, quiet):
+        benchmark_path, device, force, quiet, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
-    from harness.runner import execute, plan, resolve_device
+    from harness.runner import execute, plan, resolve_device, resolve_specs
     from harness.store import ResultStore
 
     registry = load_registry()
+    if dry_run:
+        for spec in resolve_specs(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds,
+                                  preset=preset, swaps={"sampler": sampler, "optimizer": optimizer,
+                                                        "selector": selector, "cell": cell},
+                                  sets=parse_sets(sets)):
+            click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime)},
+                                  sort_keys=True))
+        return
     dev = resolve_device(device)
     the_plan = plan(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
                     swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},

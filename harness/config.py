@@ -1,5 +1,6 @@
 """Presets and the one place a run's configuration is resolved: harness preset -> space defaults ->
-method recipe (defaults, per-space defaults, per-preset budgets) -> the user's ``--set`` overrides.
+method recipe (defaults, per-space defaults, per-preset and per-space budgets) -> the user's ``--set``
+overrides.
 Every override is validated against the frozen dataclass it targets."""
 
 from __future__ import annotations
@@ -115,10 +116,13 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
             if components[kind] == method.components()[kind]:  # a swapped-in component keeps its own
                 per_kind[kind].update(values)
     budget_layers: dict[str, dict[str, Any]] = {"search": {}, "eval": dict(space_obj.eval_defaults()), "runtime": {}}
+    # budgets: the method's paper budget, then its paper budget for this space, then the same two for
+    # the chosen preset, then the preset's own caps (smoke/quick shrink every method alike)
+    space_budgets = method.space_budgets.get(space, {})
     for section in ("search", "eval"):
-        budget_layers[section].update(method.budgets.get("paper", {}).get(section, {}))
-        if preset != "paper":
-            budget_layers[section].update(method.budgets.get(preset, {}).get(section, {}))
+        for name in ("paper",) if preset == "paper" else ("paper", preset):
+            budget_layers[section].update(method.budgets.get(name, {}).get(section, {}))
+            budget_layers[section].update(space_budgets.get(name, {}).get(section, {}))
         budget_layers[section].update(PRESETS[preset].get(section, {}))
 
     raw_sets: dict[str, dict[str, str]] = {}

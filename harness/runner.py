@@ -63,16 +63,28 @@ class Plan:
     benchmarks: dict[str, Any]  # space -> opened benchmark (only where it covers the dataset)
 
 
+def resolve_specs(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: Sequence[str],
+                  seeds: Sequence[int], preset: str, swaps: dict[str, str | None], sets) -> list[RunSpec]:
+    """Every run of the grid, fully resolved (no data is touched)."""
+    from harness.data import DATASETS
+
+    method_infos = resolve_methods(registry, methods)
+    for space in spaces:
+        registry.space(space)
+    for ds in datasets:
+        if ds not in DATASETS:
+            raise unknown("dataset", ds, DATASETS)
+    return [resolve(registry, m, space, ds, seed, preset, swaps, sets)
+            for m in method_infos for space in spaces for ds in datasets for seed in seeds]
+
+
 def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: Sequence[str],
          seeds: Sequence[int], preset: str, swaps: dict[str, str | None], sets, data_dir=None,
          benchmark_path=None) -> Plan:
     from harness.data import load_dataset
 
-    method_infos = resolve_methods(registry, methods)
-    for space in spaces:
-        registry.space(space)
-    specs = [resolve(registry, m, space, ds, seed, preset, swaps, sets)
-             for m in method_infos for space in spaces for ds in datasets for seed in seeds]
+    specs = resolve_specs(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds,
+                          preset=preset, swaps=swaps, sets=sets)
     loaded = {ds: load_dataset(ds, data_dir) for ds in datasets}
     benchmarks: dict[str, Any] = {}
     for space in spaces:

@@ -141,3 +141,20 @@ def test_crash_mid_search_is_recorded_as_failed(tmp_path, monkeypatch):
     assert result.exit_code == 1
     (record,) = ResultStore(store).records(None)
     assert record.status == "failed" and "simulated crash" in record.error
+
+
+def test_dry_run_prints_resolved_configs_and_runs_nothing(tmp_path):
+    """--dry-run shows what a grid would run, with per-space budgets (DARTS-PT: NB201 supernet 100 epochs)."""
+    store = tmp_path / "runs.sqlite"
+    result = invoke("run", "--plugin", "darts-pt", "--space", "darts,nb201", "--dataset", "cifar10",
+                    "--preset", "paper", "--seeds", "0-1", "--dry-run", "--store", store)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["space"], r["seed"]) for r in rows] == [("darts", 0), ("darts", 1), ("nb201", 0), ("nb201", 1)]
+    assert [r["search"]["epochs"] for r in rows] == [50, 50, 100, 100]
+    assert rows[2]["hparams"]["selector"]["tune_lr_schedule"] == "constant"
+    assert not store.exists()  # nothing recorded, no data read (cifar10 is not on this machine)
+    smoke = invoke("run", "--plugin", "darts-pt", "--space", "nb201", "--dry-run", "--store", store)
+    assert json.loads(smoke.output)["search"]["epochs"] == 3  # the preset's cap still applies
+    bad = invoke("run", "--plugin", "darts-pt", "--dataset", "cifar11", "--dry-run", "--store", store)
+    assert bad.exit_code == 2 and "cifar11" in bad.output and "cifar10" in bad.output

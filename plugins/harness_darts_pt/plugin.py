@@ -2,8 +2,7 @@
 
 Supernet phase: unchanged first-order DARTS with DARTS's settings on every space (darts-pt's own NB201
 code uses the same optimisers, not xautodl's). The paper trains the supernet 50 epochs on DARTS spaces
-and 100 on NB201; MethodInfo.budgets are per preset, not per space, so the "paper" budget sets 50 and
-an NB201 run at the paper's length needs ``--set search.epochs=100``.
+and 100 on NB201 (``space_budgets``).
 """
 
 from harness.api import MethodInfo
@@ -17,6 +16,7 @@ from harness_darts_pt.components import (
 PAPER = "Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021"
 # darts-pt's NB201 code (SPEC-FACTS §4.5): a constant fine-tuning lr of 0.0025 (no scheduler)
 NB201_DEFAULTS = {"selector": {"tune_lr_schedule": "constant"}}
+NB201_BUDGETS = {"paper": {"search": {"epochs": 100}}}
 
 
 @hookimpl
@@ -42,14 +42,14 @@ def harness_register_selectors(register):
 def harness_register_methods(register):
     register(MethodInfo(
         name="darts-pt", sampler="softmax", optimizer="first-order", selector="pt", cell="mixed",
-        space_defaults={"nb201": NB201_DEFAULTS},
+        space_defaults={"nb201": NB201_DEFAULTS}, space_budgets={"nb201": NB201_BUDGETS},
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         paper=PAPER,
         doc="DARTS (first order) supernet, then perturbation-based architecture selection (DARTS+PT)",
     ))
     register(MethodInfo(
         name="darts-pt-fixed-alpha", sampler="fixed-uniform", optimizer="frozen-arch", selector="pt",
-        cell="mixed", space_defaults={"nb201": NB201_DEFAULTS},
+        cell="mixed", space_defaults={"nb201": NB201_DEFAULTS}, space_budgets={"nb201": NB201_BUDGETS},
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         paper=PAPER,
         doc="DARTS+PT (fixed alpha): supernet trained with uniform, never-updated alpha, then PT selection",
