@@ -5,6 +5,7 @@ the command, device and versions.
 
     python benchmarks/search_step.py --method darts --space darts
     python benchmarks/search_step.py --method darts --space nb201 --steps 30
+    python benchmarks/search_step.py --method darts --space darts --compare --steps 50
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE",
                     help="override a component setting, as `harness run --set`")
+    ap.add_argument("--mode", choices=("auto", "eager", "fast"), default="auto",
+                    help="eager: every op of every edge one by one; fast: the fused cell forward "
+                         "(harness.nn.fused); auto: fast on CUDA, eager elsewhere (what `harness run` does)")
+    ap.add_argument("--compare", action="store_true",
+                    help="run eager and fast in one process, alternating step by step, on the same data and "
+                         "random streams; print both, the ratio, and how far losses and alpha drift apart")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--sync-check", action="store_true",
                     help="run one extra step under torch.cuda.set_sync_debug_mode('error'): fails on any "
@@ -43,6 +50,7 @@ def main(argv=None):
     from harness.api import Batch
     from harness.config import parse_sets, resolve
     from harness.plugins import load_registry
+    from harness.nn.cells import set_fast
     from harness.runner import device_name, resolve_device
     from harness.spaces import NetShape
 
@@ -53,20 +61,28 @@ def main(argv=None):
     layers = args.layers or (5 if space.family == "nb201" else 8)
     spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {}, parse_sets(args.sets))
     comp = {k: registry.component(k, n) for k, n in spec.components.items()}
-    torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
     shape = NetShape(3, args.classes, args.resolution)
-    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-    cell = comp["cell"].factory(spec.hparams["cell"])
-    net = space.build_search_network(sampler, cell, args.channels, layers, shape).to(device)
-    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
-    opt.set_progress(0, 50)
-    sampler.set_progress(0, 50)
-    net.train()
+
+    def build(fast: bool):
+        """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``."""
+        torch.manual_seed(0)
+        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+        cell = comp["cell"].factory(spec.hparams["cell"])
+        net = space.build_search_network(sampler, cell, args.channels, layers, shape).to(device)
+        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
+        opt.set_progress(0, 50)
+        sampler.set_progress(0, 50)
+        net.train()
+        fast_cells = set_fast(net, fast)
+        return {"net": net, "opt": opt, "fast_cells": len(fast_cells) if fast else 0, "times": [], "peaks": [],
+                "losses": [], "rng": _rng_state(device, seed=0)}
+
+    gen = torch.Generator(device=device).manual_seed(1234)
 
     def data():
-        return Batch(torch.randn(args.batch, 3, args.resolution, args.resolution, device=device),
-                     torch.randint(0, args.classes, (args.batch,), device=device))
+        return Batch(torch.randn(args.batch, 3, args.resolution, args.resolution, device=device, generator=gen),
+                     torch.randint(0, args.classes, (args.batch,), device=device, generator=gen))
 
     pool = [(data(), data()) for _ in range(4)]  # rotate inputs, never zeros
 
@@ -74,44 +90,95 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for i in range(args.warmup):
-        opt.step(net, *pool[i % 4])
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(args.steps):
-        t0 = time.perf_counter()
-        opt.step(net, *pool[i % 4])
+    modes = ["eager", "fast"] if args.compare else [
+        {"eager": "eager", "fast": "fast", "auto": "fast" if device.type == "cuda" else "eager"}[args.mode]]
+    runs = {mode: build(mode == "fast") for mode in modes}
+
+    def step(run, i, timed: bool):
+        _set_rng_state(device, run["rng"])  # each mode has its own random stream (noise, Gumbel draws)
+        if timed and device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         sync()
-        times.append(1000 * (time.perf_counter() - t0))
-    ms = statistics.median(times)
+        t0 = time.perf_counter()
+        stats = run["opt"].step(run["net"], *pool[i % 4])
+        sync()
+        if timed:
+            run["times"].append(1000 * (time.perf_counter() - t0))
+            if device.type == "cuda":
+                run["peaks"].append(torch.cuda.max_memory_allocated() / 2**30)
+        run["losses"].append(float(stats.train_loss))
+        run["rng"] = _rng_state(device)
+
+    for i in range(args.warmup):  # modes alternate step by step, so drifts in clocks hit both alike
+        for mode in modes:
+            step(runs[mode], i, timed=False)
+    for i in range(args.warmup, args.warmup + args.steps):
+        for mode in modes:
+            step(runs[mode], i, timed=True)
+
     syncs = "not checked"
     if args.sync_check and device.type == "cuda":
+        run = runs[modes[-1]]
         torch.cuda.set_sync_debug_mode("error")
         try:
-            opt.step(net, *pool[0])
+            run["opt"].step(run["net"], *pool[0])
             syncs = "none"
         except RuntimeError as exc:
             syncs = f"sync found: {str(exc).splitlines()[0]}"
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    result = {
+
+    base = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
         "layers": layers, "device": device_name(device), "torch": torch.__version__,
-        "python": platform.python_version(), "ms_per_step_median": round(ms, 2),
-        "ms_per_step_min": round(min(times), 2), "images_per_s": round(args.batch / ms * 1000, 1),
-        "peak_mem_gib": round(peak, 3), "steps": args.steps, "host_syncs_in_step": syncs,
+        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
+        "host_syncs_in_step": syncs,
     }
-    print(json.dumps(result))
-    print(f"{args.method} on {args.space}: {ms:.1f} ms/step (median of {args.steps}), "
-          f"{result['images_per_s']} img/s, peak {peak:.2f} GiB, host syncs: {syncs}  "
-          f"[{result['device']}, torch {torch.__version__}]")
+    results = {}
+    for mode in modes:
+        run = runs[mode]
+        ms = statistics.median(run["times"])
+        peak = max(run["peaks"]) if run["peaks"] else float("nan")
+        results[mode] = {
+            "ms_per_step_median": round(ms, 2), "ms_per_step_min": round(min(run["times"]), 2),
+            "images_per_s": round(args.batch / ms * 1000, 1), "peak_mem_gib": round(peak, 3),
+            "fast_cells": run["fast_cells"],
+        }
+        print(f"{args.method} on {args.space} [{mode}]: {ms:.1f} ms/step (median of {args.steps}), "
+              f"{results[mode]['images_per_s']} img/s, peak {peak:.2f} GiB, "
+              f"{run['fast_cells']} cells on the fast path  [{base['device']}, torch {torch.__version__}]")
+    if args.compare:
+        e, f = runs["eager"], runs["fast"]
+        rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(e["losses"], f["losses"]))
+        alpha = max(float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+                    for a, b in zip(e["net"].sampler.arch_parameters(), f["net"].sampler.arch_parameters()))
+        ratio = results["eager"]["ms_per_step_median"] / results["fast"]["ms_per_step_median"]
+        base.update(speedup=round(ratio, 2), loss_max_rel_diff=rel, arch_max_rel_diff=alpha,
+                    steps_compared=len(e["losses"]))
+        print(f"speedup eager/fast: {ratio:.2f}x; over {len(e['losses'])} steps: max relative loss difference "
+              f"{rel:.2e}, arch parameters {alpha:.2e}")
+    out = {**base, **({"modes": results} if args.compare else {"mode": modes[0], **results[modes[0]]})}
+    print(json.dumps(out))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+
+
+def _rng_state(device, seed=None):
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    return (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(device, state) -> None:
+    import torch
+
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 if __name__ == "__main__":

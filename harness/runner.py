@@ -129,6 +129,7 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
 
     from harness.data import DeviceLoader, search_split
     from harness.evaluate import arch_info, retrain
+    from harness.nn.cells import set_fast
     from harness.search import run_search
     from harness.spaces import NetShape
 
@@ -147,6 +148,10 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
     cell_type = comp["cell"].factory(spec.hparams["cell"])
     net = space.build_search_network(sampler, cell_type, sb.channels, sb.layers, shape).to(device)
+    # the fast path (same math, fused kernels) is for CUDA, where launch overhead dominates; on CPU the
+    # eager cell is as fast and stays the reference. runtime.fast=false switches it off.
+    fast = spec.budget.runtime.fast and device.type == "cuda"
+    fast_cells = set_fast(net, fast) if fast else []
     optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
                                           steps_per_epoch=len(train_loader), epochs=sb.epochs)
     selector = comp["selector"].factory(spec.hparams["selector"])
@@ -162,6 +167,7 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     genotype = space.validate(result.genotype)
     record.genotype = genotype.to_string()
     record.search = {"curve": result.curve, "probabilities": result.probabilities, "steps": result.steps,
+                     "runtime": {"fast": fast, "fast_cells": len(fast_cells)},
                      **summarize_genotype(genotype)}
     record.costs["search_s"] = result.seconds
     log(f"  genotype: {record.genotype}")

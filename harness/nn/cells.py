@@ -9,7 +9,12 @@ from harness.api import ArchWeights, CellSpec
 
 
 class CellBody(nn.Module):
-    """Inputs -> nodes. ``self.ops[e]`` holds edge e's candidate ops in alpha-column order."""
+    """Inputs -> nodes. ``self.ops[e]`` holds edge e's candidate ops in alpha-column order.
+
+    ``fast`` is set by :func:`set_fast` (the search loop does it on CUDA unless ``runtime.fast=false``);
+    a body that has a faster implementation of the same math switches to it when ``fast`` is true."""
+
+    fast = False
 
     def __init__(self, spec: CellSpec):
         super().__init__()
@@ -35,3 +40,14 @@ class CellBody(nn.Module):
                 raise RuntimeError(f"node {dst} of a {self.kind} cell has no active input edge")
             states.append(sum(outs[1:], outs[0]))
         return states
+
+
+def set_fast(net: nn.Module, on: bool) -> list[str]:
+    """Switch every cell body of ``net`` that has a fast path (``supports_fast``) to it, or back.
+    Returns the names of the bodies switched, so callers can report what runs fast."""
+    switched = []
+    for name, module in net.named_modules():
+        if getattr(module, "supports_fast", False):
+            module.fast = bool(on)
+            switched.append(name)
+    return switched

@@ -12,6 +12,7 @@ from torch import nn
 
 from harness.api import ArchWeights, Batch, CellSpec, SelectionContext, StepStats
 from harness.nn.cells import CellBody
+from harness.nn.fused import FusedMixed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +62,18 @@ class MixedConfig:
 
 class MixedBody(CellBody):
     """Every candidate op runs; the edge output is sum_k w[e, k] * op_k(x) (times an optional edge
-    weight). No data-dependent branching, so no host-device sync."""
+    weight). No data-dependent branching, so no host-device sync. With ``fast`` the same math runs
+    through :class:`harness.nn.fused.FusedMixed` (ops grouped per source node, a few large kernels)."""
+
+    supports_fast = True
+    _fused = None
+
+    def forward(self, states, arch: ArchWeights):
+        if self.fast:
+            if self._fused is None:
+                self._fused = FusedMixed(self)
+            return self._fused(states, arch)
+        return super().forward(states, arch)
 
     def edge_forward(self, e, x, arch: ArchWeights):
         w = arch.weights[self.kind][e]

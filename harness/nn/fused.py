@@ -1,0 +1,342 @@
+"""The fast forward of a mixed search cell: the same math as running every op of every edge one by one
+(``CellBody`` + ``edge_forward``), in a few large kernels instead of hundreds of tiny ones.
+
+A mixed DARTS cell runs 14 edges x 8 ops, each op a chain of 1-8 small kernels on 16-64 channels; on a
+GPU almost all of that time is launch overhead and under-filled kernels (``shared/PERF-NOTES.md``). This
+module regroups the same computation:
+
+* **Per source node.** Every op of every edge leaving node i reads the same input x_i, so they are run
+  together once x_i is complete (sources in order; node j is complete once sources < j have run).
+* **Units grouped by structure.** Each (edge, op) is a *unit*; units whose modules have the same layer
+  chain (e.g. ReLU-dwconv5x5-conv1x1-BN-ReLU-dwconv5x5-conv1x1-BN for ``sep_conv_5x5``) form a group and
+  run as one chain on a tensor holding all of them side by side in channels (unit-major): a depthwise
+  conv over m units is one conv with ``groups = m*C``; a dense conv (pointwise or NB201's 3x3) reading
+  the shared input is one conv with the m weights stacked as output channels, later ones a conv with
+  ``groups = m``; BatchNorm over m units is one call over m*C channels (its statistics are per channel,
+  so nothing changes); ReLU of x_i is computed once per source; pooling of x_i once per group.
+* **One weighted sum per source.** The unit outputs U (B, M, C*H*W) are combined into every target node
+  at once: contributions = A @ U with A[d, u] = w[e_u, k_u] (x edge weight), one batched GEMM.
+* ``none`` units are dropped (they add w * 0); ``noise`` units are drawn for the whole cell up front in
+  the eager order, so the random stream is the same as the eager cell's.
+
+BatchNorm running statistics stay in the op modules: on first use, each group's buffers are gathered
+into one tensor and the modules' ``running_mean``/``running_var``/``num_batches_tracked`` become views of
+it, so the fused call updates exactly what the eager modules would (and ``state_dict``, eval mode and the
+eager path keep working). The views are re-made whenever a module's buffer is found replaced (``.to()``,
+``load_state_dict`` with ``assign``).
+
+Modules this file does not know (a plugin's own op) run eagerly as single units inside the fast path, so
+the fast path never refuses a cell; ``FusedMixed.eager_units`` lists them.
+
+Numerics: the same operations in fp32, summed in a different order (the GEMM), so results agree with the
+eager cell to rounding (~1e-6 relative per step); ``tests/test_fused.py`` checks a step and a short
+search trajectory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.nn.ops import FactorizedReduce, Identity, Noise, Zero
+
+
+# ---------------------------------------------------------------------------------------------
+# Describing an op module as a chain of layers
+
+
+def _flatten(module: nn.Module) -> list[nn.Module] | None:
+    """The leaf layers of nested ``nn.Sequential`` containers, or None if anything else is inside."""
+    if isinstance(module, nn.Sequential):
+        out: list[nn.Module] = []
+        for child in module:
+            sub = _flatten(child)
+            if sub is None:
+                return None
+            out += sub
+        return out
+    return [module] if _layer_key(module) is not None else None
+
+
+def _layer_key(m: nn.Module):
+    if isinstance(m, nn.ReLU):
+        return ("relu",)
+    if isinstance(m, nn.Conv2d):
+        if m.padding_mode != "zeros" or m.bias is not None or isinstance(m.padding, str):
+            return None
+        if m.groups == m.in_channels == m.out_channels:
+            kind = "dw"
+        elif m.groups == 1:
+            kind = "dense"
+        else:
+            return None
+        return ("conv", kind, m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation)
+    if isinstance(m, nn.BatchNorm2d):
+        if m.momentum is None or (m.running_mean is None) != (m.running_var is None):
+            return None
+        return ("bn", m.num_features, m.affine, m.track_running_stats, m.eps, m.momentum)
+    if isinstance(m, nn.MaxPool2d):
+        if m.dilation != 1 or m.return_indices:
+            return None
+        return ("maxpool", m.kernel_size, m.stride, m.padding, m.ceil_mode)
+    if isinstance(m, nn.AvgPool2d):
+        if m.divisor_override is not None:
+            return None
+        return ("avgpool", m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
+    return None
+
+
+def unit_key(module: nn.Module):
+    """What a unit's module computes, as a hashable structure key (None: run it eagerly)."""
+    if isinstance(module, Zero):
+        return ("zero",)
+    if isinstance(module, Identity):
+        return ("identity",)
+    if isinstance(module, Noise):
+        return ("noise", module.stride, module.mean, module.std)
+    if isinstance(module, FactorizedReduce):
+        bn = module.bn
+        if bn.momentum is None:
+            return None
+        return ("fr", module.conv_1.in_channels, module.conv_1.out_channels, bn.affine, bn.track_running_stats,
+                bn.eps, bn.momentum)
+    layers = _flatten(module)
+    if layers is None:
+        return None
+    return ("chain",) + tuple(_layer_key(m) for m in layers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused BatchNorm over several modules
+
+
+class _FusedBN:
+    """m BatchNorm2d modules with equal settings, normalised by one call over their concatenated
+    channels; their running buffers are views of one tensor each."""
+
+    def __init__(self, bns: Sequence[nn.BatchNorm2d]):
+        self.bns = list(bns)
+        self.track = self.bns[0].track_running_stats and self.bns[0].running_mean is not None
+        self.rm = self.rv = self.nbt = None
+        self._ptrs: list[int] = []
+
+    def _bind(self) -> None:
+        """(Re)make the modules' buffers views of one fused tensor each, keeping their current values."""
+        bns = self.bns
+        with torch.no_grad():
+            self.rm = torch.cat([b.running_mean for b in bns])
+            self.rv = torch.cat([b.running_var for b in bns])
+            self.nbt = torch.stack([b.num_batches_tracked for b in bns])
+        c = bns[0].num_features
+        for i, b in enumerate(bns):
+            b._buffers["running_mean"] = self.rm[i * c:(i + 1) * c]
+            b._buffers["running_var"] = self.rv[i * c:(i + 1) * c]
+            b._buffers["num_batches_tracked"] = self.nbt[i]
+        self._ptrs = self._current()
+
+    def _current(self) -> list[int]:
+        return [p for b in self.bns for p in (b.running_mean.data_ptr(), b.running_var.data_ptr())]
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        first = self.bns[0]
+        training = first.training
+        if self.track and (self.rm is None or self._current() != self._ptrs):
+            self._bind()
+        weight = bias = None
+        if first.affine:
+            weight = torch.cat([b.weight for b in self.bns])
+            bias = torch.cat([b.bias for b in self.bns])
+        use_batch_stats = training or not self.track
+        if training and self.track:
+            self.nbt.add_(1)
+        return F.batch_norm(h, self.rm if self.track else None, self.rv if self.track else None, weight, bias,
+                            use_batch_stats, first.momentum, first.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups of units
+
+
+@dataclass
+class _Group:
+    key: tuple
+    units: list[int]  # indices into the source's unit list
+    modules: list[nn.Module]
+    layers: list[list[nn.Module]] = field(default_factory=list)  # per unit, its flattened layers
+    bns: dict[int, _FusedBN] = field(default_factory=dict)  # layer index -> fused BN
+
+
+def _repeat(x: torch.Tensor, m: int) -> torch.Tensor:
+    return x if m == 1 else x.repeat(1, m, 1, 1)
+
+
+def _run_chain(group: _Group, x: torch.Tensor, relu_x: torch.Tensor) -> torch.Tensor:
+    """All m units of a chain group on the shared input x -> (B, m*C_out, H, W), unit-major."""
+    m = len(group.units)
+    h, shared = x, True
+    for li, desc in enumerate(group.key[1:]):
+        kind = desc[0]
+        if kind == "relu":
+            h = relu_x if (shared and h is x) else F.relu(h)
+        elif kind == "conv":
+            _, conv_kind, c_in, _, _, stride, padding, dilation = desc
+            weight = torch.cat([layers[li].weight for layers in group.layers])
+            if conv_kind == "dw":
+                h = F.conv2d(_repeat(h, m) if shared else h, weight, None, stride, padding, dilation, m * c_in)
+            else:
+                h = F.conv2d(h, weight, None, stride, padding, dilation, 1 if shared else m)
+            shared = False
+        elif kind == "bn":
+            if shared:
+                h, shared = _repeat(h, m), False
+            h = group.bns[li](h)
+        elif kind == "maxpool":
+            _, k, s, p, ceil = desc
+            h = F.max_pool2d(h, k, s, p, 1, ceil)
+        elif kind == "avgpool":
+            _, k, s, p, ceil, include = desc
+            h = F.avg_pool2d(h, k, s, p, ceil, include)
+    return _repeat(h, m) if shared else h
+
+
+def _run_fr(group: _Group, relu_x: torch.Tensor) -> torch.Tensor:
+    """m FactorizedReduce units (the stride-2 skip_connect) on one input, as FactorizedReduce.forward."""
+    m = len(group.units)
+    frs = group.modules
+    half = frs[0].conv_1.out_channels
+    shifted = relu_x[:, :, 1:, 1:]
+    if shifted.shape[-1] < 1 or shifted.shape[-2] < 1:
+        shifted = relu_x
+    a = F.conv2d(relu_x, torch.cat([f.conv_1.weight for f in frs]), None, 2)
+    b = F.conv2d(shifted, torch.cat([f.conv_2.weight for f in frs]), None, 2)
+    if b.shape[-2:] != a.shape[-2:]:
+        b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+    n, _, hh, ww = a.shape
+    h = torch.stack([a.view(n, m, half, hh, ww), b.view(n, m, half, hh, ww)], dim=2).view(n, m * 2 * half, hh, ww)
+    return group.bns[0](h)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused cell forward
+
+
+class FusedMixed:
+    """Fast forward for a mixed ``CellBody`` (``body.ops[e][k]`` weighted by ``arch.weights[kind][e, k]``).
+
+    Not an ``nn.Module``: it holds references to the body's own op modules and parameters, so the
+    parameter list, ``state_dict`` and optimizer state are those of the eager cell."""
+
+    def __init__(self, body: nn.Module):
+        spec = body.spec
+        self.body = body
+        self.kind = spec.kind
+        self.n_inputs, self.n_nodes = spec.n_inputs, spec.n_nodes
+        self.eager_units: list[tuple[int, int]] = []
+        self.noise_units: list[tuple[int, int]] = []  # (edge, op) in the eager cell's draw order
+        for dst in range(self.n_inputs, self.n_inputs + self.n_nodes):
+            for e in body.incoming[dst]:
+                for k, op in enumerate(body.ops[e]):
+                    if isinstance(op, Noise):
+                        self.noise_units.append((e, k))
+        self.sources = sorted({src for src, _ in spec.edges})
+        self.plans = {}
+        for src in self.sources:
+            units, groups, dsts = [], {}, []
+            for e, (s, dst) in enumerate(spec.edges):
+                if s != src:
+                    continue
+                for k, op in enumerate(body.ops[e]):
+                    key = unit_key(op)
+                    if key == ("zero",):
+                        continue
+                    if key is None:
+                        key = ("eager", len(units))
+                        self.eager_units.append((e, k))
+                    units.append((e, k, dst))
+                    groups.setdefault(key, []).append(len(units) - 1)
+            targets = sorted({dst for _, _, dst in units})
+            plan_groups = []
+            for key, idx in groups.items():
+                mods = [body.ops[units[u][0]][units[u][1]] for u in idx]
+                g = _Group(key, idx, mods)
+                if key[0] == "chain":
+                    g.layers = [_flatten(mod) for mod in mods]
+                    for li, desc in enumerate(key[1:]):
+                        if desc[0] == "bn":
+                            g.bns[li] = _FusedBN([layers[li] for layers in g.layers])
+                elif key[0] == "fr":
+                    g.bns[0] = _FusedBN([mod.bn for mod in mods])
+                plan_groups.append(g)
+            order = [u for g in plan_groups for u in g.units]  # the order of U's unit axis
+            edge_op = torch.tensor([[units[u][0], units[u][1]] for u in order], dtype=torch.long).reshape(-1, 2)
+            onehot = torch.zeros(len(targets), len(order))
+            for j, u in enumerate(order):
+                onehot[targets.index(units[u][2]), j] = 1.0
+            self.plans[src] = (plan_groups, order, edge_op, onehot, targets, units)
+        self.needs_relu = {src: any(g.key[0] == "fr" or (g.key[0] == "chain" and g.key[1] == ("relu",))
+                                    for g in self.plans[src][0]) for src in self.sources}
+        self._device_cache: dict = {}
+
+    def _draw_noise(self, states) -> dict:
+        """Every ``noise`` unit's output, drawn now in the eager cell's order (node by node, edge by
+        edge): only the shape matters, and no other op of the cell draws random numbers."""
+        body, spec = self.body, self.body.spec
+        first = next(e for e, (src, _) in enumerate(spec.edges) if src == 0)
+        s = spec.strides[first]
+        node_like = states[0] if s == 1 else states[0][:, :, ::s, ::s]  # the intermediate nodes' shape
+        return {(e, k): body.ops[e][k](states[spec.edges[e][0]] if spec.edges[e][0] < self.n_inputs else node_like)
+                for e, k in self.noise_units}
+
+    def _consts(self, src: int, device, dtype, n_ops: int):
+        key = (src, device, dtype)
+        if key not in self._device_cache:
+            _, _, edge_op, onehot, _, _ = self.plans[src]
+            flat = (edge_op[:, 0] * n_ops + edge_op[:, 1]).to(device)
+            self._device_cache[key] = (flat, edge_op[:, 0].to(device), onehot.to(device=device, dtype=dtype))
+        return self._device_cache[key]
+
+    def __call__(self, states: list[torch.Tensor], arch) -> list[torch.Tensor]:
+        body = self.body
+        w = arch.weights[self.kind]
+        ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
+        states = list(states)
+        noise = self._draw_noise(states) if self.noise_units else {}
+        acc: dict[int, torch.Tensor] = {}
+        for src in self.sources:
+            while len(states) <= src:  # node src is complete: every source before it has run
+                states.append(acc.pop(len(states)))
+            x = states[src]
+            groups, order, _, _, targets, units = self.plans[src]
+            relu_x = F.relu(x) if self.needs_relu[src] else None
+            outs = []
+            for g in groups:
+                kind = g.key[0]
+                if kind == "chain":
+                    outs.append(_run_chain(g, x, relu_x))
+                elif kind == "identity":
+                    outs.append(_repeat(x, len(g.units)))
+                elif kind == "fr":
+                    outs.append(_run_fr(g, relu_x))
+                elif kind == "noise":
+                    outs.append(torch.cat([noise[units[u][:2]] for u in g.units], dim=1))
+                else:  # eager unit
+                    outs.append(g.modules[0](x))
+            u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+            n = u_all.shape[0]
+            flat, edges, onehot = self._consts(src, w.device, w.dtype, w.shape[1])
+            wu = w.reshape(-1).index_select(0, flat)
+            if ew is not None:
+                wu = wu * ew.index_select(0, edges)
+            a = onehot * wu  # (targets, units)
+            contrib = torch.matmul(a, u_all.reshape(n, len(order), -1))  # (B, targets, C*H*W)
+            shape = (n, u_all.shape[1] // len(order)) + tuple(u_all.shape[2:])
+            for d, dst in enumerate(targets):
+                part = contrib[:, d].reshape(shape)
+                acc[dst] = part if dst not in acc else acc[dst] + part
+        while len(states) < self.n_inputs + self.n_nodes:
+            states.append(acc.pop(len(states)))
+        return states
