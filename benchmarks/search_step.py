@@ -39,6 +39,10 @@ def main(argv=None):
     ap.add_argument("--compare", action="store_true",
                     help="run eager and fast in one process, alternating step by step, on the same data and "
                          "random streams; print both, the ratio, and how far losses and alpha drift apart")
+    ap.add_argument("--count-ops", action="store_true",
+                    help="also count the aten operators one step dispatches (forward, backward, optimizer): "
+                         "on a GPU each is at least one kernel launch, so this is the launch count any device "
+                         "can measure")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--sync-check", action="store_true",
                     help="run one extra step under torch.cuda.set_sync_debug_mode('error'): fails on any "
@@ -128,6 +132,11 @@ def main(argv=None):
         finally:
             torch.cuda.set_sync_debug_mode("default")
 
+    op_counts = {}
+    if args.count_ops:
+        for mode in modes:
+            op_counts[mode] = _count_ops(lambda: runs[mode]["opt"].step(runs[mode]["net"], *pool[0]))
+
     base = {
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
@@ -145,13 +154,17 @@ def main(argv=None):
             "images_per_s": round(args.batch / ms * 1000, 1), "peak_mem_gib": round(peak, 3),
             "fast_cells": run["fast_cells"],
         }
+        if mode in op_counts:
+            results[mode]["aten_ops_per_step"] = op_counts[mode]
         print(f"{args.method} on {args.space} [{mode}]: {ms:.1f} ms/step (median of {args.steps}), "
               f"{results[mode]['images_per_s']} img/s, peak {peak:.2f} GiB, "
-              f"{run['fast_cells']} cells on the fast path  [{base['device']}, torch {torch.__version__}]")
+              f"{run['fast_cells']} cells on the fast path"
+              + (f", {op_counts[mode]} aten ops per step" if mode in op_counts else "")
+              + f"  [{base['device']}, torch {torch.__version__}]")
     if args.compare:
         e, f = runs["eager"], runs["fast"]
         rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(e["losses"], f["losses"]))
-        alpha = max(float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+        alpha = max(float((a.detach() - b.detach()).abs().max() / a.detach().abs().max().clamp_min(1e-12))
                     for a, b in zip(e["net"].sampler.arch_parameters(), f["net"].sampler.arch_parameters()))
         ratio = results["eager"]["ms_per_step_median"] / results["fast"]["ms_per_step_median"]
         base.update(speedup=round(ratio, 2), loss_max_rel_diff=rel, arch_max_rel_diff=alpha,
@@ -163,6 +176,22 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
+
+
+def _count_ops(fn) -> int:
+    """How many aten operators ``fn`` dispatches (views and metadata ops included)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return Counter.n
 
 
 def _rng_state(device, seed=None):

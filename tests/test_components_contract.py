@@ -73,8 +73,10 @@ def test_sampler_contract(sampler, space_name):
 @pytest.mark.parametrize("sampler", sorted(REGISTRY.components["sampler"]))
 @pytest.mark.parametrize("space_name", SPACES)
 def test_supernet_forward_and_arch_gradient(cell, sampler, space_name):
-    if cell == "single-path" and sampler not in ("gumbel",):
-        pytest.skip("single-path cells need a sampler that names one op per edge")
+    if cell == "single-path":
+        info = REGISTRY.component("sampler", sampler)
+        if not getattr(info.factory(info.config(), space=REGISTRY.space(space_name)), "single_path", False):
+            pytest.skip("single-path cells need a sampler that names one op per edge (single_path = True)")
     if cell == "engine-transit" and space_name == "s4":
         pytest.skip("a transit cell that derives 'noise' on every edge from the reduction engine cell cuts "
                     "that cell's arch gradient (noise detaches its input): a property of the method on S4")

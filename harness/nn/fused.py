@@ -245,7 +245,7 @@ class FusedMixed:
         self.sources = sorted({src for src, _ in spec.edges})
         self.plans = {}
         for src in self.sources:
-            units, groups, dsts = [], {}, []
+            units, groups = [], {}
             for e, (s, dst) in enumerate(spec.edges):
                 if s != src:
                     continue
@@ -300,7 +300,6 @@ class FusedMixed:
         return self._device_cache[key]
 
     def __call__(self, states: list[torch.Tensor], arch) -> list[torch.Tensor]:
-        body = self.body
         w = arch.weights[self.kind]
         ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
         states = list(states)

@@ -12,6 +12,7 @@ from torch import nn
 
 from harness.api import ArchWeights, Batch, CellSpec, SelectionContext, StepStats
 from harness.nn.cells import CellBody
+from harness.nn.samplers import AlphaSampler
 from harness.nn.fused import FusedMixed
 
 
@@ -24,31 +25,11 @@ class SoftmaxConfig:
     init_scale: float = 1e-3  # alpha = init_scale * randn, per cell kind, (edges, ops)
 
 
-class SoftmaxSampler(nn.Module):
+class SoftmaxSampler(AlphaSampler):
     """Continuous relaxation: every op of an edge weighted by softmax(alpha_e)."""
 
-    def __init__(self, config: SoftmaxConfig, space):
-        super().__init__()
-        self.config = config
-        self.alphas = nn.ParameterDict({
-            kind: nn.Parameter(config.init_scale * torch.randn(len(space.edges), space.n_ops))
-            for kind in space.cell_kinds
-        })
-
-    def forward(self) -> ArchWeights:
-        return ArchWeights({kind: F.softmax(a, dim=-1) for kind, a in self.alphas.items()})
-
-    def probabilities(self):
-        return {kind: F.softmax(a.detach(), dim=-1) for kind, a in self.alphas.items()}
-
-    def arch_parameters(self):
-        return list(self.alphas.values())
-
-    def set_progress(self, epoch, total_epochs):
-        pass
-
-    def regularization(self):
-        return None
+    def transform(self, alpha):
+        return F.softmax(alpha, dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------

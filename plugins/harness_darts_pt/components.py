@@ -61,9 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import ArchWeights, Batch, SelectionContext, StepStats
+from harness.api import ArchWeights, SelectionContext
 from harness.errors import HarnessError
-from harness_darts.components import BilevelConfig, FirstOrderBilevel
+from harness_darts.components import BilevelConfig, FirstOrderBilevel, SoftmaxSampler
 
 # ---------------------------------------------------------------------------------------------
 # Fixed-alpha sampler and the first-order variant that skips the arch step for it
@@ -74,35 +74,15 @@ class FixedUniformConfig:
     init_scale: float = 0.0  # 0: alpha = 0 (the paper); the reference code leaves 1e-3*randn
 
 
-class FixedUniformSampler(nn.Module):
+class FixedUniformSampler(SoftmaxSampler):
     """softmax(alpha) with alpha frozen at its init (gradients zeroed by a hook)."""
 
     frozen = True
 
     def __init__(self, config: FixedUniformConfig, space):
-        super().__init__()
-        self.config = config
-        self.alphas = nn.ParameterDict({
-            kind: nn.Parameter(config.init_scale * torch.randn(len(space.edges), space.n_ops))
-            for kind in space.cell_kinds
-        })
+        super().__init__(config, space)
         for a in self.alphas.values():
             a.register_hook(torch.zeros_like)
-
-    def forward(self) -> ArchWeights:
-        return ArchWeights({kind: F.softmax(a, dim=-1) for kind, a in self.alphas.items()})
-
-    def probabilities(self):
-        return {kind: F.softmax(a.detach(), dim=-1) for kind, a in self.alphas.items()}
-
-    def arch_parameters(self):
-        return list(self.alphas.values())
-
-    def set_progress(self, epoch, total_epochs):
-        pass
-
-    def regularization(self):
-        return None
 
 
 class FrozenArchFirstOrder(FirstOrderBilevel):

@@ -99,6 +99,7 @@ from harness.api import ArchWeights, CellSpec, SelectionContext
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, NB201Genotype
 from harness.nn.ops import ReLUConvBN
+from harness.nn.samplers import AlphaSampler
 
 log = logging.getLogger(__name__)
 
@@ -121,34 +122,20 @@ class TemperedSoftmaxConfig:
     init_scale: float = 1e-3
 
 
-class TemperedSoftmaxSampler(nn.Module):
+class TemperedSoftmaxSampler(AlphaSampler):
     """p = softmax(alpha / tau) per edge (EnTranNAS Eq. 5), tau annealed geometrically per epoch."""
 
     def __init__(self, config: TemperedSoftmaxConfig, space):
-        super().__init__()
         if config.tau0 <= 0 or config.tau_decay <= 0:
             raise HarnessError(f"tau0 and tau_decay must be positive, not {config.tau0}, {config.tau_decay}")
-        self.config = config
+        super().__init__(config, space)
         self.tau = config.tau0
-        self.alphas = nn.ParameterDict({
-            kind: nn.Parameter(config.init_scale * torch.randn(len(space.edges), space.n_ops))
-            for kind in space.cell_kinds
-        })
 
     def set_progress(self, epoch, total_epochs):
         self.tau = self.config.tau0 * self.config.tau_decay ** epoch
 
-    def forward(self) -> ArchWeights:
-        return ArchWeights({kind: F.softmax(a / self.tau, dim=-1) for kind, a in self.alphas.items()})
-
-    def probabilities(self):
-        return {kind: F.softmax(a.detach() / self.tau, dim=-1) for kind, a in self.alphas.items()}
-
-    def arch_parameters(self):
-        return list(self.alphas.values())
-
-    def regularization(self):
-        return None
+    def transform(self, alpha):
+        return F.softmax(alpha / self.tau, dim=-1)
 
 
 @dataclass(frozen=True)

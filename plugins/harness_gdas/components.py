@@ -10,6 +10,7 @@ from torch import nn
 
 from harness.api import ArchWeights, CellSpec
 from harness.nn.cells import CellBody
+from harness.nn.samplers import AlphaSampler
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,14 @@ def gumbel_hard(logits: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.T
     return one_hot - probs.detach() + probs, index
 
 
-class GumbelSampler(nn.Module):
+class GumbelSampler(AlphaSampler):
     """One Gumbel sample per cell kind per forward, shared by all cells of that kind."""
 
+    single_path = True  # names one op per edge (ArchWeights.host_index): cells run only that op
+
     def __init__(self, config: GumbelConfig, space):
-        super().__init__()
-        self.config = config
+        super().__init__(config, space)
         self.tau = config.tau_max
-        self.alphas = nn.ParameterDict({
-            kind: nn.Parameter(config.init_scale * torch.randn(len(space.edges), space.n_ops))
-            for kind in space.cell_kinds
-        })
 
     def set_progress(self, epoch, total_epochs):
         c = self.config
@@ -55,14 +53,8 @@ class GumbelSampler(nn.Module):
         host = torch.stack(list(index.values())).tolist()
         return ArchWeights(weights, index=index, host_index=dict(zip(index, host)))
 
-    def probabilities(self):
-        return {kind: F.softmax(a.detach(), dim=-1) for kind, a in self.alphas.items()}
-
-    def arch_parameters(self):
-        return list(self.alphas.values())
-
-    def regularization(self):
-        return None
+    def transform(self, alpha):  # what probabilities() reports: the un-noised softmax
+        return F.softmax(alpha, dim=-1)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import ArchWeights, Batch, SelectionContext, StepStats
+from harness.api import ArchWeights, Batch, SelectionContext
 from harness.errors import HarnessError
 from harness_darts.components import BilevelConfig, FirstOrderBilevel
 from harness_gdas.components import gumbel_hard
@@ -101,6 +101,8 @@ def _inclusion(p: list[float], k: int) -> list[float]:
 
 class _RomeSampler(nn.Module):
     """Shared part: alpha per (edge, op), one Gumbel op per edge, tau schedule, host copy."""
+
+    single_path = True  # names one op per edge (ArchWeights.host_index): cells run only that op
 
     n_topology: int  # topology parameters per cell kind
 

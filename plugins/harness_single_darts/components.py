@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import ArchWeights, Batch, StepStats
+from harness.api import Batch, StepStats
+from harness.nn.samplers import AlphaSampler
 from harness_darts.components import FirstOrderBilevel
 
 ACTIVATIONS = ("sigmoid", "softmax")
@@ -55,35 +56,14 @@ class SigmoidConfig:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
 
 
-class SigmoidSampler(nn.Module):
+class SigmoidSampler(AlphaSampler):
     """Per-op independent weights sigmoid(alpha) (or softmax over the edge, for the ablation)."""
 
-    def __init__(self, config: SigmoidConfig, space):
-        super().__init__()
-        self.config = config
-        shape = (len(space.edges), space.n_ops)
-        self.alphas = nn.ParameterDict({
-            kind: nn.Parameter(torch.full(shape, float(config.init)) + config.init_noise * torch.randn(shape))
-            for kind in space.cell_kinds
-        })
+    def initial_alpha(self, shape):
+        return torch.full(shape, float(self.config.init)) + self.config.init_noise * torch.randn(shape)
 
-    def _activate(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(a) if self.config.activation == "sigmoid" else F.softmax(a, dim=-1)
-
-    def forward(self) -> ArchWeights:
-        return ArchWeights({kind: self._activate(a) for kind, a in self.alphas.items()})
-
-    def probabilities(self):
-        return {kind: self._activate(a.detach()) for kind, a in self.alphas.items()}
-
-    def arch_parameters(self):
-        return list(self.alphas.values())
-
-    def set_progress(self, epoch, total_epochs):
-        pass
-
-    def regularization(self):
-        return None
+    def transform(self, alpha):
+        return torch.sigmoid(alpha) if self.config.activation == "sigmoid" else F.softmax(alpha, dim=-1)
 
 
 @dataclass(frozen=True)
