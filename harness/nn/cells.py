@@ -51,3 +51,14 @@ def set_fast(net: nn.Module, on: bool) -> list[str]:
             module.fast = bool(on)
             switched.append(name)
     return switched
+
+
+class Supernet(nn.Module):
+    """Base of the spaces' search networks: ``self.sampler`` owns the architecture parameters, every
+    other parameter is a weight."""
+
+    sampler: nn.Module
+
+    def weight_parameters(self) -> list:
+        arch = {id(p) for p in self.sampler.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]

@@ -15,6 +15,7 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, parse_genotype
+from harness.nn.cells import Supernet
 from harness.nn.ops import DARTS_OPS, FactorizedReduce, Identity, ReLUConvBN, darts_op
 from harness.spaces import NetShape, SearchSpace
 
@@ -151,7 +152,7 @@ class SearchCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
-class DartsSearchNetwork(nn.Module):
+class DartsSearchNetwork(Supernet):
     """The DARTS supernet (quark0/darts model_search.py layout): stem 3C, ``layers`` cells."""
 
     def __init__(self, space, sampler, cell_type, channels, layers, shape: NetShape, stem_multiplier=3):
@@ -177,10 +178,6 @@ class DartsSearchNetwork(nn.Module):
             c_pp, c_p = c_p, STEPS * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, shape.num_classes)
-
-    def weight_parameters(self) -> list[torch.Tensor]:
-        arch = {id(p) for p in self.sampler.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
 
     def forward(self, x, arch: ArchWeights | None = None):
         if arch is None:

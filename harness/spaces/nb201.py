@@ -15,6 +15,7 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec
 from harness.errors import HarnessError
 from harness.genotypes import NB201Genotype, parse_genotype
+from harness.nn.cells import Supernet
 from harness.nn.ops import NB201_OPS, ReLUConvBN, nb201_op
 from harness.spaces import NetShape, SearchSpace
 
@@ -71,16 +72,12 @@ class NB201SearchCell(nn.Module):
         return self.body([x], arch)[-1]
 
 
-class NB201SearchNetwork(_Skeleton):
+class NB201SearchNetwork(_Skeleton, Supernet):
     def __init__(self, space, sampler, cell_type, channels, n_cells, shape):
         count = iter(range(3 * n_cells))
         super().__init__(channels, n_cells, shape, lambda c: NB201SearchCell(space, cell_type, c, next(count)))
         self.space = space
         self.sampler = sampler
-
-    def weight_parameters(self):
-        arch = {id(p) for p in self.sampler.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
 
     def forward(self, x, arch: ArchWeights | None = None):
         if arch is None:
