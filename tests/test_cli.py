@@ -68,6 +68,23 @@ def test_record_holds_what_reproduction_needs(tmp_path):
     assert record.torch_version and record.device == "cpu" and record.command.startswith("harness ")
     assert record.metrics["source"] == "retrain" and 0 <= record.metrics["test_accuracy"] <= 100
     assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
+    assert record.search["runtime"] == {"fast": False, "fast_cells": 0}  # CPU runs use the eager cells
+    assert record.costs["peak_rss_bytes"] > 0 and record.costs["peak_rss_scope"] in ("run", "process")
+
+
+def test_cpu_peak_memory_is_per_run_not_per_process():
+    """A grid runs in one process; each run's peak RSS must not inherit an earlier run's peak."""
+    import numpy as np
+
+    from harness.builtin import peak_rss_bytes, reset_peak_rss
+
+    big = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    del big
+    before = peak_rss_bytes()
+    if before is None or not reset_peak_rss():
+        pytest.skip("this kernel has no resettable VmHWM (/proc/self/clear_refs)")
+    after = peak_rss_bytes()
+    assert after is not None and after < before - 32 * 2**20
 
 
 def test_plugins_and_spaces_listings():

@@ -106,7 +106,7 @@ def test_deepcopy_of_a_fast_net_is_independent():
     assert all(torch.equal(a, b) for a, b in zip(before, fast.buffers()))
 
 
-@pytest.mark.parametrize("space_name, method", [("darts", "darts"), ("s4", "darts"), ("nb201", "darts"),
+@pytest.mark.parametrize("space_name, method", [("darts", "darts"), ("s4", "darts"), ("nb201", "darts"), ("s3", "darts-2nd"),
                                                 ("s2", "single-darts")])
 def test_search_trajectory_matches_eager_in_float64(space_name, method):
     """12 optimizer steps (arch + weight) of a real method: losses and alpha agree to 1e-9 in float64.
@@ -163,3 +163,36 @@ def test_unknown_op_modules_run_eagerly_inside_the_fast_path():
     assert fast.cells[0].body._fused.eager_units == [(0, 0)]
     assert rel(out_f, eager(x)) < 1e-5
     assert isinstance(fast.cells[0].body._fused, FusedMixed)
+
+
+def test_darts_pt_selection_is_the_same_on_the_fast_path():
+    """DARTS-PT's tuning and perturbation phase (eval-mode measurements, masked weights, fine-tuning
+    steps between decisions) decides exactly as on the eager cells (float64, so no near-ties flip)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        space = REGISTRY.space("s3")
+        info = REGISTRY.component("selector", "pt")
+        o_info = REGISTRY.component("optimizer", "first-order")
+        gen = torch.Generator().manual_seed(3)
+        val = [Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen))]
+        train = [Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen))]
+
+        def select(fast):
+            from harness.api import SelectionContext
+
+            net = supernet("s3", layers=3)
+            with torch.no_grad():
+                for a in net.sampler.arch_parameters():
+                    a.normal_(0, 1, generator=torch.Generator().manual_seed(4))
+            set_fast(net, fast)
+            opt = o_info.factory(o_info.config(), net=net, steps_per_epoch=1, epochs=1)
+            sel = info.factory(info.config(tune_epochs_per_decision=0, tune_steps=1, max_val_batches=1))
+            ctx = SelectionContext(space=space, val_batches=lambda: iter(val), train_batches=lambda: iter(train),
+                                   optimizer=opt, seed=0)
+            return sel.select(net, ctx), sel.decisions
+
+        (g_e, d_e), (g_f, d_f) = select(False), select(True)
+        assert g_f == g_e
+        assert d_f == d_e
+    finally:
+        torch.set_default_dtype(torch.float32)
