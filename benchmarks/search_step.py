@@ -159,7 +159,8 @@ def main(argv=None):
         print(f"{args.method} on {args.space} [{mode}]: {ms:.1f} ms/step (median of {args.steps}), "
               f"{results[mode]['images_per_s']} img/s, peak {peak:.2f} GiB, "
               f"{run['fast_cells']} cells on the fast path"
-              + (f", {op_counts[mode]} aten ops per step" if mode in op_counts else "")
+              + (f", {op_counts[mode]['all']} aten ops per step ({op_counts[mode]['non_view']} not views "
+                 f"or allocations)" if mode in op_counts else "")
               + f"  [{base['device']}, torch {torch.__version__}]")
     if args.compare:
         e, f = runs["eager"], runs["fast"]
@@ -178,20 +179,26 @@ def main(argv=None):
             json.dump(out, fh, indent=2)
 
 
-def _count_ops(fn) -> int:
-    """How many aten operators ``fn`` dispatches (views and metadata ops included)."""
+NO_KERNEL = {"empty", "empty_like", "empty_strided", "detach", "lift_fresh", "is_same_size"}
+
+
+def _count_ops(fn) -> dict:
+    """How many aten operators ``fn`` dispatches: all of them, and those that are neither views nor
+    allocations (on a GPU each of those launches at least one kernel)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class Counter(TorchDispatchMode):
-        n = 0
+    counts = {"all": 0, "non_view": 0}
 
+    class Counter(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Counter.n += 1
+            counts["all"] += 1
+            if not func.is_view and func.overloadpacket.__name__ not in NO_KERNEL:
+                counts["non_view"] += 1
             return func(*args, **(kwargs or {}))
 
     with Counter():
         fn()
-    return Counter.n
+    return counts
 
 
 def _rng_state(device, seed=None):

@@ -6,7 +6,8 @@ GPU almost all of that time is launch overhead and under-filled kernels (``share
 module regroups the same computation:
 
 * **Per source node.** Every op of every edge leaving node i reads the same input x_i, so they are run
-  together once x_i is complete (sources in order; node j is complete once sources < j have run).
+  together once x_i is complete (sources in order; node j is complete once sources < j have run). The
+  cell's inputs are complete together, so their ops run as one pass, on inputs stacked per unit.
 * **Units grouped by structure.** Each (edge, op) is a *unit*; units whose modules have the same layer
   chain (e.g. ReLU-dwconv5x5-conv1x1-BN-ReLU-dwconv5x5-conv1x1-BN for ``sep_conv_5x5``) form a group and
   run as one chain on a tensor holding all of them side by side in channels (unit-major): a depthwise
@@ -174,15 +175,32 @@ def _repeat(x: torch.Tensor, m: int) -> torch.Tensor:
     return x if m == 1 else x.repeat(1, m, 1, 1)
 
 
-def _run_chain(group: _Group, x: torch.Tensor, relu_x: torch.Tensor) -> torch.Tensor:
-    """All m units of a chain group on the shared input x -> (B, m*C_out, H, W), unit-major."""
+def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
+    """The per-unit inputs side by side in channels (unit-major): ``get(src)`` for each unit."""
+    if len(set(srcs)) == 1:
+        return _repeat(get(srcs[0]), len(srcs))
+    return torch.cat([get(src) for src in srcs], dim=1)
+
+
+def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of) -> torch.Tensor:
+    """All m units of a chain group -> (B, m*C_out, H, W), unit-major. With one source the units share
+    their input until the first layer with per-unit weights; with several (the two cell inputs run
+    together) the inputs are stacked first and every layer runs per unit (grouped)."""
     m = len(group.units)
-    h, shared = x, True
+    shared = len(set(srcs)) == 1
+    x = states[srcs[0]]
+    h = x
     for li, desc in enumerate(group.key[1:]):
         kind = desc[0]
         if kind == "relu":
-            h = relu_x if (shared and h is x) else F.relu(h)
-        elif kind == "conv":
+            if li == 0:
+                h = relu_of(srcs[0]) if shared else _stacked(srcs, relu_of)
+            else:
+                h = F.relu(h)
+            continue
+        if li == 0 and not shared:
+            h = _stacked(srcs, states.__getitem__)
+        if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
             weight = torch.cat([layers[li].weight for layers in group.layers])
             if conv_kind == "dw":
@@ -195,24 +213,28 @@ def _run_chain(group: _Group, x: torch.Tensor, relu_x: torch.Tensor) -> torch.Te
                 h, shared = _repeat(h, m), False
             h = group.bns[li](h)
         elif kind == "maxpool":
-            _, k, s, p, ceil = desc
-            h = F.max_pool2d(h, k, s, p, 1, ceil)
+            _, k, st, p, ceil = desc
+            h = F.max_pool2d(h, k, st, p, 1, ceil)
         elif kind == "avgpool":
-            _, k, s, p, ceil, include = desc
-            h = F.avg_pool2d(h, k, s, p, ceil, include)
+            _, k, st, p, ceil, include = desc
+            h = F.avg_pool2d(h, k, st, p, ceil, include)
     return _repeat(h, m) if shared else h
 
 
-def _run_fr(group: _Group, relu_x: torch.Tensor) -> torch.Tensor:
-    """m FactorizedReduce units (the stride-2 skip_connect) on one input, as FactorizedReduce.forward."""
+def _run_fr(group: _Group, srcs: Sequence[int], relu_of) -> torch.Tensor:
+    """m FactorizedReduce units (the stride-2 skip_connect), as FactorizedReduce.forward: one pair of
+    convolutions for all of them (dense on a shared input, grouped on stacked inputs)."""
     m = len(group.units)
     frs = group.modules
     half = frs[0].conv_1.out_channels
-    shifted = relu_x[:, :, 1:, 1:]
+    shared = len(set(srcs)) == 1
+    h = relu_of(srcs[0]) if shared else _stacked(srcs, relu_of)
+    groups = 1 if shared else m
+    shifted = h[:, :, 1:, 1:]
     if shifted.shape[-1] < 1 or shifted.shape[-2] < 1:
-        shifted = relu_x
-    a = F.conv2d(relu_x, torch.cat([f.conv_1.weight for f in frs]), None, 2)
-    b = F.conv2d(shifted, torch.cat([f.conv_2.weight for f in frs]), None, 2)
+        shifted = h
+    a = F.conv2d(h, torch.cat([f.conv_1.weight for f in frs]), None, 2, 0, 1, groups)
+    b = F.conv2d(shifted, torch.cat([f.conv_2.weight for f in frs]), None, 2, 0, 1, groups)
     if b.shape[-2:] != a.shape[-2:]:
         b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
     n, _, hh, ww = a.shape
@@ -242,12 +264,15 @@ class FusedMixed:
                 for k, op in enumerate(body.ops[e]):
                     if isinstance(op, Noise):
                         self.noise_units.append((e, k))
-        self.sources = sorted({src for src, _ in spec.edges})
-        self.plans = {}
-        for src in self.sources:
-            units, groups = [], {}
-            for e, (s, dst) in enumerate(spec.edges):
-                if s != src:
+        sources = sorted({src for src, _ in spec.edges})
+        # passes: the cell inputs together (they are ready together), then each intermediate node alone
+        first = tuple(src for src in sources if src < self.n_inputs)
+        self.passes = ([first] if first else []) + [(src,) for src in sources if src >= self.n_inputs]
+        self.plans = []
+        for pass_srcs in self.passes:
+            units, groups = [], {}  # units: (edge, op, dst, src)
+            for e, (src, dst) in enumerate(spec.edges):
+                if src not in pass_srcs:
                     continue
                 for k, op in enumerate(body.ops[e]):
                     key = unit_key(op)
@@ -256,9 +281,9 @@ class FusedMixed:
                     if key is None:
                         key = ("eager", len(units))
                         self.eager_units.append((e, k))
-                    units.append((e, k, dst))
+                    units.append((e, k, dst, src))
                     groups.setdefault(key, []).append(len(units) - 1)
-            targets = sorted({dst for _, _, dst in units})
+            targets = sorted({u[2] for u in units})
             plan_groups = []
             for key, idx in groups.items():
                 mods = [body.ops[units[u][0]][units[u][1]] for u in idx]
@@ -270,15 +295,13 @@ class FusedMixed:
                             g.bns[li] = _FusedBN([layers[li] for layers in g.layers])
                 elif key[0] == "fr":
                     g.bns[0] = _FusedBN([mod.bn for mod in mods])
-                plan_groups.append(g)
-            order = [u for g in plan_groups for u in g.units]  # the order of U's unit axis
+                plan_groups.append((g, [units[u][3] for u in idx]))
+            order = [u for g, _ in plan_groups for u in g.units]  # the order of U's unit axis
             edge_op = torch.tensor([[units[u][0], units[u][1]] for u in order], dtype=torch.long).reshape(-1, 2)
             onehot = torch.zeros(len(targets), len(order))
             for j, u in enumerate(order):
                 onehot[targets.index(units[u][2]), j] = 1.0
-            self.plans[src] = (plan_groups, order, edge_op, onehot, targets, units)
-        self.needs_relu = {src: any(g.key[0] == "fr" or (g.key[0] == "chain" and g.key[1] == ("relu",))
-                                    for g in self.plans[src][0]) for src in self.sources}
+            self.plans.append((plan_groups, order, edge_op, onehot, targets, units))
         self._device_cache: dict = {}
 
     def _draw_noise(self, states) -> dict:
@@ -291,10 +314,10 @@ class FusedMixed:
         return {(e, k): body.ops[e][k](states[spec.edges[e][0]] if spec.edges[e][0] < self.n_inputs else node_like)
                 for e, k in self.noise_units}
 
-    def _consts(self, src: int, device, dtype, n_ops: int):
-        key = (src, device, dtype)
+    def _consts(self, p: int, device, dtype, n_ops: int):
+        key = (p, device, dtype)
         if key not in self._device_cache:
-            _, _, edge_op, onehot, _, _ = self.plans[src]
+            _, _, edge_op, onehot, _, _ = self.plans[p]
             flat = (edge_op[:, 0] * n_ops + edge_op[:, 1]).to(device)
             self._device_cache[key] = (flat, edge_op[:, 0].to(device), onehot.to(device=device, dtype=dtype))
         return self._device_cache[key]
@@ -305,28 +328,33 @@ class FusedMixed:
         states = list(states)
         noise = self._draw_noise(states) if self.noise_units else {}
         acc: dict[int, torch.Tensor] = {}
-        for src in self.sources:
-            while len(states) <= src:  # node src is complete: every source before it has run
+        relus: dict[int, torch.Tensor] = {}
+
+        def relu_of(src: int) -> torch.Tensor:  # ReLU of a node, once per forward
+            if src not in relus:
+                relus[src] = F.relu(states[src])
+            return relus[src]
+
+        for p, pass_srcs in enumerate(self.passes):
+            while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
                 states.append(acc.pop(len(states)))
-            x = states[src]
-            groups, order, _, _, targets, units = self.plans[src]
-            relu_x = F.relu(x) if self.needs_relu[src] else None
+            groups, order, _, _, targets, units = self.plans[p]
             outs = []
-            for g in groups:
+            for g, srcs in groups:
                 kind = g.key[0]
                 if kind == "chain":
-                    outs.append(_run_chain(g, x, relu_x))
+                    outs.append(_run_chain(g, srcs, states, relu_of))
                 elif kind == "identity":
-                    outs.append(_repeat(x, len(g.units)))
+                    outs.append(_stacked(srcs, states.__getitem__))
                 elif kind == "fr":
-                    outs.append(_run_fr(g, relu_x))
+                    outs.append(_run_fr(g, srcs, relu_of))
                 elif kind == "noise":
                     outs.append(torch.cat([noise[units[u][:2]] for u in g.units], dim=1))
                 else:  # eager unit
-                    outs.append(g.modules[0](x))
+                    outs.append(g.modules[0](states[srcs[0]]))
             u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
             n = u_all.shape[0]
-            flat, edges, onehot = self._consts(src, w.device, w.dtype, w.shape[1])
+            flat, edges, onehot = self._consts(p, w.device, w.dtype, w.shape[1])
             wu = w.reshape(-1).index_select(0, flat)
             if ew is not None:
                 wu = wu * ew.index_select(0, edges)
