@@ -196,3 +196,26 @@ def test_darts_pt_selection_is_the_same_on_the_fast_path():
         assert d_f == d_e
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def test_a_subclass_that_changes_the_edge_keeps_its_own_math():
+    """The fused path replaces MixedBody.edge_forward; a plugin's subclass that overrides it (e.g. a
+    partial-channel edge) is not switched, so set_fast never changes what such a cell computes."""
+    from harness_darts.components import MixedBody
+
+    class HalfEdge(MixedBody):
+        def edge_forward(self, e, x, arch):
+            return 0.5 * super().edge_forward(e, x, arch)
+
+    class HalfCell:
+        def build(self, spec):
+            return HalfEdge(spec)
+
+    space = REGISTRY.space("s2")
+    s = REGISTRY.component("sampler", "softmax")
+    torch.manual_seed(0)
+    net = space.build_search_network(s.factory(s.config(), space=space), HalfCell(), 4, 3, SHAPE)
+    x = torch.randn(2, 3, 16, 16)
+    before = net(x)
+    assert set_fast(net, True) == []
+    assert torch.equal(net(x), before)

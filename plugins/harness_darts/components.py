@@ -46,11 +46,16 @@ class MixedBody(CellBody):
     weight). No data-dependent branching, so no host-device sync. With ``fast`` the same math runs
     through :class:`harness.nn.fused.FusedMixed` (ops grouped per source node, a few large kernels)."""
 
-    supports_fast = True
     _fused = None
 
+    @property
+    def supports_fast(self) -> bool:
+        """Only when ``edge_forward`` is this class's: a subclass that changes what an edge computes
+        (partial channels, say) must not be replaced by the fused sum of every op."""
+        return type(self).edge_forward is MixedBody.edge_forward
+
     def forward(self, states, arch: ArchWeights):
-        if self.fast:
+        if self.fast and self.supports_fast:
             if self._fused is None:
                 self._fused = FusedMixed(self)
             return self._fused(states, arch)
