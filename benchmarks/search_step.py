@@ -39,6 +39,9 @@ def main(argv=None):
     ap.add_argument("--compare", action="store_true",
                     help="run eager and fast in one process, alternating step by step, on the same data and "
                          "random streams; print both, the ratio, and how far losses and alpha drift apart")
+    ap.add_argument("--drift-baseline", action="store_true",
+                    help="with --compare: also run eager with every weight scaled by (1 + 2^-23), to show how "
+                         "far float32 rounding alone moves the trajectory")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten operators one step dispatches (forward, backward, optimizer): "
                          "on a GPU each is at least one kernel launch, so this is the launch count any device "
@@ -68,12 +71,17 @@ def main(argv=None):
     torch.backends.cudnn.benchmark = True
     shape = NetShape(3, args.classes, args.resolution)
 
-    def build(fast: bool):
-        """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``."""
+    def build(fast: bool, perturb: float = 0.0):
+        """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
+        ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline."""
         torch.manual_seed(0)
         sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
         cell = comp["cell"].factory(spec.hparams["cell"])
         net = space.build_search_network(sampler, cell, args.channels, layers, shape).to(device)
+        if perturb:
+            with torch.no_grad():
+                for p in net.weight_parameters():
+                    p.mul_(1.0 + perturb)
         opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
         opt.set_progress(0, 50)
         sampler.set_progress(0, 50)
@@ -97,6 +105,9 @@ def main(argv=None):
     modes = ["eager", "fast"] if args.compare else [
         {"eager": "eager", "fast": "fast", "auto": "fast" if device.type == "cuda" else "eager"}[args.mode]]
     runs = {mode: build(mode == "fast") for mode in modes}
+    if args.compare and args.drift_baseline:  # eager again, weights moved by one float32 ulp
+        modes.append("eager-perturbed")
+        runs["eager-perturbed"] = build(False, perturb=2.0 ** -23)
 
     def step(run, i, timed: bool):
         _set_rng_state(device, run["rng"])  # each mode has its own random stream (noise, Gumbel draws)
@@ -162,16 +173,25 @@ def main(argv=None):
               + (f", {op_counts[mode]['all']} aten ops per step ({op_counts[mode]['non_view']} not views "
                  f"or allocations)" if mode in op_counts else "")
               + f"  [{base['device']}, torch {torch.__version__}]")
+    def drift(a, b):
+        loss = max(abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a["losses"], b["losses"]))
+        arch = max(float((x.detach() - y.detach()).abs().max() / x.detach().abs().max().clamp_min(1e-12))
+                   for x, y in zip(a["net"].sampler.arch_parameters(), b["net"].sampler.arch_parameters()))
+        return loss, arch
+
     if args.compare:
         e, f = runs["eager"], runs["fast"]
-        rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(e["losses"], f["losses"]))
-        alpha = max(float((a.detach() - b.detach()).abs().max() / a.detach().abs().max().clamp_min(1e-12))
-                    for a, b in zip(e["net"].sampler.arch_parameters(), f["net"].sampler.arch_parameters()))
+        rel, alpha = drift(e, f)
         ratio = results["eager"]["ms_per_step_median"] / results["fast"]["ms_per_step_median"]
         base.update(speedup=round(ratio, 2), loss_max_rel_diff=rel, arch_max_rel_diff=alpha,
                     steps_compared=len(e["losses"]))
         print(f"speedup eager/fast: {ratio:.2f}x; over {len(e['losses'])} steps: max relative loss difference "
               f"{rel:.2e}, arch parameters {alpha:.2e}")
+        if "eager-perturbed" in runs:
+            rel0, alpha0 = drift(e, runs["eager-perturbed"])
+            base.update(baseline_loss_max_rel_diff=rel0, baseline_arch_max_rel_diff=alpha0)
+            print(f"baseline, eager vs eager with weights x (1 + 2^-23): loss {rel0:.2e}, arch parameters "
+                  f"{alpha0:.2e} (rounding alone moves the trajectory this far)")
     out = {**base, **({"modes": results} if args.compare else {"mode": modes[0], **results[modes[0]]})}
     print(json.dumps(out))
     if args.json:
