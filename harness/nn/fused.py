@@ -15,6 +15,9 @@ module regroups the same computation:
   the shared input is one conv with the m weights stacked as output channels, later ones a conv with
   ``groups = m``; BatchNorm over m units is one call over m*C channels (its statistics are per channel,
   so nothing changes); ReLU of x_i is computed once per source; pooling of x_i once per group.
+* **One BatchNorm per pass** for every group ending in a BatchNorm with the same settings (separable and
+  dilated convs, the pools' BN, the stride-2 skip): their pre-BN outputs are concatenated and normalised
+  in one call.
 * **One weighted sum per source.** The unit outputs U (B, M, C*H*W) are combined into every target node
   at once: contributions = A @ U with A[d, u] = w[e_u, k_u] (x edge weight), one batched GEMM.
 * ``none`` units are dropped (they add w * 0); ``noise`` units are drawn for the whole cell up front in
@@ -165,10 +168,25 @@ class _FusedBN:
 @dataclass
 class _Group:
     key: tuple
-    units: list[int]  # indices into the source's unit list
+    units: list[int]  # indices into the pass's unit list
     modules: list[nn.Module]
     layers: list[list[nn.Module]] = field(default_factory=list)  # per unit, its flattened layers
     bns: dict[int, _FusedBN] = field(default_factory=dict)  # layer index -> fused BN
+    skip_last: bool = False  # the final BN is shared with other groups and run by the caller
+
+
+def _tail_bn_key(key: tuple) -> tuple | None:
+    """The settings of a group's final BatchNorm, or None if it does not end in one."""
+    if key[0] == "chain" and key[-1][0] == "bn":
+        return key[-1]
+    if key[0] == "fr":
+        _, _, c_half, affine, track, eps, momentum = key
+        return ("bn", 2 * c_half, affine, track, eps, momentum)
+    return None
+
+
+def _last_bn(group: _Group, unit: int) -> nn.BatchNorm2d:
+    return group.layers[unit][-1] if group.key[0] == "chain" else group.modules[unit].bn
 
 
 def _repeat(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -182,7 +200,7 @@ def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
     return torch.cat([get(src) for src in srcs], dim=1)
 
 
-def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of) -> torch.Tensor:
+def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: bool = False) -> torch.Tensor:
     """All m units of a chain group -> (B, m*C_out, H, W), unit-major. With one source the units share
     their input until the first layer with per-unit weights; with several (the two cell inputs run
     together) the inputs are stacked first and every layer runs per unit (grouped)."""
@@ -190,7 +208,8 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of) -> torch.Ten
     shared = len(set(srcs)) == 1
     x = states[srcs[0]]
     h = x
-    for li, desc in enumerate(group.key[1:]):
+    layers = group.key[1:-1] if skip_last else group.key[1:]  # skip_last: the caller runs the final BN
+    for li, desc in enumerate(layers):
         kind = desc[0]
         if kind == "relu":
             if li == 0:
@@ -221,7 +240,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of) -> torch.Ten
     return _repeat(h, m) if shared else h
 
 
-def _run_fr(group: _Group, srcs: Sequence[int], relu_of) -> torch.Tensor:
+def _run_fr(group: _Group, srcs: Sequence[int], relu_of, skip_last: bool = False) -> torch.Tensor:
     """m FactorizedReduce units (the stride-2 skip_connect), as FactorizedReduce.forward: one pair of
     convolutions for all of them (dense on a shared input, grouped on stacked inputs)."""
     m = len(group.units)
@@ -239,7 +258,7 @@ def _run_fr(group: _Group, srcs: Sequence[int], relu_of) -> torch.Tensor:
         b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
     n, _, hh, ww = a.shape
     h = torch.stack([a.view(n, m, half, hh, ww), b.view(n, m, half, hh, ww)], dim=2).view(n, m * 2 * half, hh, ww)
-    return group.bns[0](h)
+    return h if skip_last else group.bns[0](h)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,25 +303,46 @@ class FusedMixed:
                     units.append((e, k, dst, src))
                     groups.setdefault(key, []).append(len(units) - 1)
             targets = sorted({u[2] for u in units})
-            plan_groups = []
+            # groups whose last layer is a BatchNorm with the same settings share one BN call (its
+            # statistics are per channel, so normalising their concatenation changes nothing)
+            tails: dict[tuple, list[tuple]] = {}
             for key, idx in groups.items():
-                mods = [body.ops[units[u][0]][units[u][1]] for u in idx]
-                g = _Group(key, idx, mods)
-                if key[0] == "chain":
-                    g.layers = [_flatten(mod) for mod in mods]
-                    for li, desc in enumerate(key[1:]):
-                        if desc[0] == "bn":
-                            g.bns[li] = _FusedBN([layers[li] for layers in g.layers])
-                elif key[0] == "fr":
-                    g.bns[0] = _FusedBN([mod.bn for mod in mods])
-                plan_groups.append((g, [units[u][3] for u in idx]))
-            order = [u for g, _ in plan_groups for u in g.units]  # the order of U's unit axis
+                tail = _tail_bn_key(key)
+                if tail is not None:
+                    tails.setdefault(tail, []).append(key)
+            merged = {key for keys in tails.values() if len(keys) > 1 for key in keys}
+            blocks = []  # (groups with their unit sources, shared final BN or None)
+            for tail, keys in tails.items():
+                if len(keys) > 1:
+                    members = [self._group(key, groups[key], units, body, skip_last=True) for key in keys]
+                    last = [_last_bn(g, unit) for g, _ in members for unit in range(len(g.units))]
+                    blocks.append((members, _FusedBN(last)))
+            for key, idx in groups.items():
+                if key not in merged:
+                    blocks.append(([self._group(key, idx, units, body)], None))
+            order = [u for members, _ in blocks for g, _ in members for u in g.units]  # U's unit axis
             edge_op = torch.tensor([[units[u][0], units[u][1]] for u in order], dtype=torch.long).reshape(-1, 2)
             onehot = torch.zeros(len(targets), len(order))
             for j, u in enumerate(order):
                 onehot[targets.index(units[u][2]), j] = 1.0
-            self.plans.append((plan_groups, order, edge_op, onehot, targets, units))
+            self.plans.append((blocks, order, edge_op, onehot, targets, units))
         self._device_cache: dict = {}
+
+    @staticmethod
+    def _group(key, idx, units, body, skip_last: bool = False):
+        """A group and its units' sources; ``skip_last``: its final BN is run by the caller."""
+        mods = [body.ops[units[u][0]][units[u][1]] for u in idx]
+        g = _Group(key, idx, mods)
+        g.skip_last = skip_last
+        if key[0] == "chain":
+            g.layers = [_flatten(mod) for mod in mods]
+            n = len(key) - 1
+            for li, desc in enumerate(key[1:]):
+                if desc[0] == "bn" and not (skip_last and li == n - 1):
+                    g.bns[li] = _FusedBN([layers[li] for layers in g.layers])
+        elif key[0] == "fr" and not skip_last:
+            g.bns[0] = _FusedBN([mod.bn for mod in mods])
+        return g, [units[u][3] for u in idx]
 
     def _draw_noise(self, states) -> dict:
         """Every ``noise`` unit's output, drawn now in the eager cell's order (node by node, edge by
@@ -338,20 +378,24 @@ class FusedMixed:
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
                 states.append(acc.pop(len(states)))
-            groups, order, _, _, targets, units = self.plans[p]
+            blocks, order, _, _, targets, units = self.plans[p]
             outs = []
-            for g, srcs in groups:
-                kind = g.key[0]
-                if kind == "chain":
-                    outs.append(_run_chain(g, srcs, states, relu_of))
-                elif kind == "identity":
-                    outs.append(_stacked(srcs, states.__getitem__))
-                elif kind == "fr":
-                    outs.append(_run_fr(g, srcs, relu_of))
-                elif kind == "noise":
-                    outs.append(torch.cat([noise[units[u][:2]] for u in g.units], dim=1))
-                else:  # eager unit
-                    outs.append(g.modules[0](states[srcs[0]]))
+            for members, shared_bn in blocks:
+                parts = []
+                for g, srcs in members:
+                    kind = g.key[0]
+                    if kind == "chain":
+                        parts.append(_run_chain(g, srcs, states, relu_of, g.skip_last))
+                    elif kind == "identity":
+                        parts.append(_stacked(srcs, states.__getitem__))
+                    elif kind == "fr":
+                        parts.append(_run_fr(g, srcs, relu_of, g.skip_last))
+                    elif kind == "noise":
+                        parts.append(torch.cat([noise[units[u][:2]] for u in g.units], dim=1))
+                    else:  # eager unit
+                        parts.append(g.modules[0](states[srcs[0]]))
+                h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+                outs.append(shared_bn(h) if shared_bn is not None else h)
             u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
             n = u_all.shape[0]
             flat, edges, onehot = self._consts(p, w.device, w.dtype, w.shape[1])
