@@ -219,3 +219,24 @@ def test_a_subclass_that_changes_the_edge_keeps_its_own_math():
     before = net(x)
     assert set_fast(net, True) == []
     assert torch.equal(net(x), before)
+
+
+def test_edges_whose_only_op_is_none():
+    """A node fed only by `none` ops is zeros in both paths (and the pass for its source is skipped)."""
+    from harness.nn.ops import Zero
+
+    eager, fast = pair("s3")
+    for net in (eager, fast):
+        for cell in net.cells:
+            body = cell.body
+            for e, (src, dst) in enumerate(body.spec.edges):
+                if src == 4 or dst == 3:  # node 4's outgoing edge and every edge into node 3
+                    for k in range(len(body.ops[e])):
+                        body.ops[e][k] = Zero(body.spec.strides[e])
+    x, y = torch.randn(2, 3, 16, 16), torch.randint(0, 10, (2,))
+    out_e, out_f = eager(x), fast(x)
+    assert rel(out_f, out_e) < 1e-5
+    F.cross_entropy(out_e, y).backward()
+    F.cross_entropy(out_f, y).backward()
+    for pe, pf in zip(eager.sampler.arch_parameters(), fast.sampler.arch_parameters()):
+        assert rel(pf.grad, pe.grad) < 1e-4

@@ -375,10 +375,19 @@ class FusedMixed:
                 relus[src] = F.relu(states[src])
             return relus[src]
 
+        def complete(node: int) -> torch.Tensor:  # a node nothing but `none` feeds is zeros, as in eager
+            if node in acc:
+                return acc.pop(node)
+            first = next(e for e, (src, _) in enumerate(self.body.spec.edges) if src == 0)
+            st = self.body.spec.strides[first]
+            return torch.zeros_like(states[0] if st == 1 else states[0][:, :, ::st, ::st])
+
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
-                states.append(acc.pop(len(states)))
+                states.append(complete(len(states)))
             blocks, order, _, _, targets, units = self.plans[p]
+            if not order:  # every op leaving these sources is `none`
+                continue
             outs = []
             for members, shared_bn in blocks:
                 parts = []
@@ -409,5 +418,5 @@ class FusedMixed:
                 part = contrib[:, d].reshape(shape)
                 acc[dst] = part if dst not in acc else acc[dst] + part
         while len(states) < self.n_inputs + self.n_nodes:
-            states.append(acc.pop(len(states)))
+            states.append(complete(len(states)))
         return states
