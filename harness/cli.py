@@ -281,7 +281,9 @@ def methods(as_json):
     from harness.plugins import load_registry
 
     registry = load_registry()
-    rows = [{"name": m.name, "plugin": m.plugin, **m.components(), "paper": m.paper}
+    rows = [{"name": m.name, "plugin": m.plugin, **m.components(), "paper": m.paper,
+             "spaces": list(m.spaces) if m.spaces is not None else "all", "defaults": m.defaults,
+             "budgets": m.budgets, "space_defaults": m.space_defaults, "space_budgets": m.space_budgets}
             for m in registry.methods.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -175,3 +175,12 @@ def test_dry_run_prints_resolved_configs_and_runs_nothing(tmp_path):
     assert json.loads(smoke.output)["search"]["epochs"] == 3  # the preset's cap still applies
     bad = invoke("run", "--plugin", "darts-pt", "--dataset", "cifar11", "--dry-run", "--store", store)
     assert bad.exit_code == 2 and "cifar11" in bad.output and "cifar10" in bad.output
+
+
+def test_methods_json_shows_recipes_with_their_budgets():
+    rows = {r["name"]: r for r in json.loads(invoke("methods", "--json").output)}
+    assert {"darts", "darts-2nd", "gdas", "rome-v1", "rome-v2", "single-darts", "darts-pt",
+            "darts-pt-fixed-alpha", "entrannas", "entrannas-dst"} <= set(rows)
+    assert rows["darts-pt"]["space_budgets"] == {"nb201": {"paper": {"search": {"epochs": 100}}}}
+    assert rows["gdas"]["budgets"]["paper"]["search"]["epochs"] == 250
+    assert rows["darts"]["spaces"] == "all"
