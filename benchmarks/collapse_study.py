@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 METHODS = "darts,gdas,rome-v2,single-darts,darts-pt,entrannas"
-PARAMETER_FREE = {"none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3"}
 
 
 def budget_sets(args) -> list[str]:
@@ -70,6 +69,7 @@ def normal_cell(genotype: str) -> list[str]:
 def report(args) -> str:
     import json
 
+    from harness.nn.ops import PARAMETER_FREE
     from harness.store import ResultStore
 
     with ResultStore(args.store) as store:

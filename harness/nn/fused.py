@@ -103,11 +103,8 @@ def unit_key(module: nn.Module):
     if isinstance(module, Noise):
         return ("noise", module.stride, module.mean, module.std)
     if isinstance(module, FactorizedReduce):
-        bn = module.bn
-        if bn.momentum is None:
-            return None
-        return ("fr", module.conv_1.in_channels, module.conv_1.out_channels, bn.affine, bn.track_running_stats,
-                bn.eps, bn.momentum)
+        bn = _layer_key(module.bn)
+        return None if bn is None else ("fr", module.conv_1.in_channels, module.conv_1.out_channels, bn)
     layers = _flatten(module)
     if layers is None:
         return None
@@ -177,11 +174,8 @@ class _Group:
 
 def _tail_bn_key(key: tuple) -> tuple | None:
     """The settings of a group's final BatchNorm, or None if it does not end in one."""
-    if key[0] == "chain" and key[-1][0] == "bn":
+    if key[0] in ("chain", "fr") and key[-1][0] == "bn":
         return key[-1]
-    if key[0] == "fr":
-        _, _, c_half, affine, track, eps, momentum = key
-        return ("bn", 2 * c_half, affine, track, eps, momentum)
     return None
 
 
@@ -283,6 +277,8 @@ class FusedMixed:
                 for k, op in enumerate(body.ops[e]):
                     if isinstance(op, Noise):
                         self.noise_units.append((e, k))
+        first_edge = next(e for e, (src, _) in enumerate(spec.edges) if src == 0)
+        self._input_stride = spec.strides[first_edge]  # cell inputs -> intermediate nodes
         sources = sorted({src for src, _ in spec.edges})
         # passes: the cell inputs together (they are ready together), then each intermediate node alone
         first = tuple(src for src in sources if src < self.n_inputs)
@@ -332,8 +328,7 @@ class FusedMixed:
     def _group(key, idx, units, body, skip_last: bool = False):
         """A group and its units' sources; ``skip_last``: its final BN is run by the caller."""
         mods = [body.ops[units[u][0]][units[u][1]] for u in idx]
-        g = _Group(key, idx, mods)
-        g.skip_last = skip_last
+        g = _Group(key, idx, mods, skip_last=skip_last)
         if key[0] == "chain":
             g.layers = [_flatten(mod) for mod in mods]
             n = len(key) - 1
@@ -344,13 +339,16 @@ class FusedMixed:
             g.bns[0] = _FusedBN([mod.bn for mod in mods])
         return g, [units[u][3] for u in idx]
 
+    def _node_like(self, states) -> torch.Tensor:
+        """A tensor of the intermediate nodes' shape: the first cell input, strided as its edges are."""
+        s = self._input_stride
+        return states[0] if s == 1 else states[0][:, :, ::s, ::s]
+
     def _draw_noise(self, states) -> dict:
         """Every ``noise`` unit's output, drawn now in the eager cell's order (node by node, edge by
         edge): only the shape matters, and no other op of the cell draws random numbers."""
         body, spec = self.body, self.body.spec
-        first = next(e for e, (src, _) in enumerate(spec.edges) if src == 0)
-        s = spec.strides[first]
-        node_like = states[0] if s == 1 else states[0][:, :, ::s, ::s]  # the intermediate nodes' shape
+        node_like = self._node_like(states)
         return {(e, k): body.ops[e][k](states[spec.edges[e][0]] if spec.edges[e][0] < self.n_inputs else node_like)
                 for e, k in self.noise_units}
 
@@ -378,9 +376,7 @@ class FusedMixed:
         def complete(node: int) -> torch.Tensor:  # a node nothing but `none` feeds is zeros, as in eager
             if node in acc:
                 return acc.pop(node)
-            first = next(e for e, (src, _) in enumerate(self.body.spec.edges) if src == 0)
-            st = self.body.spec.strides[first]
-            return torch.zeros_like(states[0] if st == 1 else states[0][:, :, ::st, ::st])
+            return torch.zeros_like(self._node_like(states))
 
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
