@@ -6,6 +6,7 @@ the command, device and versions.
     python benchmarks/search_step.py --method darts --space darts
     python benchmarks/search_step.py --method darts --space nb201 --steps 30
     python benchmarks/search_step.py --method darts --space darts --compare --steps 50
+    python benchmarks/search_step.py --method darts --space darts --mode graph   # CUDA only
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE",
                     help="override a component setting, as `harness run --set`")
-    ap.add_argument("--mode", choices=("auto", "eager", "fast"), default="auto",
+    ap.add_argument("--mode", choices=("auto", "eager", "fast", "graph"), default="auto",
                     help="eager: every op of every edge one by one; fast: the fused cell forward "
-                         "(harness.nn.fused); auto: fast on CUDA, eager elsewhere (what `harness run` does)")
+                         "(harness.nn.fused); graph: fast, with the whole step replayed from a CUDA graph "
+                         "(harness.graphs, CUDA only; runtime.cuda_graph=true); auto: fast on CUDA, eager "
+                         "elsewhere (what `harness run` does by default)")
     ap.add_argument("--compare", action="store_true",
-                    help="run eager and fast in one process, alternating step by step, on the same data and "
-                         "random streams; print both, the ratio, and how far losses and alpha drift apart")
+                    help="run eager, fast and (on CUDA, where the method's components allow it) graph in one "
+                         "process, alternating step by step, on the same data and random streams; print "
+                         "each, the ratios to eager, and how far losses and alpha drift from eager's")
     ap.add_argument("--drift-baseline", action="store_true",
                     help="with --compare: also run eager with every weight scaled by (1 + 2^-23), to show how "
                          "far float32 rounding alone moves the trajectory")
@@ -56,6 +60,7 @@ def main(argv=None):
 
     from harness.api import Batch
     from harness.config import parse_sets, resolve
+    from harness.graphs import GraphedStep, why_not_graphed
     from harness.plugins import load_registry
     from harness.nn.cells import set_fast
     from harness.runner import device_name, resolve_device
@@ -71,7 +76,7 @@ def main(argv=None):
     torch.backends.cudnn.benchmark = True
     shape = NetShape(3, args.classes, args.resolution)
 
-    def build(fast: bool, perturb: float = 0.0):
+    def build(fast: bool, perturb: float = 0.0, graph: bool = False):
         """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
         ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline."""
         torch.manual_seed(0)
@@ -87,6 +92,8 @@ def main(argv=None):
         sampler.set_progress(0, 50)
         net.train()
         fast_cells = set_fast(net, fast)
+        if graph:
+            opt = GraphedStep(opt)
         return {"net": net, "opt": opt, "fast_cells": len(fast_cells) if fast else 0, "times": [], "peaks": [],
                 "losses": [], "rng": _rng_state(device, seed=0)}
 
@@ -102,9 +109,25 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    modes = ["eager", "fast"] if args.compare else [
-        {"eager": "eager", "fast": "fast", "auto": "fast" if device.type == "cuda" else "eager"}[args.mode]]
-    runs = {mode: build(mode == "fast") for mode in modes}
+    def graph_blocker():
+        torch.manual_seed(0)
+        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+        net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), 2, 2, shape)
+        return why_not_graphed(device=device, sampler=sampler, cell_type=comp["cell"].factory(spec.hparams["cell"]),
+                               optimizer=comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
+                                                                   steps_per_epoch=1, epochs=1))
+
+    blocker = graph_blocker()
+    if args.mode == "graph" and blocker is not None:
+        raise SystemExit(f"--mode graph: {blocker}")
+    modes = (["eager", "fast"] + (["graph"] if blocker is None else [])) if args.compare else [
+        {"eager": "eager", "fast": "fast", "graph": "graph",
+         "auto": "fast" if device.type == "cuda" else "eager"}[args.mode]]
+    if args.compare and blocker is not None:
+        print(f"graph mode not compared: {blocker}")
+    runs = {mode: build(mode != "eager", graph=mode == "graph") for mode in modes}
+    if "graph" in modes:  # GraphedStep's eager warm-up steps and its capture happen before timing
+        args.warmup = max(args.warmup, runs["graph"]["opt"].warmup_steps + 1)
     if args.compare and args.drift_baseline:  # eager again, weights moved by one float32 ulp
         modes.append("eager-perturbed")
         runs["eager-perturbed"] = build(False, perturb=2.0 ** -23)
@@ -134,9 +157,10 @@ def main(argv=None):
     syncs = "not checked"
     if args.sync_check and device.type == "cuda":
         run = runs[modes[-1]]
+        opt = getattr(run["opt"], "inner", run["opt"])  # a graph replay cannot sync: check what it captured
         torch.cuda.set_sync_debug_mode("error")
         try:
-            run["opt"].step(run["net"], *pool[0])
+            opt.step(run["net"], *pool[0])
             syncs = "none"
         except RuntimeError as exc:
             syncs = f"sync found: {str(exc).splitlines()[0]}"
@@ -146,6 +170,8 @@ def main(argv=None):
     op_counts = {}
     if args.count_ops:
         for mode in modes:
+            if mode == "graph":
+                continue  # a replay dispatches no operators: it is one graph launch
             op_counts[mode] = _count_ops(lambda: runs[mode]["opt"].step(runs[mode]["net"], *pool[0]))
 
     base = {
@@ -165,6 +191,10 @@ def main(argv=None):
             "images_per_s": round(args.batch / ms * 1000, 1), "peak_mem_gib": round(peak, 3),
             "fast_cells": run["fast_cells"],
         }
+        if mode == "graph":
+            opt = run["opt"]
+            results[mode].update(graph_captures=opt.captures, graph_replays=opt.replays,
+                                 eager_steps=opt.eager_steps)
         if mode in op_counts:
             results[mode]["aten_ops_per_step"] = op_counts[mode]
         print(f"{args.method} on {args.space} [{mode}]: {ms:.1f} ms/step (median of {args.steps}), "
@@ -180,13 +210,16 @@ def main(argv=None):
         return loss, arch
 
     if args.compare:
-        e, f = runs["eager"], runs["fast"]
-        rel, alpha = drift(e, f)
-        ratio = results["eager"]["ms_per_step_median"] / results["fast"]["ms_per_step_median"]
-        base.update(speedup=round(ratio, 2), loss_max_rel_diff=rel, arch_max_rel_diff=alpha,
-                    steps_compared=len(e["losses"]))
-        print(f"speedup eager/fast: {ratio:.2f}x; over {len(e['losses'])} steps: max relative loss difference "
-              f"{rel:.2e}, arch parameters {alpha:.2e}")
+        e = runs["eager"]
+        base["steps_compared"] = len(e["losses"])
+        for mode in (m for m in modes if m in ("fast", "graph")):
+            rel, alpha = drift(e, runs[mode])
+            ratio = results["eager"]["ms_per_step_median"] / results[mode]["ms_per_step_median"]
+            suffix = "" if mode == "fast" else f"_{mode}"  # the fast keys keep their original names
+            base.update({f"speedup{suffix}": round(ratio, 2), f"loss_max_rel_diff{suffix}": rel,
+                         f"arch_max_rel_diff{suffix}": alpha})
+            print(f"speedup eager/{mode}: {ratio:.2f}x; over {len(e['losses'])} steps: max relative loss "
+                  f"difference {rel:.2e}, arch parameters {alpha:.2e}")
         if "eager-perturbed" in runs:
             rel0, alpha0 = drift(e, runs["eager-perturbed"])
             base.update(baseline_loss_max_rel_diff=rel0, baseline_arch_max_rel_diff=alpha0)

@@ -61,6 +61,10 @@ class RuntimeOptions:
     """How a run executes; never changes what is computed."""
 
     fast: bool = True
+    # replay each search step from a CUDA graph (harness.graphs): the kernels the eager step runs, launched
+    # as one. Off by default until it has been measured on a GPU (BENCHMARKS.md). Needs a CUDA device and
+    # components that declare graph_capturable; otherwise the run logs and records why and steps eagerly.
+    cuda_graph: bool = False
     log_every: int = 50
 
 

@@ -129,6 +129,7 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
 
     from harness.data import DeviceLoader, search_split
     from harness.evaluate import arch_info, retrain
+    from harness.graphs import GraphedStep, why_not_graphed
     from harness.nn.cells import set_fast
     from harness.search import run_search
     from harness.spaces import NetShape
@@ -155,6 +156,15 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
                                           steps_per_epoch=len(train_loader), epochs=sb.epochs)
     selector = comp["selector"].factory(spec.hparams["selector"])
+    runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False}
+    if spec.budget.runtime.cuda_graph:
+        why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer)
+        if why_not is None:
+            optimizer = GraphedStep(optimizer)
+            runtime["cuda_graph"] = True
+        else:
+            runtime["cuda_graph_off"] = why_not
+            log(f"  runtime.cuda_graph=true ignored: {why_not}")
 
     def on_epoch(epoch, stats):
         registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)
@@ -164,10 +174,13 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
                         train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
                         on_epoch=on_epoch)
+    if isinstance(optimizer, GraphedStep):
+        runtime.update(graph_captures=optimizer.captures, graph_replays=optimizer.replays,
+                       eager_steps=optimizer.eager_steps)
     genotype = space.validate(result.genotype)
     record.genotype = genotype.to_string()
     record.search = {"curve": result.curve, "probabilities": result.probabilities, "steps": result.steps,
-                     "runtime": {"fast": fast, "fast_cells": len(fast_cells)},
+                     "runtime": runtime,
                      **summarize_genotype(genotype)}
     record.costs["search_s"] = result.seconds
     log(f"  genotype: {record.genotype}")

@@ -68,7 +68,22 @@ def test_record_holds_what_reproduction_needs(tmp_path):
     assert record.torch_version and record.device == "cpu" and record.command.startswith("harness ")
     assert record.metrics["source"] == "retrain" and 0 <= record.metrics["test_accuracy"] <= 100
     assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
-    assert record.search["runtime"] == {"fast": False, "fast_cells": 0}  # CPU runs use the eager cells
+    # CPU runs use the eager cells, uncaptured
+    assert record.search["runtime"] == {"fast": False, "fast_cells": 0, "cuda_graph": False}
+
+
+def test_cuda_graph_asked_for_on_cpu_is_recorded_as_off_with_the_reason(tmp_path):
+    from harness.store import ResultStore
+
+    store = tmp_path / "runs.sqlite"
+    result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--dataset", "digits",
+                                      "--store", str(store), *TINY[:-1], "--set", "runtime.cuda_graph=true"])
+    assert result.exit_code == 0, result.output
+    assert "runtime.cuda_graph=true ignored: CUDA graphs need a CUDA device" in result.output
+    (record,) = ResultStore(store).records(None)
+    assert record.status == "completed"
+    runtime = record.search["runtime"]
+    assert runtime["cuda_graph"] is False and "this run is on cpu" in runtime["cuda_graph_off"]
     assert record.costs["peak_rss_bytes"] > 0 and record.costs["peak_rss_scope"] in ("run", "process")
 
 

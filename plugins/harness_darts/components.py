@@ -28,6 +28,8 @@ class SoftmaxConfig:
 class SoftmaxSampler(AlphaSampler):
     """Continuous relaxation: every op of an edge weighted by softmax(alpha_e)."""
 
+    graph_capturable = True  # pure tensor ops, no host-side decisions (harness.graphs)
+
     def transform(self, alpha):
         return F.softmax(alpha, dim=-1)
 
@@ -73,6 +75,8 @@ class MixedBody(CellBody):
 
 
 class MixedCell:
+    graph_capturable = True  # pure tensor ops, no host-side decisions (harness.graphs)
+
     def __init__(self, config: MixedConfig):
         self.config = config
 
@@ -114,6 +118,8 @@ class FirstOrderBilevel:
     The weight lr follows a cosine from ``lr`` to ``lr_min`` over the search epochs (set per epoch)."""
 
     needs_val_batch = True
+    # host-side state (lr, arch_enabled) changes only in set_progress; no syncs in the step
+    graph_capturable = True
 
     def __init__(self, config: BilevelConfig, net, steps_per_epoch: int, epochs: int):
         self.config = config
@@ -149,7 +155,8 @@ class FirstOrderBilevel:
     def arch_step(self, net, val: Batch):
         self.a_opt.zero_grad(set_to_none=True)
         loss = self.arch_loss(net, val)
-        loss.backward()
+        # only alpha's gradient is used: no weight-gradient kernels (the conv grad-weight passes)
+        loss.backward(inputs=self.a_params)
         self.a_opt.step()
         return loss.detach()
 
@@ -157,7 +164,7 @@ class FirstOrderBilevel:
         self.w_opt.zero_grad(set_to_none=True)
         logits = net(train.x)
         loss = F.cross_entropy(logits, train.y)
-        loss.backward()
+        loss.backward(inputs=self.w_params)  # alpha's gradient here would be discarded
         nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
         self.w_opt.step()
         return loss.detach(), _accuracy_count(logits.detach(), train.y)
@@ -178,6 +185,8 @@ class SecondOrderBilevel(FirstOrderBilevel):
     on the train batch, then dalpha = grad_alpha L_val(w') - lr * H, where the Hessian-vector
     product H = (grad_alpha L_train(w+) - grad_alpha L_train(w-)) / (2 eps), w+- = w +- eps dw',
     eps = 0.01 / ||dw'|| (finite differences)."""
+
+    graph_capturable = True  # eps and every scale stay on the device; lr changes only in set_progress
 
     def _loss(self, net, batch: Batch):
         return F.cross_entropy(net(batch.x), batch.y)

@@ -78,6 +78,7 @@ class FixedUniformSampler(SoftmaxSampler):
     """softmax(alpha) with alpha frozen at its init (gradients zeroed by a hook)."""
 
     frozen = True
+    graph_capturable = True  # pure tensor ops, no host-side decisions (harness.graphs)
 
     def __init__(self, config: FixedUniformConfig, space):
         super().__init__(config, space)
@@ -87,6 +88,8 @@ class FixedUniformSampler(SoftmaxSampler):
 
 class FrozenArchFirstOrder(FirstOrderBilevel):
     """First-order DARTS that skips the architecture step when the sampler says ``frozen``."""
+
+    graph_capturable = True  # as FirstOrderBilevel: host-side state changes only in set_progress
 
     def __init__(self, config: BilevelConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)

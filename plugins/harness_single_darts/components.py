@@ -59,6 +59,8 @@ class SigmoidConfig:
 class SigmoidSampler(AlphaSampler):
     """Per-op independent weights sigmoid(alpha) (or softmax over the edge, for the ablation)."""
 
+    graph_capturable = True  # pure tensor ops, no host-side decisions (harness.graphs)
+
     def initial_alpha(self, shape):
         return torch.full(shape, float(self.config.init)) + self.config.init_noise * torch.randn(shape)
 
@@ -88,6 +90,7 @@ class SingleLevel(FirstOrderBilevel):
     sampler's arch parameters) and its cosine weight-lr schedule; only the step differs."""
 
     needs_val_batch = False
+    graph_capturable = True  # as FirstOrderBilevel: host-side state changes only in set_progress
 
     def step(self, net, train: Batch, val: Batch | None = None) -> StepStats:
         self.w_opt.zero_grad(set_to_none=True)

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Every GPU figure issue #4 asks for, in phases that each fit one 10-minute device call, written as JSON
+# lines (one per measurement) plus the log into $OUT (or benchmarks/results/<date>-gpu/ outside the device
+# tool). Run from the repository root on the GPU machine:
+#
+#   bash benchmarks/gpu_session.sh steps     # darts on darts/nb201 (50 steps, fp32 drift + 1-ulp baseline),
+#                                            # s1-s4 (30 steps): eager vs fast vs graph            (~7 min H100)
+#   bash benchmarks/gpu_session.sh methods   # every other method on darts (20 steps)              (~7 min)
+#   bash benchmarks/gpu_session.sh e2e-eager # one quick-preset DARTS search, nb201, Fashion-MNIST, eager
+#   bash benchmarks/gpu_session.sh e2e-fast  # the same search: fast cell; fast + CUDA graph; that again on
+#                                            # one CPU core (taskset), to show the CPU does not set the pace
+#
+# e2e-* need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
+# TINY=1 shrinks every size so the script itself can be checked on a CPU in a minute.
+set -euo pipefail
+phase=${1:?phase: steps | methods | e2e-eager | e2e-fast}
+out=${OUT:-benchmarks/results/$(date +%F)-gpu}
+mkdir -p "$out"
+log="$out/$phase.log"
+jsonl="$out/$phase.jsonl"
+: >"$jsonl"
+export PYTHONUNBUFFERED=1
+# installed (not merely importable from here): the plugins are found through the package's entry points
+python3 -c 'import importlib.metadata as m; m.distribution("nas-harness")' 2>/dev/null ||
+  python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null
+python3 - <<'EOF' 2>&1 | tee -a "$log"
+import platform, torch
+dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+print(f"device {dev}; torch {torch.__version__}; python {platform.python_version()}")
+EOF
+
+if [[ -n "${TINY:-}" ]]; then
+  size=(--batch 4 --channels 4 --layers 3 --resolution 16); long=2; short=1; warm=1
+  e2e=(--preset smoke --set search.epochs=1 --set search.max_train_images=256)
+else
+  size=(); long=50; short=30; warm=5
+  e2e=(--preset quick)
+fi
+
+step() {  # step METHOD SPACE STEPS [extra args]: one --compare measurement, appended as one JSON line
+  local m=$1 s=$2 n=$3; shift 3
+  local j="$out/.tmp.json"
+  python3 benchmarks/search_step.py --method "$m" --space "$s" "${size[@]}" --steps "$n" --warmup "$warm" \
+    --compare --json "$j" "$@" 2>&1 | grep -v '^{' | tee -a "$log"
+  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$j" >>"$jsonl"
+  rm -f "$j"
+}
+
+e2e_run() {  # e2e_run LABEL [--set ...]: one search + a 1-epoch retrain, its own store (runtime settings
+  local label=$1; shift   # are not part of a run's identity, so one store would skip the second run)
+  local store="$out/.e2e-$label.sqlite"
+  rm -f "$store"
+  local pin=()
+  if [[ "${*: -1}" == --taskset ]]; then pin=(taskset -c 0); set -- "${@:1:$#-1}"; fi
+  "${pin[@]}" python3 -m harness.cli run --plugin darts --space nb201 \
+    --dataset fashion-mnist --data-dir .carry --seeds 0 --store "$store" --device auto "${e2e[@]}" \
+    --set eval.epochs=1 "$@" 2>&1 | tee -a "$log"
+  python3 - "$store" "$label" >>"$jsonl" <<'EOF'
+import json, sys
+from harness.store import ResultStore
+(rec,) = ResultStore(sys.argv[1]).records(None)
+print(json.dumps({"label": sys.argv[2], "status": rec.status, "error": rec.error, "device": rec.device,
+                  "search_s": rec.costs.get("search_s"), "wall_s": rec.costs.get("wall_s"),
+                  "steps": rec.search.get("steps"), "runtime": rec.search.get("runtime"),
+                  "genotype": rec.genotype, "command": rec.command}))
+EOF
+}
+
+case "$phase" in
+  steps)
+    step darts darts "$long" --drift-baseline --sync-check
+    step darts nb201 "$long" --drift-baseline --sync-check
+    for s in s1 s2 s3 s4; do step darts "$s" "$short"; done ;;
+  methods)
+    for m in darts-2nd single-darts darts-pt-fixed-alpha gdas rome-v2 entrannas entrannas-dst; do
+      step "$m" darts 20
+    done ;;
+  e2e-eager) e2e_run eager --set runtime.fast=false ;;
+  e2e-fast)
+    e2e_run fast
+    e2e_run graph --set runtime.cuda_graph=true
+    # the data never starves the GPU: batches are gathered and augmented on the device, so one CPU core
+    # should give the same search time
+    if command -v taskset >/dev/null; then
+      e2e_run graph-1cpu --set runtime.cuda_graph=true --taskset
+    fi ;;
+  *) echo "unknown phase $phase (steps | methods | e2e-eager | e2e-fast)" >&2; exit 2 ;;
+esac
+echo "done: $jsonl" | tee -a "$log"

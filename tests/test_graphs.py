@@ -1,0 +1,138 @@
+"""Whole-step CUDA-graph capture (harness.graphs), what can be checked without a GPU: which components
+may be captured, why a run is not, and GraphedStep's bookkeeping (warm-up, static buffers, recapture
+per epoch, odd-shaped batches) with the capture replaced by re-running the captured function on the same
+static buffers -- which is what a replay does, minus the launch savings. The capture itself is measured
+on a GPU by benchmarks/search_step.py --mode graph."""
+
+import pytest
+import torch
+
+from harness.api import Batch
+from harness.config import resolve
+from harness.graphs import GraphedStep, capturable, why_not_graphed
+from harness.plugins import load_registry
+from harness.spaces import NetShape
+
+REGISTRY = load_registry()
+SHAPE = NetShape(3, 10, 16)
+
+
+class ReplayByRerun(GraphedStep):
+    """GraphedStep with the CUDA capture swapped for 'run the recorded function again on replay'.
+    Like a real capture, capturing runs nothing; every replay reads the static input buffers."""
+
+    def _capture(self, fn, device):
+        return fn
+
+
+def build(method, space_name, epochs=2):
+    space = REGISTRY.space(space_name)
+    spec = resolve(REGISTRY, REGISTRY.methods[method], space_name, "digits", 0, "paper", {}, [])
+    comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
+    torch.manual_seed(0)
+    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+    cell = comp["cell"].factory(spec.hparams["cell"])
+    net = space.build_search_network(sampler, cell, 4, 3, SHAPE)
+    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=6, epochs=epochs)
+    net.train()
+    return net, sampler, cell, opt
+
+
+def batches(n, size=8, seed=5):
+    gen = torch.Generator().manual_seed(seed)
+    return [(Batch(torch.randn(size, 3, 16, 16, generator=gen), torch.randint(0, 10, (size,), generator=gen)),
+             Batch(torch.randn(size, 3, 16, 16, generator=gen), torch.randint(0, 10, (size,), generator=gen)))
+            for _ in range(n)]
+
+
+def test_capturable_is_declared_per_class_not_inherited():
+    net, sampler, cell, opt = build("darts", "s2")
+    assert capturable(sampler) and capturable(cell) and capturable(opt)
+
+    class Custom(type(opt)):  # changes nothing yet, but has not said so
+        pass
+
+    assert not capturable(Custom.__new__(Custom))
+
+
+@pytest.mark.parametrize("method", ["darts", "darts-2nd", "single-darts", "darts-pt", "darts-pt-fixed-alpha"])
+def test_methods_built_from_checked_components_can_be_captured(method):
+    net, sampler, cell, opt = build(method, "s2")
+    assert why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell, optimizer=opt) is None
+
+
+@pytest.mark.parametrize("method,kind", [("gdas", "sampler"), ("rome-v2", "sampler"), ("entrannas", "sampler"),
+                                         ("entrannas-dst", "sampler")])
+def test_components_that_decide_on_the_host_or_are_unchecked_are_named(method, kind):
+    net, sampler, cell, opt = build(method, "s2")
+    why = why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell, optimizer=opt)
+    assert why is not None and why.startswith(kind)
+    component = {"sampler": sampler, "optimizer": opt}[kind]
+    assert type(component).__name__ in why and "graph_capturable" in why
+
+
+def test_cpu_runs_are_never_captured():
+    net, sampler, cell, opt = build("darts", "s2")
+    why = why_not_graphed(device=torch.device("cpu"), sampler=sampler, cell_type=cell, optimizer=opt)
+    assert "CUDA" in why and "cpu" in why
+
+
+@pytest.mark.parametrize("method", ["darts", "darts-2nd", "single-darts"])
+def test_graphed_step_bookkeeping_and_trajectory(method):
+    """Two epochs of 6 steps: per epoch, 3 eager warm-up steps, one capture, 3 replays; the trajectory is
+    the plain optimizer's exactly (a replay runs the same computation on copies of the same batches)."""
+    data = batches(6)
+
+    def trajectory(wrap):
+        net, sampler, cell, opt = build(method, "s2")
+        step = ReplayByRerun(opt) if wrap else opt
+        losses = []
+        for epoch in range(2):
+            sampler.set_progress(epoch, 2)
+            step.set_progress(epoch, 2)
+            for train, val in data:
+                stats = step.step(net, train, val)
+                losses.append(float(stats.train_loss))
+        return losses, [a.detach().clone() for a in sampler.arch_parameters()], step, net
+
+    plain_losses, plain_alpha, _, _ = trajectory(False)
+    losses, alpha, step, net = trajectory(True)
+    assert losses == plain_losses
+    assert all(torch.equal(a, b) for a, b in zip(alpha, plain_alpha))
+    assert (step.captures, step.replays, step.eager_steps) == (2, 6, 6)
+    # the wrapped optimizer's attributes stay reachable (the loop reads lr, selectors call weight_step)
+    assert step.lr == step.inner.lr and step.needs_val_batch == step.inner.needs_val_batch
+    assert step.weight_step.__self__ is step.inner
+
+
+def test_replays_read_the_batch_of_this_step_not_the_captured_one():
+    net, sampler, cell, opt = build("darts", "s2")
+    step = ReplayByRerun(opt, warmup_steps=1)
+    data = batches(4)
+    step.set_progress(0, 1)
+    step.step(net, *data[0])  # warm-up
+    step.step(net, *data[1])  # capture + first replay
+    static_train, static_val = step._static
+    step.step(net, *data[2])
+    assert torch.equal(static_train.x, data[2][0].x) and torch.equal(static_val.y, data[2][1].y)
+    assert static_train.x.data_ptr() != data[2][0].x.data_ptr()  # copied into the captured buffer
+
+
+def test_an_odd_shaped_batch_steps_eagerly_and_keeps_the_graph():
+    net, sampler, cell, opt = build("darts", "s2")
+    step = ReplayByRerun(opt, warmup_steps=1)
+    step.set_progress(0, 1)
+    full, short = batches(3), batches(1, size=5, seed=9)
+    step.step(net, *full[0])
+    step.step(net, *full[1])
+    replay = step._replay
+    stats = step.step(net, *short[0])
+    assert stats.n == 5 and step._replay is replay and step.eager_steps == 2
+    step.step(net, *full[2])
+    assert (step.captures, step.replays) == (1, 2)
+
+
+def test_warmup_steps_must_be_positive():
+    net, sampler, cell, opt = build("darts", "s2")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        GraphedStep(opt, warmup_steps=0)
