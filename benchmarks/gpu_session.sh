@@ -6,14 +6,16 @@
 #   bash benchmarks/gpu_session.sh steps     # darts on darts/nb201 (50 steps, fp32 drift + 1-ulp baseline),
 #                                            # s1-s4 (30 steps): eager vs fast vs graph            (~7 min H100)
 #   bash benchmarks/gpu_session.sh methods   # every other method on darts (20 steps)              (~7 min)
+#   bash benchmarks/gpu_session.sh drift     # fp32 drift on real data (Fashion-MNIST), 50 steps, darts and
+#                                            # nb201, each mode next to the 1-ulp rounding baseline (~5 min)
 #   bash benchmarks/gpu_session.sh e2e-eager # one quick-preset DARTS search, nb201, Fashion-MNIST, eager
 #   bash benchmarks/gpu_session.sh e2e-fast  # the same search: fast cell; fast + CUDA graph; that again on
 #                                            # one CPU core (taskset), to show the CPU does not set the pace
 #
-# e2e-* need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
+# drift and e2e-* need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
 # TINY=1 shrinks every size so the script itself can be checked on a CPU in a minute.
 set -euo pipefail
-phase=${1:?phase: steps | methods | e2e-eager | e2e-fast}
+phase=${1:?phase: steps | methods | drift | e2e-eager | e2e-fast}
 out=${OUT:-benchmarks/results/$(date +%F)-gpu}
 mkdir -p "$out"
 log="$out/$phase.log"
@@ -75,6 +77,10 @@ case "$phase" in
     for m in darts-2nd single-darts darts-pt-fixed-alpha gdas rome-v2 entrannas entrannas-dst; do
       step "$m" darts 20
     done ;;
+  drift)
+    for s in darts nb201; do
+      step darts "$s" "$long" --drift-baseline --data fashion-mnist --data-dir .carry
+    done ;;
   e2e-eager) e2e_run eager --set runtime.fast=false ;;
   e2e-fast)
     e2e_run fast
@@ -84,6 +90,6 @@ case "$phase" in
     if command -v taskset >/dev/null; then
       e2e_run graph-1cpu --set runtime.cuda_graph=true --taskset
     fi ;;
-  *) echo "unknown phase $phase (steps | methods | e2e-eager | e2e-fast)" >&2; exit 2 ;;
+  *) echo "unknown phase $phase (steps | methods | drift | e2e-eager | e2e-fast)" >&2; exit 2 ;;
 esac
 echo "done: $jsonl" | tee -a "$log"
