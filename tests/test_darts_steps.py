@@ -4,13 +4,8 @@ must not change a single bit of the trajectory against full backward passes."""
 import torch
 import torch.nn.functional as F
 
-from harness.api import Batch
-from harness.config import resolve
-from harness.plugins import load_registry
-from harness.spaces import NetShape
 from harness_darts.components import FirstOrderBilevel, _accuracy_count
-
-REGISTRY = load_registry()
+from tests.searchkit import method_parts, random_batches
 
 
 class FullBackward(FirstOrderBilevel):
@@ -34,25 +29,14 @@ class FullBackward(FirstOrderBilevel):
 
 
 def test_restricted_backward_is_bit_identical_to_full_backward():
-    space = REGISTRY.space("s2")
-    spec = resolve(REGISTRY, REGISTRY.methods["darts"], "s2", "digits", 0, "paper", {}, [])
-    comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
-    gen = torch.Generator().manual_seed(3)
-    data = [(Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen)),
-             Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen)))
-            for _ in range(3)]
+    data = random_batches(3, seed=3)
 
     def trajectory(cls):
-        torch.manual_seed(0)
-        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-        net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), 4, 3,
-                                         NetShape(3, 10, 16))
-        opt = cls(spec.hparams["optimizer"], net=net, steps_per_epoch=6, epochs=1)
+        net, sampler, _, opt = method_parts("darts", "s2", optimizer_cls=cls)
         opt.set_progress(0, 1)
-        net.train()
         losses = [float(opt.step(net, *data[i % 3]).train_loss) for i in range(6)]
-        return losses, [a.detach().clone() for a in sampler.arch_parameters()], [p.detach().clone()
-                                                                                  for p in net.weight_parameters()]
+        return (losses, [a.detach().clone() for a in sampler.arch_parameters()],
+                [p.detach().clone() for p in net.weight_parameters()])
 
     (l1, a1, w1), (l2, a2, w2) = trajectory(FirstOrderBilevel), trajectory(FullBackward)
     assert l1 == l2

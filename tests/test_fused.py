@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from harness.api import Batch
-from harness.config import resolve
 from harness.nn.cells import set_fast
 from harness.nn.fused import FusedMixed
 from harness.plugins import load_registry
 from harness.spaces import NetShape
+from tests.searchkit import method_parts, random_batches
 
 REGISTRY = load_registry()
 SHAPE = NetShape(3, 10, 16)
@@ -115,23 +115,12 @@ def test_search_trajectory_matches_eager_in_float64(space_name, method):
     term from rounding; float64 can. The GPU fp32 comparison is benchmarks/search_step.py --compare.)"""
     torch.set_default_dtype(torch.float64)
     try:
-        space = REGISTRY.space(space_name)
-        m = REGISTRY.methods[method]
-        spec = resolve(REGISTRY, m, space_name, "digits", 0, "paper", {}, [])
-        comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
-        gen = torch.Generator().manual_seed(5)
-        data = [(Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen)),
-                 Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen)))
-                for _ in range(3)]
+        data = random_batches(3)
 
         def trajectory(fast):
-            torch.manual_seed(0)
-            sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-            net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), 4, 3, SHAPE)
-            opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=12, epochs=1)
+            net, sampler, _, opt = method_parts(method, space_name, steps_per_epoch=12)
             opt.set_progress(0, 1)
             set_fast(net, fast)
-            net.train()
             init = [a.detach().clone() for a in sampler.arch_parameters()]
             losses = []
             for i in range(12):

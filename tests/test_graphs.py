@@ -7,14 +7,8 @@ on a GPU by benchmarks/search_step.py --mode graph."""
 import pytest
 import torch
 
-from harness.api import Batch
-from harness.config import resolve
 from harness.graphs import GraphedStep, capturable, why_not_graphed
-from harness.plugins import load_registry
-from harness.spaces import NetShape
-
-REGISTRY = load_registry()
-SHAPE = NetShape(3, 10, 16)
+from tests.searchkit import method_parts, random_batches
 
 
 class ReplayByRerun(GraphedStep):
@@ -26,23 +20,7 @@ class ReplayByRerun(GraphedStep):
 
 
 def build(method, space_name, epochs=2):
-    space = REGISTRY.space(space_name)
-    spec = resolve(REGISTRY, REGISTRY.methods[method], space_name, "digits", 0, "paper", {}, [])
-    comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
-    torch.manual_seed(0)
-    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-    cell = comp["cell"].factory(spec.hparams["cell"])
-    net = space.build_search_network(sampler, cell, 4, 3, SHAPE)
-    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=6, epochs=epochs)
-    net.train()
-    return net, sampler, cell, opt
-
-
-def batches(n, size=8, seed=5):
-    gen = torch.Generator().manual_seed(seed)
-    return [(Batch(torch.randn(size, 3, 16, 16, generator=gen), torch.randint(0, 10, (size,), generator=gen)),
-             Batch(torch.randn(size, 3, 16, 16, generator=gen), torch.randint(0, 10, (size,), generator=gen)))
-            for _ in range(n)]
+    return method_parts(method, space_name, epochs=epochs)
 
 
 def test_capturable_is_declared_per_class_not_inherited():
@@ -81,7 +59,7 @@ def test_cpu_runs_are_never_captured():
 def test_graphed_step_bookkeeping_and_trajectory(method):
     """Two epochs of 6 steps: per epoch, 3 eager warm-up steps, one capture, 3 replays; the trajectory is
     the plain optimizer's exactly (a replay runs the same computation on copies of the same batches)."""
-    data = batches(6)
+    data = random_batches(6)
 
     def trajectory(wrap):
         net, sampler, cell, opt = build(method, "s2")
@@ -108,7 +86,7 @@ def test_graphed_step_bookkeeping_and_trajectory(method):
 def test_replays_read_the_batch_of_this_step_not_the_captured_one():
     net, sampler, cell, opt = build("darts", "s2")
     step = ReplayByRerun(opt, warmup_steps=1)
-    data = batches(4)
+    data = random_batches(4)
     step.set_progress(0, 1)
     step.step(net, *data[0])  # warm-up
     step.step(net, *data[1])  # capture + first replay
@@ -122,7 +100,7 @@ def test_an_odd_shaped_batch_steps_eagerly_and_keeps_the_graph():
     net, sampler, cell, opt = build("darts", "s2")
     step = ReplayByRerun(opt, warmup_steps=1)
     step.set_progress(0, 1)
-    full, short = batches(3), batches(1, size=5, seed=9)
+    full, short = random_batches(3), random_batches(1, size=5, seed=9)
     step.step(net, *full[0])
     step.step(net, *full[1])
     replay = step._replay
