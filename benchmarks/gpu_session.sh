@@ -56,7 +56,7 @@ e2e_run() {  # e2e_run LABEL [--set ...]: one search + a 1-epoch retrain, its ow
   if [[ "${*: -1}" == --taskset ]]; then pin=(taskset -c 0); set -- "${@:1:$#-1}"; fi
   "${pin[@]}" python3 -m harness.cli run --plugin darts --space nb201 \
     --dataset fashion-mnist --data-dir .carry --seeds 0 --store "$store" --device auto "${e2e[@]}" \
-    --set eval.epochs=1 "$@" 2>&1 | tee -a "$log"
+    --set eval.epochs=1 --set eval.max_train_images=2000 "$@" 2>&1 | tee -a "$log"  # the figure is the search
   python3 - "$store" "$label" >>"$jsonl" <<'EOF'
 import json, sys
 from harness.store import ResultStore
