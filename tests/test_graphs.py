@@ -19,12 +19,8 @@ class ReplayByRerun(GraphedStep):
         return fn
 
 
-def build(method, space_name, epochs=2):
-    return method_parts(method, space_name, epochs=epochs)
-
-
 def test_capturable_is_declared_per_class_not_inherited():
-    net, sampler, cell, opt = build("darts", "s2")
+    net, sampler, cell, opt = method_parts("darts", "s2")
     assert capturable(sampler) and capturable(cell) and capturable(opt)
 
     class Custom(type(opt)):  # changes nothing yet, but has not said so
@@ -35,14 +31,14 @@ def test_capturable_is_declared_per_class_not_inherited():
 
 @pytest.mark.parametrize("method", ["darts", "darts-2nd", "single-darts", "darts-pt", "darts-pt-fixed-alpha"])
 def test_methods_built_from_checked_components_can_be_captured(method):
-    net, sampler, cell, opt = build(method, "s2")
+    net, sampler, cell, opt = method_parts(method, "s2")
     assert why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell, optimizer=opt) is None
 
 
 @pytest.mark.parametrize("method,kind", [("gdas", "sampler"), ("rome-v2", "sampler"), ("entrannas", "sampler"),
                                          ("entrannas-dst", "sampler")])
 def test_components_that_decide_on_the_host_or_are_unchecked_are_named(method, kind):
-    net, sampler, cell, opt = build(method, "s2")
+    net, sampler, cell, opt = method_parts(method, "s2")
     why = why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell, optimizer=opt)
     assert why is not None and why.startswith(kind)
     component = {"sampler": sampler, "optimizer": opt}[kind]
@@ -50,7 +46,7 @@ def test_components_that_decide_on_the_host_or_are_unchecked_are_named(method, k
 
 
 def test_cpu_runs_are_never_captured():
-    net, sampler, cell, opt = build("darts", "s2")
+    net, sampler, cell, opt = method_parts("darts", "s2")
     why = why_not_graphed(device=torch.device("cpu"), sampler=sampler, cell_type=cell, optimizer=opt)
     assert "CUDA" in why and "cpu" in why
 
@@ -62,7 +58,7 @@ def test_graphed_step_bookkeeping_and_trajectory(method):
     data = random_batches(6)
 
     def trajectory(wrap):
-        net, sampler, cell, opt = build(method, "s2")
+        net, sampler, cell, opt = method_parts(method, "s2", epochs=2)
         step = ReplayByRerun(opt) if wrap else opt
         losses = []
         for epoch in range(2):
@@ -84,7 +80,7 @@ def test_graphed_step_bookkeeping_and_trajectory(method):
 
 
 def test_replays_read_the_batch_of_this_step_not_the_captured_one():
-    net, sampler, cell, opt = build("darts", "s2")
+    net, sampler, cell, opt = method_parts("darts", "s2")
     step = ReplayByRerun(opt, warmup_steps=1)
     data = random_batches(4)
     step.set_progress(0, 1)
@@ -97,7 +93,7 @@ def test_replays_read_the_batch_of_this_step_not_the_captured_one():
 
 
 def test_an_odd_shaped_batch_steps_eagerly_and_keeps_the_graph():
-    net, sampler, cell, opt = build("darts", "s2")
+    net, sampler, cell, opt = method_parts("darts", "s2")
     step = ReplayByRerun(opt, warmup_steps=1)
     step.set_progress(0, 1)
     full, short = random_batches(3), random_batches(1, size=5, seed=9)
@@ -111,6 +107,6 @@ def test_an_odd_shaped_batch_steps_eagerly_and_keeps_the_graph():
 
 
 def test_warmup_steps_must_be_positive():
-    net, sampler, cell, opt = build("darts", "s2")
+    net, sampler, cell, opt = method_parts("darts", "s2")
     with pytest.raises(ValueError, match="warmup_steps"):
         GraphedStep(opt, warmup_steps=0)
