@@ -56,7 +56,7 @@ from torch import nn
 from harness.api import ArchWeights, Batch, SelectionContext
 from harness.errors import HarnessError
 from harness_darts.components import BilevelConfig, FirstOrderBilevel
-from harness_gdas.components import gumbel_hard
+from harness_gdas.components import GumbelSampler, gumbel_hard
 
 _PAD = -1e9  # logit of a padding slot: never drawn, zero probability, finite (no inf/NaN gradients)
 
@@ -99,26 +99,20 @@ def _inclusion(p: list[float], k: int) -> list[float]:
     return out
 
 
-class _RomeSampler(nn.Module):
-    """Shared part: alpha per (edge, op), one Gumbel op per edge, tau schedule, host copy."""
-
-    single_path = True  # names one op per edge (ArchWeights.host_index): cells run only that op
+class _RomeSampler(GumbelSampler):
+    """Shared part: GDAS's op sampler (alpha per (edge, op), one straight-through Gumbel op per edge, tau
+    10 -> 0.1 linearly, ``probabilities`` = softmax(alpha)) plus topology parameters beta, and one host
+    copy of the ops and kept edges per forward."""
 
     n_topology: int  # topology parameters per cell kind
 
     def __init__(self, config: RomeSamplerConfig, space):
-        super().__init__()
-        self.config = config
-        self.tau = config.tau_max
+        super().__init__(config, space)
         self.n_edges = len(space.edges)
         dsts = sorted({dst for _, dst in space.edges})
         self.incoming = [tuple(e for e, (_, d) in enumerate(space.edges) if d == dst) for dst in dsts]
         self.keep = [min(config.max_inputs, len(inc)) for inc in self.incoming]
         self._layout()
-        self.alphas = nn.ParameterDict({
-            kind: nn.Parameter(config.init_scale * torch.randn(self.n_edges, space.n_ops))
-            for kind in space.cell_kinds
-        })
         self.betas = nn.ParameterDict({
             kind: nn.Parameter(config.init_scale * torch.randn(self.n_topology)) for kind in space.cell_kinds
         })
@@ -130,10 +124,6 @@ class _RomeSampler(nn.Module):
         """(..., edges) straight-through edge weights and bool kept mask, from (..., params) betas
         (leading dims: independent samples)."""
         raise NotImplementedError
-
-    def set_progress(self, epoch, total_epochs):
-        c = self.config
-        self.tau = c.tau_max - (c.tau_max - c.tau_min) * epoch / max(1, total_epochs - 1)
 
     def forward(self) -> ArchWeights:
         weights, index, edge_weights, active = {}, {}, {}, {}
@@ -149,9 +139,6 @@ class _RomeSampler(nn.Module):
         return ArchWeights(weights, index=index, host_index=host_index, host_active=host_active,
                            edge_weights=edge_weights, active=active)
 
-    def probabilities(self):
-        return {kind: F.softmax(a.detach(), dim=-1) for kind, a in self.alphas.items()}
-
     def topology_probabilities(self) -> dict[str, torch.Tensor]:
         """(edges,) probability that each edge is kept in a sample, per cell kind."""
         raise NotImplementedError
@@ -162,9 +149,6 @@ class _RomeSampler(nn.Module):
 
     def arch_parameters(self):
         return list(self.alphas.values()) + list(self.betas.values())
-
-    def regularization(self):
-        return None
 
 
 class RomeV1Sampler(_RomeSampler):
