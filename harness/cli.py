@@ -4,8 +4,8 @@ stderr and exit status 2."""
 
 from __future__ import annotations
 
-import functools
 import dataclasses
+import functools
 import json
 import shlex
 import sys
@@ -143,18 +143,16 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     from harness.store import ResultStore
 
     registry = load_registry()
+    grid = dict(methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
+                swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},
+                sets=parse_sets(sets))
     if dry_run:
-        for spec in resolve_specs(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds,
-                                  preset=preset, swaps={"sampler": sampler, "optimizer": optimizer,
-                                                        "selector": selector, "cell": cell},
-                                  sets=parse_sets(sets)):
+        for spec in resolve_specs(registry, **grid):
             click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime)},
                                   sort_keys=True))
         return
     dev = resolve_device(device)
-    the_plan = plan(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
-                    swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},
-                    sets=parse_sets(sets), data_dir=data_dir, benchmark_path=benchmark_path)
+    the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path)
     results = ResultStore(store)
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     try:
