@@ -203,7 +203,7 @@ def main(argv=None):
             op_counts[mode] = _count_ops(lambda: runs[mode]["opt"].step(runs[mode]["net"], *pool[0]))
 
     base = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
+        "command": "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]),
         "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
         "layers": layers, "data": args.data, "device": device_name(device), "torch": torch.__version__,
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -47,6 +48,7 @@ def main(argv=None):
     from harness.errors import HarnessError
     from harness.plugins import load_registry
 
+    torch.manual_seed(0)  # the samplers' init and Gumbel draws: the same figures on every run
     registry = load_registry()
     method = registry.method(args.method)
     space = registry.space(args.space)
@@ -59,7 +61,6 @@ def main(argv=None):
     k = args.samples or getattr(spec.hparams["optimizer"], "samples", 1)
     sampler.set_progress(0, 50)
     gen = torch.Generator().manual_seed(0)
-    n_ops = len(space.edge_ops(space.cell_kinds[0])[0])
     rows = []
     for c in args.concentration:
         with torch.no_grad():
@@ -68,15 +69,15 @@ def main(argv=None):
                 alpha.zero_().scatter_(1, target[:, None], c)
             for beta in getattr(sampler, "betas", {}).values():
                 beta.zero_()
-                if beta.numel() == len(space.edges):  # rome-v2: one beta per edge; favour two per node
-                    for inc in sampler.incoming:
-                        pick = torch.randperm(len(inc), generator=gen)[:2].tolist()
-                        beta[[inc[i] for i in pick]] = c
-                else:  # rome-v1: one beta per input pair; favour one pair per node
+                if hasattr(sampler, "subsets"):  # rome-v1: one beta per input pair; favour one pair per node
                     offset = 0
                     for subsets in sampler.subsets:
                         beta[offset + int(torch.randint(0, len(subsets), (1,), generator=gen))] = c
                         offset += len(subsets)
+                else:  # rome-v2: one beta per edge; favour two per node
+                    for inc in sampler.incoming:
+                        pick = torch.randperm(len(inc), generator=gen)[:2].tolist()
+                        beta[[inc[i] for i in pick]] = c
         p_max = statistics.mean(float(torch.softmax(a.detach(), -1).max(-1).values.mean()) for a in sampler.alphas.values())
         seq, by_edge, by_source = [], [], []
         for _ in range(args.passes):
@@ -94,8 +95,8 @@ def main(argv=None):
         print(f"{args.method} on {args.space}, K={k}, concentration {c:g} (max op probability {p_max:.2f}): "
               f"per cell kind and pass {s:.1f} op runs; {e:.1f} distinct (edge, op) ({s / e:.2f}x fewer); "
               f"{src:.1f} distinct (source, op) ({s / src:.2f}x fewer)")
-    out = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]), "method": args.method,
-           "space": args.space, "samples": k, "ops_per_edge": n_ops, "passes": args.passes,
+    out = {"command": "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]), "method": args.method,
+           "space": args.space, "samples": k, "ops_per_edge": space.n_ops, "passes": args.passes,
            "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
            "rows": rows}
     print(json.dumps(out))
