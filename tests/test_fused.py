@@ -10,12 +10,8 @@ import torch.nn.functional as F
 from harness.api import Batch
 from harness.nn.cells import set_fast
 from harness.nn.fused import FusedMixed
-from harness.plugins import load_registry
-from harness.spaces import NetShape
-from tests.searchkit import method_parts, random_batches
+from tests.searchkit import REGISTRY, SHAPE, method_parts, random_batches
 
-REGISTRY = load_registry()
-SHAPE = NetShape(3, 10, 16)
 SPACES = ["darts", "s1", "s2", "s3", "s4", "nb201"]
 
 
