@@ -26,12 +26,14 @@ COMPONENT_KINDS = ("sampler", "optimizer", "selector", "cell")
 
 @dataclass(frozen=True)
 class SearchBudget:
-    """How much search to do, and on what supernet. Defaults are DARTS's search setting (§2.5)."""
+    """How much search to do, and on what supernet. Defaults are DARTS's search setting (§2.5); the
+    space's ``search_defaults()`` (its supernet's width and depth) apply over them in every preset."""
 
     epochs: int = 50
     batch_size: int = 64
     channels: int = 16
-    layers: int = 8  # DARTS spaces: cells; NB201: cells per stage (N)
+    layers: int = 8  # DARTS spaces: cells (8); NB201: cells per stage (N=5, from the space)
+    op_set: str = "all"  # which of the space's op sets the supernet searches (MethodInfo.op_sets)
     train_portion: float = 0.5  # fraction of the training set used for weights, rest for arch
     max_train_images: int | None = None  # cap on the search split (both halves), for quick budgets
     max_steps_per_epoch: int | None = None
@@ -39,8 +41,11 @@ class SearchBudget:
 
 @dataclass(frozen=True)
 class EvalBudget:
-    """Retraining of the derived network (DARTS protocol, §2.6); on nb201 a benchmark query replaces it."""
+    """Retraining of the derived network (DARTS protocol, §2.6); on nb201 a benchmark query replaces it.
+    ``protocol`` names the space's evaluation protocol the network size comes from (resolved per
+    dataset: RobustDARTS's on S1-S4 by default); explicit fields still override it."""
 
+    protocol: str = ""  # "" until resolved: the space's default protocol
     epochs: int = 600
     batch_size: int = 96
     channels: int = 36
@@ -122,7 +127,7 @@ class RunRecord:
     genotype: str | None = None
     search: dict[str, Any] = field(default_factory=dict)  # curve summary: final losses, arch weights, ...
     metrics: dict[str, Any] = field(default_factory=dict)  # evaluation: test_accuracy, valid_accuracy, ...
-    costs: dict[str, Any] = field(default_factory=dict)  # wall_s, search_s, eval_s, device_s, peak_mem_bytes
+    costs: dict[str, Any] = field(default_factory=dict)  # wall_s, search_s, eval_s, peak_mem_bytes / peak_rss_bytes
     plugins: dict[str, str] = field(default_factory=dict)  # distribution name -> version
     torch_version: str = ""
     device: str = ""
@@ -270,7 +275,9 @@ class CellType(Protocol):
 
 @dataclass(frozen=True)
 class ComponentInfo:
-    """A registered component: ``factory(config, space=..., **context)`` builds it."""
+    """A registered component and its factory. The host calls, by kind: sampler
+    ``factory(config, space=)``; optimizer ``factory(config, net=, steps_per_epoch=, epochs=)``;
+    selector ``factory(config)``; cell type ``factory(config)`` (hook specs in ``harness.hookspecs``)."""
 
     kind: str
     name: str
@@ -290,6 +297,8 @@ class MethodInfo:
     name to per-kind overrides that apply on that space only (e.g. xautodl's NB201 settings).
     ``space_budgets`` maps a space name to budgets in the form of ``budgets`` that apply on that space
     only, over the method's general ones (e.g. DARTS-PT trains its NB201 supernet 100 epochs, not 50).
+    ``op_sets`` maps a space name to the op set (``SearchSpace.op_sets()``) the method's paper searches
+    there, e.g. ``{"darts": "no-none"}`` for the 7-op DARTS space; unlisted spaces search "all".
     """
 
     name: str
@@ -301,6 +310,7 @@ class MethodInfo:
     budgets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     space_defaults: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     space_budgets: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]] = field(default_factory=dict)
+    op_sets: Mapping[str, str] = field(default_factory=dict)
     spaces: tuple[str, ...] | None = None  # None: every space
     paper: str = ""
     doc: str = ""

@@ -52,8 +52,8 @@ def harness_run_end(spec, record):
     if t0 is not None:
         record.costs["wall_s"] = time.perf_counter() - t0
     if torch.cuda.is_available() and record.device.startswith("cuda"):
+        # (no "device_s": the busy time of the device is not measured here; wall_s and search_s are)
         record.costs["peak_mem_bytes"] = int(torch.cuda.max_memory_allocated())
-        record.costs["device_s"] = record.costs.get("wall_s")
     else:
         # a CPU run's best analogue of peak device memory: peak resident memory during this run when
         # the kernel lets us reset the high-water mark, else the process's peak so far (later runs of a

@@ -148,8 +148,9 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
                 sets=parse_sets(sets))
     if dry_run:
         for spec in resolve_specs(registry, **grid):
-            click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime)},
-                                  sort_keys=True))
+            ops = registry.space(spec.space).with_op_set(spec.budget.search.op_set).ops_summary()
+            click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime),
+                                   "search_ops": ops}, sort_keys=True))
         return
     dev = resolve_device(device)
     the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path)
@@ -278,10 +279,25 @@ def methods(as_json):
     """List methods (named recipes) with their components."""
     from harness.plugins import load_registry
 
+    from harness.config import resolve
+
     registry = load_registry()
+
+    def per_space(m) -> dict[str, dict]:
+        """What the method searches on each space it applies to, as its ``paper`` preset resolves."""
+        out = {}
+        for space in (m.spaces if m.spaces is not None else sorted(registry.spaces)):
+            sb = resolve(registry, m, space, "cifar10", 0, "paper", {}, []).budget.search
+            searched = registry.space(space).with_op_set(sb.op_set)
+            out[space] = {"op_set": sb.op_set, "ops": searched.ops_summary(),
+                          "search_network": {"channels": sb.channels, "layers": sb.layers},
+                          "epochs": sb.epochs, "batch_size": sb.batch_size}
+        return out
+
     rows = [{"name": m.name, "plugin": m.plugin, **m.components(), "paper": m.paper,
              "spaces": list(m.spaces) if m.spaces is not None else "all", "defaults": m.defaults,
-             "budgets": m.budgets, "space_defaults": m.space_defaults, "space_budgets": m.space_budgets}
+             "budgets": m.budgets, "space_defaults": m.space_defaults, "space_budgets": m.space_budgets,
+             "op_sets": dict(m.op_sets), "per_space": per_space(m)}
             for m in registry.methods.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -1,6 +1,6 @@
-"""Presets and the one place a run's configuration is resolved: harness preset -> space defaults ->
-method recipe (defaults, per-space defaults, per-preset and per-space budgets) -> the user's ``--set``
-overrides.
+"""Presets and the one place a run's configuration is resolved: space defaults (supernet, op set,
+evaluation protocol for the dataset) -> method recipe (defaults, per-space defaults, per-preset and
+per-space budgets) -> harness preset caps -> the user's ``--set`` overrides.
 Every override is validated against the frozen dataclass it targets."""
 
 from __future__ import annotations
@@ -115,8 +115,21 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
         for kind, values in layer.items():
             if components[kind] == method.components()[kind]:  # a swapped-in component keeps its own
                 per_kind[kind].update(values)
-    budget_layers: dict[str, dict[str, Any]] = {"search": {}, "eval": dict(space_obj.eval_defaults()), "runtime": {}}
-    # budgets: the method's paper budget, then its paper budget for this space, then the same two for
+    raw_sets: dict[str, dict[str, str]] = {}
+    for prefix, key, value in sets:
+        target = _set_target(prefix, key, method, components, infos)
+        raw_sets.setdefault(target, {})[key] = value
+
+    # the space's own settings come first: its supernet (every preset), the op set the method's paper
+    # searches, and the evaluation network of its protocol for this dataset
+    op_set = raw_sets.get("search", {}).get("op_set", method.op_sets.get(space, "all"))
+    space_obj.with_op_set(op_set)  # validates it against the space's op sets, naming the valid ones
+    protocol = raw_sets.get("eval", {}).get("protocol") or next(iter(space_obj.eval_protocols()))
+    eval_defaults = space_obj.eval_defaults(dataset, protocol)
+    budget_layers: dict[str, dict[str, Any]] = {
+        "search": {**space_obj.search_defaults(), "op_set": op_set},
+        "eval": {**eval_defaults, "protocol": protocol}, "runtime": {}}
+    # then the method's paper budget, then its paper budget for this space, then the same two for
     # the chosen preset, then the preset's own caps (smoke/quick shrink every method alike)
     space_budgets = method.space_budgets.get(space, {})
     for section in ("search", "eval"):
@@ -124,11 +137,6 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
             budget_layers[section].update(method.budgets.get(name, {}).get(section, {}))
             budget_layers[section].update(space_budgets.get(name, {}).get(section, {}))
         budget_layers[section].update(PRESETS[preset].get(section, {}))
-
-    raw_sets: dict[str, dict[str, str]] = {}
-    for prefix, key, value in sets:
-        target = _set_target(prefix, key, method, components, infos)
-        raw_sets.setdefault(target, {})[key] = value
 
     hparams = {}
     for kind, info in infos.items():

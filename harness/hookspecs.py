@@ -24,7 +24,7 @@ def harness_register_samplers(register):
     one-hot (GDAS), a sigmoid (Single-DARTS), ...
 
     :param register: call ``register(name, factory, config, doc="")``. ``config`` is a frozen
-        dataclass whose defaults are the paper's settings; ``factory(config, space=, cell_kinds=)``
+        dataclass whose defaults are the paper's settings; ``factory(config, space=)``
         returns an ``nn.Module`` implementing ``harness.api.Sampler``.
 
     A name already registered by another plugin is an error naming both plugins.

@@ -1,7 +1,9 @@
 """Leaderboards from run records, and their export.
 
-The table has one row per method and one column per (space, dataset) present, named
-``"<space> / <dataset>"``, plus ``"search cost"`` and ``"peak memory"``. Cells hold numbers, not text,
+The table has one row per method and one column per (space, op set, dataset, evaluation protocol)
+present, named ``"<space> / <dataset>"`` (``"darts [no-none] / cifar10"`` for a search of a subset of
+the space's ops, a protocol suffix where one column would mix protocols; the header names every
+column's evaluation protocol), plus ``"search cost"`` and ``"peak memory"``. Cells hold numbers, not text,
 so that exports can carry them (JSON) and tests can check them:
 
 - ``protocol="mean-std"`` (the default, and what this harness recommends): ``{"mean", "std", "n"}``
@@ -123,6 +125,28 @@ def _peak_memory(runs: Sequence[RunRecord]) -> dict[str, Any] | float:
     return {"max_gib": max(b for b, _ in found) / 2**30, "kind": "/".join(sorted({k for _, k in found}))}
 
 
+def _op_set(r: RunRecord) -> str:
+    return str(((r.config or {}).get("search") or {}).get("op_set") or "all")
+
+
+def _eval_protocol(r: RunRecord) -> str:
+    return str(((r.config or {}).get("eval") or {}).get("protocol") or "")
+
+
+def _columns(chosen: Sequence[tuple[str, RunRecord]]) -> dict[int, str]:
+    """Column name per record (by ``id``): ``"<space> / <dataset>"``, with the op set searched when it
+    is not the space's full list (``"darts [no-none] / cifar10"``: a 7-op search of the DARTS space is
+    never averaged with an 8-op one), and with the evaluation protocol where runs of one such column
+    were evaluated under more than one (``"s2 / cifar10 (robustdarts)"``)."""
+    base = {id(r): f"{r.space}{'' if _op_set(r) == 'all' else f' [{_op_set(r)}]'} / {r.dataset}"
+            for _, r in chosen}
+    protocols: dict[str, set[str]] = defaultdict(set)
+    for _, r in chosen:
+        protocols[base[id(r)]].add(_eval_protocol(r))
+    return {id(r): (f"{base[id(r)]} ({_eval_protocol(r) or 'unnamed protocol'})"
+                    if len(protocols[base[id(r)]]) > 1 else base[id(r)]) for _, r in chosen}
+
+
 def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protocol: str = "mean-std",
                 preset: str | None = None) -> pd.DataFrame:
     """Aggregate completed ``records`` into a table indexed by method (see the module docstring).
@@ -148,36 +172,37 @@ def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protoco
         raise HarnessError(f"no completed run of preset {preset!r} has metric {metric!r}; metrics present in "
                            f"that preset: {', '.join(_numeric_metrics(done)) or '(none)'}")
 
-    cells: dict[str, dict[tuple[str, str], list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
+    column_of = _columns(chosen)
+    cells: dict[str, dict[str, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for label, r in chosen:
-        cells[label][(r.space, r.dataset)].append(r)
-    groups = sorted({g for row in cells.values() for g in row})
+        cells[label][column_of[id(r)]].append(r)
     notes, rows = [], []
     for label in sorted(cells):
         row: dict[str, Any] = {"method": label}
-        for (space, dataset), runs in sorted(cells[label].items()):
+        for column, runs in sorted(cells[label].items()):
             values = pd.Series([float(r.metrics[metric]) for r in sorted(runs, key=lambda r: r.seed)])
             n = len(values)
             if protocol == "best":
-                row[f"{space} / {dataset}"] = {"best": float(values.max()), "n": n}
+                row[column] = {"best": float(values.max()), "n": n}
             else:
-                row[f"{space} / {dataset}"] = {"mean": float(values.mean()),
-                                               "std": float(values.std(ddof=1)) if n > 1 else 0.0, "n": n}
+                row[column] = {"mean": float(values.mean()),
+                               "std": float(values.std(ddof=1)) if n > 1 else 0.0, "n": n}
             configs = {config_key({k: v for k, v in (r.config or {}).items() if k != "seed"}) for r in runs}
             if len(configs) > 1:
-                notes.append(f"{label} on {space} / {dataset}: its {n} seeds come from {len(configs)} different "
+                notes.append(f"{label} on {column}: its {n} seeds come from {len(configs)} different "
                              f"configurations (--set overrides on some seeds?)")
         counted = [r for runs in cells[label].values() for r in runs]
         row[SEARCH_COST], row[PEAK_MEMORY] = _search_cost(counted), _peak_memory(counted)
         rows.append(row)
-    columns = [f"{s} / {d}" for s, d in groups] + [SEARCH_COST, PEAK_MEMORY]
+    columns = sorted({c for c in column_of.values()}) + [SEARCH_COST, PEAK_MEMORY]
     table = pd.DataFrame(rows, columns=["method", *columns]).set_index("method")
     versions: dict[str, set[str]] = defaultdict(set)
     for _, r in chosen:
         for name, version in r.plugins.items():
             versions[name].add(str(version))
+    eval_protocols = {column_of[id(r)]: _eval_protocol(r) for _, r in chosen if _eval_protocol(r)}
     table.attrs.update({"metric": metric, "protocol": protocol, "protocol_label": PROTOCOL_LABELS[protocol],
-                        "preset": preset, "notes": notes,
+                        "preset": preset, "notes": notes, "eval_protocols": dict(sorted(eval_protocols.items())),
                         "plugins": {name: "/".join(sorted(v)) for name, v in sorted(versions.items())}})
     return table
 
@@ -238,6 +263,8 @@ def export(df: pd.DataFrame, fmt: str, *, header: Mapping[str, str], tablefmt: s
     if df.attrs.get("plugins"):
         meta.setdefault("plugins", ", ".join(f"{k} {v}" for k, v in df.attrs["plugins"].items()))
     meta.setdefault("date", datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+    if df.attrs.get("eval_protocols"):
+        meta["eval protocol"] = "; ".join(f"{c}: {p}" for c, p in df.attrs["eval_protocols"].items())
     for i, note in enumerate(df.attrs.get("notes", ()), start=1):
         meta[f"note {i}"] = note
 

@@ -134,8 +134,8 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     from harness.search import run_search
     from harness.spaces import NetShape
 
-    space = registry.space(spec.space)
     sb, eb = spec.budget.search, spec.budget.eval
+    space = registry.space(spec.space).with_op_set(sb.op_set)
     info = data.info
     shape = NetShape(info.channels, info.num_classes, info.resolution)
     _seed_everything(spec.seed)
@@ -179,9 +179,10 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
                        eager_steps=optimizer.eager_steps)
     genotype = space.validate(result.genotype)
     record.genotype = genotype.to_string()
-    record.search = {"curve": result.curve, "probabilities": result.probabilities, "steps": result.steps,
-                     "runtime": runtime,
-                     **summarize_genotype(genotype)}
+    # update, not replace: harness_run_start hooks may have written entries of their own
+    record.search.update({"curve": result.curve, "probabilities": result.probabilities, "steps": result.steps,
+                          "runtime": runtime,
+                          **summarize_genotype(genotype)})
     record.costs["search_s"] = result.seconds
     log(f"  genotype: {record.genotype}")
     del net, optimizer, sampler
@@ -228,8 +229,9 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
         )
         record = store.start(record)
         log(f"{label}: run {record.id}")
-        registry.pm.hook.harness_run_start(spec=spec, record=record)
         try:
+            # inside the try: a run-start hook that raises fails this run (recorded), never leaves it running
+            registry.pm.hook.harness_run_start(spec=spec, record=record)
             execute_one(registry, spec, the_plan.datasets[spec.dataset], the_plan.benchmarks.get(spec.space),
                         device, record, log)
             record.status = "completed"

@@ -62,9 +62,45 @@ class SearchSpace(ABC):
                            auxiliary: bool = False) -> nn.Module:
         """The standalone network of a derived genotype, for retraining and parameter counts."""
 
+    # -- search and evaluation settings the space owns ------------------------------------------
+
+    op_set: str = "all"  # which of ``op_sets()`` this object's ``edge_ops`` are
+
+    def op_sets(self) -> dict[str, str]:
+        """The op sets a search on this space may use: name -> description. ``"all"`` is every op the
+        space lists; a space may offer subsets (the DARTS space without ``none``, say), which a method
+        recipe declares (``MethodInfo.op_sets``) and ``search.op_set`` selects."""
+        return {"all": "every op of the space"}
+
+    def with_op_set(self, name: str) -> SearchSpace:
+        """This space searching only the ops of op set ``name`` (same name, edges, genotypes)."""
+        if name not in self.op_sets():
+            from harness.errors import unknown
+
+            raise unknown(f"op set of space {self.name!r}", name, self.op_sets())
+        return self
+
+    def search_defaults(self) -> dict[str, Any]:
+        """SearchBudget fields this space fixes for every method and preset unless a method's paper
+        says otherwise: the supernet's width and depth (``channels``, ``layers``)."""
+        return {}
+
+    def eval_protocols(self) -> dict[str, str]:
+        """Named evaluation protocols: name -> description. The first is the default."""
+        return {"default": "the space's evaluation network"}
+
     @abstractmethod
-    def eval_defaults(self) -> dict[str, Any]:
-        """EvalBudget overrides for this space's evaluation network (channels, layers)."""
+    def eval_defaults(self, dataset: str | None = None, protocol: str | None = None) -> dict[str, Any]:
+        """EvalBudget overrides for this space's evaluation network under ``protocol`` (None: the
+        default one) for ``dataset`` (channels, layers, ...)."""
+
+    def ops_summary(self) -> dict[str, Any]:
+        """Per cell kind, the op list every edge searches, or the per-edge lists where they differ."""
+        out: dict[str, Any] = {}
+        for kind in self.cell_kinds:
+            per_edge = [list(ops) for ops in self.edge_ops(kind)]
+            out[kind] = per_edge[0] if all(o == per_edge[0] for o in per_edge) else per_edge
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -73,4 +109,7 @@ class SearchSpace(ABC):
             "description": self.description,
             "edges": [f"{dst}<-{src}" for src, dst in self.edges],
             "ops": {kind: [list(ops) for ops in self.edge_ops(kind)] for kind in self.cell_kinds},
+            "op_sets": self.op_sets(),
+            "search_defaults": self.search_defaults(),
+            "eval_protocols": self.eval_protocols(),
         }

@@ -51,13 +51,62 @@ class DartsFamilySpace(SearchSpace):
     n_inputs = 2
     n_nodes = STEPS
 
-    def __init__(self, name: str, description: str, normal, reduce):
+    def __init__(self, name: str, description: str, normal, reduce, protocols=("darts",), op_set="all"):
         self.name = name
         self.description = description
         self._ops = {"normal": tuple(normal), "reduce": tuple(reduce)}
+        self._protocols = tuple(protocols)
+        self.op_set = op_set
 
     def edge_ops(self, kind: str):
         return self._ops[kind]
+
+    # -- op sets, search and evaluation settings ------------------------------------------------
+
+    def op_sets(self) -> dict[str, str]:
+        n = len(self._ops["normal"][0])
+        sets = {"all": f"every op the space lists ({n} per edge on the first edge)"}
+        if any("none" in ops for kind in self.cell_kinds for ops in self._ops[kind]):
+            sets["all"] = f"every op the space lists, none included ({n} per edge)"
+            sets["no-none"] = (f"without none ({n - 1} per edge): darts-pt's S5, ROME's S0, EnTranNAS's "
+                               f"standard space (SPEC-FACTS §1.3, §6.5)")
+        return sets
+
+    def with_op_set(self, name: str) -> DartsFamilySpace:
+        super().with_op_set(name)  # validates the name
+        if name == self.op_set:
+            return self
+        if name == "all" or self.op_set != "all":
+            raise HarnessError(f"op set {name!r} must be taken from space {self.name!r}'s full op list")
+        keep = {kind: tuple(tuple(o for o in ops if o != "none") or ops for ops in self._ops[kind])
+                for kind in self.cell_kinds}
+        return DartsFamilySpace(self.name, f"{self.description} [op set {name}]", keep["normal"],
+                                keep["reduce"], self._protocols, op_set=name)
+
+    def search_defaults(self) -> dict[str, Any]:
+        # the DARTS supernet: C=16, 8 cells (quark0/darts train_search.py; RobustDARTS's the same)
+        return {"channels": 16, "layers": 8}
+
+    def eval_protocols(self) -> dict[str, str]:
+        described = {
+            "robustdarts": "RobustDARTS's S1-S4 protocol: 8 cells, C=16 (CIFAR-100, SVHN and any other "
+                           "dataset: the repo default); CIFAR-10 20 cells, C=36, except S2 and S4 at C=16 "
+                           "(ROME Table 6 caption)",
+            "darts": "20 cells, C=36 on every dataset (DARTS; SDARTS's setting on S1-S4)",
+        }
+        return {p: described[p] for p in self._protocols}
+
+    def eval_defaults(self, dataset: str | None = None, protocol: str | None = None) -> dict[str, Any]:
+        protocol = protocol or self._protocols[0]
+        if protocol not in self._protocols:
+            from harness.errors import unknown
+
+            raise unknown(f"eval protocol of space {self.name!r}", protocol, self.eval_protocols())
+        if protocol == "robustdarts":
+            if dataset == "cifar10":
+                return {"channels": 16 if self.name in ("s2", "s4") else 36, "layers": 20}
+            return {"channels": 16, "layers": 8}
+        return {"channels": 36, "layers": 20}
 
     # -- networks -------------------------------------------------------------------------------
 
@@ -66,9 +115,6 @@ class DartsFamilySpace(SearchSpace):
 
     def build_eval_network(self, genotype, channels, layers, shape, auxiliary=False) -> nn.Module:
         return NetworkCIFAR(self.validate(genotype), channels, layers, shape, auxiliary)
-
-    def eval_defaults(self) -> dict[str, Any]:
-        return {"channels": 36, "layers": 20}
 
     # -- genotypes ------------------------------------------------------------------------------
 
@@ -294,15 +340,18 @@ class NetworkCIFAR(nn.Module):
 
 
 def builtin_darts_spaces() -> list[DartsFamilySpace]:
+    rdarts = ("robustdarts", "darts")  # S1-S4: RobustDARTS's protocol by default, DARTS/SDARTS's by name
     return [
         DartsFamilySpace("darts", "DARTS CNN space S0: 8 ops on all 14 edges (none used only in the "
                          "supernet; derivation skips it)", _uniform(DARTS_OPS), _uniform(DARTS_OPS)),
-        DartsFamilySpace("s1", "RobustDARTS S1: a pre-optimised pair of ops per edge", S1_NORMAL, S1_REDUCE),
+        DartsFamilySpace("s1", "RobustDARTS S1: a pre-optimised pair of ops per edge", S1_NORMAL, S1_REDUCE,
+                         rdarts),
         DartsFamilySpace("s2", "RobustDARTS S2: skip_connect, sep_conv_3x3",
-                         _uniform(("skip_connect", "sep_conv_3x3")), _uniform(("skip_connect", "sep_conv_3x3"))),
+                         _uniform(("skip_connect", "sep_conv_3x3")), _uniform(("skip_connect", "sep_conv_3x3")),
+                         rdarts),
         DartsFamilySpace("s3", "RobustDARTS S3: none, skip_connect, sep_conv_3x3",
                          _uniform(("none", "skip_connect", "sep_conv_3x3")),
-                         _uniform(("none", "skip_connect", "sep_conv_3x3"))),
+                         _uniform(("none", "skip_connect", "sep_conv_3x3")), rdarts),
         DartsFamilySpace("s4", "RobustDARTS S4: noise, sep_conv_3x3",
-                         _uniform(("noise", "sep_conv_3x3")), _uniform(("noise", "sep_conv_3x3"))),
+                         _uniform(("noise", "sep_conv_3x3")), _uniform(("noise", "sep_conv_3x3")), rdarts),
     ]

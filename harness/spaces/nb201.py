@@ -133,7 +133,19 @@ class NB201Space(SearchSpace):
     def build_eval_network(self, genotype, channels, layers, shape, auxiliary=False):
         return TinyNetwork(self.validate(genotype), channels, layers, shape)
 
-    def eval_defaults(self) -> dict[str, Any]:
+    def search_defaults(self) -> dict[str, Any]:
+        # NAS-Bench-201's search supernet: C=16, N=5 cells per stage (15 searching cells); xautodl's
+        # DARTS/GDAS/SETN configs and darts-pt's nasbench201 code all use it (SPEC-FACTS §3.5)
+        return {"channels": 16, "layers": 5}
+
+    def eval_protocols(self) -> dict[str, str]:
+        return {"nb201": "NAS-Bench-201's training protocol (C=16, N=5, 200 epochs, SGD 0.1 nesterov)"}
+
+    def eval_defaults(self, dataset: str | None = None, protocol: str | None = None) -> dict[str, Any]:
+        if protocol not in (None, "nb201"):
+            from harness.errors import unknown
+
+            raise unknown("eval protocol of space 'nb201'", protocol, self.eval_protocols())
         # NB201's own protocol: C=16, N=5, no auxiliary head, cutout or drop path (SPEC-FACTS §3.2, §3.4)
         return {"channels": 16, "layers": 5, "auxiliary_weight": 0.0, "cutout": 0, "drop_path": 0.0,
                 "lr": 0.1, "weight_decay": 5e-4, "batch_size": 256, "epochs": 200}
