@@ -10,13 +10,21 @@
   *Topology selection* (DARTS spaces): for every node with more than 2 inputs (one node per cell kind
   per projection point, nodes in random order), each remaining edge's whole weight row is zeroed in
   turn and the edge whose removal leaves the HIGHEST accuracy is dropped, until 2 remain.
-  *Fine-tuning*: between two projection points the supernet is trained with the run's own bilevel
-  optimizer (``ctx.optimizer.step``; alpha keeps being updated unless the optimizer freezes it) for
-  ``tune_epochs_per_decision`` passes over ``ctx.train_batches()`` (or exactly ``tune_steps`` steps
-  when set), with the weight optimizer's lr set to ``tune_lr`` (0.0025 = 0.025/10) in its param groups
-  and decayed by a cosine to ``tune_lr_min`` over the whole tuning (``tune_lr_schedule="constant"``
-  keeps it fixed: the reference's NB201 setting). Momentum buffers are reset first (the reference
-  re-creates its SGD); lr and mode are restored afterwards.
+  *Fine-tuning and the schedule of decisions* (darts-pt ``pt_project``: sota/cnn/projection.py
+  L126-238 on the DARTS spaces, nasbench201/projection.py L76-131 on NB201, @4ec3149): the
+  supernet is fine-tuned for ``tune_epochs`` epochs; a projection point is taken at the start of
+  every epoch that is a multiple of ``tune_epochs_per_decision`` (proj_intv, 5) and at the last epoch,
+  then that epoch trains. With P points (17 on the DARTS spaces: 14 op decisions + 3 nodes; 6 on
+  NB201) ``tune_epochs`` = proj_intv*(P-1) + 1 on the DARTS spaces (81: decisions at epochs 0, 5, ...,
+  80, one epoch after the last) and proj_intv*(P-1) on NB201 (25: decisions at 0, 5, 10, 15, 20 and
+  24, so the last interval is 4 epochs, and one epoch follows the last decision); ``final_epoch``
+  ("auto") picks the form by the space family as the two code bases do. A tuning epoch is a pass over
+  ``ctx.train_batches()`` (or exactly ``tune_steps`` optimizer steps when set) with the run's own
+  bilevel optimizer (alpha keeps being updated unless the optimizer freezes it). The weight lr is
+  ``tune_lr`` = 0.0025 (0.025 / 10), constant: the reference creates a cosine scheduler on the DARTS
+  spaces but never steps it (projection.py L135-136) and has none on NB201
+  (``tune_lr_schedule="cosine"`` decays it to ``tune_lr_min`` instead). Momentum buffers are reset
+  first (the reference re-creates its SGD); lr and mode are restored afterwards.
   The genotype is the space's own ``derive()`` rule applied to the projected weights (decided edges
   one-hot, dropped edges zero), so on DARTS spaces it reads off exactly the two kept edges per node.
 
@@ -25,10 +33,16 @@ Projection is a wrapper around the network's sampler (``net.sampler`` is replace
 weights with decided rows replaced by their one-hot and dropped/masked entries zeroed.
 
 Choices where the paper is vague (config fields):
-  * no fine-tuning before the first decision nor after the last one (the last epoch the reference trains
-    after its final decision cannot change the genotype); ``tune_epochs_per_decision = 5`` (proj_intv).
-  * ``select_none`` ("auto"): on spaces whose derivation skips ``none`` (the DARTS family) ``none`` is
-    never a candidate, so a decided op is always one the genotype can hold; on NB201 it is.
+  * the epoch the reference trains after its final decision cannot change the genotype; it is run all
+    the same (the supernet's state after selection is then the reference's).
+  * ``select_none`` ("auto"): ``none`` is a candidate wherever the searched op set lists it, as in the
+    reference (its loop runs over every op of the edge: S3 and NB201; darts-pt's DARTS space has no
+    ``none``). Candidates are measured in op order and only a strictly lower accuracy replaces the
+    best so far, so ``none`` (first on S3 and NB201), whose removal leaves the supernet unchanged,
+    wins ties, as in the reference (projection.py L39-53). On the DARTS spaces the genotype is then
+    read with the space's rule, which skips ``none``: an edge decided ``none`` reads as its first
+    non-``none`` op and ranks with strength 0 among the node's edges, exactly what darts-pt's parser
+    (model_search_darts_proj.py L117-158) makes of it.
   * ``topology`` ("auto"): on for spaces whose genotype keeps two inputs per node (DARTS family), off
     for NB201 (the paper's NB201 procedure has no topology step).
 
@@ -219,18 +233,19 @@ _AUTO = ("auto", "on", "off")
 @dataclass(frozen=True)
 class PTConfig:
     tune_epochs_per_decision: int = 5  # proj_intv in the reference scripts
-    tune_steps: int | None = None  # if set: exactly this many optimizer steps between decisions
+    tune_steps: int | None = None  # if set: a tuning epoch is exactly this many optimizer steps
     tune_lr: float | None = 0.0025  # weight lr while fine-tuning (0.025 / 10); None keeps the run's lr
     tune_lr_min: float = 0.001
-    tune_lr_schedule: str = "cosine"  # "cosine" (reference, DARTS spaces) | "constant" (reference, NB201)
+    tune_lr_schedule: str = "constant"  # the reference (both code bases); "cosine": decay to tune_lr_min
     reset_momentum: bool = True
     max_val_batches: int | None = None  # None: the whole validation split per measurement
     criterion: str = "acc"  # "acc" | "loss"
     topology: str = "auto"  # auto: on for spaces keeping 2 inputs per node (DARTS family)
-    select_none: str = "auto"  # auto: `none` is a candidate op only where the derivation keeps it (NB201)
+    select_none: str = "auto"  # auto: `none` is a candidate wherever the searched op set has it
+    final_epoch: str = "auto"  # auto: tune_epochs = proj_intv*(P-1) + 1 on DARTS spaces, + 0 on NB201
 
     def __post_init__(self):
-        for name in ("topology", "select_none"):
+        for name in ("topology", "select_none", "final_epoch"):
             if getattr(self, name) not in _AUTO:
                 raise ValueError(f"{name} must be one of {', '.join(_AUTO)}, not {getattr(self, name)!r}")
         if self.criterion not in ("acc", "loss"):
@@ -255,6 +270,8 @@ class PerturbationSelector:
     def __init__(self, config: PTConfig):
         self.config = config
         self.decisions: list[tuple] = []  # ("op", kind, edge, op) / ("drop", kind, edge), in order
+        self.decision_epochs: list[int] = []  # the tuning epoch at whose start each point was taken
+        self.tuned_epochs = 0
 
     # -- measuring ------------------------------------------------------------------------------
 
@@ -285,9 +302,10 @@ class PerturbationSelector:
         w_opt = getattr(optimizer, "w_opt", None)
         return w_opt, (w_opt.param_groups if w_opt is not None else [])
 
-    def tune(self, net, ctx: SelectionContext, interval: int, n_intervals: int):
+    def tune_epoch(self, net, ctx: SelectionContext, epoch: int, total: int):
+        """One fine-tuning epoch (or ``tune_steps`` steps) at the tuning lr for ``epoch`` of ``total``."""
         c = self.config
-        if c.tune_steps is None and c.tune_epochs_per_decision <= 0 or c.tune_steps == 0:
+        if c.tune_steps == 0:
             return
         opt = ctx.optimizer
         _, groups = self._weight_groups(opt)
@@ -295,7 +313,7 @@ class PerturbationSelector:
             lr = c.tune_lr
             if c.tune_lr_schedule == "cosine":
                 lr = c.tune_lr_min + 0.5 * (c.tune_lr - c.tune_lr_min) * (
-                    1 + math.cos(math.pi * interval / max(1, n_intervals)))
+                    1 + math.cos(math.pi * epoch / max(1, total)))
             for g in groups:
                 g["lr"] = lr
         net.train()
@@ -303,9 +321,10 @@ class PerturbationSelector:
         if c.tune_steps is not None:
             train_iter = itertools.islice(_cycle(ctx.train_batches), c.tune_steps)
         else:
-            train_iter = itertools.chain.from_iterable(ctx.train_batches() for _ in range(c.tune_epochs_per_decision))
+            train_iter = ctx.train_batches()
         for b in train_iter:
             opt.step(net, b, next(val_stream) if val_stream is not None else None)
+        self.tuned_epochs += 1
 
     # -- the algorithm --------------------------------------------------------------------------
 
@@ -339,25 +358,33 @@ class PerturbationSelector:
         kinds = tuple(space.cell_kinds)
         derive_keeps_two = space.family == "darts"
         topology = c.topology == "on" or (c.topology == "auto" and derive_keeps_two)
-        select_none = c.select_none == "on" or (c.select_none == "auto" and not derive_keeps_two)
-
+        select_none = c.select_none != "off"  # auto: wherever the searched op set lists `none`
+        final_epoch = c.final_epoch == "on" or (c.final_epoch == "auto" and derive_keeps_two)
         undecided = {k: list(range(len(space.edges))) for k in kinds}
         multi_input = {k: [n for n in range(space.n_inputs, space.n_inputs + space.n_nodes)
                            if sum(1 for _, d in space.edges if d == n) > 2] for k in kinds}
-        n_op_points = max(len(v) for v in undecided.values())
-        n_topo_points = max(len(v) for v in multi_input.values()) if topology else 0
-        n_intervals = max(0, n_op_points + n_topo_points - 1)
-        point = 0
+        n_points = max(len(v) for v in undecided.values())
+        n_points += max(len(v) for v in multi_input.values()) if topology else 0
+        points = self._points(net, ctx, wrapper, rng, undecided, multi_input, topology, select_none)
+        intv = c.tune_epochs_per_decision
+        total = max(0, intv * (n_points - 1) + (1 if final_epoch else 0)) if intv > 0 else 0
+        self.decision_epochs, self.tuned_epochs = [], 0
+        for epoch in range(total):  # the reference's pt_project loop
+            if epoch % intv == 0 or epoch == total - 1:
+                if next(points, None) is not None:
+                    self.decision_epochs.append(epoch)
+            self.tune_epoch(net, ctx, epoch, total)
+        for _ in points:  # points the schedule left (proj_intv <= 0: decisions back to back)
+            self.decision_epochs.append(total)
+        wrapper.changed()
+        return space.derive(wrapper.probabilities())
 
-        def next_point():
-            nonlocal point
-            if point > 0:
-                self.tune(net, ctx, point - 1, n_intervals)
-            point += 1
-
+    def _points(self, net, ctx, wrapper: ProjectedSampler, rng, undecided, multi_input, topology, select_none):
+        """Yields once per projection point, after taking that point's decisions for every cell kind."""
+        space = ctx.space
+        kinds = tuple(space.cell_kinds)
         # operation selection
         while any(undecided.values()):
-            next_point()
             for kind in kinds:
                 if not undecided[kind]:
                     continue
@@ -380,12 +407,12 @@ class PerturbationSelector:
                 wrapper.decided[kind][e] = best
                 wrapper.changed()
                 self.decisions.append(("op", kind, e, best))
+            yield True
 
         # topology selection
         if topology:
             order = {k: rng.sample(multi_input[k], len(multi_input[k])) for k in kinds}
             while any(order.values()):
-                next_point()
                 for kind in kinds:
                     if not order[kind]:
                         continue
@@ -403,8 +430,7 @@ class PerturbationSelector:
                         wrapper.dropped[kind].add(drop)
                         wrapper.changed()
                         self.decisions.append(("drop", kind, drop))
-        wrapper.changed()
-        return space.derive(wrapper.probabilities())
+                yield True
 
     def _measure(self, net, ctx, wrapper) -> float:
         wrapper.evaluating = True

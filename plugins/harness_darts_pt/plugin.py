@@ -14,9 +14,12 @@ from harness_darts_pt.components import (
 )
 
 PAPER = "Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021"
-# darts-pt's NB201 code (SPEC-FACTS §4.5): a constant fine-tuning lr of 0.0025 (no scheduler)
-NB201_DEFAULTS = {"selector": {"tune_lr_schedule": "constant"}}
 NB201_BUDGETS = {"paper": {"search": {"epochs": 100}}}
+# darts-pt's DARTS space ("s5" in sota/cnn/spaces.py) has the 7 ops without `none` (SPEC-FACTS §1.3;
+# paper appendix A.1.1: "we omit none op when applying the proposed selection method on DARTS")
+OP_SETS = {"darts": "no-none"}
+# darts-pt's DARTS space ("s5" in sota/cnn/spaces.py) has the 7 ops without `none` (SPEC-FACTS §1.3)
+OP_SETS = {"darts": "no-none"}
 
 
 @hookimpl
@@ -42,14 +45,14 @@ def harness_register_selectors(register):
 def harness_register_methods(register):
     register(MethodInfo(
         name="darts-pt", sampler="softmax", optimizer="first-order", selector="pt", cell="mixed",
-        space_defaults={"nb201": NB201_DEFAULTS}, space_budgets={"nb201": NB201_BUDGETS},
+        space_budgets={"nb201": NB201_BUDGETS}, op_sets=OP_SETS,
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         paper=PAPER,
         doc="DARTS (first order) supernet, then perturbation-based architecture selection (DARTS+PT)",
     ))
     register(MethodInfo(
         name="darts-pt-fixed-alpha", sampler="fixed-uniform", optimizer="frozen-arch", selector="pt",
-        cell="mixed", space_defaults={"nb201": NB201_DEFAULTS}, space_budgets={"nb201": NB201_BUDGETS},
+        cell="mixed", space_budgets={"nb201": NB201_BUDGETS}, op_sets=OP_SETS,
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         paper=PAPER,
         doc="DARTS+PT (fixed alpha): supernet trained with uniform, never-updated alpha, then PT selection",

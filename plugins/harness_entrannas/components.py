@@ -25,7 +25,10 @@ q_hat = q / sum_k q per edge, and 0 on an edge whose q are all zero (the divisio
   does not state it). With alpha near 0 and tau = 5 every p_hat starts near 1, so every connection
   starts alive and the regulariser sparsifies over time.
 * ``regularization()`` = ``lam`` * sum over cell kinds of mean_j(-log t_j) (Eq. 11 per cell; -log t is
-  computed as softplus(-beta) - log(max_threshold)). ``lam`` = 0.1: the CIFAR-10 value is not stated;
+  computed as softplus(-beta) - log(max_threshold)). Eq. 11 is written for one cell; the paper
+  searches a normal and a reduction cell and does not say how the two terms combine. ``lam_kinds``
+  = "sum" (default) adds them, so each cell kind's thresholds feel the full ``lam`` as Eq. 11 states
+  it for a cell; "mean" averages them (the regulariser of the whole network then has Eq. 11's scale). ``lam`` = 0.1: the CIFAR-10 value is not stated;
   0.1 is the middle of the three ImageNet values (0.2, 0.1, 0.05) and the one the paper's video uses.
 * ``mask_none`` = True: the paper's standard space has 7 ops and no ``none``; where a space lists
   ``none`` (darts S0, s3, nb201) its logit is masked to -inf, so it never holds weight (an edge whose
@@ -69,6 +72,13 @@ Cell type ``engine-transit`` (:class:`EngineTransitCell`)
   the node stays a linear sum as in DARTS). BN is affine-free as everywhere in the search network.
   The reduced width is max(``bottleneck_min_channels``, C // ratio), rounded up to an even number
   (FactorizedReduce, the stride-2 skip_connect, needs even channels) -- C=16/32 give 4/8 exactly.
+
+* **On S4 (noise vs sep_conv_3x3) the collapse to noise is absorbing**, in the paper's method as here:
+  transit cells run their derived ops unweighted (Eq. 6) and the noise op ignores its input (RobustDARTS
+  src/operations.py draws it from the detached input's shape), so once every transit cell after the
+  engine cells derives ``noise`` the loss no longer depends on the engine cells and alpha receives no
+  gradient; the search keeps the collapsed genotype to the end. Measured in the collapse study
+  (BENCHMARKS.md: EnTranNAS seed 0 on S4) and pinned by a test; not a harness defect.
 
 Selector ``dst-keep-nonzero`` (:class:`KeepNonzeroSelector`)
 -----------------------------------------------------------
@@ -147,8 +157,11 @@ class DSTConfig:
     lam: float = 0.1  # lambda of Eq. 11 (CIFAR-10 value not stated in the paper)
     max_threshold: float = 1.0 - 1e-4  # keeps t_j < 1 in floating point: a node's max element survives
     mask_none: bool = True  # paper's space has no `none`: mask its logit to -inf
+    lam_kinds: str = "sum"  # Eq. 11 per cell kind, "sum"med over normal and reduce, or their "mean"
 
     def __post_init__(self):
+        if self.lam_kinds not in ("sum", "mean"):
+            raise ValueError(f"lam_kinds must be 'sum' or 'mean', not {self.lam_kinds!r}")
         if not 0.0 < self.max_threshold < 1.0:
             raise ValueError(f"max_threshold must lie in (0, 1), not {self.max_threshold}")
         if self.lam < 0:
@@ -224,7 +237,8 @@ class DSTSampler(TemperedSoftmaxSampler):
         if c.lam == 0:
             return None
         neg_log_t = [F.softplus(-b).mean() - math.log(c.max_threshold) for b in self.betas.values()]
-        return c.lam * sum(neg_log_t[1:], neg_log_t[0])
+        total = sum(neg_log_t[1:], neg_log_t[0])
+        return c.lam * (total if c.lam_kinds == "sum" else total / len(neg_log_t))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,11 +25,15 @@ SPACES = ("darts", "s1", "s2", "s3", "s4")
 # search: DARTS's 5 is kept.
 OPTIMIZER = {"lr": 0.2, "lr_min": 0.0, "momentum": 0.9, "weight_decay": 3e-4, "arch_lr": 6e-4,
              "arch_beta1": 0.5, "arch_beta2": 0.999, "arch_weight_decay": 1e-3}
+# The supernet (8 cells, C=16) and the evaluation network's size (20 cells, C=36 on CIFAR-10: the
+# DARTS protocol) come from the space and its evaluation protocol.
 BUDGETS = {"paper": {
-    "search": {"epochs": 50, "batch_size": 512, "channels": 16, "layers": 8},
-    "eval": {"epochs": 600, "batch_size": 96, "channels": 36, "layers": 20, "lr": 0.025, "momentum": 0.9,
+    "search": {"epochs": 50, "batch_size": 512},
+    "eval": {"epochs": 600, "batch_size": 96, "lr": 0.025, "momentum": 0.9,
              "weight_decay": 3e-4, "grad_clip": 5.0, "cutout": 16, "drop_path": 0.2, "auxiliary_weight": 0.4},
 }}
+# "the standard search space with 7 operations" (no `none`; the 12-op extension adds convolutions)
+OP_SETS = {"darts": "no-none"}
 
 
 @hookimpl
@@ -59,13 +63,13 @@ def harness_register_selectors(register):
 def harness_register_methods(register):
     register(MethodInfo(
         name="entrannas", sampler="entrannas-softmax", optimizer="first-order", selector="argmax",
-        cell="engine-transit", defaults={"optimizer": OPTIMIZER}, budgets=BUDGETS, spaces=SPACES,
+        cell="engine-transit", defaults={"optimizer": OPTIMIZER}, budgets=BUDGETS, spaces=SPACES, op_sets=OP_SETS,
         paper=PAPER,
         doc="EnTranNAS: Engine/Transit cells, feature sharing, bottleneck 4, tempered softmax, DARTS rule",
     ))
     register(MethodInfo(
         name="entrannas-dst", sampler="dst", optimizer="first-order", selector="dst-keep-nonzero",
-        cell="engine-transit", defaults={"optimizer": OPTIMIZER}, budgets=BUDGETS, spaces=SPACES,
+        cell="engine-transit", defaults={"optimizer": OPTIMIZER}, budgets=BUDGETS, spaces=SPACES, op_sets=OP_SETS,
         paper=PAPER,
         doc="EnTranNAS-DST: differentiable sparsification, derived architecture = non-zero connections",
     ))

@@ -19,8 +19,11 @@ one device->host copy per forward. GDAS's ``single-path`` cell runs only the kep
 
 Choices where the paper is vague (each a config field):
 
-* ``tau_max``/``tau_min``: the paper says tau "gradually decreases"; we use GDAS's linear 10 -> 0.1
-  over the search epochs, shared by the op and topology samplers.
+* ``tau_max``/``tau_min``/``tau_schedule``: the paper says tau "gradually decreases" and builds on
+  GDAS; we use GDAS's linear 10 -> 0.1 over the search epochs (``tau_schedule="linear"``, xautodl's
+  ``tau_max - (tau_max - tau_min) * e / (epochs - 1)``), shared by the op and topology samplers.
+  ``tau_schedule="exponential"`` decays geometrically between the same end points instead
+  (``tau_max * (tau_min / tau_max) ** (e / (epochs - 1))``), the other common reading.
 * ``init_scale``: alpha and beta start at ``1e-3 * randn`` (the DARTS convention; not given).
 * ``max_inputs`` (2 = Eq. 9): edges kept per node. A node with at most that many incoming edges
   keeps them all. On NAS-Bench-201 (single-input nodes with 1, 2 and 3 incoming edges) node 1 keeps
@@ -30,13 +33,17 @@ Choices where the paper is vague (each a config field):
 * Gradient to beta flows only through kept edges: a dropped edge is not computed (that is the point
   of the memory-efficient cell), so its zero straight-through weight has no output to multiply; the
   kept edges' relaxed weights still depend on every beta of the node through the softmax.
-* ROME's S0 is the DARTS space *without* ``none``; our ``darts`` space includes ``none`` (like
-  DARTS), so ``none`` can be sampled on an edge during the search (that edge then contributes zero).
-  The selector never chooses ``none`` on a kept edge (``exclude_none``).
+* ROME's S0 is the DARTS space *without* ``none`` (7 ops): the ``rome-v1``/``rome-v2`` recipes
+  search the ``darts`` space's ``no-none`` op set (``MethodInfo.op_sets``), so ``none`` is never
+  sampled there. On S3, whose op list has ``none``, it can be sampled (that edge then contributes
+  zero); the selector never chooses ``none`` on a kept edge (``exclude_none``).
 * Optimizer (Alg. 1): per step, K architectures on the validation batch, arch params (alpha, beta)
   updated with the MEAN of the K gradients (Eq. 20), then K new architectures on the training batch,
-  weights updated with the SUM of the K gradients (Eq. 21); the sum is clipped at ``grad_clip`` (5, as
-  DARTS) before the SGD step. Weight lr 0.05 (ROME's base lr) cosine to ``lr_min`` 0.001 (DARTS's
+  weights updated with the SUM of the K gradients (Eq. 21); the paper gives no clipping, DARTS (whose
+  code ROME builds on) clips at 5: ``weight_clip="sum"`` clips the summed gradient at ``grad_clip``
+  once before the SGD step (what the optimizer steps on is bounded as in DARTS; default),
+  ``weight_clip="per-sample"`` clips each of the K gradients at ``grad_clip`` before summing (each
+  sampled architecture's contribution bounded as one DARTS step's, the sum by K * grad_clip). Weight lr 0.05 (ROME's base lr) cosine to ``lr_min`` 0.001 (DARTS's
   floor; ROME gives none), momentum 0.9, wd 3e-4; alpha/beta Adam 3e-4, betas (0.5, 0.999), wd 1e-3
   (DARTS's arch optimizer; ROME gives only the lr). Arch step before the weight step (Alg. 1).
 * Selection z* = argmax p(z; alpha, beta) (Eq. 18): per node the most probable topology (v1: argmax
@@ -71,8 +78,11 @@ class RomeSamplerConfig:
     tau_min: float = 0.1
     init_scale: float = 1e-3  # alpha, beta = init_scale * randn
     max_inputs: int = 2  # Eq. 9: incoming edges kept per node (nodes with fewer keep all)
+    tau_schedule: str = "linear"  # "linear" (GDAS's) | "exponential"
 
     def __post_init__(self):
+        if self.tau_schedule not in ("linear", "exponential"):
+            raise ValueError(f"tau_schedule must be 'linear' or 'exponential', not {self.tau_schedule!r}")
         if self.max_inputs < 1:
             raise ValueError(f"max_inputs must be >= 1, not {self.max_inputs}")
         if not 0 < self.tau_min <= self.tau_max:
@@ -116,6 +126,12 @@ class _RomeSampler(GumbelSampler):
         self.betas = nn.ParameterDict({
             kind: nn.Parameter(config.init_scale * torch.randn(self.n_topology)) for kind in space.cell_kinds
         })
+
+    def set_progress(self, epoch, total_epochs):
+        c = self.config
+        if c.tau_schedule == "linear":
+            return super().set_progress(epoch, total_epochs)
+        self.tau = c.tau_max * (c.tau_min / c.tau_max) ** (epoch / max(1, total_epochs - 1))
 
     def _layout(self) -> None:
         raise NotImplementedError
@@ -268,9 +284,12 @@ class AccumulateConfig(BilevelConfig):
     samples: int = 7  # K
     arch_reduction: str = "mean"  # Eq. 20: mean of the K validation-loss gradients
     weight_reduction: str = "sum"  # Eq. 21: sum of the K training-loss gradients
+    weight_clip: str = "sum"  # clip the summed gradient once ("sum") or each sample's ("per-sample")
 
     def __post_init__(self):
         super().__post_init__()
+        if self.weight_clip not in ("sum", "per-sample"):
+            raise ValueError(f"weight_clip must be 'sum' or 'per-sample', not {self.weight_clip!r}")
         if self.samples < 1:
             raise ValueError(f"samples (K) must be >= 1, not {self.samples}")
         for name in ("arch_reduction", "weight_reduction"):
@@ -299,15 +318,25 @@ class AccumulateBilevel(FirstOrderBilevel):
     def weight_step(self, net, train: Batch):
         self.w_opt.zero_grad(set_to_none=True)
         scale = self._scale(self.config.weight_reduction)
-        total = correct = None
+        per_sample = self.config.weight_clip == "per-sample"
+        total = correct = summed = None
         for _ in range(self.config.samples):
             logits = net(train.x)
             loss = F.cross_entropy(logits, train.y)
             (loss * scale).backward(inputs=self.w_params)
+            if per_sample:  # clip this sample's gradient alone, then add it to the sum
+                nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.w_params]
+                summed = grads if summed is None else torch._foreach_add(summed, grads)
+                self.w_opt.zero_grad(set_to_none=True)
             hits = (logits.detach().argmax(dim=1) == train.y).sum()
             total = loss.detach() if total is None else total + loss.detach()
             correct = hits if correct is None else correct + hits
-        nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+        if per_sample:
+            for p, g in zip(self.w_params, summed):
+                p.grad = g
+        else:
+            nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
         self.w_opt.step()
         k = self.config.samples
         return total / k, correct / k  # mean over the K sampled architectures

@@ -11,8 +11,12 @@ from harness_rome.components import (
 PAPER = ("Wang, Chu, Fan, Zhang, Wei, Yan, Yang. ROME: Robustifying Memory-Efficient NAS via "
          "Topology Disentanglement and Gradients Accumulation")
 
-# ROME's search setting (SPEC-FACTS §4.6): 8 cells, C=16, 50 epochs, batch 64; eval as DARTS.
-PAPER_BUDGET = {"search": {"epochs": 50, "batch_size": 64, "channels": 16, "layers": 8}, "eval": {}}
+# ROME's search setting (SPEC-FACTS §4.6): 50 epochs, batch 64 on the space's own supernet (8 cells,
+# C=16 on the DARTS spaces; NB201's N=5 there: the paper does not change it); eval as DARTS.
+PAPER_BUDGET = {"search": {"epochs": 50, "batch_size": 64}, "eval": {}}
+# ROME's S0 is the DARTS space without `none`: "candidate operations {maxpool, avgpool, skip_connect,
+# sep_conv 3x3 and 5x5, dil_conv 3x3 and 5x5}" (paper Sec. 4.1, search spaces), 7 ops
+OP_SETS = {"darts": "no-none"}
 
 
 @hookimpl
@@ -44,7 +48,7 @@ def harness_register_methods(register):
             selector="rome-most-probable", cell="single-path",
             defaults={"sampler": {"tau_max": 10.0, "tau_min": 0.1},
                       "optimizer": {"samples": 7, "lr": 0.05}},
-            budgets={"paper": PAPER_BUDGET},
+            budgets={"paper": PAPER_BUDGET}, op_sets=OP_SETS,
             paper=PAPER,
             doc=f"ROME-{version}: disentangled topology sampling and K=7 gradient accumulation",
         ))

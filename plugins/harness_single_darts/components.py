@@ -20,8 +20,13 @@ Choices where the paper is vague (each a config field):
 * cosine floor ``lr_min = 0``: the paper says "cosine" without a floor; it follows P-DARTS, whose
   search cosine decays to 0.
 * grad clip 5 on the weights (DARTS convention; the paper does not mention clipping).
-* which data: the harness's search split (``search.train_portion``, default half); the paper's
-  NB201 split is not stated and its appendix reports both full and half data work.
+* which data (``data``): the paper's single-level step needs one training batch, and it does not
+  say whether that comes from the whole training set or from the half that bilevel methods train
+  weights on (its appendix reports that both work). ``data="half"`` (default) steps on the weight
+  half of the harness's search split only (the same images DARTS trains its weights on, so the two
+  differ only in the optimisation; the other half is left unused); ``data="full"`` also steps on the
+  other half: every step takes a single-level step on a weight-half batch and then one on an
+  arch-half batch, so an epoch covers the whole training set once.
 * derivation: the ``argmax`` selector applies the space's own rule to the sigmoid values
   (``probabilities()`` returns sigmoid(alpha), not normalised): DARTS spaces keep per node the 2
   edges with the largest non-``none`` sigmoid value and the argmax non-``none`` op on each; NB201
@@ -81,6 +86,11 @@ class SingleLevelConfig:
     arch_beta2: float = 0.999
     arch_weight_decay: float = 0.0
     warmup_epochs: int = 0  # epochs in which alpha is not stepped (0 in the paper)
+    data: str = "half"  # "half": the weight half of the search split; "full": both halves
+
+    def __post_init__(self):
+        if self.data not in ("half", "full"):
+            raise ValueError(f"data must be 'half' or 'full', not {self.data!r}")
 
 
 class SingleLevel(FirstOrderBilevel):
@@ -92,7 +102,19 @@ class SingleLevel(FirstOrderBilevel):
     needs_val_batch = False
     graph_capturable = True  # as FirstOrderBilevel: host-side state changes only in set_progress
 
+    def __init__(self, config: SingleLevelConfig, net, steps_per_epoch: int, epochs: int):
+        super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        self.needs_val_batch = config.data == "full"  # the other half's batches, stepped on the same way
+
     def step(self, net, train: Batch, val: Batch | None = None) -> StepStats:
+        stats = self._single_step(net, train)
+        if self.config.data == "full" and val is not None:
+            other = self._single_step(net, val)
+            return StepStats((stats.train_loss * stats.n + other.train_loss * other.n) / (stats.n + other.n),
+                             None, stats.train_correct + other.train_correct, n=stats.n + other.n)
+        return stats
+
+    def _single_step(self, net, train: Batch) -> StepStats:
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         logits = net(train.x)
