@@ -13,7 +13,8 @@ SHAPE = NetShape(in_channels=1, num_classes=4, resolution=8)
 
 
 def build(space_name, sampler="softmax", cell="mixed", optimizer="first-order", channels=4, layers=1):
-    space = REGISTRY.space(space_name)
+    # darts-pt searches the DARTS space without `none` (its S5), as the darts-pt recipe declares
+    space = REGISTRY.space(space_name).with_op_set(REGISTRY.methods["darts-pt"].op_sets.get(space_name, "all"))
     s, c, o = (REGISTRY.component(k, n) for k, n in
                (("sampler", sampler), ("cell", cell), ("optimizer", optimizer)))
     torch.manual_seed(0)
@@ -93,31 +94,67 @@ def test_topology_leaves_two_inputs_per_node(space_name):
             assert op == ops[space.edges.index((src, 2 + i // 2))] and op != "none"
 
 
-@pytest.mark.parametrize("space_name, n_intervals", [("nb201", 5), ("s2", 14 + 3 - 1)])
-def test_fine_tuning_happens_between_decisions(space_name, n_intervals):
+# darts-pt's pt_project loops (@4ec3149): sota/cnn/projection.py L126-183 (tune_epochs = 5*16 + 1 = 81,
+# a decision at every epoch % 5 == 0: 14 op points, then 3 topology points) and nasbench201/projection.py
+# L76-90 (tune_epochs = 5*(6-1) = 25, decisions at epoch % 5 == 0 or the last epoch)
+REFERENCE_SCHEDULE = {
+    "s2": (list(range(0, 81, 5)), 81),
+    "nb201": ([0, 5, 10, 15, 20, 24], 25),
+}
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "s2"])
+def test_decisions_and_fine_tuning_follow_the_reference_schedule(space_name):
     space, net, opt = build(space_name)
-    events = []
+    steps = []
     step = opt.step
 
     def counting_step(*args, **kw):
-        events.append("step")
-        assert opt.w_opt.param_groups[0]["lr"] == pytest.approx(0.0025)
+        steps.append(opt.w_opt.param_groups[0]["lr"])
         return step(*args, **kw)
 
     opt.step = counting_step
     lr_before = opt.w_opt.param_groups[0]["lr"]
-    sel = pt(tune_steps=3, tune_lr_schedule="constant")
-    measure = sel._measure
-    sel._measure = lambda *a: (events.append("measure"), measure(*a))[1]
+    sel = pt(tune_steps=1, max_val_batches=1)
     a0 = [a.detach().clone() for a in net.sampler.arch_parameters()]
     sel.select(net, ctx_for(space, opt, [batch(seed=2)]))
-    runs = "".join("s" if e == "step" else "m" for e in events).split("m")
-    step_runs = [r for r in runs if r]
-    assert events[0] == "measure" and events[-1] == "measure"  # no tuning before the first / after the last
-    assert len(step_runs) == n_intervals and all(r == "sss" for r in step_runs)
+    epochs, total = REFERENCE_SCHEDULE[space_name]
+    assert sel.decision_epochs == epochs
+    assert sel.tuned_epochs == total and len(steps) == total
+    # the reference tunes at 0.025 / 10 with no scheduler step on either space (projection.py L134-136)
+    assert steps == [0.0025] * total
     assert opt.w_opt.param_groups[0]["lr"] == lr_before  # restored
     # first-order tuning keeps updating alpha
     assert any(not torch.equal(a, b) for a, b in zip(net.sampler.arch_parameters(), a0))
+
+
+def test_none_is_a_candidate_on_s3_as_in_the_reference():
+    """darts-pt loops over every op of the edge (projection.py L39): on S3 `none` is measured too."""
+    space, net, opt = build("s3")
+    measured = []
+    sel = pt(tune_steps=0, max_val_batches=1)
+    measure = sel._measure
+    sel._measure = lambda n, c, w: (measured.append(w.mask_op), measure(n, c, w))[1]
+    sel.select(net, ctx_for(space, opt, [batch(seed=2)]))
+    op_masks = [m for m in measured if m is not None]
+    assert len(op_masks) == 2 * 14 * 3  # both cell kinds, 14 edges, all 3 ops including none
+    assert {k for _, _, k in op_masks} == {0, 1, 2} and space.edge_ops("normal")[0][0] == "none"
+
+
+def test_seven_op_darts_space_has_seven_candidates():
+    space = REGISTRY.space("darts").with_op_set("no-none")
+    s, c, o = (REGISTRY.component(k, n) for k, n in (("sampler", "softmax"), ("cell", "mixed"),
+                                                      ("optimizer", "first-order")))
+    torch.manual_seed(0)
+    net = space.build_search_network(s.factory(s.config(), space=space), c.factory(c.config()), 4, 1, SHAPE)
+    opt = o.factory(o.config(), net=net, steps_per_epoch=1, epochs=1)
+    measured = []
+    sel = pt(tune_steps=0, max_val_batches=1)
+    measure = sel._measure
+    sel._measure = lambda n, cx, w: (measured.append(w.mask_op), measure(n, cx, w))[1]
+    g = sel.select(net, ctx_for(space, opt, [batch(seed=2)]))
+    assert len([m for m in measured if m is not None]) == 2 * 14 * 7
+    assert all(op != "none" for kind in ("normal", "reduce") for op, _ in g.cell(kind))
 
 
 def test_selector_restores_the_sampler_and_mode():

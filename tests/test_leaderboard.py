@@ -240,3 +240,26 @@ def test_mixed_devices_and_plugin_versions_are_spelled_out():
     assert isinstance(df.loc["darts", "peak memory"], float)  # no memory figures recorded: blank, not 0
     assert df.attrs["plugins"] == {"nas-harness": "0.1.0/0.2.0"}
     assert "<!-- plugins: nas-harness 0.1.0/0.2.0 -->" in export(df, "markdown", header={"command": "x"})
+
+
+def test_op_sets_and_eval_protocols_get_their_own_columns_and_header():
+    """A 7-op and an 8-op search of the DARTS space are never averaged into one column; the header
+    names each column's evaluation protocol, and a column mixing protocols is split by protocol."""
+    def rec(method, space, seed, acc, op_set, protocol):
+        return run(method, space, seed, acc, dataset="cifar10", search={"op_set": op_set},
+                   eval={"protocol": protocol})
+
+    records = [rec("darts", "darts", 0, 97.0, "all", "darts"), rec("darts", "darts", 1, 97.2, "all", "darts"),
+               rec("rome-v2", "darts", 0, 97.4, "no-none", "darts"),
+               rec("rome-v2", "s2", 0, 96.0, "all", "robustdarts"), rec("rome-v2", "s2", 1, 97.0, "all", "darts")]
+    for i, r in enumerate(records, start=1):
+        r.id = i
+    df = leaderboard(records)
+    assert list(df.columns)[:4] == ["darts / cifar10", "darts [no-none] / cifar10", "s2 / cifar10 (darts)",
+                                    "s2 / cifar10 (robustdarts)"]
+    assert df.loc["darts", "darts / cifar10"]["n"] == 2
+    assert df.loc["rome-v2", "darts [no-none] / cifar10"] == {"mean": 97.4, "std": 0.0, "n": 1}
+    assert isinstance(df.loc["rome-v2", "darts / cifar10"], float)  # not averaged with the 8-op runs
+    text = export(df, "markdown", header=HEADER)
+    assert "eval protocol: darts / cifar10: darts; darts [no-none] / cifar10: darts;" in text
+    assert "s2 / cifar10 (robustdarts): robustdarts" in text

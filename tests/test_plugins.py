@@ -39,8 +39,9 @@ class _Recorder:
     """A fixture plugin that records lifecycle hooks (harness_run_start, harness_epoch_end,
     harness_run_end) and registers a method reusing other plugins' components."""
 
-    def __init__(self):
+    def __init__(self, raise_at_start=False):
         self.events = []
+        self.raise_at_start = raise_at_start
 
     @hookimpl
     def harness_register_methods(self, register):
@@ -50,6 +51,9 @@ class _Recorder:
     @hookimpl
     def harness_run_start(self, spec, record):
         self.events.append(("start", spec.method, record.id))
+        record.search["tracker_run"] = "recorder-1"  # the hook spec lets run-start hooks write here
+        if self.raise_at_start:
+            raise RuntimeError("tracker unreachable")
 
     @hookimpl
     def harness_epoch_end(self, spec, epoch, stats):
@@ -84,6 +88,34 @@ def test_lifecycle_hooks_fire_in_order(tmp_path):
     assert recorder.events[0][1] == "recorded-darts" and recorder.events[0][2] is not None
     assert {"train_loss", "val_loss", "probabilities", "lr"} <= set(recorder.events[1][2])
     assert recorder.events[-1] == ("end", "completed", True)
+    from harness.store import ResultStore
+
+    (stored,) = ResultStore(tmp_path / "r.sqlite").records(None)
+    assert stored.search["tracker_run"] == "recorder-1" and stored.search["curve"]  # kept beside the curve
+
+
+def test_a_run_start_hook_that_raises_fails_the_run_and_records_it(tmp_path):
+    import harness.plugins as plugins
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.store import ResultStore
+
+    recorder = _Recorder(raise_at_start=True)
+    pm = get_plugin_manager()
+    pm.register(recorder, name="recorder")
+    try:
+        plugins._REGISTRY = Registry(pm)
+        result = CliRunner().invoke(cli, ["run", "--plugin", "recorded-darts", "--space", "s3", "--quiet",
+                                          "--store", str(tmp_path / "r.sqlite"), "--set", "search.epochs=1",
+                                          "--set", "search.max_train_images=64"])
+    finally:
+        pm.unregister(recorder)
+        plugins._REGISTRY = None
+    assert result.exit_code == 1
+    (stored,) = ResultStore(tmp_path / "r.sqlite").records(None)
+    assert stored.status == "failed" and "tracker unreachable" in stored.error
+    assert [e[0] for e in recorder.events] == ["start", "end"]
 
 
 def test_duplicate_registration_names_both_plugins():

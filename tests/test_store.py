@@ -7,6 +7,7 @@ import json
 import multiprocessing as mp
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -169,17 +170,51 @@ def test_unusable_locations_name_the_path_and_the_option(tmp_path):
         assert str(path) in str(err.value), why
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes through read-only modes")
+def _read_only_is_explained(folder) -> None:
+    with pytest.raises(HarnessError, match="--store PATH") as err:
+        ResultStore(folder / "runs.sqlite")
+    assert str(folder / "runs.sqlite") in str(err.value)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_read_only_folder_is_explained(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        try:
+            _read_only_is_explained(folder)
+        finally:
+            folder.chmod(0o700)
+        return
+    # root writes through read-only modes (CI runs as root): check as the unprivileged user 'nobody'
+    # in a child process, on a folder it can reach but not write
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
     try:
-        with pytest.raises(HarnessError, match="--store PATH") as err:
-            ResultStore(folder / "runs.sqlite")
-        assert str(folder / "runs.sqlite") in str(err.value)
+        base.chmod(0o755)
+        folder = base / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        pid = os.fork()
+        if pid == 0:  # the child must never return into pytest
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                assert not os.access(folder, os.W_OK)
+                _read_only_is_explained(folder)
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported through the exit code
+                print(f"child failed: {type(exc).__name__}: {exc}", flush=True)
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the read-only check failed as user 'nobody'"
     finally:
-        folder.chmod(0o700)
+        shutil.rmtree(base)
 
 
 def test_config_key_is_canonical_sha256():
