@@ -51,8 +51,8 @@ def main(argv=None):
     torch.manual_seed(0)  # the samplers' init and Gumbel draws: the same figures on every run
     registry = load_registry()
     method = registry.method(args.method)
-    space = registry.space(args.space)
     spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {}, parse_sets([]))
+    space = registry.space(args.space).with_op_set(spec.budget.search.op_set)  # the recipe's op set
     sampler = registry.component("sampler", spec.components["sampler"]).factory(spec.hparams["sampler"],
                                                                                space=space)
     if not getattr(sampler, "single_path", False):

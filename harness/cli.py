@@ -270,6 +270,13 @@ def spaces(as_json):
                 click.echo(f"    {kind}:")
                 for edge, o in zip(d["edges"], ops):
                     click.echo(f"        {edge:5s} {', '.join(o)}")
+        net = d["search_defaults"]
+        click.echo(f"    search network: C={net.get('channels')}, {net.get('layers')} "
+                   f"{'cells per stage' if d['family'] == 'nb201' else 'cells'}")
+        for name, text in d["op_sets"].items():
+            click.echo(f"    op set {name}: {text}")
+        for i, (name, text) in enumerate(d["eval_protocols"].items()):
+            click.echo(f"    eval protocol {name}{' (default)' if i == 0 else ''}: {text}")
 
 
 @cli.command()

@@ -19,8 +19,9 @@ def _script():
     return mod
 
 
-@pytest.mark.parametrize("method, k, active", [("gdas", 1, 14), ("rome-v2", 3, 8), ("rome-v1", 3, 8)])
-def test_counts_follow_the_samplers(tmp_path, method, k, active):
+# GDAS searches the 8-op DARTS space, ROME its 7-op S0 (the recipes' op sets)
+@pytest.mark.parametrize("method, k, active, n_ops", [("gdas", 1, 14, 8), ("rome-v2", 3, 8, 7), ("rome-v1", 3, 8, 7)])
+def test_counts_follow_the_samplers(tmp_path, method, k, active, n_ops):
     out = tmp_path / "groups.json"
     _script().main(["--method", method, "--space", "darts", "--samples", str(k), "--passes", "3",
                     "--concentration", "0", "8", "--json", str(out)])
@@ -28,7 +29,8 @@ def test_counts_follow_the_samplers(tmp_path, method, k, active):
     for row in rows:
         assert row["sequential"] == k * active  # GDAS runs all 14 edges; ROME keeps 2 inputs of each of 4 nodes
         assert row["by_source_op"] <= row["by_edge_op"] <= row["sequential"]
-    assert rows[0]["p_max_op"] == pytest.approx(1 / 8, abs=1e-3)  # concentration 0: uniform over 8 ops
+    assert json.loads(out.read_text())["ops_per_edge"] == n_ops
+    assert rows[0]["p_max_op"] == pytest.approx(1 / n_ops, abs=1e-3)  # concentration 0: uniform
     assert rows[1]["p_max_op"] > 0.99
     if k > 1:  # near-certain architectures: the K samples coincide on (almost) every edge
         assert rows[1]["by_edge_op"] <= active + 1

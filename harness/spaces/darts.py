@@ -68,8 +68,9 @@ class DartsFamilySpace(SearchSpace):
         sets = {"all": f"every op the space lists ({n} per edge on the first edge)"}
         if any("none" in ops for kind in self.cell_kinds for ops in self._ops[kind]):
             sets["all"] = f"every op the space lists, none included ({n} per edge)"
-            sets["no-none"] = (f"without none ({n - 1} per edge): darts-pt's S5, ROME's S0, EnTranNAS's "
-                               f"standard space (SPEC-FACTS §1.3, §6.5)")
+            sets["no-none"] = f"without none ({n - 1} per edge)" + (
+                ": darts-pt's S5, ROME's S0, EnTranNAS's standard space (docs/reference-facts.md §2)"
+                if self.name == "darts" else "")
         return sets
 
     def with_op_set(self, name: str) -> DartsFamilySpace:
