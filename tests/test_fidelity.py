@@ -92,6 +92,13 @@ PAPER_OPS_ON_DARTS = {"darts": 8, "darts-2nd": 8, "gdas": 8, "single-darts": 8, 
                       "darts-pt-fixed-alpha": 7, "rome-v1": 7, "rome-v2": 7, "entrannas": 7, "entrannas-dst": 7}
 
 
+def test_every_recipe_declares_its_op_set_on_the_darts_space():
+    on_darts = {m.name for m in REGISTRY.methods.values() if m.spaces is None or "darts" in m.spaces}
+    assert on_darts == set(PAPER_OPS_ON_DARTS)
+    for name in on_darts:
+        assert "darts" in REGISTRY.methods[name].op_sets, name
+
+
 @pytest.mark.parametrize("method", sorted(PAPER_OPS_ON_DARTS))
 def test_op_set_in_the_dry_run_and_in_the_arch_parameters(method):
     (row,) = dry_run("--plugin", method, "--space", "darts", "--preset", "paper")

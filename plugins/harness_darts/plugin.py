@@ -47,6 +47,8 @@ def harness_register_methods(register):
         register(MethodInfo(
             name=name, sampler="softmax", optimizer=optimizer, selector="argmax", cell="mixed",
             space_defaults={"nb201": NB201_DEFAULTS},
+            # quark0/darts PRIMITIVES: the 8 ops, `none` included (used only to rank edges)
+            op_sets={"darts": "all"},
             paper="Liu, Simonyan, Yang. DARTS: Differentiable Architecture Search. ICLR 2019",
             doc=doc,
         ))

@@ -57,6 +57,7 @@ def harness_register_methods(register):
         defaults=XAUTODL,
         budgets={"paper": {"search": {"epochs": 250}}},
         space_budgets={space: NASNET for space in ("darts", "s1", "s2", "s3", "s4")},
+        op_sets={"darts": "all"},  # xautodl DARTS_SPACE: 8 ops, `none` first
         paper="Dong, Yang. Searching for a Robust Neural Architecture in Four GPU Hours. CVPR 2019",
         doc="GDAS: differentiable sampling of one op per edge",
     ))

@@ -27,6 +27,9 @@ def harness_register_methods(register):
     register(MethodInfo(
         name="single-darts", sampler="sigmoid", optimizer="single-level", selector="argmax", cell="mixed",
         space_defaults={"nb201": NB201_DEFAULTS},
+        # the paper keeps zero ops in its DARTS-space search (alpha wd 0 "to avoid extra gradients on
+        # zero operations"): the 8 ops
+        op_sets={"darts": "all"},
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         paper="Hou, Jin, Chen. Single-DARTS: Towards Stable Architecture Search",
         doc="Single-DARTS: single-level optimisation of weights and sigmoid architecture weights on the same batch",
