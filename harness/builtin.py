@@ -23,10 +23,10 @@ def harness_register_spaces(register):
 
 @hookimpl
 def harness_register_benchmarks(register):
-    def open_nb201(path):
+    def open_nb201(path, trust=False):
         from harness.benchmarks.nb201 import open_benchmark
 
-        return open_benchmark(path)
+        return open_benchmark(path, trust=trust)
 
     register("nb201", open_nb201, spaces=("nb201",),
              doc="NAS-Bench-201: compact CSV table or an official .pth file (hp=200, mean over seeds)")

@@ -88,6 +88,13 @@ def handle_errors(fn):
     return wrapper
 
 
+def trust_option(fn):
+    return click.option(
+        "--trust-benchmark-file", is_flag=True,
+        help="Unpickle an official NAS-Bench-201 .pth in full (faster; runs whatever the file asks for, so only "
+             "for a file you trust). Without it the file is read weights-only: nothing in it can run.")(fn)
+
+
 def json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
 
@@ -127,6 +134,7 @@ def cli():
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets are (torchvision layout).")
 @click.option("--benchmark", "benchmark_path", type=click.Path(dir_okay=False),
               help="NAS-Bench-201 file: the compact CSV or an official .pth.")
+@trust_option
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where to run.")
 @click.option("--force", is_flag=True, help="Run again even if an identical run completed (both are kept).")
@@ -135,7 +143,7 @@ def cli():
               help="Print each run's fully resolved configuration (JSON lines) and run nothing.")
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
-        benchmark_path, device, force, quiet, dry_run):
+        benchmark_path, trust_benchmark_file, device, force, quiet, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
@@ -153,7 +161,8 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
                                    "search_ops": ops}, sort_keys=True))
         return
     dev = resolve_device(device)
-    the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path)
+    the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path,
+                    trust_benchmark=trust_benchmark_file)
     results = ResultStore(store)
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     try:
@@ -327,16 +336,17 @@ def benchmark():
               help="Compact CSV or official NAS-Bench-201 .pth (default: $HARNESS_NB201_BENCHMARK or the shared table).")
 @click.option("--dataset", default="cifar10", show_default=True, help="cifar10, cifar100 or imagenet16-120.")
 @click.argument("arch")
+@trust_option
 @json_option
 @handle_errors
-def benchmark_query(path, dataset, arch, as_json):
+def benchmark_query(path, dataset, arch, trust_benchmark_file, as_json):
     """Look up an NB201 arch string: test (and valid) accuracy, with the file, hp and aggregation used."""
     from harness.benchmarks.nb201 import default_benchmark_path, open_benchmark
 
     path = path or default_benchmark_path()
     if path is None:
         raise HarnessError("no benchmark file: pass --benchmark PATH or set $HARNESS_NB201_BENCHMARK")
-    result = open_benchmark(path).query(arch, dataset)
+    result = open_benchmark(path, trust=trust_benchmark_file).query(arch, dataset)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -349,17 +359,20 @@ def benchmark_query(path, dataset, arch, as_json):
     src = d["source"]
     click.echo(f"  source:         {src['path']} ({src['format']}, sha256 {src['sha256'][:12]}..., "
                f"hp={src['hp']}, {src['aggregation']})")
+    if src.get("trust"):
+        click.echo(f"  read:           {src['trust']}")
 
 
 @benchmark.command("convert")
 @click.argument("official", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
+@trust_option
 @handle_errors
-def benchmark_convert(official, output):
+def benchmark_convert(official, output, trust_benchmark_file):
     """Write the compact CSV table from an official NAS-Bench-201 .pth file."""
     from harness.benchmarks.nb201 import convert
 
-    n = convert(official, output)
+    n = convert(official, output, trust=trust_benchmark_file)
     click.echo(f"wrote {n} architectures to {output}", err=True)
 
 

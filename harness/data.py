@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import pickle
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from harness.errors import HarnessError, unknown
+from harness.safeload import load_dataset_pickle
 
 __all__ = ["DATASETS", "DatasetInfo", "DeviceLoader", "ImageData", "load_dataset", "search_split"]
 
@@ -193,9 +193,12 @@ def _locate(name: str, candidates: list[Path], files: list[str], expected: str, 
 
 
 def _unpickle(path: Path) -> dict:
+    # dataset pickles come from the internet or a shared drive: only arrays and containers are resolved,
+    # any other global is refused before it runs (harness.safeload)
     try:
-        with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="latin1")
+        obj = load_dataset_pickle(path, encoding="latin1")
+    except HarnessError:
+        raise
     except Exception as exc:  # UnpicklingError, EOFError, ValueError, ... all mean the same to the user
         raise _corrupt(path, f"not a readable pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict):

@@ -89,6 +89,9 @@ def harness_register_benchmarks(register):
 
     :param register: call ``register(name, opener, spaces, doc="")``: ``opener(path)`` returns an
         object with ``datasets`` and ``query(arch, dataset)``; ``spaces`` names the spaces it covers.
+        A benchmark file is untrusted input: the opener must not run code from it (no plain
+        ``pickle.load``/``torch.load(weights_only=False)``). Only when the user passes
+        ``--trust-benchmark-file`` is it called as ``opener(path, trust=True)``.
 
     Fires once, when the plugin manager is built.
     """

@@ -68,7 +68,7 @@ def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginMan
 @dataclass(frozen=True)
 class BenchmarkInfo:
     name: str
-    opener: Any  # (path) -> benchmark with .datasets and .query(arch, dataset)
+    opener: Any  # (path[, trust=True]) -> benchmark with .datasets and .query(arch, dataset)
     spaces: tuple[str, ...]
     plugin: str = ""
     doc: str = ""

@@ -32,9 +32,22 @@ architecture on records with full 200-epoch logs, so roughly a minute for all 15
 load itself); convert the official file once with ``convert`` and use the CSV afterwards.
 ``open_benchmark`` caches the opened benchmark per (resolved path, mtime, size).
 
-Loading an official ``.pth`` unpickles it with ``torch.load(weights_only=False)``: torch>=2.6 defaults to
-``weights_only=True``, whose pure-Python unpickler is slow on a multi-GB pickle and may reject objects
-the 2020 files hold (not verified on a real official file here). Only open benchmark files you trust.
+Official ``.pth`` files are never unpickled in full unless the user says so. Unpickling runs whatever the
+file asks for, and a benchmark file is typically downloaded from a shared drive. By default the file is read
+with ``torch.load(weights_only=True)``, which builds only tensors and plain containers and refuses anything
+else (then the message names the file's SHA-256, the global it asked for, and ``--trust-benchmark-file``);
+``trust=True`` (``--trust-benchmark-file``) unpickles it in full with ``weights_only=False``, faster on a
+multi-GB file. The record says which (``source.trust``).
+
+The official releases cannot be recognised by a checksum instead: their documentation (NAS-Bench-201
+README.md L32/L37 @7fa5a614, AutoDL-Projects docs/NAS-Bench-201.md L28/L33 @f46486e2) gives only "the
+last six digits" of an unnamed digest in the file names, ``e61699`` (v1.0) and ``096897`` (v1.1), and no
+full checksum exists in either repository or the maintainer's issue replies. Six hex digits are 24 bits:
+a file with any chosen suffix is found in seconds, so a suffix proves nothing. The harness computes the
+file's MD5 (the digest the same author's NATS-Bench names use) and records whether its last six digits
+match a release name (``source.release``), as information only. The official files hold the dicts of
+``nas_201_api``'s ``create_state_dict`` methods, which a weights-only load reads (the official-format file
+the tests build loads that way); a real 2020 release has not been opened here.
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.genotypes import NB201_EXAMPLE, NB201Genotype, parse_nb201
+from harness.safeload import weights_only_refusal
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -78,6 +92,10 @@ _OFFICIAL_KEYS = {
     "imagenet16-120": (("ImageNet16-120", "test-accuracy"), ("ImageNet16-120", "valid-accuracy")),
 }
 _OFFICIAL_REQUIRED_KEYS = ("meta_archs", "arch2infos", "evaluated_indexes")
+# the documented file-name suffixes ("the last six digits for this file"; see the module docstring)
+RELEASE_SUFFIXES = {"e61699": "NAS-Bench-201-v1_0-e61699.pth", "096897": "NAS-Bench-201-v1_1-096897.pth"}
+TRUST_WEIGHTS_ONLY = "weights-only (nothing in the file can run)"
+TRUST_USER = "trusted by the user (--trust-benchmark-file): unpickled in full"
 
 _SET_HINT = f"set the file with --benchmark PATH or ${ENV_VAR}"
 _FORMATS_HINT = (
@@ -96,6 +114,10 @@ class BenchmarkSource:
     format: str  # "compact-csv" | "nas-bench-201"
     hp: str = HP
     aggregation: str = AGGREGATION
+    # official files only: how the file was read ("weights-only": nothing in it can run; "trusted by the
+    # user (--trust-benchmark-file)": unpickled in full) and the release whose name suffix its MD5 ends with
+    trust: str | None = None
+    release: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,12 +242,18 @@ def default_benchmark_path() -> Path | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digests(path: Path) -> tuple[str, str]:
+    """(SHA-256, MD5) of the file, in one pass."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    return _digests(path)[0]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -324,7 +352,7 @@ class _SharedDict(dict):
         return self
 
 
-def _load_official(path: Path) -> dict[str, _Row]:
+def _load_official(path: Path, sha256: str, trust: bool) -> dict[str, _Row]:
     try:
         import torch
         from nas_201_api import NASBench201API
@@ -334,8 +362,15 @@ def _load_official(path: Path) -> dict[str, _Row]:
             f"({_one_line(exc)}); install with: pip install nas-bench-201"
         ) from None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip / pickle, wrong torch archive, ...
+        data = torch.load(path, map_location="cpu", weights_only=not trust)
+    except Exception as exc:  # truncated zip / pickle, wrong torch archive, a refused global, ...
+        refused = None if trust else weights_only_refusal(exc)
+        if refused is not None:
+            raise HarnessError(
+                f"refusing to unpickle NAS-Bench-201 file {path} (sha256 {sha256}): it asks for {refused}, "
+                f"which a weights-only load does not build, and nothing from it was run; if you trust this "
+                f"file, pass --trust-benchmark-file to unpickle it in full (that can run code)"
+            ) from None
         raise HarnessError(
             f"corrupt NAS-Bench-201 benchmark file {path}: torch.load failed ({_one_line(exc)}); "
             f"the file is truncated or damaged, download it again"
@@ -388,7 +423,7 @@ def _load_official(path: Path) -> dict[str, _Row]:
     return rows
 
 
-_CACHE: dict[tuple[str, int, int], NB201Benchmark] = {}
+_CACHE: dict[tuple[str, int, int, bool], NB201Benchmark] = {}
 
 
 def clear_cache() -> None:
@@ -396,8 +431,11 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def open_benchmark(path: str | os.PathLike | None = None) -> NB201Benchmark:
-    """Open a NAS-Bench-201 benchmark file of either format (``None``: ``default_benchmark_path()``)."""
+def open_benchmark(path: str | os.PathLike | None = None, *, trust: bool = False) -> NB201Benchmark:
+    """Open a NAS-Bench-201 benchmark file of either format (``None``: ``default_benchmark_path()``).
+
+    An official ``.pth`` is read weights-only unless ``trust`` (``--trust-benchmark-file``): see the module
+    docstring."""
     if path is None:
         path = default_benchmark_path()
         if path is None:
@@ -411,18 +449,22 @@ def open_benchmark(path: str | os.PathLike | None = None) -> NB201Benchmark:
         raise HarnessError(f"NAS-Bench-201 benchmark file {str(path)!r} {what}; {_SET_HINT}")
     resolved = path.resolve()
     stat = resolved.stat()
-    key = (str(resolved), stat.st_mtime_ns, stat.st_size)
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size, bool(trust))
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
     fmt = _sniff(resolved)
+    sha256, md5 = _digests(resolved)
     if fmt == FORMAT_CSV:
         rows = _load_csv(resolved)
         cls: type[NB201Benchmark] = CompactCSVBenchmark
+        source = BenchmarkSource(str(resolved), sha256, fmt, HP, AGGREGATION)
     else:
-        rows = _load_official(resolved)
+        rows = _load_official(resolved, sha256, trust)
         cls = OfficialNB201Benchmark
-    source = BenchmarkSource(str(resolved), _sha256(resolved), fmt, HP, AGGREGATION)
+        source = BenchmarkSource(str(resolved), sha256, fmt, HP, AGGREGATION,
+                                 trust=TRUST_USER if trust else TRUST_WEIGHTS_ONLY,
+                                 release=RELEASE_SUFFIXES.get(md5[-6:]))
     bench = cls(rows, source)
     for stale in [k for k in _CACHE if k[0] == key[0]]:
         del _CACHE[stale]
@@ -434,9 +476,9 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def convert(official_path: str | os.PathLike, out_path: str | os.PathLike) -> int:
+def convert(official_path: str | os.PathLike, out_path: str | os.PathLike, *, trust: bool = False) -> int:
     """Write the compact CSV (with Index and valid columns) from an official file; return rows written."""
-    bench = open_benchmark(official_path)
+    bench = open_benchmark(official_path, trust=trust)
     if bench.source.format != FORMAT_OFFICIAL:
         raise HarnessError(
             f"convert needs an official NAS-Bench-201 .pth file, but {official_path} is a "
