@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# Every GPU figure issue #4 asks for, in phases that each fit one 10-minute device call, written as JSON
-# lines (one per measurement) plus the log into $OUT (or benchmarks/results/<date>-gpu/ outside the device
-# tool). Run from the repository root on the GPU machine:
+# Every GPU figure the speed issues ask for, written as JSON lines (one per measurement, appended the moment
+# it is taken, so a call cut off by its time limit still returns everything measured before) plus the log
+# into $OUT (or benchmarks/results/<date>-gpu/ outside the device tool). Run from the repository root:
+#
+#   bash benchmarks/gpu_session.sh all       # ONE device call of at most 9 minutes, in priority order:
+#                                            # 1. darts on darts, 2. darts on nb201 (eager vs fast vs graph,
+#                                            # fp32 drift with the 1-ulp baseline, host-sync check);
+#                                            # 3. every other method on darts; 4. the end-to-end quick nb201
+#                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
+#                                            # eager. Each item starts only if the time left
+#                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
+#                                            # estimate; a skipped or failed item is a JSON line saying so
+#                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
+#
+# The phases below take the same figures at larger sizes, one 10-minute call each:
 #
 #   bash benchmarks/gpu_session.sh steps     # darts on darts/nb201 (50 steps, fp32 drift + 1-ulp baseline),
 #                                            # s1-s4 (30 steps): eager vs fast vs graph            (~7 min H100)
@@ -15,7 +27,7 @@
 # drift and e2e-* need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
 # TINY=1 shrinks every size so the script itself can be checked on a CPU in a minute.
 set -euo pipefail
-phase=${1:?phase: steps | methods | drift | e2e-eager | e2e-fast}
+phase=${1:?phase: all | steps | methods | drift | e2e-eager | e2e-fast}
 out=${OUT:-benchmarks/results/$(date +%F)-gpu}
 mkdir -p "$out"
 log="$out/$phase.log"
@@ -34,9 +46,11 @@ EOF
 if [[ -n "${TINY:-}" ]]; then
   size=(--batch 4 --channels 4 --layers 3 --resolution 16); long=2; short=1; warm=1
   e2e=(--preset smoke --set search.epochs=1 --set search.max_train_images=256)
+  e2e_data=(--dataset digits)  # TINY runs anywhere: no carried data needed
 else
   size=(); long=50; short=30; warm=5
   e2e=(--preset quick)
+  e2e_data=(--dataset fashion-mnist --data-dir .carry)
 fi
 
 step() {  # step METHOD SPACE STEPS [extra args]: one --compare measurement, appended as one JSON line
@@ -55,7 +69,7 @@ e2e_run() {  # e2e_run LABEL [--set ...]: one search + a 1-epoch retrain, its ow
   local pin=()
   if [[ "${*: -1}" == --taskset ]]; then pin=(taskset -c 0); set -- "${@:1:$#-1}"; fi
   "${pin[@]}" python3 -m harness.cli run --plugin darts --space nb201 \
-    --dataset fashion-mnist --data-dir .carry --seeds 0 --store "$store" --device auto "${e2e[@]}" \
+    "${e2e_data[@]}" --seeds 0 --store "$store" --device auto "${e2e[@]}" \
     --set eval.epochs=1 --set eval.max_train_images=2000 "$@" 2>&1 | tee -a "$log"  # the figure is the search
   python3 - "$store" "$label" >>"$jsonl" <<'EOF'
 import json, sys
@@ -69,6 +83,10 @@ EOF
 }
 
 case "$phase" in
+  all)
+    # one process for every step measurement (torch imported once), the two e2e searches as subprocesses
+    python3 benchmarks/gpu_all.py --out "$out" --budget "${ALL_BUDGET_S:-510}" ${TINY:+--tiny} 2>&1 |
+      tee -a "$log" ;;
   steps)
     step darts darts "$long" --drift-baseline --sync-check
     step darts nb201 "$long" --drift-baseline --sync-check
@@ -90,6 +108,6 @@ case "$phase" in
     if command -v taskset >/dev/null; then
       e2e_run graph-1cpu --set runtime.cuda_graph=true --taskset
     fi ;;
-  *) echo "unknown phase $phase (steps | methods | drift | e2e-eager | e2e-fast)" >&2; exit 2 ;;
+  *) echo "unknown phase $phase (all | steps | methods | drift | e2e-eager | e2e-fast)" >&2; exit 2 ;;
 esac
 echo "done: $jsonl" | tee -a "$log"

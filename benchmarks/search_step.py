@@ -205,7 +205,7 @@ def main(argv=None):
             op_counts[mode] = _count_ops(lambda: runs[mode]["opt"].step(runs[mode]["net"], *pool[0]))
 
     base = {
-        "command": "python " + shlex.join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "command": "python benchmarks/search_step.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
         "layers": layers, "data": args.data, "device": device_name(device), "torch": torch.__version__,
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
@@ -265,6 +265,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
+    return out
 
 
 NO_KERNEL = {"empty", "empty_like", "empty_strided", "detach", "lift_fresh", "is_same_size"}

@@ -1,0 +1,113 @@
+"""`gpu_session.sh all`: every missing GPU figure in one device call, in priority order, within a budget.
+
+Step measurements run in this one process (``search_step.main`` per item: torch and the plugins are
+imported once, not once per item); the two end-to-end searches run ``harness run`` as subprocesses,
+each with its own store. Every result is appended to ``all.jsonl`` as one JSON line the moment it is
+taken, so a call cut off by the device's time limit still returns everything measured before. An item
+starts only if its estimate fits in what is left of ``--budget``; a skipped or failed item is a JSON
+line saying so.
+
+    python benchmarks/gpu_all.py --out DIR [--budget 510] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OTHER_METHODS = ("darts-2nd", "gdas", "rome-v2", "single-darts", "darts-pt-fixed-alpha", "entrannas",
+                 "entrannas-dst", "rome-v1")
+
+
+def _search_step():
+    spec = importlib.util.spec_from_file_location("search_step", HERE / "search_step.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def items(tiny: bool):
+    """(estimate_s, label, kind, args) in priority order. Estimates are for an H100/H200 from the eager
+    step times in BENCHMARKS.md (darts ~1 s, nb201 ~0.3 s, the others 0.2-3 s per step, three modes plus
+    the rounding baseline), generous so that an item is not cut in the middle."""
+    size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
+    mid, few, warm = ("2", "1", "1") if tiny else ("30", "10", "5")
+    step = ["--warmup", warm, "--compare", *size]
+    out = [(150, "darts darts", "step", ["--method", "darts", "--space", "darts", "--steps", mid, *step,
+                                         "--drift-baseline", "--sync-check"]),
+           (60, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", mid, *step,
+                                        "--drift-baseline", "--sync-check"])]
+    out += [(35, f"{m} darts", "step", ["--method", m, "--space", "darts", "--steps", few, *step])
+            for m in OTHER_METHODS]
+    e2e = (["--dataset", "digits", "--preset", "smoke", "--set", "search.max_train_images=256"] if tiny else
+           ["--dataset", "fashion-mnist", "--data-dir", ".carry", "--preset", "quick"])
+    e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1", "--set", "eval.max_train_images=2000"]
+    out += [(90, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
+            (120, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
+    return out
+
+
+def e2e_run(label: str, args: list[str], out: Path) -> dict:
+    """One quick-preset DARTS search on nb201 (the figure is the search time) in its own store: runtime
+    settings are not part of a run's identity, so a shared store would skip the second run."""
+    store = out / f".e2e-{label.replace(' ', '-')}.sqlite"
+    store.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--plugin", "darts", "--space", "nb201", "--seeds", "0",
+           "--store", str(store), "--device", "auto", *args]
+    subprocess.run(cmd, check=True)
+    from harness.store import ResultStore
+
+    with ResultStore(store) as results:
+        (rec,) = results.records(None)
+    return {"label": label, "status": rec.status, "error": rec.error, "device": rec.device,
+            "search_s": rec.costs.get("search_s"), "wall_s": rec.costs.get("wall_s"),
+            "steps": rec.search.get("steps"), "runtime": rec.search.get("runtime"), "genotype": rec.genotype,
+            "command": rec.command}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budget", type=float, default=510.0, help="seconds for all items together")
+    ap.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "all.jsonl"
+    start = time.monotonic()
+    search_step = _search_step()
+
+    def write(record: dict) -> None:
+        with open(jsonl, "a") as fh:  # appended and closed at once: survives a kill right after
+            fh.write(json.dumps(record) + "\n")
+
+    for estimate, label, kind, item_args in items(args.tiny):
+        spent = time.monotonic() - start
+        if spent + estimate > args.budget:
+            write({"skipped": label, "spent_s": round(spent, 1), "estimate_s": estimate, "budget_s": args.budget})
+            print(f"skipped {label}: {spent:.0f} s spent, estimate {estimate} s, budget {args.budget:.0f} s",
+                  flush=True)
+            continue
+        t0 = time.monotonic()
+        try:
+            record = search_step.main(item_args) if kind == "step" else e2e_run(label, item_args, out)
+            record = {"item": label, "item_s": round(time.monotonic() - t0, 1), **record}
+        except BaseException as exc:  # noqa: BLE001 - one failed item must not lose the others
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            traceback.print_exc()
+            record = {"failed": label, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        write(record)
+    print(f"done in {time.monotonic() - start:.0f} s: {jsonl}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""benchmarks/gpu_session.sh all: every GPU figure in one call, in priority order, each measurement a JSON
+line the moment it is taken. TINY=1 runs the same script on a CPU (the device is only lent sometimes, so
+the script must be known to work before a session spends device time on it)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIORITY = ["darts darts", "darts nb201", "darts-2nd darts", "gdas darts", "rome-v2 darts", "single-darts darts",
+            "darts-pt-fixed-alpha darts", "entrannas darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
+            "e2e eager"]
+
+
+def _env(out: Path) -> dict:
+    env = dict(os.environ, TINY="1", OUT=str(out), OMP_NUM_THREADS="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # this venv's python3
+    return env
+
+
+def test_all_takes_every_item_in_priority_order(tmp_path):
+    result = subprocess.run(["bash", "benchmarks/gpu_session.sh", "all"], cwd=ROOT, env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert [r.get("item") for r in lines] == PRIORITY, lines
+    darts = lines[0]
+    assert set(darts["modes"]) >= {"eager", "fast"} and darts["device"] == "cpu"
+    assert "baseline_loss_max_rel_diff" in darts and darts["command"].startswith("python benchmarks/search_step.py")
+    assert all(r["status"] == "completed" for r in lines[-2:])
+    assert lines[-1]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-2]["runtime"]
+
+
+def test_items_that_do_not_fit_the_budget_are_skipped_and_said_so(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_all
+    finally:
+        sys.path.pop(0)
+    assert gpu_all.main(["--out", str(tmp_path), "--budget", "30", "--tiny"]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert len(lines) == len(PRIORITY)
+    skipped = [r["skipped"] for r in lines if "skipped" in r]
+    # the two darts items estimate 150 s and 60 s: over a 30 s budget; every item is accounted for
+    assert skipped[:2] == ["darts darts", "darts nb201"] and "e2e eager" in skipped
+    assert all(r["budget_s"] == 30 for r in lines if "skipped" in r)
