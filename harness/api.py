@@ -63,7 +63,8 @@ class EvalBudget:
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How a run executes; never changes what is computed."""
+    """How a run executes: the same computation, up to floating-point rounding (not part of a run's
+    identity; what was used is recorded in ``record.search["runtime"]``)."""
 
     fast: bool = True
     # replay each search step from a CUDA graph (harness.graphs): the kernels the eager step runs, launched
@@ -71,6 +72,16 @@ class RuntimeOptions:
     # components that declare graph_capturable; otherwise the run logs and records why and steps eagerly.
     cuda_graph: bool = False
     log_every: int = 50
+    # CPU intra-op threads of a run (torch.set_num_threads). 1: the search networks of a CPU run are tiny,
+    # so more threads add synchronisation, not speed, and oversubscribe the cores as soon as another
+    # process runs beside it (measured in BENCHMARKS.md); grids scale with one process per core instead.
+    # A fixed count also makes a CPU result independent of the machine's core count (the summation order
+    # of a reduction depends on the thread count). 0: torch's default (one thread per core).
+    threads: int = 1
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (torch's default) or a positive count, not {self.threads}")
 
 
 @dataclass(frozen=True)

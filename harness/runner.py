@@ -7,6 +7,7 @@ as failed with its error; an identical configuration already completed is skippe
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import traceback
@@ -154,10 +155,11 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     # eager cell is as fast and stays the reference. runtime.fast=false switches it off.
     fast = spec.budget.runtime.fast and device.type == "cuda"
     fast_cells = set_fast(net, fast) if fast else []
+    threads = torch.get_num_threads()  # set for this run by execute() (runtime.threads)
     optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
                                           steps_per_epoch=len(train_loader), epochs=sb.epochs)
     selector = comp["selector"].factory(spec.hparams["selector"])
-    runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False}
+    runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads}
     if spec.budget.runtime.cuda_graph:
         why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer)
         if why_not is None:
@@ -204,6 +206,16 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     log(f"  test accuracy {metrics['test_accuracy']:.2f}% ({metrics['source']})")
 
 
+def set_threads(threads: int) -> int:
+    """``runtime.threads``: torch's CPU intra-op threads for a run (0: torch's default, one per core)."""
+    import torch
+
+    if threads < 0:
+        raise HarnessError(f"runtime.threads={threads}: expected 0 (torch's default) or a positive count")
+    torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    return torch.get_num_threads()
+
+
 def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[RunRecord]:
     import torch
@@ -230,9 +242,11 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
         )
         record = store.start(record)
         log(f"{label}: run {record.id}")
+        threads_before = torch.get_num_threads()
         try:
             # inside the try: a run-start hook that raises fails this run (recorded), never leaves it running
             registry.pm.hook.harness_run_start(spec=spec, record=record)
+            set_threads(spec.budget.runtime.threads)
             execute_one(registry, spec, the_plan.datasets[spec.dataset], the_plan.benchmarks.get(spec.space),
                         device, record, log)
             record.status = "completed"
@@ -245,6 +259,8 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
             record.status = "failed"
             record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             log(f"{label}: FAILED: {type(exc).__name__}: {exc}")
+        finally:
+            torch.set_num_threads(threads_before)
         registry.pm.hook.harness_run_end(spec=spec, record=record)
         if record.status == "completed":
             store.finish(record)

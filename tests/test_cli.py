@@ -71,8 +71,8 @@ def test_record_holds_what_reproduction_needs(tmp_path):
     assert record.torch_version and record.device == "cpu" and record.command.startswith("harness ")
     assert record.metrics["source"] == "retrain" and 0 <= record.metrics["test_accuracy"] <= 100
     assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
-    # CPU runs use the eager cells, uncaptured
-    assert record.search["runtime"] == {"fast": False, "fast_cells": 0, "cuda_graph": False}
+    # CPU runs use the eager cells, uncaptured, on one thread (runtime.threads's default)
+    assert record.search["runtime"] == {"fast": False, "fast_cells": 0, "cuda_graph": False, "threads": 1}
 
 
 def test_cuda_graph_asked_for_on_cpu_is_recorded_as_off_with_the_reason(tmp_path):
@@ -202,3 +202,21 @@ def test_methods_json_shows_recipes_with_their_budgets():
     assert rows["darts-pt"]["space_budgets"] == {"nb201": {"paper": {"search": {"epochs": 100}}}}
     assert rows["gdas"]["budgets"]["paper"]["search"]["epochs"] == 250
     assert rows["darts"]["spaces"] == "all"
+
+
+def test_thread_count_is_set_per_run_recorded_and_restored(tmp_path):
+    import torch
+
+    from harness.store import ResultStore
+
+    before = torch.get_num_threads()
+    store = tmp_path / "runs.sqlite"
+    result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--dataset", "digits",
+                                      "--store", str(store), *TINY[:-1], "--set", "runtime.threads=2"])
+    assert result.exit_code == 0, result.output
+    (record,) = ResultStore(store).records(None)
+    assert record.search["runtime"]["threads"] == 2
+    assert torch.get_num_threads() == before  # the process's setting is back
+    bad = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--set", "runtime.threads=-1",
+                                   "--dry-run"])
+    assert bad.exit_code == 2 and "threads" in bad.output and "-1" in bad.output
