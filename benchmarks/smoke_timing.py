@@ -1,0 +1,85 @@
+"""Wall time of the README's smoke command per method, alone and beside a busy process (issue 12).
+
+Each row runs ``harness run --plugin P --space s1-s4 --preset smoke`` (digits, embedded, no download) in a
+fresh subprocess with its own store, as a new user would, and times it from start to exit (imports,
+data, search, derivation, retraining and the record included). With ``--busy`` a neighbour process keeps
+the cores busy meanwhile: a float32 matmul loop with torch's default threads (one per core), the way
+another training job or the test suite competes for the CPU. Prints the command, machine and versions
+with the table; ``--json`` also writes the figures.
+
+    OMP_NUM_THREADS= python benchmarks/smoke_timing.py --plugins darts,rome --json out.json
+    python benchmarks/smoke_timing.py --plugins darts --busy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ALL = "darts,darts-2nd,gdas,single-darts,darts-pt,darts-pt-fixed-alpha,entrannas,entrannas-dst,rome-v1,rome-v2,rome"
+BUSY = ("import torch\n"
+        "a = torch.randn(512, 512)\n"
+        "while True:\n"
+        "    a = torch.tanh(a @ a)\n")
+
+
+def time_run(plugin: str, spaces: str, extra: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--plugin", plugin, "--space", spaces, "--preset", "smoke",
+               "--store", str(Path(tmp) / "runs.sqlite"), "--quiet", *extra]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+    rows = [line.split("\t") for line in done.stdout.splitlines() if line.count("\t") >= 6]
+    return {"plugin": plugin, "wall_s": round(wall, 1), "exit": done.returncode, "runs": len(rows),
+            "completed": sum(r[1] == "completed" for r in rows),
+            "accuracies": [float(r[6]) for r in rows if r[6] not in ("", "-")],
+            "command": "harness " + shlex.join(cmd[3:]), "stderr_tail": done.stderr[-300:] if done.returncode else ""}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plugins", default=ALL, help="comma-separated methods or plugin names")
+    ap.add_argument("--spaces", default="s1-s4")
+    ap.add_argument("--busy", action="store_true", help="a busy neighbour process runs meanwhile")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    import torch
+
+    extra = [x for s in args.sets for x in ("--set", s)]
+    neighbour = subprocess.Popen([sys.executable, "-c", BUSY]) if args.busy else None
+    try:
+        if neighbour is not None:
+            time.sleep(2.0)  # let it start
+        rows = [time_run(p, args.spaces, extra) for p in args.plugins.split(",")]
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+            neighbour.wait()
+    out = {"command": "python " + shlex.join(["benchmarks/smoke_timing.py", *(argv if argv is not None else sys.argv[1:])]),
+           "busy_neighbour": args.busy, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+           "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "rows": rows}
+    print(f"# {out['command']}  ({out['cpus']} CPUs, torch {out['torch']}, python {out['python']}, "
+          f"busy neighbour: {args.busy})")
+    print("| plugin | runs completed | wall s | test acc (%) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        accs = ", ".join(f"{a:.1f}" for a in r["accuracies"])
+        print(f"| {r['plugin']} | {r['completed']}/{r['runs']} | {r['wall_s']:.1f} | {accs} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0 if all(r["exit"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
