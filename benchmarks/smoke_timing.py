@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ALL = "darts,darts-2nd,gdas,single-darts,darts-pt,darts-pt-fixed-alpha,entrannas,entrannas-dst,rome-v1,rome-v2,rome"
+ALL = "darts,darts-2nd,gdas,single-darts,darts-pt,darts-pt-fixed-alpha,entrannas,entrannas-dst,rome"
 BUSY = ("import torch\n"
         "a = torch.randn(512, 512)\n"
         "while True:\n"

@@ -304,7 +304,9 @@ class MethodInfo:
 
     ``defaults`` maps a kind to field overrides of that component's config (e.g. ``{"sampler":
     {"tau_max": 10.0}}``). ``budgets`` maps a preset name to SearchBudget/EvalBudget field overrides
-    under keys "search" and "eval", applied over the harness presets. ``space_defaults`` maps a space
+    under keys "search" and "eval", applied over the harness presets; a reduced preset's budget may also
+    hold component kinds (``{"smoke": {"selector": {"tune_epochs_per_decision": 1}}}``) to shrink the
+    work of the method's own components there (never of a swapped-in one). ``space_defaults`` maps a space
     name to per-kind overrides that apply on that space only (e.g. xautodl's NB201 settings).
     ``space_budgets`` maps a space name to budgets in the form of ``budgets`` that apply on that space
     only, over the method's general ones (e.g. DARTS-PT trains its NB201 supernet 100 epochs, not 50).

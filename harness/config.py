@@ -17,9 +17,12 @@ from harness.errors import HarnessError, unknown
 # eval defaults, the method's own "paper" budget). smoke: seconds to minutes on a CPU; quick: a
 # meaningful result on one GPU in well under an hour; paper: the published settings.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # every phase (search with its epoch schedules, derivation, retraining or the benchmark query, the
+    # record) on the least work that exercises it: 2 search epochs of 2 steps, 3 retrain epochs of 16
+    # steps (BENCHMARKS.md, smoke timing: under a minute per method on s1-s4 on 2 CPU cores)
     "smoke": {
-        "search": {"epochs": 3, "batch_size": 32, "channels": 4, "layers": 5, "max_train_images": 512},
-        "eval": {"epochs": 10, "batch_size": 64, "channels": 8, "layers": 5, "max_train_images": 2048,
+        "search": {"epochs": 2, "batch_size": 32, "channels": 4, "layers": 5, "max_train_images": 128},
+        "eval": {"epochs": 3, "batch_size": 64, "channels": 8, "layers": 5, "max_train_images": 1024,
                  "cutout": 0},
     },
     "quick": {
@@ -109,9 +112,12 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
             components[kind] = name
     infos = {kind: registry.component(kind, name) for kind, name in components.items()}
 
-    # component hyperparameters: paper defaults <- method defaults <- method's per-space defaults
+    # component hyperparameters: paper defaults <- method defaults <- method's per-space defaults <- the
+    # method's budget for a reduced preset (e.g. DARTS-PT's shorter fine-tuning in `smoke`)
     per_kind: dict[str, dict[str, Any]] = {k: {} for k in COMPONENT_KINDS}
-    for layer in (method.defaults, method.space_defaults.get(space, {})):
+    preset_layer = {} if preset == "paper" else {k: v for k, v in method.budgets.get(preset, {}).items()
+                                                 if k in COMPONENT_KINDS}
+    for layer in (method.defaults, method.space_defaults.get(space, {}), preset_layer):
         for kind, values in layer.items():
             if components[kind] == method.components()[kind]:  # a swapped-in component keeps its own
                 per_kind[kind].update(values)

@@ -190,7 +190,12 @@ def test_dry_run_prints_resolved_configs_and_runs_nothing(tmp_path):
     assert rows[2]["hparams"]["selector"]["tune_lr_schedule"] == "constant"
     assert not store.exists()  # nothing recorded, no data read (cifar10 is not on this machine)
     smoke = invoke("run", "--plugin", "darts-pt", "--space", "nb201", "--dry-run", "--store", store)
-    assert json.loads(smoke.output)["search"]["epochs"] == 3  # the preset's cap still applies
+    smoke_row = json.loads(smoke.output)
+    assert smoke_row["search"]["epochs"] == 2  # the preset's cap still applies
+    # and the method's smoke budget shrinks its own selector's work, which a swapped-in one would keep
+    assert smoke_row["hparams"]["selector"]["tune_steps"] == 1
+    swapped = invoke("run", "--plugin", "darts", "--selector", "pt", "--space", "nb201", "--dry-run", "--store", store)
+    assert json.loads(swapped.output)["hparams"]["selector"]["tune_steps"] is None
     bad = invoke("run", "--plugin", "darts-pt", "--dataset", "cifar11", "--dry-run", "--store", store)
     assert bad.exit_code == 2 and "cifar11" in bad.output and "cifar10" in bad.output
 

@@ -15,6 +15,10 @@ from harness_darts_pt.components import (
 
 PAPER = "Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021"
 NB201_BUDGETS = {"paper": {"search": {"epochs": 100}}}
+# smoke: a one-step tuning epoch per decision interval and one measurement batch, so every part of the
+# selection (op decisions, topology, fine-tuning) runs, in seconds
+BUDGETS = {"paper": {"search": {"epochs": 50, "batch_size": 64}},
+           "smoke": {"selector": {"tune_epochs_per_decision": 1, "tune_steps": 1, "max_val_batches": 1}}}
 # darts-pt's DARTS space ("s5" in sota/cnn/spaces.py) has the 7 ops without `none` (SPEC-FACTS §1.3;
 # paper appendix A.1.1: "we omit none op when applying the proposed selection method on DARTS")
 OP_SETS = {"darts": "no-none"}
@@ -46,14 +50,14 @@ def harness_register_methods(register):
     register(MethodInfo(
         name="darts-pt", sampler="softmax", optimizer="first-order", selector="pt", cell="mixed",
         space_budgets={"nb201": NB201_BUDGETS}, op_sets=OP_SETS,
-        budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
+        budgets=BUDGETS,
         paper=PAPER,
         doc="DARTS (first order) supernet, then perturbation-based architecture selection (DARTS+PT)",
     ))
     register(MethodInfo(
         name="darts-pt-fixed-alpha", sampler="fixed-uniform", optimizer="frozen-arch", selector="pt",
         cell="mixed", space_budgets={"nb201": NB201_BUDGETS}, op_sets=OP_SETS,
-        budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
+        budgets=BUDGETS,
         paper=PAPER,
         doc="DARTS+PT (fixed alpha): supernet trained with uniform, never-updated alpha, then PT selection",
     ))
