@@ -79,7 +79,7 @@ def main(argv=None):
     spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {}, parse_sets(args.sets))
     # the method's op set on the space's own supernet depth (8 cells / N=5: every method measured on the
     # same network, as ROME's Table 3 compares them), unless --layers
-    space = registry.space(args.space).with_op_set(spec.budget.search.op_set)
+    space = registry.space(args.space, spec.budget.search.op_set)
     layers = args.layers or space.search_defaults()["layers"]
     comp = {k: registry.component(k, n) for k, n in spec.components.items()}
     torch.backends.cudnn.benchmark = True

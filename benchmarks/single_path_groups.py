@@ -52,7 +52,7 @@ def main(argv=None):
     registry = load_registry()
     method = registry.method(args.method)
     spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {}, parse_sets([]))
-    space = registry.space(args.space).with_op_set(spec.budget.search.op_set)  # the recipe's op set
+    space = registry.space(args.space, spec.budget.search.op_set)  # the recipe's op set
     sampler = registry.component("sampler", spec.components["sampler"]).factory(spec.hparams["sampler"],
                                                                                space=space)
     if not getattr(sampler, "single_path", False):

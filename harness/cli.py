@@ -156,7 +156,7 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
                 sets=parse_sets(sets))
     if dry_run:
         for spec in resolve_specs(registry, **grid):
-            ops = registry.space(spec.space).with_op_set(spec.budget.search.op_set).ops_summary()
+            ops = registry.space(spec.space, spec.budget.search.op_set).ops_summary()
             click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime),
                                    "search_ops": ops}, sort_keys=True))
         return
@@ -304,7 +304,7 @@ def methods(as_json):
         out = {}
         for space in (m.spaces if m.spaces is not None else sorted(registry.spaces)):
             sb = resolve(registry, m, space, "cifar10", 0, "paper", {}, []).budget.search
-            searched = registry.space(space).with_op_set(sb.op_set)
+            searched = registry.space(space, sb.op_set)
             out[space] = {"op_set": sb.op_set, "ops": searched.ops_summary(),
                           "search_network": {"channels": sb.channels, "layers": sb.layers},
                           "epochs": sb.epochs, "batch_size": sb.batch_size}

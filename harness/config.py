@@ -130,7 +130,7 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
     # searches, and the evaluation network of its protocol for this dataset
     op_set = raw_sets.get("search", {}).get("op_set", method.op_sets.get(space, "all"))
     space_obj.with_op_set(op_set)  # validates it against the space's op sets, naming the valid ones
-    protocol = raw_sets.get("eval", {}).get("protocol") or next(iter(space_obj.eval_protocols()))
+    protocol = space_obj.eval_protocol(raw_sets.get("eval", {}).get("protocol"))
     eval_defaults = space_obj.eval_defaults(dataset, protocol)
     budget_layers: dict[str, dict[str, Any]] = {
         "search": {**space_obj.search_defaults(), "op_set": op_set},

@@ -158,10 +158,11 @@ class Registry:
             raise unknown("plugin/method", name, self.methods)
         return self.methods[name]
 
-    def space(self, name: str):
+    def space(self, name: str, op_set: str = "all"):
+        """The space ``name``, searching op set ``op_set`` (``SearchSpace.with_op_set``)."""
         if name not in self.spaces:
             raise unknown("space", name, self.spaces)
-        return self.spaces[name]
+        return self.spaces[name].with_op_set(op_set)
 
     def benchmark_for(self, space: str) -> BenchmarkInfo | None:
         for info in self.benchmarks.values():

@@ -137,7 +137,7 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     from harness.spaces import NetShape
 
     sb, eb = spec.budget.search, spec.budget.eval
-    space = registry.space(spec.space).with_op_set(sb.op_set)
+    space = registry.space(spec.space, sb.op_set)
     info = data.info
     shape = NetShape(info.channels, info.num_classes, info.resolution)
     _seed_everything(spec.seed)
@@ -206,14 +206,12 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     log(f"  test accuracy {metrics['test_accuracy']:.2f}% ({metrics['source']})")
 
 
-def set_threads(threads: int) -> int:
-    """``runtime.threads``: torch's CPU intra-op threads for a run (0: torch's default, one per core)."""
+def set_threads(threads: int) -> None:
+    """``runtime.threads`` (checked by RuntimeOptions): torch's CPU intra-op threads for a run (0: torch's
+    default, one per core)."""
     import torch
 
-    if threads < 0:
-        raise HarnessError(f"runtime.threads={threads}: expected 0 (torch's default) or a positive count")
     torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
-    return torch.get_num_threads()
 
 
 def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",

@@ -14,7 +14,7 @@ SHAPE = NetShape(in_channels=1, num_classes=4, resolution=8)
 
 def build(space_name, sampler="softmax", cell="mixed", optimizer="first-order", channels=4, layers=1):
     # darts-pt searches the DARTS space without `none` (its S5), as the darts-pt recipe declares
-    space = REGISTRY.space(space_name).with_op_set(REGISTRY.methods["darts-pt"].op_sets.get(space_name, "all"))
+    space = REGISTRY.space(space_name, REGISTRY.methods["darts-pt"].op_sets.get(space_name, "all"))
     s, c, o = (REGISTRY.component(k, n) for k, n in
                (("sampler", sampler), ("cell", cell), ("optimizer", optimizer)))
     torch.manual_seed(0)
@@ -142,7 +142,7 @@ def test_none_is_a_candidate_on_s3_as_in_the_reference():
 
 
 def test_seven_op_darts_space_has_seven_candidates():
-    space = REGISTRY.space("darts").with_op_set("no-none")
+    space = REGISTRY.space("darts", "no-none")
     s, c, o = (REGISTRY.component(k, n) for k, n in (("sampler", "softmax"), ("cell", "mixed"),
                                                       ("optimizer", "first-order")))
     torch.manual_seed(0)

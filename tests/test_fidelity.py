@@ -33,7 +33,7 @@ def dry_run(*args):
 
 
 def build_supernet(spec, shape=NetShape(3, 10, 32)):
-    space = REGISTRY.space(spec.space).with_op_set(spec.budget.search.op_set)
+    space = REGISTRY.space(spec.space, spec.budget.search.op_set)
     s = REGISTRY.component("sampler", spec.components["sampler"])
     c = REGISTRY.component("cell", spec.components["cell"])
     torch.manual_seed(0)

@@ -64,54 +64,45 @@ class _Recorder:
         self.events.append(("end", record.status, record.genotype is not None))
 
 
-def test_lifecycle_hooks_fire_in_order(tmp_path):
+def _run_recorded(recorder, store, *sets):
+    """``harness run --plugin recorded-darts --space s3`` with ``recorder`` registered for the call."""
     import harness.plugins as plugins
     from click.testing import CliRunner
 
     from harness.cli import cli
 
-    recorder = _Recorder()
     pm = get_plugin_manager()
     pm.register(recorder, name="recorder")
     try:
         plugins._REGISTRY = Registry(pm)
-        result = CliRunner().invoke(cli, ["run", "--plugin", "recorded-darts", "--space", "s3", "--quiet",
-                                          "--store", str(tmp_path / "r.sqlite"), "--set", "search.epochs=2",
-                                          "--set", "eval.epochs=1", "--set", "search.max_train_images=64",
-                                          "--set", "eval.max_train_images=64"])
-        assert result.exit_code == 0, result.output
+        return CliRunner().invoke(cli, ["run", "--plugin", "recorded-darts", "--space", "s3", "--quiet",
+                                        "--store", str(store), *[x for s in sets for x in ("--set", s)]])
     finally:
         pm.unregister(recorder)
         plugins._REGISTRY = None
+
+
+def test_lifecycle_hooks_fire_in_order(tmp_path):
+    from harness.store import ResultStore
+
+    recorder = _Recorder()
+    result = _run_recorded(recorder, tmp_path / "r.sqlite", "search.epochs=2", "eval.epochs=1",
+                           "search.max_train_images=64", "eval.max_train_images=64")
+    assert result.exit_code == 0, result.output
     kinds = [e[0] for e in recorder.events]
     assert kinds == ["start", "epoch", "epoch", "end"]
     assert recorder.events[0][1] == "recorded-darts" and recorder.events[0][2] is not None
     assert {"train_loss", "val_loss", "probabilities", "lr"} <= set(recorder.events[1][2])
     assert recorder.events[-1] == ("end", "completed", True)
-    from harness.store import ResultStore
-
     (stored,) = ResultStore(tmp_path / "r.sqlite").records(None)
     assert stored.search["tracker_run"] == "recorder-1" and stored.search["curve"]  # kept beside the curve
 
 
 def test_a_run_start_hook_that_raises_fails_the_run_and_records_it(tmp_path):
-    import harness.plugins as plugins
-    from click.testing import CliRunner
-
-    from harness.cli import cli
     from harness.store import ResultStore
 
     recorder = _Recorder(raise_at_start=True)
-    pm = get_plugin_manager()
-    pm.register(recorder, name="recorder")
-    try:
-        plugins._REGISTRY = Registry(pm)
-        result = CliRunner().invoke(cli, ["run", "--plugin", "recorded-darts", "--space", "s3", "--quiet",
-                                          "--store", str(tmp_path / "r.sqlite"), "--set", "search.epochs=1",
-                                          "--set", "search.max_train_images=64"])
-    finally:
-        pm.unregister(recorder)
-        plugins._REGISTRY = None
+    result = _run_recorded(recorder, tmp_path / "r.sqlite", "search.epochs=1", "search.max_train_images=64")
     assert result.exit_code == 1
     (stored,) = ResultStore(tmp_path / "r.sqlite").records(None)
     assert stored.status == "failed" and "tracker unreachable" in stored.error

@@ -252,10 +252,6 @@ def _digests(path: Path) -> tuple[str, str]:
     return sha.hexdigest(), md5.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    return _digests(path)[0]
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if len(text) > 200:

@@ -89,6 +89,17 @@ class SearchSpace(ABC):
         """Named evaluation protocols: name -> description. The first is the default."""
         return {"default": "the space's evaluation network"}
 
+    def eval_protocol(self, protocol: str | None = None) -> str:
+        """``protocol`` checked against ``eval_protocols()`` (None or "": the default)."""
+        protocols = self.eval_protocols()
+        if not protocol:
+            return next(iter(protocols))
+        if protocol not in protocols:
+            from harness.errors import unknown
+
+            raise unknown(f"eval protocol of space {self.name!r}", protocol, protocols)
+        return protocol
+
     @abstractmethod
     def eval_defaults(self, dataset: str | None = None, protocol: str | None = None) -> dict[str, Any]:
         """EvalBudget overrides for this space's evaluation network under ``protocol`` (None: the

@@ -65,13 +65,12 @@ class DartsFamilySpace(SearchSpace):
 
     def op_sets(self) -> dict[str, str]:
         n = len(self._ops["normal"][0])
-        sets = {"all": f"every op the space lists ({n} per edge on the first edge)"}
-        if any("none" in ops for kind in self.cell_kinds for ops in self._ops[kind]):
-            sets["all"] = f"every op the space lists, none included ({n} per edge)"
-            sets["no-none"] = f"without none ({n - 1} per edge)" + (
-                ": darts-pt's S5, ROME's S0, EnTranNAS's standard space (docs/reference-facts.md §2)"
-                if self.name == "darts" else "")
-        return sets
+        if not any("none" in ops for kind in self.cell_kinds for ops in self._ops[kind]):
+            return {"all": f"every op the space lists ({n} per edge on the first edge)"}
+        return {"all": f"every op the space lists, none included ({n} per edge)",
+                "no-none": f"without none ({n - 1} per edge)" + (
+                    ": darts-pt's S5, ROME's S0, EnTranNAS's standard space (docs/reference-facts.md §2)"
+                    if self.name == "darts" else "")}
 
     def with_op_set(self, name: str) -> DartsFamilySpace:
         super().with_op_set(name)  # validates the name
@@ -98,12 +97,7 @@ class DartsFamilySpace(SearchSpace):
         return {p: described[p] for p in self._protocols}
 
     def eval_defaults(self, dataset: str | None = None, protocol: str | None = None) -> dict[str, Any]:
-        protocol = protocol or self._protocols[0]
-        if protocol not in self._protocols:
-            from harness.errors import unknown
-
-            raise unknown(f"eval protocol of space {self.name!r}", protocol, self.eval_protocols())
-        if protocol == "robustdarts":
+        if self.eval_protocol(protocol) == "robustdarts":
             if dataset == "cifar10":
                 return {"channels": 16 if self.name in ("s2", "s4") else 36, "layers": 20}
             return {"channels": 16, "layers": 8}

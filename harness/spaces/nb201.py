@@ -142,10 +142,7 @@ class NB201Space(SearchSpace):
         return {"nb201": "NAS-Bench-201's training protocol (C=16, N=5, 200 epochs, SGD 0.1 nesterov)"}
 
     def eval_defaults(self, dataset: str | None = None, protocol: str | None = None) -> dict[str, Any]:
-        if protocol not in (None, "nb201"):
-            from harness.errors import unknown
-
-            raise unknown("eval protocol of space 'nb201'", protocol, self.eval_protocols())
+        self.eval_protocol(protocol)  # the one protocol: nb201
         # NB201's own protocol: C=16, N=5, no auxiliary head, cutout or drop path (SPEC-FACTS §3.2, §3.4)
         return {"channels": 16, "layers": 5, "auxiliary_weight": 0.0, "cutout": 0, "drop_path": 0.0,
                 "lr": 0.1, "weight_decay": 5e-4, "batch_size": 256, "epochs": 200}
