@@ -66,7 +66,12 @@ class RuntimeOptions:
     """How a run executes: the same computation, up to floating-point rounding (not part of a run's
     identity; what was used is recorded in ``record.search["runtime"]``)."""
 
+    # the fused forward of mixed cells (harness.nn.fused): same math, a few large kernels. On CUDA
+    # whenever this is true. On a CPU only with fast_cpu as well: there a fused step is about twice as fast
+    # on the smoke preset's tiny supernets (per-op overhead dominates) but 20% slower on the DARTS
+    # supernet at paper size (BENCHMARKS.md, "Smoke runs on a shared CPU"), so the smoke preset sets it.
     fast: bool = True
+    fast_cpu: bool = False
     # replay each search step from a CUDA graph (harness.graphs): the kernels the eager step runs, launched
     # as one. Off by default until it has been measured on a GPU (BENCHMARKS.md). Needs a CUDA device and
     # components that declare graph_capturable; otherwise the run logs and records why and steps eagerly.

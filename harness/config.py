@@ -18,12 +18,16 @@ from harness.errors import HarnessError, unknown
 # meaningful result on one GPU in well under an hour; paper: the published settings.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # every phase (search with its epoch schedules, derivation, retraining or the benchmark query, the
-    # record) on the least work that exercises it: 2 search epochs of 2 steps, 3 retrain epochs of 16
-    # steps (BENCHMARKS.md, smoke timing: under a minute per method on s1-s4 on 2 CPU cores)
+    # record) on the least work that exercises it: 2 search epochs of 2 steps on a 3-cell supernet (one
+    # normal and two reduction cells on DARTS spaces), 3 retrain epochs of 10 steps of a 3-cell network
+    # (lr 0.1: at 0.025 thirty steps leave it near chance), the fused mixed cell on a CPU too (up to twice
+    # as fast at this size). BENCHMARKS.md, smoke timing: every
+    # method under a minute on s1-s4 on 2 CPU cores, alone and beside a busy process.
     "smoke": {
-        "search": {"epochs": 2, "batch_size": 32, "channels": 4, "layers": 5, "max_train_images": 128},
-        "eval": {"epochs": 3, "batch_size": 64, "channels": 8, "layers": 5, "max_train_images": 1024,
-                 "cutout": 0},
+        "search": {"epochs": 2, "batch_size": 32, "channels": 4, "layers": 3, "max_train_images": 128},
+        "eval": {"epochs": 3, "batch_size": 64, "channels": 8, "layers": 3, "max_train_images": 640,
+                 "lr": 0.1, "cutout": 0},
+        "runtime": {"fast_cpu": True},
     },
     "quick": {
         "search": {"epochs": 10, "max_train_images": 20000},
@@ -134,7 +138,7 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
     eval_defaults = space_obj.eval_defaults(dataset, protocol)
     budget_layers: dict[str, dict[str, Any]] = {
         "search": {**space_obj.search_defaults(), "op_set": op_set},
-        "eval": {**eval_defaults, "protocol": protocol}, "runtime": {}}
+        "eval": {**eval_defaults, "protocol": protocol}, "runtime": dict(PRESETS[preset].get("runtime", {}))}
     # then the method's paper budget, then its paper budget for this space, then the same two for
     # the chosen preset, then the preset's own caps (smoke/quick shrink every method alike)
     space_budgets = method.space_budgets.get(space, {})

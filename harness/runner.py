@@ -151,9 +151,10 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
     cell_type = comp["cell"].factory(spec.hparams["cell"])
     net = space.build_search_network(sampler, cell_type, sb.channels, sb.layers, shape).to(device)
-    # the fast path (same math, fused kernels) is for CUDA, where launch overhead dominates; on CPU the
-    # eager cell is as fast and stays the reference. runtime.fast=false switches it off.
-    fast = spec.budget.runtime.fast and device.type == "cuda"
+    # the fast path (same math, fused kernels) is for CUDA, where launch overhead dominates; on a CPU only
+    # with runtime.fast_cpu (tiny supernets: the smoke preset). runtime.fast=false switches it off.
+    rt = spec.budget.runtime
+    fast = rt.fast and (device.type == "cuda" or rt.fast_cpu)
     fast_cells = set_fast(net, fast) if fast else []
     threads = torch.get_num_threads()  # set for this run by execute() (runtime.threads)
     optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,

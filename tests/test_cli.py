@@ -71,8 +71,20 @@ def test_record_holds_what_reproduction_needs(tmp_path):
     assert record.torch_version and record.device == "cpu" and record.command.startswith("harness ")
     assert record.metrics["source"] == "retrain" and 0 <= record.metrics["test_accuracy"] <= 100
     assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
-    # CPU runs use the eager cells, uncaptured, on one thread (runtime.threads's default)
-    assert record.search["runtime"] == {"fast": False, "fast_cells": 0, "cuda_graph": False, "threads": 1}
+    # uncaptured, on one thread (runtime.threads's default); the smoke preset asks for the fused cells on
+    # a CPU too (runtime.fast_cpu), but GDAS's single-path cell has no fused form: none runs fused
+    assert record.search["runtime"] == {"fast": True, "fast_cells": 0, "cuda_graph": False, "threads": 1}
+
+
+def test_cpu_runs_take_the_fused_cell_only_in_the_smoke_preset(tmp_path):
+    rows = {}
+    for preset in ("smoke", "quick", "paper"):
+        out = invoke("run", "--plugin", "darts", "--space", "s2", "--preset", preset, "--dry-run",
+                     "--store", str(tmp_path / "runs.sqlite"))
+        rows[preset] = json.loads(out.output)["runtime"]
+    assert rows["smoke"]["fast_cpu"] is True
+    assert rows["quick"]["fast_cpu"] is False and rows["paper"]["fast_cpu"] is False
+    assert all(r["fast"] is True for r in rows.values())  # CUDA takes it in every preset
 
 
 def test_cuda_graph_asked_for_on_cpu_is_recorded_as_off_with_the_reason(tmp_path):

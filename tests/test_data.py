@@ -170,6 +170,18 @@ def test_fashion_idx(tmp_path, layout):
 # ------------------------------------------------------------------------------------------------ real data
 
 
+def test_digits_read_without_sklearn_equal_load_digits():
+    # the direct CSV reader (no scikit-learn import) gives exactly scikit-learn's own parse
+    from sklearn.datasets import load_digits
+
+    from harness.data import _digits_arrays
+
+    images, y = _digits_arrays()
+    ref = load_digits()
+    assert images.shape == (1797, 8, 8)
+    assert np.array_equal(images, ref.images) and np.array_equal(y, ref.target)
+
+
 def test_digits_real_fixed_split():
     data = load_dataset("digits")
     _check(data, "digits", 1297, 500)

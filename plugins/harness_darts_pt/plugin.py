@@ -22,8 +22,6 @@ BUDGETS = {"paper": {"search": {"epochs": 50, "batch_size": 64}},
 # darts-pt's DARTS space ("s5" in sota/cnn/spaces.py) has the 7 ops without `none` (SPEC-FACTS §1.3;
 # paper appendix A.1.1: "we omit none op when applying the proposed selection method on DARTS")
 OP_SETS = {"darts": "no-none"}
-# darts-pt's DARTS space ("s5" in sota/cnn/spaces.py) has the 7 ops without `none` (SPEC-FACTS §1.3)
-OP_SETS = {"darts": "no-none"}
 
 
 @hookimpl
