@@ -154,8 +154,16 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     grid = dict(methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
                 swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},
                 sets=parse_sets(sets))
+    def say_skipped(skipped):
+        if skipped:
+            click.echo(f"skipped {len(skipped)} (method, space) pair(s) the method does not apply to: "
+                       + "; ".join(skipped), err=True)
+
     if dry_run:
-        for spec in resolve_specs(registry, **grid):
+        skipped = []
+        specs = resolve_specs(registry, **grid, skipped=skipped)
+        say_skipped(skipped)
+        for spec in specs:
             ops = registry.space(spec.space, spec.budget.search.op_set).ops_summary()
             click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime),
                                    "search_ops": ops}, sort_keys=True))
@@ -163,6 +171,7 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     dev = resolve_device(device)
     the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path,
                     trust_benchmark=trust_benchmark_file)
+    say_skipped(the_plan.skipped)
     results = ResultStore(store)
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     try:

@@ -12,7 +12,7 @@ import random
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness import __version__
@@ -62,11 +62,15 @@ class Plan:
     specs: list[RunSpec]
     datasets: dict[str, Any]  # name -> ImageData
     benchmarks: dict[str, Any]  # space -> opened benchmark (only where it covers the dataset)
+    skipped: list[str] = field(default_factory=list)  # "method on space (its spaces: ...)", left out
 
 
 def resolve_specs(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: Sequence[str],
-                  seeds: Sequence[int], preset: str, swaps: dict[str, str | None], sets) -> list[RunSpec]:
-    """Every run of the grid, fully resolved (no data is touched)."""
+                  seeds: Sequence[int], preset: str, swaps: dict[str, str | None], sets,
+                  skipped: list[str] | None = None) -> list[RunSpec]:
+    """Every run of the grid, fully resolved (no data is touched). (method, space) pairs the method does not
+    apply to (``MethodInfo.spaces``) are left out and described once each in ``skipped`` (when a list is
+    given); a grid with nothing left is the error, naming the pairs and each method's spaces."""
     from harness.data import DATASETS
 
     method_infos = resolve_methods(registry, methods)
@@ -75,8 +79,21 @@ def resolve_specs(registry, *, methods: Sequence[str], spaces: Sequence[str], da
     for ds in datasets:
         if ds not in DATASETS:
             raise unknown("dataset", ds, DATASETS)
+    pairs, left_out = [], []
+    for m in method_infos:
+        for space in spaces:
+            if m.spaces is not None and space not in m.spaces:
+                left_out.append((m.name, space, ", ".join(m.spaces)))
+            else:
+                pairs.append((m, space))
+    if not pairs:
+        raise HarnessError("nothing to run: " + "; ".join(
+            f"method {name!r} does not apply to space {space!r} (its spaces: {valid})"
+            for name, space, valid in left_out))
+    if skipped is not None:
+        skipped.extend(f"{name} on {space} (its spaces: {valid})" for name, space, valid in left_out)
     return [resolve(registry, m, space, ds, seed, preset, swaps, sets)
-            for m in method_infos for space in spaces for ds in datasets for seed in seeds]
+            for m, space in pairs for ds in datasets for seed in seeds]
 
 
 def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: Sequence[str],
@@ -84,8 +101,10 @@ def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: S
          benchmark_path=None, trust_benchmark: bool = False) -> Plan:
     from harness.data import load_dataset
 
+    skipped: list[str] = []
     specs = resolve_specs(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds,
-                          preset=preset, swaps=swaps, sets=sets)
+                          preset=preset, swaps=swaps, sets=sets, skipped=skipped)
+    spaces = list(dict.fromkeys(spec.space for spec in specs))  # benchmarks only for spaces that still run
     loaded = {ds: load_dataset(ds, data_dir) for ds in datasets}
     benchmarks: dict[str, Any] = {}
     for space in spaces:
@@ -105,7 +124,7 @@ def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: S
             continue
         # only a user's explicit --trust-benchmark-file reaches the opener (openers take (path) by contract)
         benchmarks[space] = info.opener(path, trust=True) if trust_benchmark else info.opener(path)
-    return Plan(specs, loaded, benchmarks)
+    return Plan(specs, loaded, benchmarks, skipped)
 
 
 def _seed_everything(seed: int) -> None:

@@ -146,6 +146,9 @@ def test_arch_info_anchor_counts():
     (["run", "--plugin", "darts", "--set", "nodot"], "expected COMPONENT.KEY=VALUE"),
     (["run", "--plugin", "darts", "--selector", "magic"], "unknown selector 'magic'; valid choices: argmax"),
     (["run", "--plugin", "darts", "--dataset", "cifar10", "--data-dir", "/nonexistent/dir"], "--data-dir"),
+    (["run", "--plugin", "entrannas,entrannas-dst", "--space", "nb201"],
+     "nothing to run: method 'entrannas' does not apply to space 'nb201' (its spaces: darts, s1, s2, s3, s4); "
+     "method 'entrannas-dst' does not apply to space 'nb201'"),
     (["arch", "info", "--space", "s1", DARTS_V2], "not in space 's1'"),
     (["arch", "info", "--space", "darts", "Genotype(normal=[('sep_conv_3x3', 9)"], "malformed"),
     (["benchmark", "query", "--benchmark", "/nonexistent.csv", ARCH_11], "/nonexistent.csv"),
@@ -237,3 +240,18 @@ def test_thread_count_is_set_per_run_recorded_and_restored(tmp_path):
     bad = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--set", "runtime.threads=-1",
                                    "--dry-run"])
     assert bad.exit_code == 2 and "threads" in bad.output and "-1" in bad.output
+
+
+def test_a_grid_skips_the_pairs_a_method_does_not_apply_to_and_says_so_once(tmp_path):
+    # EnTranNAS's paper searches the DARTS spaces only (SPEC-FACTS; MethodInfo.spaces): a grid over
+    # s2 and nb201 runs darts on both and entrannas on s2, and names the one pair it leaves out
+    result = CliRunner().invoke(cli, ["run", "--plugin", "darts,entrannas", "--space", "s2,nb201", "--seeds", "0,1",
+                                      "--dry-run", "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["method"], r["space"], r["seed"]) for r in rows] == [
+        ("darts", "s2", 0), ("darts", "s2", 1), ("darts", "nb201", 0), ("darts", "nb201", 1),
+        ("entrannas", "s2", 0), ("entrannas", "s2", 1)]
+    assert result.stderr.count("entrannas on nb201") == 1
+    assert "skipped 1 (method, space) pair(s) the method does not apply to: entrannas on nb201 (its spaces: " \
+           "darts, s1, s2, s3, s4)" in result.stderr
