@@ -48,7 +48,8 @@ def items(tiny: bool):
             for m in OTHER_METHODS]
     e2e = (["--dataset", "digits", "--preset", "smoke", "--set", "search.max_train_images=256"] if tiny else
            ["--dataset", "fashion-mnist", "--data-dir", ".carry", "--preset", "quick"])
-    e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1", "--set", "eval.max_train_images=2000"]
+    e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1",
+            "--set", f"eval.max_train_images={256 if tiny else 2000}"]
     out += [(90, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
             (120, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
     return out
