@@ -159,24 +159,27 @@ def test_core_never_names_a_method():
 
 @pytest.mark.skipif(os.environ.get("HARNESS_SKIP_PIP_TEST") == "1", reason="HARNESS_SKIP_PIP_TEST=1")
 def test_third_party_plugin_installs_with_pip_and_runs(tmp_path):
-    """pip-install examples/harness-example-method into this environment, find it, run one smoke search."""
+    """pip-install examples/harness-example-method (into a folder of its own on the path, so the environment
+    other tests see is left as it was), find it through its entry point, run one smoke search."""
     example = REPO / "examples" / "harness-example-method"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(example)]
+    site = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site),
+           str(example)]
     subprocess.run(pip, check=True, capture_output=True, text=True)
-    try:
-        harness = [sys.executable, "-m", "harness.cli"]
-        listing = subprocess.run(harness + ["plugins"], check=True, capture_output=True, text=True).stdout
-        assert "example  (harness-example-method 0.1.0)" in listing and "tempered-softmax" in listing
-        run = subprocess.run(harness + ["run", "--plugin", "tempered-darts", "--space", "s2", "--quiet",
-                                        "--store", str(tmp_path / "r.sqlite"), "--set", "search.epochs=1",
-                                        "--set", "eval.epochs=1", "--set", "search.max_train_images=64",
-                                        "--set", "eval.max_train_images=64"],
-                             capture_output=True, text=True)
-        assert run.returncode == 0, run.stderr
-        assert "\tcompleted\ttempered-darts\ts2\t" in run.stdout
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "harness-example-method"],
-                       capture_output=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    harness = [sys.executable, "-m", "harness.cli"]
+    listing = subprocess.run(harness + ["plugins"], check=True, capture_output=True, text=True, env=env).stdout
+    assert "example  (harness-example-method 0.1.0)" in listing and "tempered-softmax" in listing
+    run = subprocess.run(harness + ["run", "--plugin", "tempered-darts", "--space", "s2", "--quiet",
+                                    "--store", str(tmp_path / "r.sqlite"), "--set", "search.epochs=1",
+                                    "--set", "eval.epochs=1", "--set", "search.max_train_images=64",
+                                    "--set", "eval.max_train_images=64"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "\tcompleted\ttempered-darts\ts2\t" in run.stdout
+    # and it is not installed in the environment itself
+    plain = subprocess.run(harness + ["plugins"], check=True, capture_output=True, text=True).stdout
+    assert "harness-example-method" not in plain
 
 
 def test_every_registration_hook_reaches_the_registry():
