@@ -32,6 +32,15 @@ def harness_register_benchmarks(register):
              doc="NAS-Bench-201: compact CSV table or an official .pth file (hp=200, mean over seeds)")
 
 
+@hookimpl
+def harness_register_executors(register):
+    from harness.executors import local_executor
+
+    register("local", local_executor,
+             doc="this machine: one run after another, or --workers N processes (one GPU each, round-robin; "
+                 "--runs-per-gpu K runs per GPU)")
+
+
 @hookimpl(hookwrapper=True)
 def harness_run_start(spec, record):
     import torch

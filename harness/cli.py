@@ -138,12 +138,21 @@ def cli():
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where to run.")
 @click.option("--force", is_flag=True, help="Run again even if an identical run completed (both are kept).")
+@click.option("--executor", "executor_name", default="local", show_default=True,
+              help="Where the runs execute (harness plugins lists those installed).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Runs at once, each in its own process (CUDA: one GPU per worker, round-robin).")
+@click.option("--runs-per-gpu", type=int, default=1, show_default=True,
+              help="With --workers on CUDA: concurrent runs packed on each GPU.")
+@click.option("--retries", type=int, default=1, show_default=True,
+              help="With --workers: how often a run whose worker died is started again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--dry-run", is_flag=True,
               help="Print each run's fully resolved configuration (JSON lines) and run nothing.")
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
-        benchmark_path, trust_benchmark_file, device, force, quiet, dry_run):
+        benchmark_path, trust_benchmark_file, device, force, executor_name, workers, runs_per_gpu, retries,
+        quiet, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
@@ -168,6 +177,10 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
             click.echo(json.dumps({**spec.resolved(), "runtime": dataclasses.asdict(spec.budget.runtime),
                                    "search_ops": ops}, sort_keys=True))
         return
+    from harness.executors import ExecutorOptions
+
+    executor = registry.executor(executor_name).factory(
+        ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, retries=retries))
     dev = resolve_device(device)
     the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path,
                     trust_benchmark=trust_benchmark_file)
@@ -175,7 +188,9 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     results = ResultStore(store)
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     try:
-        records = execute(registry, the_plan, results, dev, force=force, log=log, command=_command_line())
+        records = execute(registry, the_plan, results, dev, force=force, log=log, command=_command_line(),
+                          executor=executor, sources={"data_dir": data_dir, "benchmark_path": benchmark_path,
+                                                      "trust_benchmark": trust_benchmark_file})
     finally:
         results.close()
     for r in records:

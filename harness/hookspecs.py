@@ -110,6 +110,20 @@ def harness_register_methods(register):
 
 
 @hookspec
+def harness_register_executors(register):
+    """Register executors: where the runs of a grid execute (``harness run --executor NAME``).
+
+    :param register: call ``register(name, factory, doc="")``; ``factory(options)`` takes a
+        ``harness.executors.ExecutorOptions`` (workers, runs_per_gpu, retries) and returns an object with
+        ``run(tasks, begin, settle, *, registry, plan, device, log)``: call ``begin(task)`` when a run
+        starts and ``settle(task, record)`` with its finished ``RunRecord``, in the calling process (the
+        driver writes the store there; workers never do). See ``harness.executors``.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
 def harness_run_start(spec, record):
     """A run is about to search.
 

@@ -74,6 +74,14 @@ class BenchmarkInfo:
     doc: str = ""
 
 
+@dataclass(frozen=True)
+class ExecutorInfo:
+    name: str
+    factory: Any  # factory(harness.executors.ExecutorOptions) -> executor
+    plugin: str
+    doc: str = ""
+
+
 @dataclass
 class PluginInfo:
     name: str
@@ -91,6 +99,7 @@ class Registry:
         self.spaces: dict[str, Any] = {}
         self.benchmarks: dict[str, BenchmarkInfo] = {}
         self.methods: dict[str, MethodInfo] = {}
+        self.executors: dict[str, ExecutorInfo] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self._owner: dict[tuple[str, str], str] = {}
         dists = {pm.get_name(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
@@ -137,6 +146,11 @@ class Registry:
                 self._claim("benchmark", name, _plugin)
                 self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc)
             fn(register=register_benchmark)
+        for plugin, fn in self._each_impl("harness_register_executors"):
+            def register_executor(name, factory, doc="", _plugin=plugin):
+                self._claim("executor", name, _plugin)
+                self.executors[name] = ExecutorInfo(name, factory, _plugin, doc)
+            fn(register=register_executor)
         for plugin, fn in self._each_impl("harness_register_methods"):
             def register_method(info: MethodInfo, _plugin=plugin):
                 self._claim("method", info.name, _plugin)
@@ -152,6 +166,11 @@ class Registry:
         if name not in table:
             raise unknown(kind, name, table)
         return table[name]
+
+    def executor(self, name: str) -> ExecutorInfo:
+        if name not in self.executors:
+            raise unknown("executor", name, self.executors)
+        return self.executors[name]
 
     def method(self, name: str) -> MethodInfo:
         if name not in self.methods:

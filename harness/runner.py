@@ -234,13 +234,50 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
 
 
-def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",
-            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> list[RunRecord]:
+def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRecord,
+                log: Callable[[str], None]) -> RunRecord:
+    """One run in this process, start to end: the run-start hooks, the run's thread count, search, derive
+    and evaluate, the run-end hooks. Fills and returns ``record`` (status "completed" or "failed" with the
+    error); only KeyboardInterrupt escapes (after the record says so and the run-end hooks ran)."""
     import torch
 
+    threads_before = torch.get_num_threads()
+    try:
+        # inside the try: a run-start hook that raises fails this run (recorded), never leaves it running
+        registry.pm.hook.harness_run_start(spec=spec, record=record)
+        set_threads(spec.budget.runtime.threads)
+        execute_one(registry, spec, data, benchmark, device, record, log)
+        record.status = "completed"
+    except KeyboardInterrupt:
+        record.status, record.error = "failed", "interrupted (KeyboardInterrupt)"
+        registry.pm.hook.harness_run_end(spec=spec, record=record)
+        raise
+    except Exception as exc:  # a crash mid-run is recorded, never lost
+        record.status = "failed"
+        record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+        log(f"  FAILED: {type(exc).__name__}: {exc}")
+    finally:
+        torch.set_num_threads(threads_before)
+    registry.pm.hook.harness_run_end(spec=spec, record=record)
+    return record
+
+
+def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",
+            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), executor=None,
+            sources: dict[str, Any] | None = None) -> list[RunRecord]:
+    """Run every spec of the plan not already completed in ``store`` (unless ``force``) on ``executor``
+    (default: one after another in this process) and record each result as it arrives. The store is
+    written only here, in this process, whatever the executor (its workers may be other processes or
+    machines; SQLite is never written from them). ``sources`` tells executors whose workers load the
+    data themselves where it is (``data_dir``, ``benchmark_path``, ``trust_benchmark``)."""
+    import torch
+
+    from harness.executors import RunTask, SerialExecutor
     from harness.store import config_key
 
-    records = []
+    executor = executor if executor is not None else SerialExecutor()
+    records: list[RunRecord | None] = []
+    tasks = []
     for i, spec in enumerate(the_plan.specs, start=1):
         config = spec.resolved()
         key = config_key(config)
@@ -258,31 +295,21 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
                      **registry.plugin_versions(registry.plugins_of(method, dict(spec.components)))},
             torch_version=torch.__version__, device=device_name(device), command=command,
         )
-        record = store.start(record)
-        log(f"{label}: run {record.id}")
-        threads_before = torch.get_num_threads()
-        try:
-            # inside the try: a run-start hook that raises fails this run (recorded), never leaves it running
-            registry.pm.hook.harness_run_start(spec=spec, record=record)
-            set_threads(spec.budget.runtime.threads)
-            execute_one(registry, spec, the_plan.datasets[spec.dataset], the_plan.benchmarks.get(spec.space),
-                        device, record, log)
-            record.status = "completed"
-        except KeyboardInterrupt:
-            record.status, record.error = "failed", "interrupted (KeyboardInterrupt)"
-            registry.pm.hook.harness_run_end(spec=spec, record=record)
-            store.fail(record, record.error)
-            raise
-        except Exception as exc:  # a crash mid-run is recorded, never lost
-            record.status = "failed"
-            record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-            log(f"{label}: FAILED: {type(exc).__name__}: {exc}")
-        finally:
-            torch.set_num_threads(threads_before)
-        registry.pm.hook.harness_run_end(spec=spec, record=record)
+        tasks.append(RunTask(index=len(records), label=label, spec=spec, record=record, device=str(device),
+                             **(sources or {})))
+        records.append(None)
+
+    def begin(task) -> None:  # the row is written when the run really starts, not when it is queued
+        task.record = store.start(task.record)
+        log(f"{task.label}: run {task.record.id}")
+
+    def settle(task, record: RunRecord) -> None:
         if record.status == "completed":
             store.finish(record)
         else:
+            log(f"{task.label}: FAILED: {(record.error or '').splitlines()[0] if record.error else ''}")
             store.fail(record, record.error)
-        records.append(record)
-    return records
+        records[task.index] = record
+
+    executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=log)
+    return [r for r in records if r is not None]

@@ -1,0 +1,250 @@
+"""Executors: where the runs of a grid execute (issue 13). A component boundary of its own: the runner
+hands an executor the runs still to do and two callbacks, and the executor decides where each runs.
+
+* ``begin(task)``: call when a run really starts (the store row becomes "running"; ``task.record``
+  then has its id).
+* ``settle(task, record)``: call with the finished record ("completed" or "failed" with the error).
+  The runner writes the store there, in the driver process: workers never touch SQLite, so workers on
+  other machines (or a store on NFS) are safe.
+
+Built in (registered by the core plugin, ``harness_register_executors``):
+
+``local`` with ``workers=1``: one run after another in this process (what ``harness run`` always did).
+``local`` with ``workers=N``: at most N runs at once, each in a fresh process (``spawn``), which loads
+  the registry and the data itself and sends its record back through a pipe. On CUDA, slot s gets GPU
+  ``gpus[s // runs_per_gpu % len(gpus)]`` (``gpus`` from ``CUDA_VISIBLE_DEVICES``, else every device),
+  so ``runs_per_gpu`` K packs K concurrent runs on each GPU; the child sees only its GPU. On a CPU, a run
+  with ``runtime.threads=0`` (torch's default: every core) gets ``cores // workers`` threads instead, so
+  the workers split the cores (the default ``runtime.threads=1`` already does). A worker that dies
+  (OOM kill, segfault, ``kill -9``) costs only its run, which is started again up to ``retries`` times
+  and then recorded as failed with the exit status; the rest of the grid goes on.
+
+A later executor (Ray, Slurm) is a plugin registering a factory ``factory(options: ExecutorOptions)``
+that returns an object with ``run(tasks, begin, settle, *, registry, plan, device, log)``.
+
+This module imports no torch at import time: a worker must set ``CUDA_VISIBLE_DEVICES`` before torch
+(or any plugin module, which imports it) is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import HarnessError
+
+
+@dataclass
+class RunTask:
+    """One run for an executor: everything a fresh process needs to do it (picklable)."""
+
+    index: int
+    label: str
+    spec: Any  # harness.api.RunSpec
+    record: Any  # harness.api.RunRecord, with its store id once begun
+    device: str = "cpu"
+    data_dir: str | None = None
+    benchmark_path: str | None = None
+    trust_benchmark: bool = False
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    workers: int = 1
+    runs_per_gpu: int = 1
+    retries: int = 1  # a run whose worker died is started again this many times, then recorded failed
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise HarnessError(f"--workers must be at least 1, not {self.workers}")
+        if self.runs_per_gpu < 1:
+            raise HarnessError(f"--runs-per-gpu must be at least 1, not {self.runs_per_gpu}")
+        if self.retries < 0:
+            raise HarnessError(f"--retries must be 0 or more, not {self.retries}")
+
+
+class SerialExecutor:
+    """Every run in this process, one after another, on the data the plan already loaded."""
+
+    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
+        from harness.runner import perform_run
+
+        for task in tasks:
+            begin(task)
+            try:
+                record = perform_run(registry, task.spec, plan.datasets[task.spec.dataset],
+                                     plan.benchmarks.get(task.spec.space), device, task.record, log)
+            except KeyboardInterrupt:
+                settle(task, task.record)  # recorded as interrupted, then the grid stops
+                raise
+            settle(task, record)
+
+
+def local_executor(options: ExecutorOptions):
+    return SerialExecutor() if options.workers == 1 else ProcessExecutor(options)
+
+
+def _gpus() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() != "":
+        return [g.strip() for g in visible.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _worker(payload: bytes, env: dict[str, str], threads: int | None, conn) -> None:
+    """A spawned worker: its environment first (before torch is imported), then the run; the record goes
+    back through ``conn``. Logs go to this process's stderr, prefixed with the run's label."""
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C does to the grid
+    task: RunTask = pickle.loads(payload)
+    from dataclasses import replace
+
+    from harness.data import load_dataset
+    from harness.plugins import load_registry
+    from harness.runner import perform_run, resolve_device
+
+    spec = task.spec
+    if threads is not None and spec.budget.runtime.threads == 0:
+        spec = replace(spec, budget=replace(spec.budget, runtime=replace(spec.budget.runtime, threads=threads)))
+    log = lambda m: print(f"{task.label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
+    registry = load_registry()
+    record = task.record
+    try:
+        device = resolve_device(task.device.split(":")[0])
+        data = load_dataset(spec.dataset, task.data_dir)
+        benchmark = _open_benchmark(registry, spec, task)
+        record = perform_run(registry, spec, data, benchmark, device, record, log)
+    except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+    conn.send(pickle.dumps(record))
+    conn.close()
+
+
+def _open_benchmark(registry, spec, task: RunTask):
+    info = registry.benchmark_for(spec.space)
+    if info is None:
+        return None
+    path = task.benchmark_path
+    if path is None:
+        from harness.benchmarks.nb201 import default_benchmark_path
+
+        path = default_benchmark_path()
+    if path is None:
+        return None
+    return info.opener(path, trust=True) if task.trust_benchmark else info.opener(path)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+@dataclass
+class _Slot:
+    env: dict[str, str] = field(default_factory=dict)
+    process: Any = None
+    conn: Any = None
+    task: RunTask | None = None
+    result: bytes | None = None
+
+
+class ProcessExecutor:
+    """At most ``workers * runs_per_gpu`` (CUDA) or ``workers`` (CPU) runs at once, each in a fresh
+    spawned process; see the module docstring."""
+
+    def __init__(self, options: ExecutorOptions):
+        self.options = options
+
+    def _slots(self, device) -> list[_Slot]:
+        o = self.options
+        if str(device).startswith("cuda"):
+            gpus = _gpus()
+            if not gpus:
+                raise HarnessError("--device cuda with --workers: no GPU is visible (CUDA_VISIBLE_DEVICES)")
+            n = o.workers * o.runs_per_gpu
+            return [_Slot(env={"CUDA_VISIBLE_DEVICES": gpus[(s // o.runs_per_gpu) % len(gpus)]}) for s in range(n)]
+        return [_Slot() for _ in range(o.workers)]
+
+    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
+        import multiprocessing as mp
+        from multiprocessing.connection import wait
+
+        ctx = mp.get_context("spawn")
+        slots = self._slots(device)
+        threads = max(1, (os.cpu_count() or 1) // len(slots)) if not str(device).startswith("cuda") else None
+        queue = list(tasks)
+
+        def launch(slot: _Slot, task: RunTask) -> None:
+            if task.attempts == 0:
+                begin(task)
+            task.attempts += 1
+            parent, child = ctx.Pipe(duplex=False)
+            slot.task, slot.conn, slot.result = task, parent, None
+            slot.process = ctx.Process(target=_worker, args=(pickle.dumps(task), slot.env, threads, child),
+                                       daemon=True)
+            slot.process.start()
+            child.close()
+            gpu = f" on GPU {slot.env['CUDA_VISIBLE_DEVICES']}" if slot.env else ""
+            log(f"{task.label}: worker pid {slot.process.pid}{gpu} (attempt {task.attempts})")
+
+        try:
+            while queue or any(s.task is not None for s in slots):
+                for slot in slots:
+                    if slot.task is None and queue:
+                        launch(slot, queue.pop(0))
+                busy = [s for s in slots if s.task is not None]
+                wait([s.conn for s in busy if s.conn is not None] + [s.process.sentinel for s in busy])
+                for slot in busy:
+                    if slot.conn is not None and slot.result is None and slot.conn.poll():
+                        try:
+                            slot.result = slot.conn.recv()
+                        except EOFError:  # the worker died before sending
+                            slot.conn.close()
+                            slot.conn = None
+                    if slot.process.is_alive():
+                        continue
+                    slot.process.join()
+                    task, code = slot.task, slot.process.exitcode
+                    if slot.result is None and slot.conn is not None and slot.conn.poll():
+                        try:
+                            slot.result = slot.conn.recv()
+                        except EOFError:
+                            pass
+                    slot.task = None
+                    if slot.result is not None:
+                        settle(task, pickle.loads(slot.result))
+                    elif task.attempts <= self.options.retries:
+                        log(f"{task.label}: worker {_exit_text(code)}; starting the run again "
+                            f"({task.attempts} of {self.options.retries + 1} attempts used)")
+                        queue.insert(0, task)
+                    else:
+                        task.record.status = "failed"
+                        task.record.error = (f"worker {_exit_text(code)} (attempt {task.attempts} of "
+                                             f"{self.options.retries + 1}); no result")
+                        settle(task, task.record)
+                time.sleep(0)
+        except KeyboardInterrupt:
+            for slot in slots:
+                if slot.task is not None:
+                    slot.process.terminate()
+                    slot.process.join()
+                    slot.task.record.status = "failed"
+                    slot.task.record.error = "interrupted (KeyboardInterrupt)"
+                    settle(slot.task, slot.task.record)
+            raise
+
