@@ -10,8 +10,8 @@ hands an executor the runs still to do and two callbacks, and the executor decid
 Built in (registered by the core plugin, ``harness_register_executors``):
 
 ``local`` with ``workers=1``: one run after another in this process (what ``harness run`` always did).
-``local`` with ``workers=N``: at most N runs at once, each in a fresh process (``spawn``), which loads
-  the registry and the data itself and sends its record back through a pipe. On CUDA, slot s gets GPU
+``local`` with ``workers=N``: at most N runs at once, in N long-lived worker processes (``spawn``) that load
+  the registry and the data once and send each record back through a pipe. On CUDA, slot s gets GPU
   ``gpus[s // runs_per_gpu % len(gpus)]`` (``gpus`` from ``CUDA_VISIBLE_DEVICES``, else every device),
   so ``runs_per_gpu`` K packs K concurrent runs on each GPU; the child sees only its GPU. On a CPU, a run
   with ``runtime.threads=0`` (torch's default: every core) gets ``cores // workers`` threads instead, so
@@ -100,32 +100,42 @@ def _gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _worker(payload: bytes, env: dict[str, str], threads: int | None, conn) -> None:
-    """A spawned worker: its environment first (before torch is imported), then the run; the record goes
-    back through ``conn``. Logs go to this process's stderr, prefixed with the run's label."""
+def _worker(env: dict[str, str], threads: int | None, conn) -> None:
+    """A spawned worker process: its environment first (before torch or any plugin is imported), then runs
+    one task after another as the driver sends them (pickled; None: stop), each record sent back through
+    ``conn``. The registry is loaded once and each dataset once per worker. Logs go to this process's
+    stderr, prefixed with the run's label."""
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C does to the grid
-    task: RunTask = pickle.loads(payload)
     from dataclasses import replace
 
     from harness.data import load_dataset
     from harness.plugins import load_registry
     from harness.runner import perform_run, resolve_device
 
-    spec = task.spec
-    if threads is not None and spec.budget.runtime.threads == 0:
-        spec = replace(spec, budget=replace(spec.budget, runtime=replace(spec.budget.runtime, threads=threads)))
-    log = lambda m: print(f"{task.label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
     registry = load_registry()
-    record = task.record
-    try:
-        device = resolve_device(task.device.split(":")[0])
-        data = load_dataset(spec.dataset, task.data_dir)
-        benchmark = _open_benchmark(registry, spec, task)
-        record = perform_run(registry, spec, data, benchmark, device, record, log)
-    except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
-        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-    conn.send(pickle.dumps(record))
+    datasets: dict[tuple[str, str | None], Any] = {}
+    while True:
+        payload = conn.recv()
+        if payload is None:
+            break
+        task: RunTask = pickle.loads(payload)
+        spec = task.spec
+        if threads is not None and spec.budget.runtime.threads == 0:
+            runtime = replace(spec.budget.runtime, threads=threads)
+            spec = replace(spec, budget=replace(spec.budget, runtime=runtime))
+        log = lambda m, label=task.label: print(f"{label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
+        record = task.record
+        try:
+            device = resolve_device(task.device.split(":")[0])
+            key = (spec.dataset, task.data_dir)
+            if key not in datasets:
+                datasets[key] = load_dataset(spec.dataset, task.data_dir)
+            benchmark = _open_benchmark(registry, spec, task)
+            record = perform_run(registry, spec, datasets[key], benchmark, device, record, log)
+        except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
+            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        conn.send(pickle.dumps(record))
     conn.close()
 
 
@@ -160,12 +170,12 @@ class _Slot:
     process: Any = None
     conn: Any = None
     task: RunTask | None = None
-    result: bytes | None = None
 
 
 class ProcessExecutor:
-    """At most ``workers * runs_per_gpu`` (CUDA) or ``workers`` (CPU) runs at once, each in a fresh
-    spawned process; see the module docstring."""
+    """``workers`` (CPU) or ``workers * runs_per_gpu`` (CUDA) long-lived spawned worker processes, each
+    doing one run at a time; see the module docstring. A worker pays its start-up (torch, the plugins,
+    the data) once, not once per run: on smoke-sized runs that start-up is longer than the run."""
 
     def __init__(self, options: ExecutorOptions):
         self.options = options
@@ -190,17 +200,33 @@ class ProcessExecutor:
         queue = list(tasks)
 
         def launch(slot: _Slot, task: RunTask) -> None:
+            if slot.process is None:
+                slot.conn, child = ctx.Pipe()
+                slot.process = ctx.Process(target=_worker, args=(slot.env, threads, child), daemon=True)
+                slot.process.start()
+                child.close()
             if task.attempts == 0:
                 begin(task)
             task.attempts += 1
-            parent, child = ctx.Pipe(duplex=False)
-            slot.task, slot.conn, slot.result = task, parent, None
-            slot.process = ctx.Process(target=_worker, args=(pickle.dumps(task), slot.env, threads, child),
-                                       daemon=True)
-            slot.process.start()
-            child.close()
+            slot.task = task
+            slot.conn.send(pickle.dumps(task))
             gpu = f" on GPU {slot.env['CUDA_VISIBLE_DEVICES']}" if slot.env else ""
             log(f"{task.label}: worker pid {slot.process.pid}{gpu} (attempt {task.attempts})")
+
+        def died(slot: _Slot) -> None:
+            task, code = slot.task, slot.process.exitcode
+            slot.process.join()
+            slot.conn.close()
+            slot.process, slot.conn, slot.task = None, None, None
+            if task.attempts <= self.options.retries:
+                log(f"{task.label}: worker {_exit_text(code)}; starting the run again "
+                    f"({task.attempts} of {self.options.retries + 1} attempts used)")
+                queue.insert(0, task)
+            else:
+                task.record.status = "failed"
+                task.record.error = (f"worker {_exit_text(code)} (attempt {task.attempts} of "
+                                     f"{self.options.retries + 1}); no result")
+                settle(task, task.record)
 
         try:
             while queue or any(s.task is not None for s in slots):
@@ -208,43 +234,32 @@ class ProcessExecutor:
                     if slot.task is None and queue:
                         launch(slot, queue.pop(0))
                 busy = [s for s in slots if s.task is not None]
-                wait([s.conn for s in busy if s.conn is not None] + [s.process.sentinel for s in busy])
+                wait([s.conn for s in busy] + [s.process.sentinel for s in busy])
                 for slot in busy:
-                    if slot.conn is not None and slot.result is None and slot.conn.poll():
-                        try:
-                            slot.result = slot.conn.recv()
-                        except EOFError:  # the worker died before sending
-                            slot.conn.close()
-                            slot.conn = None
-                    if slot.process.is_alive():
-                        continue
-                    slot.process.join()
-                    task, code = slot.task, slot.process.exitcode
-                    if slot.result is None and slot.conn is not None and slot.conn.poll():
-                        try:
-                            slot.result = slot.conn.recv()
-                        except EOFError:
-                            pass
-                    slot.task = None
-                    if slot.result is not None:
-                        settle(task, pickle.loads(slot.result))
-                    elif task.attempts <= self.options.retries:
-                        log(f"{task.label}: worker {_exit_text(code)}; starting the run again "
-                            f"({task.attempts} of {self.options.retries + 1} attempts used)")
-                        queue.insert(0, task)
-                    else:
-                        task.record.status = "failed"
-                        task.record.error = (f"worker {_exit_text(code)} (attempt {task.attempts} of "
-                                             f"{self.options.retries + 1}); no result")
-                        settle(task, task.record)
-                time.sleep(0)
+                    result = None
+                    try:
+                        if slot.conn.poll():
+                            result = slot.conn.recv()
+                    except (EOFError, OSError):  # the worker died before (or while) sending
+                        result = None
+                    if result is not None:
+                        task, slot.task = slot.task, None
+                        settle(task, pickle.loads(result))
+                    elif not slot.process.is_alive():
+                        died(slot)
         except KeyboardInterrupt:
             for slot in slots:
-                if slot.task is not None:
+                if slot.process is not None:
                     slot.process.terminate()
                     slot.process.join()
+                if slot.task is not None:
                     slot.task.record.status = "failed"
                     slot.task.record.error = "interrupted (KeyboardInterrupt)"
                     settle(slot.task, slot.task.record)
             raise
-
+        for slot in slots:  # every run settled: the workers stop
+            if slot.process is not None:
+                slot.conn.send(None)
+                slot.process.join(timeout=30)
+                if slot.process.is_alive():
+                    slot.process.terminate()
