@@ -197,11 +197,58 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
         acc = r.metrics.get("test_accuracy")
         acc_text = f"{acc:.2f}" if isinstance(acc, (int, float)) else "-"
         click.echo(f"{r.id}\t{r.status}\t{r.method}\t{r.space}\t{r.dataset}\t{r.seed}\t{acc_text}\t{r.genotype or ''}")
-    if any(r.status != "completed" for r in records):
+    if any(r.status == "failed" for r in records):  # ("running": being run by another live process)
         sys.exit(1)
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@handle_errors
+def status(store, as_json):
+    """Where a store's runs stand: counts by status, each running run's process, host and heartbeat (stale
+    ones marked: their process is gone, and the next `harness run` of the grid starts them again), and
+    each failed run with the first line of its error."""
+    from harness.runner import stale_reason
+    from harness.store import STATUSES, ResultStore
+
+    if not Path(store).exists():
+        raise HarnessError(f"no results store at {store!r}; run `harness run ...` first or pass --store PATH")
+    with ResultStore(store) as results:
+        records = results.records(None)
+        running = results.running()
+
+    def what(r):
+        return f"{r.method} on {r.space}/{r.dataset} seed {r.seed} ({r.preset})"
+
+    counts = {s: sum(r.status == s for r in records) for s in STATUSES}
+    active = []
+    for rec, lease in running:
+        why = stale_reason(rec, lease)
+        active.append({"id": rec.id, "run": what(rec), "host": lease.host if lease else None,
+                       "pid": lease.pid if lease else None,
+                       "heartbeat_age_s": round(lease.age(), 1) if lease else None, "stale": why})
+    failed = [{"id": r.id, "run": what(r), "error": (r.error or "").strip().splitlines()[0] if r.error else ""}
+              for r in records if r.status == "failed"]
+    if as_json:
+        click.echo(json.dumps({"store": str(store), "counts": counts, "running": active, "failed": failed}))
+        return
+    n_stale = sum(a["stale"] is not None for a in active)
+    click.echo(f"results store {store}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES)
+               + (f" ({n_stale} stale)" if n_stale else ""))
+    if active:
+        click.echo("running:")
+        for a in active:
+            owner = (f"process {a['pid']} on {a['host']}, heartbeat {a['heartbeat_age_s']:.0f} s ago"
+                     if a["pid"] is not None else "no lease")
+            click.echo(f"  run {a['id']}  {a['run']}  {owner}" + (f"  STALE: {a['stale']}" if a["stale"] else ""))
+    if failed:
+        click.echo("failed:")
+        for f in failed:
+            click.echo(f"  run {f['id']}  {f['run']}  {f['error']}")
 
 
 @cli.command()

@@ -287,6 +287,20 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
             log(f"{label}: already completed as run {done.id}, skipped (use --force to run it again)")
             records.append(done)
             continue
+        live = None
+        for rec, lease in store.running(key):
+            why = stale_reason(rec, lease)
+            if why is None:
+                live = live or (rec, lease)
+            else:  # its process is gone: the row says so, and the run starts again as a new attempt
+                log(f"{label}: run {rec.id} was left running, {why}; marked failed, starting it again")
+                store.fail(rec, f"stale: {why} (found by a later harness run, which started the run again)")
+        if live is not None and not force:
+            rec, lease = live
+            who = f"process {lease.pid} on {lease.host}, heartbeat {lease.age():.0f} s ago" if lease else "no lease"
+            log(f"{label}: being run as run {rec.id} ({who}), skipped")
+            records.append(rec)
+            continue
         method = registry.method(spec.method)
         record = RunRecord(
             method=spec.method, space=spec.space, dataset=spec.dataset, seed=spec.seed, preset=spec.preset,
@@ -299,8 +313,11 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
                              **(sources or {})))
         records.append(None)
 
+    active: set[int] = set()
+
     def begin(task) -> None:  # the row is written when the run really starts, not when it is queued
         task.record = store.start(task.record)
+        active.add(task.record.id)
         log(f"{task.label}: run {task.record.id}")
 
     def settle(task, record: RunRecord) -> None:
@@ -309,7 +326,52 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
         else:
             log(f"{task.label}: FAILED: {(record.error or '').splitlines()[0] if record.error else ''}")
             store.fail(record, record.error)
+        active.discard(record.id)
         records[task.index] = record
 
-    executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=log)
+    with _Heartbeat(store.path, active):
+        executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=log)
     return [r for r in records if r is not None]
+
+
+def stale_reason(record: RunRecord, lease) -> str | None:
+    """Why a 'running' row's process is gone (``harness.store.Lease.stale``), or None while it may run.
+    A row without a lease (a store from before leases) is judged by the age of its last update."""
+    from harness.store import STALE_AFTER_S
+
+    if lease is not None:
+        return lease.stale()
+    from datetime import datetime, timezone
+
+    age = (datetime.now(timezone.utc) - datetime.fromisoformat(record.updated)).total_seconds()
+    return f"no lease and no update for {age:.0f} s" if age > STALE_AFTER_S else None
+
+
+class _Heartbeat:
+    """A daemon thread renewing the leases of the rows this process runs, every HEARTBEAT_S, on a
+    connection of its own (a SQLite connection belongs to one thread)."""
+
+    def __init__(self, path, active: set[int]):
+        import threading
+
+        self.path, self.active = path, active
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="harness-heartbeat", daemon=True)
+
+    def _loop(self) -> None:
+        from harness.store import HEARTBEAT_S, ResultStore
+
+        with ResultStore(self.path) as store:
+            while not self.stop.wait(HEARTBEAT_S):
+                try:
+                    store.heartbeat(list(self.active))
+                except Exception:  # noqa: BLE001 - a missed heartbeat only makes the row look older
+                    pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)

@@ -8,7 +8,10 @@ local file system; on NFS give each machine its own store.
 
 Rows are only ever inserted, or moved once from 'running' to 'completed'/'failed'. Nothing is
 deleted: an identical configuration run again with ``--force`` is a new row with the next attempt
-number, and a row left 'running' by a killed process stays visible as such.
+number. Each 'running' row has a lease (the writing process's host and pid, and a heartbeat the
+runner renews every HEARTBEAT_S): a row left 'running' by a killed process is recognised as stale
+(``Lease.stale``) and marked failed, with the reason, by the next run of its grid, which then runs
+it again as a new attempt.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -53,7 +57,48 @@ CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset);
 CREATE INDEX IF NOT EXISTS runs_seed ON runs (seed);
 CREATE INDEX IF NOT EXISTS runs_preset ON runs (preset);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-"""  # config_key is indexed by its UNIQUE constraint
+CREATE TABLE IF NOT EXISTS leases (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id),
+    host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL
+);
+"""  # config_key is indexed by its UNIQUE constraint; leases: who runs a 'running' row (added in place:
+# a store written before it simply has no leases, and its 'running' rows count as stale by age)
+
+# a 'running' row whose owner is on another host counts as stale when its heartbeat is this old (the
+# owner heartbeats every HEARTBEAT_S); on this host, as soon as the owning process is gone
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """Who runs a 'running' row: the process that wrote it (``host``, ``pid``) and when it last said so."""
+
+    run_id: int
+    host: str
+    pid: int
+    heartbeat: float  # time.time()
+
+    def age(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.heartbeat
+
+    def stale(self, now: float | None = None) -> str | None:
+        """Why the row's owner is gone, or None while it may still be running."""
+        if self.host == socket.gethostname() and not _pid_alive(self.pid):
+            return f"its process {self.pid} on {self.host} no longer exists"
+        if self.age(now) > STALE_AFTER_S:
+            return f"no heartbeat from process {self.pid} on {self.host} for {self.age(now):.0f} s"
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -167,7 +212,8 @@ class ResultStore:
         """Insert ``record`` as a 'running' row; sets its ``id``, ``attempt``, ``created``, ``updated``.
 
         ``attempt`` is 1 + the number of rows already holding the same ``config_key`` (any status),
-        counted inside the inserting transaction so that concurrent writers never share a number.
+        counted inside the inserting transaction so that concurrent writers never share a number. The
+        row's lease names this process (host, pid) with a heartbeat of now (``heartbeat()`` renews it).
         """
         record.status = "running"
         record.created = record.updated = _now()
@@ -176,8 +222,29 @@ class ResultStore:
             record.attempt = earlier + 1
             cur = db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                              self._values(record))
+            db.execute("INSERT INTO leases VALUES (?, ?, ?, ?)", (cur.lastrowid, socket.gethostname(), os.getpid(),
+                                                                  time.time()))
         record.id = cur.lastrowid
         return record
+
+    def heartbeat(self, run_ids) -> None:
+        """This process still runs these rows."""
+        ids = list(run_ids)
+        if ids:
+            with self._transaction() as db:
+                db.execute(f"UPDATE leases SET heartbeat = ? WHERE run_id IN ({', '.join('?' * len(ids))})",
+                           (time.time(), *ids))
+
+    def lease(self, run_id: int) -> Lease | None:
+        row = self.db.execute("SELECT run_id, host, pid, heartbeat FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+        return Lease(*row) if row else None
+
+    def running(self, config_key: str | None = None) -> list[tuple[RunRecord, Lease | None]]:
+        """The 'running' rows (of one configuration, or all), each with its lease (None: none recorded)."""
+        where, args = ("WHERE status = 'running'", ()) if config_key is None else \
+            ("WHERE status = 'running' AND config_key = ?", (config_key,))
+        rows = self.db.execute(f"{_SELECT} {where} ORDER BY id", args).fetchall()
+        return [(rec, self.lease(rec.id)) for rec in map(self._record, rows)]
 
     def finish(self, record: RunRecord) -> None:
         """Mark the started row completed, with the record's genotype, search, metrics and costs."""

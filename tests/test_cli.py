@@ -19,7 +19,7 @@ def invoke(*args):
 
 def test_every_command_has_help():
     for path in (["run"], ["leaderboard"], ["plugins"], ["spaces"], ["methods"], ["benchmark", "query"],
-                 ["benchmark", "convert"], ["arch", "info"]):
+                 ["benchmark", "convert"], ["arch", "info"], ["status"]):
         result = invoke(*path, "--help")
         assert result.exit_code == 0, path
         assert "Usage:" in result.output and len(result.output.splitlines()) > 3

@@ -1,0 +1,102 @@
+"""Rows left 'running' (issue 13): a lease (host, pid, heartbeat) per running row; a row whose process is
+gone is recognised as stale, shown by `harness status`, and started again by the next `harness run` of the
+grid; a row another live process runs is left to it; two grids on one store at once lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from harness.api import RunRecord
+from harness.cli import cli
+from harness.store import STALE_AFTER_S, Lease, ResultStore, config_key
+
+SETS = ["--preset", "smoke", "--set", "search.epochs=1", "--set", "eval.epochs=1",
+        "--set", "search.max_train_images=64", "--set", "eval.max_train_images=128"]
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+def _status(store) -> dict:
+    result = CliRunner().invoke(cli, ["status", "--store", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_killed_grid_leaves_a_stale_row_that_status_shows_and_the_next_run_starts_again(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    cmd = HARNESS + ["run", "--plugin", "darts", "--space", "s2", "--store", str(store), *SETS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # kill -9 the driver once its row is written
+        if ": run 1" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    st = _status(store)
+    assert st["counts"] == {"running": 1, "completed": 0, "failed": 0}
+    (row,) = st["running"]
+    assert row["pid"] == proc.pid and row["host"] == socket.gethostname()
+    assert row["stale"] == f"its process {proc.pid} on {socket.gethostname()} no longer exists"
+    text = CliRunner().invoke(cli, ["status", "--store", str(store)]).output
+    assert f"run 1  darts on s2/digits seed 0 (smoke)  process {proc.pid}" in text and "STALE: its process" in text
+
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "run 1 was left running, its process" in again.stderr
+    with ResultStore(store) as results:
+        rows = results.records(None)
+    assert [(r.id, r.status, r.attempt) for r in rows] == [(1, "failed", 1), (2, "completed", 2)]
+    assert rows[0].error.startswith(f"stale: its process {proc.pid} on {socket.gethostname()} no longer exists")
+    st = _status(store)
+    assert st["counts"] == {"running": 0, "completed": 1, "failed": 1} and st["failed"][0]["error"].startswith("stale")
+
+
+def test_a_row_a_live_process_runs_is_left_to_it(tmp_path):
+    from harness.config import parse_sets
+    from harness.plugins import load_registry
+    from harness.runner import resolve_specs
+
+    store = tmp_path / "runs.sqlite"
+    (spec,) = resolve_specs(load_registry(), methods=["darts"], spaces=["s2"], datasets=["digits"], seeds=[0],
+                            preset="smoke", swaps={}, sets=parse_sets(SETS[3::2]))
+    config = spec.resolved()
+    with ResultStore(store) as results:  # this test's process is alive: its row is not stale
+        mine = results.start(RunRecord("darts", "s2", "digits", 0, "smoke", config, config_key(config)))
+    result = subprocess.run(HARNESS + ["run", "--plugin", "darts", "--space", "s2", "--store", str(store), *SETS],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (f"being run as run {mine.id} (process {os.getpid()} on {socket.gethostname()}, heartbeat"
+            in result.stderr)
+    assert "\trunning\tdarts\ts2\t" in result.stdout
+    with ResultStore(store) as results:
+        assert [r.status for r in results.records(None)] == ["running"]  # untouched
+
+
+def test_leases_on_another_host_go_stale_by_heartbeat_age():
+    now = time.time()
+    fresh = Lease(1, "node-7", 4242, now - 5)
+    old = Lease(1, "node-7", 4242, now - STALE_AFTER_S - 1)
+    assert fresh.stale(now) is None
+    assert old.stale(now) == f"no heartbeat from process 4242 on node-7 for {STALE_AFTER_S + 1:.0f} s"
+
+
+def test_two_grids_on_one_store_at_once_lose_nothing(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    a = subprocess.Popen(HARNESS + ["run", "--plugin", "darts", "--space", "s1,s2", "--store", str(store), "--quiet",
+                                    *SETS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen(HARNESS + ["run", "--plugin", "gdas,darts", "--space", "s2", "--store", str(store),
+                                    "--quiet", *SETS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    (_, err_a), (_, err_b) = a.communicate(timeout=300), b.communicate(timeout=300)
+    assert a.returncode == 0 and b.returncode == 0, err_a + err_b
+    with ResultStore(store) as results:
+        rows = results.records(None)
+    done = {(r.method, r.space) for r in rows if r.status == "completed"}
+    assert done == {("darts", "s1"), ("darts", "s2"), ("gdas", "s2")}
+    # darts on s2 is in both grids: run once, or twice if both started it at the same moment; never lost
+    assert all(r.status == "completed" for r in rows) and 3 <= len(rows) <= 4
