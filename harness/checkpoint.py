@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def check_plain(obj: Any, where: str = "state") -> None:
         for i, item in enumerate(obj):
             check_plain(item, f"{where}[{i}]")
         return
-    if type(obj) is dict:
+    if type(obj) in (dict, OrderedDict):  # OrderedDict: what state_dict() returns; weights_only reads it
         for key, value in obj.items():
             if not isinstance(key, (str, int)):
                 raise HarnessError(f"checkpoint {where} has a key of type {type(key).__name__} ({key!r}); "

@@ -146,17 +146,22 @@ def cli():
               help="With --workers on CUDA: concurrent runs packed on each GPU.")
 @click.option("--retries", type=int, default=1, show_default=True,
               help="With --workers: how often a run whose worker died is started again.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False),
+              help="Where runs keep their epoch checkpoints (every worker must reach it). Default: "
+                   "checkpoints/ beside the store.")
+@click.option("--restart", is_flag=True, help="Start interrupted runs afresh instead of from their checkpoints.")
+@click.option("--keep-checkpoints", is_flag=True, help="Keep a completed run's last checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--dry-run", is_flag=True,
               help="Print each run's fully resolved configuration (JSON lines) and run nothing.")
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
         benchmark_path, trust_benchmark_file, device, force, executor_name, workers, runs_per_gpu, retries,
-        quiet, dry_run):
+        checkpoint_dir, restart, keep_checkpoints, quiet, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
-    from harness.runner import execute, plan, resolve_device, resolve_specs
+    from harness.runner import Checkpoints, execute, plan, resolve_device, resolve_specs
     from harness.store import ResultStore
 
     registry = load_registry()
@@ -190,7 +195,9 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     try:
         records = execute(registry, the_plan, results, dev, force=force, log=log, command=_command_line(),
                           executor=executor, sources={"data_dir": data_dir, "benchmark_path": benchmark_path,
-                                                      "trust_benchmark": trust_benchmark_file})
+                                                      "trust_benchmark": trust_benchmark_file},
+                          checkpoints=Checkpoints(str(Path(checkpoint_dir or Path(store).parent / "checkpoints")
+                                                      .absolute()), restart=restart, keep=keep_checkpoints))
     finally:
         results.close()
     for r in records:

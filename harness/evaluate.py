@@ -62,8 +62,11 @@ def accuracy(net: nn.Module, loader) -> float:
 
 
 def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, seed: int,
-            on_epoch=None) -> dict[str, Any]:
-    """Train the derived network from scratch on the training set and test it on the test set."""
+            on_epoch=None, resume: dict[str, Any] | None = None, checkpoint=None) -> dict[str, Any]:
+    """Train the derived network from scratch on the training set and test it on the test set. With
+    ``checkpoint``, after every epoch the state to go on from (network, optimizer, the loader's generator,
+    the global random state, the curve) is handed to it; ``resume`` is such a state."""
+    from harness.checkpoint import rng_state, set_rng_state
     from harness.data import DeviceLoader
 
     info = data.info
@@ -81,8 +84,14 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
     opt = torch.optim.SGD(net.parameters(), lr=budget.lr, momentum=budget.momentum,
                           weight_decay=budget.weight_decay)
     t0 = time.perf_counter()
-    curve = []
-    for epoch in range(budget.epochs):
+    curve, first, before = [], 0, 0.0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        set_rng_state(resume["rng"])
+        curve, first, before = list(resume["curve"]), resume["epoch"] + 1, resume["seconds"]
+    for epoch in range(first, budget.epochs):
         lr = 0.5 * budget.lr * (1 + math.cos(math.pi * epoch / budget.epochs))  # cosine to 0
         for group in opt.param_groups:
             group["lr"] = lr
@@ -102,6 +111,10 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             loss_sum += loss.detach() * y.shape[0]
             n += y.shape[0]
         curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(1, n), "lr": lr})
+        if checkpoint is not None:
+            checkpoint({"phase": "retrain", "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
+                        "generator": gen.get_state(), "rng": rng_state(), "curve": curve,
+                        "seconds": before + time.perf_counter() - t0})
         if on_epoch is not None:
             on_epoch(epoch, curve[-1])
     test_acc = accuracy(net, test_loader)
@@ -114,5 +127,5 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         "eval_layers": budget.layers,
         "eval_epochs": budget.epochs,
         "final_train_loss": curve[-1]["train_loss"] if curve else None,
-        "eval_s": time.perf_counter() - t0,
+        "eval_s": before + time.perf_counter() - t0,
     }

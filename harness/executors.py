@@ -52,6 +52,7 @@ class RunTask:
     data_dir: str | None = None
     benchmark_path: str | None = None
     trust_benchmark: bool = False
+    checkpoints: Any = None  # harness.runner.Checkpoints, or None
     attempts: int = 0
 
 
@@ -80,7 +81,8 @@ class SerialExecutor:
             begin(task)
             try:
                 record = perform_run(registry, task.spec, plan.datasets[task.spec.dataset],
-                                     plan.benchmarks.get(task.spec.space), device, task.record, log)
+                                     plan.benchmarks.get(task.spec.space), device, task.record, log,
+                                     task.checkpoints)
             except KeyboardInterrupt:
                 settle(task, task.record)  # recorded as interrupted, then the grid stops
                 raise
@@ -132,7 +134,7 @@ def _worker(env: dict[str, str], threads: int | None, conn) -> None:
             if key not in datasets:
                 datasets[key] = load_dataset(spec.dataset, task.data_dir)
             benchmark = _open_benchmark(registry, spec, task)
-            record = perform_run(registry, spec, datasets[key], benchmark, device, record, log)
+            record = perform_run(registry, spec, datasets[key], benchmark, device, record, log, task.checkpoints)
         except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
             record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
         conn.send(pickle.dumps(record))

@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness import __version__
@@ -143,19 +144,62 @@ def summarize_genotype(genotype) -> dict[str, Any]:
     return {"param_free": sum(op in PARAMETER_FREE for op in genotype.ops)}
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where a grid's runs keep their epoch checkpoints (one file per configuration, so that the next
+    attempt of a run finds the last one), and what to do with them."""
+
+    directory: str | None = None  # None: no checkpoints
+    restart: bool = False  # ignore (delete) an existing checkpoint: start afresh
+    keep: bool = False  # keep a completed run's checkpoint
+
+    def path(self, record: RunRecord) -> Path | None:
+        return None if self.directory is None else Path(self.directory) / f"{record.config_key}.pt"
+
+
 def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRecord,
-                log: Callable[[str], None]) -> None:
-    """Search, derive, evaluate; fills ``record`` in place."""
+                log: Callable[[str], None], checkpoints: Checkpoints | None = None) -> None:
+    """Search, derive, evaluate; fills ``record`` in place. With ``checkpoints``, a checkpoint is written
+    after every search and retrain epoch, and a run whose checkpoint exists goes on from it."""
+    import torch
+
+    from harness.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt_path = checkpoints.path(record) if checkpoints is not None else None
+    state = None
+    if ckpt_path is not None and ckpt_path.exists():
+        if checkpoints.restart:
+            ckpt_path.unlink()
+            log(f"  --restart: checkpoint {ckpt_path} removed, starting afresh")
+        else:
+            state = load_checkpoint(ckpt_path)
+            log(f"  resuming from checkpoint {ckpt_path} ({state['phase']} epoch {state['epoch'] + 1} done)")
+    save = (lambda st: save_checkpoint(ckpt_path, st)) if ckpt_path is not None else None
+    if state is not None and state["phase"] == "retrain":
+        record.genotype = state["genotype"]
+        record.search.update(state["search"])
+        record.costs["search_s"] = state["search_s"]
+        genotype = registry.space(spec.space, spec.budget.search.op_set).parse(record.genotype)
+    else:
+        genotype = _search(registry, spec, data, device, record, log, state, save)
+    _evaluate(spec, registry.space(spec.space, spec.budget.search.op_set), genotype, data, benchmark, device,
+              record, log, state if state is not None and state["phase"] == "retrain" and state["epoch"] >= 0
+              else None, save)
+    if ckpt_path is not None and not checkpoints.keep:
+        ckpt_path.unlink(missing_ok=True)
+
+
+def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resume, save):
+    """The search phase of :func:`execute_one`; returns the validated genotype."""
     import torch
 
     from harness.data import DeviceLoader, search_split
-    from harness.evaluate import arch_info, retrain
     from harness.graphs import GraphedStep, why_not_graphed
     from harness.nn.cells import set_fast
     from harness.search import run_search
     from harness.spaces import NetShape
 
-    sb, eb = spec.budget.search, spec.budget.eval
+    sb = spec.budget.search
     space = registry.space(spec.space, sb.op_set)
     info = data.info
     shape = NetShape(info.channels, info.num_classes, info.resolution)
@@ -196,7 +240,7 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
 
     result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
                         train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
-                        on_epoch=on_epoch)
+                        on_epoch=on_epoch, generator=gen, resume=resume, checkpoint=save)
     if isinstance(optimizer, GraphedStep):
         runtime.update(graph_captures=optimizer.captures, graph_replays=optimizer.replays,
                        eager_steps=optimizer.eager_steps)
@@ -208,8 +252,20 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
                           **summarize_genotype(genotype)})
     record.costs["search_s"] = result.seconds
     log(f"  genotype: {record.genotype}")
-    del net, optimizer, sampler
+    if save is not None:  # the search is done: a kill from here on resumes at the retraining
+        save({"phase": "retrain", "epoch": -1, "genotype": record.genotype, "search": record.search,
+              "search_s": record.costs["search_s"]})
+    return genotype
 
+
+def _evaluate(spec: RunSpec, space, genotype, data, benchmark, device, record: RunRecord, log, resume, save):
+    """The evaluation phase of :func:`execute_one`: the benchmark's answer, or retraining."""
+    from harness.evaluate import arch_info, retrain
+    from harness.spaces import NetShape
+
+    eb = spec.budget.eval
+    info = data.info
+    shape = NetShape(info.channels, info.num_classes, info.resolution)
     if benchmark is not None and spec.dataset in benchmark.datasets:
         res = benchmark.query(genotype, spec.dataset)
         metrics = {"test_accuracy": res.test_accuracy, "source": "benchmark", "benchmark": res.to_dict()}
@@ -219,8 +275,13 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
                         if k in ("params", "flops")})
         record.costs["eval_s"] = 0.0
     else:
+        search_part = None
+        if save is not None:  # each retrain checkpoint carries the finished search too
+            search_part = {"genotype": record.genotype, "search": record.search,
+                           "search_s": record.costs["search_s"]}
         metrics = retrain(space, genotype, data, eb, device, spec.seed,
-                          on_epoch=lambda e, s: log(f"  retrain epoch {e + 1}/{eb.epochs}: loss {s['train_loss']:.3f}"))
+                          on_epoch=lambda e, s: log(f"  retrain epoch {e + 1}/{eb.epochs}: loss {s['train_loss']:.3f}"),
+                          resume=resume, checkpoint=(lambda st: save({**st, **search_part})) if save else None)
         record.costs["eval_s"] = metrics.pop("eval_s")
     record.metrics = metrics
     log(f"  test accuracy {metrics['test_accuracy']:.2f}% ({metrics['source']})")
@@ -235,7 +296,7 @@ def set_threads(threads: int) -> None:
 
 
 def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRecord,
-                log: Callable[[str], None]) -> RunRecord:
+                log: Callable[[str], None], checkpoints: Checkpoints | None = None) -> RunRecord:
     """One run in this process, start to end: the run-start hooks, the run's thread count, search, derive
     and evaluate, the run-end hooks. Fills and returns ``record`` (status "completed" or "failed" with the
     error); only KeyboardInterrupt escapes (after the record says so and the run-end hooks ran)."""
@@ -246,7 +307,7 @@ def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRec
         # inside the try: a run-start hook that raises fails this run (recorded), never leaves it running
         registry.pm.hook.harness_run_start(spec=spec, record=record)
         set_threads(spec.budget.runtime.threads)
-        execute_one(registry, spec, data, benchmark, device, record, log)
+        execute_one(registry, spec, data, benchmark, device, record, log, checkpoints)
         record.status = "completed"
     except KeyboardInterrupt:
         record.status, record.error = "failed", "interrupted (KeyboardInterrupt)"
@@ -264,12 +325,13 @@ def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRec
 
 def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), executor=None,
-            sources: dict[str, Any] | None = None) -> list[RunRecord]:
+            sources: dict[str, Any] | None = None, checkpoints: Checkpoints | None = None) -> list[RunRecord]:
     """Run every spec of the plan not already completed in ``store`` (unless ``force``) on ``executor``
     (default: one after another in this process) and record each result as it arrives. The store is
     written only here, in this process, whatever the executor (its workers may be other processes or
     machines; SQLite is never written from them). ``sources`` tells executors whose workers load the
-    data themselves where it is (``data_dir``, ``benchmark_path``, ``trust_benchmark``)."""
+    data themselves where it is (``data_dir``, ``benchmark_path``, ``trust_benchmark``); ``checkpoints``
+    where the runs keep their epoch checkpoints (None: none)."""
     import torch
 
     from harness.executors import RunTask, SerialExecutor
@@ -310,7 +372,7 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
             torch_version=torch.__version__, device=device_name(device), command=command,
         )
         tasks.append(RunTask(index=len(records), label=label, spec=spec, record=record, device=str(device),
-                             **(sources or {})))
+                             checkpoints=checkpoints, **(sources or {})))
         records.append(None)
 
     active: set[int] = set()

@@ -26,19 +26,112 @@ class SearchResult:
     steps: int = 0
 
 
-def _cycle(loader) -> Iterator[Batch]:
-    while True:
-        for x, y in loader:
-            yield Batch(x, y)
+class _Stream:
+    """The validation batches as an endless stream across epochs (a new pass when one ends), which can
+    say where it is and be put back there: the generator's state when the current pass began and how
+    many batches of it were taken. Restoring replays the pass's start (the same permutation) and skips
+    the batches taken, then the caller restores the generator to its checkpointed state."""
+
+    def __init__(self, loader, generator):
+        self.loader, self.generator = loader, generator
+        self._it = None
+        self._start = None
+        self._taken = 0
+
+    def __next__(self) -> Batch:
+        if self._it is None:
+            self._start = self.generator.get_state() if self.generator is not None else None
+            self._it, self._taken = iter(self.loader), 0
+        try:
+            x, y = next(self._it)
+        except StopIteration:
+            self._it = None
+            return next(self)
+        self._taken += 1
+        return Batch(x, y)
+
+    def state(self) -> dict[str, Any]:
+        return {"active": self._it is not None, "start": self._start, "taken": self._taken}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._it, self._taken = None, 0
+        if state["active"]:
+            if self.generator is not None:
+                self.generator.set_state(state["start"])
+            self._start, self._it = state["start"], iter(self.loader)
+            for _ in range(state["taken"]):
+                next(self._it)
+            self._taken = state["taken"]
+
+
+def component_state(obj) -> dict[str, Any]:
+    """What a search component carries from epoch to epoch, for a checkpoint: its own ``state_dict()`` if
+    it has one (and is not a module: a module's tensors are in the network's state), else every torch
+    optimizer or scheduler it holds (their state_dicts) and its plain scalar and tensor attributes."""
+    import torch
+    from torch import nn
+
+    if hasattr(obj, "state_dict") and not isinstance(obj, (nn.Module, torch.optim.Optimizer)):
+        return {"own": obj.state_dict()}
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if name.startswith("_") and not isinstance(value, (torch.optim.Optimizer,)):
+            continue
+        if isinstance(value, torch.optim.Optimizer) or isinstance(value, torch.optim.lr_scheduler.LRScheduler):
+            out[name] = {"state_dict": value.state_dict()}
+        elif isinstance(value, (bool, int, float, str)) or value is None:
+            out[name] = {"value": value}
+        elif type(value) is torch.Tensor:
+            out[name] = {"tensor": value.detach().clone()}
+    return out
+
+
+def load_component_state(obj, state: dict[str, Any]) -> None:
+    """Put back what :func:`component_state` took."""
+    if "own" in state:
+        obj.load_state_dict(state["own"])
+        return
+    for name, entry in state.items():
+        if "state_dict" in entry:
+            getattr(obj, name).load_state_dict(entry["state_dict"])
+        elif "value" in entry:
+            setattr(obj, name, entry["value"])
+        else:
+            current = getattr(obj, name, None)
+            if isinstance(current, torch.Tensor):
+                with torch.no_grad():
+                    current.copy_(entry["tensor"])
+            else:
+                setattr(obj, name, entry["tensor"])
 
 
 def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_loader, epochs: int,
-               seed: int, on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> SearchResult:
+               seed: int, on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+               generator=None, resume: dict[str, Any] | None = None,
+               checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+    """The search epochs, then the selector. With ``checkpoint``, after every epoch the state to go on
+    from (network, optimizer and sampler state, every random generator, the validation stream's place,
+    the curve) is handed to it; ``resume`` is such a state: the search goes on from the epoch after it,
+    exactly as if it had not stopped."""
+    from harness.checkpoint import rng_state, set_rng_state
+
     start = time.perf_counter()
-    val_stream = _cycle(val_loader) if optimizer.needs_val_batch else None
+    val_stream = _Stream(val_loader, generator) if optimizer.needs_val_batch else None
     result = SearchResult(genotype=None)
     device = next(net.parameters()).device
-    for epoch in range(epochs):
+    first, before = 0, 0.0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        load_component_state(optimizer, resume["optimizer"])
+        load_component_state(sampler, resume["sampler"])
+        if val_stream is not None:
+            val_stream.restore(resume["val_stream"])
+        if generator is not None:
+            generator.set_state(resume["generator"])
+        set_rng_state(resume["rng"])
+        result.curve, result.steps = list(resume["curve"]), resume["steps"]
+        first, before = resume["epoch"] + 1, resume["seconds"]
+    for epoch in range(first, epochs):
         t0 = time.perf_counter()
         sampler.set_progress(epoch, epochs)
         optimizer.set_progress(epoch, epochs)
@@ -66,6 +159,13 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
             "seconds": time.perf_counter() - t0,
         }
         result.curve.append(summary)
+        if checkpoint is not None:
+            checkpoint({"phase": "search", "epoch": epoch, "net": net.state_dict(),
+                        "optimizer": component_state(optimizer), "sampler": component_state(sampler),
+                        "val_stream": val_stream.state() if val_stream is not None else None,
+                        "generator": generator.get_state() if generator is not None else None,
+                        "rng": rng_state(), "curve": result.curve, "steps": result.steps,
+                        "seconds": before + time.perf_counter() - start})
         if on_epoch is not None:
             on_epoch(epoch, {**summary, "probabilities": _probs(sampler)})
 
@@ -79,7 +179,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
     )
     result.genotype = selector.select(net, ctx)
     result.probabilities = _probs(sampler)
-    result.seconds = time.perf_counter() - start
+    result.seconds = before + time.perf_counter() - start
     return result
 
 

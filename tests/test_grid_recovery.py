@@ -100,3 +100,49 @@ def test_two_grids_on_one_store_at_once_lose_nothing(tmp_path):
     assert done == {("darts", "s1"), ("darts", "s2"), ("gdas", "s2")}
     # darts on s2 is in both grids: run once, or twice if both started it at the same moment; never lost
     assert all(r.status == "completed" for r in rows) and 3 <= len(rows) <= 4
+
+
+def _run_until(cmd, marker):
+    """Start ``cmd``; kill -9 it as soon as a stderr line contains ``marker``. Returns its stderr."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=120)
+    return "".join(lines)
+
+
+def _result(store):
+    with ResultStore(store) as results:
+        (rec,) = results.records("completed")
+    curve = [{k: v for k, v in c.items() if k != "seconds"} for c in rec.search["curve"]]
+    return rec.genotype, curve, rec.search["probabilities"], rec.search["steps"], rec.metrics
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["darts", "gdas"])
+def test_killed_in_search_and_in_retrain_then_resumed_ends_exactly_as_uninterrupted(tmp_path, method):
+    grid = ["run", "--plugin", method, "--space", "s2", "--preset", "smoke"]
+    plain = subprocess.run(HARNESS + grid + ["--store", str(tmp_path / "plain" / "runs.sqlite")],
+                           capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr
+    cmd = HARNESS + grid + ["--store", str(tmp_path / "killed" / "runs.sqlite")]
+    first = _run_until(cmd, "search epoch 1/2")  # the checkpoint of epoch 1 is written before this line
+    assert "search epoch 1/2" in first and "retrain" not in first
+    second = _run_until(cmd, "retrain epoch 1/3")
+    assert "resuming from checkpoint" in second and "(search epoch 1 done)" in second, second
+    assert "search epoch 1/2" not in second  # the first epoch was not run again
+    last = subprocess.run(cmd, capture_output=True, text=True)
+    assert last.returncode == 0, last.stderr
+    assert "resuming from checkpoint" in last.stderr and "(retrain epoch 1 done)" in last.stderr
+    assert "search epoch" not in last.stderr and "retrain epoch 1/3" not in last.stderr
+    assert _result(tmp_path / "killed" / "runs.sqlite") == _result(tmp_path / "plain" / "runs.sqlite")
+    # attempts 1 and 2 were killed (found stale, marked failed); attempt 3 completed; no checkpoint is left
+    with ResultStore(tmp_path / "killed" / "runs.sqlite") as results:
+        assert [r.status for r in results.records(None)] == ["failed", "failed", "completed"]
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.pt"))
