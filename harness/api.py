@@ -83,6 +83,11 @@ class RuntimeOptions:
     # A fixed count also makes a CPU result independent of the machine's core count (the summation order
     # of a reduction depends on the thread count). 0: torch's default (one thread per core).
     threads: int = 1
+    # torch.use_deterministic_algorithms for the run (and CUBLAS_WORKSPACE_CONFIG on CUDA when unset):
+    # an op without a deterministic implementation then fails instead of varying. A CPU run on one thread
+    # is reproducible either way (tested); on a GPU some kernels are not, so compare GPU runs by the
+    # spread over seeds.
+    deterministic: bool = False
 
     def __post_init__(self):
         if self.threads < 0:

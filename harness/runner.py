@@ -223,7 +223,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
                                           steps_per_epoch=len(train_loader), epochs=sb.epochs)
     selector = comp["selector"].factory(spec.hparams["selector"])
-    runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads}
+    runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads,
+               "deterministic": torch.are_deterministic_algorithms_enabled()}
     if spec.budget.runtime.cuda_graph:
         why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer)
         if why_not is None:
@@ -303,10 +304,15 @@ def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRec
     import torch
 
     threads_before = torch.get_num_threads()
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
     try:
         # inside the try: a run-start hook that raises fails this run (recorded), never leaves it running
         registry.pm.hook.harness_run_start(spec=spec, record=record)
         set_threads(spec.budget.runtime.threads)
+        if spec.budget.runtime.deterministic:
+            # cuBLAS needs this for deterministic GEMMs; it takes effect if CUDA is not yet initialised
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
         execute_one(registry, spec, data, benchmark, device, record, log, checkpoints)
         record.status = "completed"
     except KeyboardInterrupt:
@@ -319,6 +325,7 @@ def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRec
         log(f"  FAILED: {type(exc).__name__}: {exc}")
     finally:
         torch.set_num_threads(threads_before)
+        torch.use_deterministic_algorithms(deterministic_before)
     registry.pm.hook.harness_run_end(spec=spec, record=record)
     return record
 

@@ -73,7 +73,8 @@ def test_record_holds_what_reproduction_needs(tmp_path):
     assert record.search["curve"] and "wall_s" in record.costs and "search_s" in record.costs
     # uncaptured, on one thread (runtime.threads's default); the smoke preset asks for the fused cells on
     # a CPU too (runtime.fast_cpu), but GDAS's single-path cell has no fused form: none runs fused
-    assert record.search["runtime"] == {"fast": True, "fast_cells": 0, "cuda_graph": False, "threads": 1}
+    assert record.search["runtime"] == {"fast": True, "fast_cells": 0, "cuda_graph": False, "threads": 1,
+                                        "deterministic": False}
 
 
 def test_cpu_runs_take_the_fused_cell_only_in_the_smoke_preset(tmp_path):
@@ -255,3 +256,23 @@ def test_a_grid_skips_the_pairs_a_method_does_not_apply_to_and_says_so_once(tmp_
     assert result.stderr.count("entrannas on nb201") == 1
     assert "skipped 1 (method, space) pair(s) the method does not apply to: entrannas on nb201 (its spaces: " \
            "darts, s1, s2, s3, s4)" in result.stderr
+
+
+def test_deterministic_runs_twice_give_identical_records_and_say_so(tmp_path):
+    import torch
+
+    from harness.store import ResultStore
+
+    store = tmp_path / "runs.sqlite"
+    args = ["run", "--plugin", "darts", "--space", "s2", "--store", str(store), *TINY,
+            "--set", "runtime.deterministic=true"]
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args, "--force").exit_code == 0  # the same configuration again, a second row
+    a, b = ResultStore(store).records(None)
+    assert a.status == b.status == "completed" and a.config_key == b.config_key
+    assert a.search["runtime"]["deterministic"] is True
+    assert a.genotype == b.genotype and a.metrics == b.metrics
+    assert a.search["probabilities"] == b.search["probabilities"]
+    assert [{k: v for k, v in c.items() if k != "seconds"} for c in a.search["curve"]] == \
+        [{k: v for k, v in c.items() if k != "seconds"} for c in b.search["curve"]]
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
