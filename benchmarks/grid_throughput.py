@@ -1,4 +1,4 @@
-"""Wall time of one grid of runs, sequential vs N worker processes (issue 13).
+"""Wall time of one grid of runs, sequential vs N worker processes vs a local Ray (issue 13).
 
 Each row runs ``harness run --plugin P --space S --preset smoke --workers N`` (digits, embedded, no
 download) in a fresh subprocess with its own store and times it from start to exit. Prints the command,
@@ -7,7 +7,7 @@ figures. The records of every row must be completed and equal to the first row's
 accuracies): a faster grid that changed a result would be a bug, not a speedup.
 
     python benchmarks/grid_throughput.py --json out.json
-    python benchmarks/grid_throughput.py --plugins darts --spaces s1-s4 --workers 1,2,4
+    python benchmarks/grid_throughput.py --plugins darts --spaces s1-s4 --workers 1,2,4,ray
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def time_grid(plugins: str, spaces: str, workers: int) -> dict:
+def time_grid(plugins: str, spaces: str, workers: str) -> dict:
     from harness.store import ResultStore
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "runs.sqlite"
         cmd = [sys.executable, "-m", "harness.cli", "run", "--plugin", plugins, "--space", spaces, "--preset",
-               "smoke", "--store", str(store), "--quiet", "--workers", str(workers)]
+               "smoke", "--store", str(store), "--quiet",
+               *(["--executor", "ray"] if workers == "ray" else ["--workers", workers])]
         t0 = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -51,12 +52,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plugins", default="darts,gdas")
     ap.add_argument("--spaces", default="s1-s4")
-    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts, one row each")
+    ap.add_argument("--workers", default="1,2,ray",
+                    help="comma-separated worker counts, one row each; 'ray': --executor ray (a local Ray)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     import torch
 
-    rows = [time_grid(args.plugins, args.spaces, int(w)) for w in args.workers.split(",")]
+    rows = [time_grid(args.plugins, args.spaces, w) for w in args.workers.split(",")]
     base = rows[0]["wall_s"]
     for r in rows:
         r["speedup"] = round(base / r["wall_s"], 2) if r["wall_s"] else None

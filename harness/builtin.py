@@ -34,11 +34,14 @@ def harness_register_benchmarks(register):
 
 @hookimpl
 def harness_register_executors(register):
-    from harness.executors import local_executor
+    from harness.executors import local_executor, ray_executor
 
     register("local", local_executor,
              doc="this machine: one run after another, or --workers N processes (one GPU each, round-robin; "
                  "--runs-per-gpu K runs per GPU)")
+    register("ray", ray_executor,
+             doc="a Ray cluster (--ray-address, default a local one): each run a Ray task with 1 CPU or "
+                 "1/K of a GPU; needs the extra: pip install 'nas-harness[ray]'")
 
 
 @hookimpl(hookwrapper=True)

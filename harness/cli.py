@@ -145,7 +145,8 @@ def cli():
 @click.option("--runs-per-gpu", type=int, default=1, show_default=True,
               help="With --workers on CUDA: concurrent runs packed on each GPU.")
 @click.option("--retries", type=int, default=1, show_default=True,
-              help="With --workers: how often a run whose worker died is started again.")
+              help="How often a run whose worker died is started again (--workers, ray).")
+@click.option("--ray-address", help="With --executor ray: the cluster to join (default: start a local one).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
               help="Where runs keep their epoch checkpoints (every worker must reach it). Default: "
                    "checkpoints/ beside the store.")
@@ -157,7 +158,7 @@ def cli():
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
         benchmark_path, trust_benchmark_file, device, force, executor_name, workers, runs_per_gpu, retries,
-        checkpoint_dir, restart, keep_checkpoints, quiet, dry_run):
+        ray_address, checkpoint_dir, restart, keep_checkpoints, quiet, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
@@ -185,7 +186,7 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     from harness.executors import ExecutorOptions
 
     executor = registry.executor(executor_name).factory(
-        ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, retries=retries))
+        ExecutorOptions(workers=workers, runs_per_gpu=runs_per_gpu, retries=retries, address=ray_address))
     dev = resolve_device(device)
     the_plan = plan(registry, **grid, data_dir=data_dir, benchmark_path=benchmark_path,
                     trust_benchmark=trust_benchmark_file)

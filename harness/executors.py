@@ -61,6 +61,7 @@ class ExecutorOptions:
     workers: int = 1
     runs_per_gpu: int = 1
     retries: int = 1  # a run whose worker died is started again this many times, then recorded failed
+    address: str | None = None  # ray: the cluster to join (``ray start --head`` prints it); None: a local one
 
     def __post_init__(self):
         if self.workers < 1:
@@ -111,12 +112,7 @@ def _worker(env: dict[str, str], threads: int | None, conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C does to the grid
     from dataclasses import replace
 
-    from harness.data import load_dataset
-    from harness.plugins import load_registry
-    from harness.runner import perform_run, resolve_device
-
-    registry = load_registry()
-    datasets: dict[tuple[str, str | None], Any] = {}
+    cache: dict[Any, Any] = {}
     while True:
         payload = conn.recv()
         if payload is None:
@@ -126,19 +122,30 @@ def _worker(env: dict[str, str], threads: int | None, conn) -> None:
         if threads is not None and spec.budget.runtime.threads == 0:
             runtime = replace(spec.budget.runtime, threads=threads)
             spec = replace(spec, budget=replace(spec.budget, runtime=runtime))
-        log = lambda m, label=task.label: print(f"{label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
-        record = task.record
-        try:
-            device = resolve_device(task.device.split(":")[0])
-            key = (spec.dataset, task.data_dir)
-            if key not in datasets:
-                datasets[key] = load_dataset(spec.dataset, task.data_dir)
-            benchmark = _open_benchmark(registry, spec, task)
-            record = perform_run(registry, spec, datasets[key], benchmark, device, record, log, task.checkpoints)
-        except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
-            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-        conn.send(pickle.dumps(record))
+        conn.send(pickle.dumps(_run_here(task, spec, cache)))
     conn.close()
+
+
+def _run_here(task: RunTask, spec, cache: dict) -> Any:
+    """One run in this (worker) process; the registry and each dataset are loaded once into ``cache``."""
+    from harness.data import load_dataset
+    from harness.plugins import load_registry
+    from harness.runner import perform_run, resolve_device
+
+    log = lambda m, label=task.label: print(f"{label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
+    if "registry" not in cache:
+        cache["registry"] = load_registry()
+    registry, record = cache["registry"], task.record
+    try:
+        device = resolve_device(task.device.split(":")[0])
+        key = ("data", spec.dataset, task.data_dir)
+        if key not in cache:
+            cache[key] = load_dataset(spec.dataset, task.data_dir)
+        benchmark = _open_benchmark(registry, spec, task)
+        record = perform_run(registry, spec, cache[key], benchmark, device, record, log, task.checkpoints)
+    except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+    return record
 
 
 def _open_benchmark(registry, spec, task: RunTask):
@@ -265,3 +272,76 @@ class ProcessExecutor:
                 slot.process.join(timeout=30)
                 if slot.process.is_alive():
                     slot.process.terminate()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: each run a Ray task with its CPU/GPU share, so a grid spreads over every node of a cluster
+
+
+_WORKER_CACHE: dict[str, Any] = {}  # in a Ray worker process: the registry and datasets, loaded once
+
+
+def run_task(payload: bytes) -> bytes:
+    """A run in whatever process Ray gives it (the same work as a local worker's); returns the pickled
+    record. Ray keeps its worker processes, so the registry and each dataset are loaded once per process."""
+    task: RunTask = pickle.loads(payload)
+    return pickle.dumps(_run_here(task, task.spec, _WORKER_CACHE))
+
+
+class RayExecutor:
+    """Every run a Ray task (1 CPU; on CUDA 1/runs_per_gpu of a GPU), submitted at once; Ray places them
+    on the cluster's nodes. Results come back to this process, which alone writes the store. A task whose
+    worker dies is retried by Ray (``max_retries`` = ``retries``; it resumes from its checkpoint when the
+    checkpoint directory is shared), then recorded failed with Ray's error."""
+
+    def __init__(self, options: ExecutorOptions):
+        self.options = options
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise HarnessError("--executor ray needs Ray, an optional extra: pip install 'nas-harness[ray]'") from None
+
+    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
+        import ray
+
+        if not tasks:
+            return
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=self.options.address, include_dashboard=False, log_to_driver=True,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
+                     if self.options.address is None else None)
+        cuda = str(device).startswith("cuda")
+        remote = ray.remote(num_cpus=1, num_gpus=(1.0 / self.options.runs_per_gpu) if cuda else 0,
+                            max_retries=self.options.retries)(run_task)
+        pending = {}
+        try:
+            for task in tasks:
+                begin(task)
+                pending[remote.remote(pickle.dumps(task))] = task
+                log(f"{task.label}: submitted to Ray")
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    task = pending.pop(ref)
+                    try:
+                        record = pickle.loads(ray.get(ref))
+                    except ray.exceptions.RayError as exc:  # the worker died more often than retries allow
+                        record = task.record
+                        record.status = "failed"
+                        record.error = (f"Ray task failed after {self.options.retries + 1} attempt(s): "
+                                        f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+                    settle(task, record)
+        except KeyboardInterrupt:
+            for ref, task in pending.items():
+                ray.cancel(ref, force=True)
+                task.record.status, task.record.error = "failed", "interrupted (KeyboardInterrupt)"
+                settle(task, task.record)
+            raise
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def ray_executor(options: ExecutorOptions):
+    return RayExecutor(options)

@@ -83,7 +83,7 @@ def test_a_killed_worker_costs_only_its_run(tmp_path, retries):
 @pytest.mark.parametrize("args, fragment", [
     (["--workers", "0"], "--workers must be at least 1, not 0"),
     (["--runs-per-gpu", "0"], "--runs-per-gpu must be at least 1, not 0"),
-    (["--executor", "slurm"], "unknown executor 'slurm'; valid choices: local"),
+    (["--executor", "slurm"], "unknown executor 'slurm'; valid choices: local, ray"),
 ])
 def test_bad_executor_options_are_one_line(tmp_path, args, fragment):
     result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--store", str(tmp_path / "s.sqlite"), *args])
@@ -120,7 +120,7 @@ def test_a_plugin_executor_gets_the_runs_and_the_driver_writes_the_store(tmp_pat
     pm.register(ExecutorPlugin(), name="executor-fixture")
     registry = Registry(pm)
     info = registry.executor("reversed")
-    assert info.plugin == "executor-fixture" and set(registry.executors) == {"local", "reversed"}
+    assert info.plugin == "executor-fixture" and set(registry.executors) == {"local", "ray", "reversed"}
     sets = parse_sets(GRID[GRID.index("--set") + 1::2])
     the_plan = plan(registry, methods=["darts"], spaces=["s1", "s2"], datasets=["digits"], seeds=[0],
                     preset="smoke", swaps={}, sets=sets)
