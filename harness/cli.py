@@ -207,6 +207,8 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
         click.echo(f"{r.id}\t{r.status}\t{r.method}\t{r.space}\t{r.dataset}\t{r.seed}\t{acc_text}\t{r.genotype or ''}")
     if any(r.status == "failed" for r in records):  # ("running": being run by another live process)
         sys.exit(1)
+    if any(r.status == "interrupted" for r in records):  # 128 + the signal, as a shell reports it
+        sys.exit(143 if any("SIGTERM" in (r.error or "") for r in records) else 130)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
     the global random state, the curve) is handed to it; ``resume`` is such a state."""
     from harness.checkpoint import rng_state, set_rng_state
     from harness.data import DeviceLoader
+    from harness.interrupts import check as check_stop
 
     info = data.info
     shape = NetShape(info.channels, info.num_classes, info.resolution)
@@ -100,6 +101,7 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         loss_sum = torch.zeros((), device=device)
         n = 0
         for x, y in train_loader:
+            check_stop(f"retrain epoch {epoch + 1}")  # SIGTERM/SIGINT: stop at this step boundary
             opt.zero_grad(set_to_none=True)
             logits, aux = net(x)
             loss = F.cross_entropy(logits, y)

@@ -78,7 +78,11 @@ class SerialExecutor:
     def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
         from harness.runner import perform_run
 
+        from harness import interrupts
+
         for task in tasks:
+            if interrupts.requested():  # a stop was asked for: no new run starts
+                break
             begin(task)
             try:
                 record = perform_run(registry, task.spec, plan.datasets[task.spec.dataset],
@@ -111,6 +115,10 @@ def _worker(env: dict[str, str], threads: int | None, conn) -> None:
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C does to the grid
     from dataclasses import replace
+
+    from harness import interrupts
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: interrupts.request("SIGTERM"))  # sent by the driver
 
     cache: dict[Any, Any] = {}
     while True:
@@ -237,13 +245,25 @@ class ProcessExecutor:
                                      f"{self.options.retries + 1}); no result")
                 settle(task, task.record)
 
+        from harness import interrupts
+
+        forwarded = False
         try:
             while queue or any(s.task is not None for s in slots):
+                if interrupts.requested():  # no new run starts; the running ones stop at a step boundary
+                    queue.clear()
+                    if not forwarded:
+                        forwarded = True
+                        for s in slots:
+                            if s.task is not None:
+                                s.process.terminate()  # SIGTERM: the worker's handler asks its run to stop
+                    if not any(s.task is not None for s in slots):
+                        break
                 for slot in slots:
                     if slot.task is None and queue:
                         launch(slot, queue.pop(0))
                 busy = [s for s in slots if s.task is not None]
-                wait([s.conn for s in busy] + [s.process.sentinel for s in busy])
+                wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=0.2)
                 for slot in busy:
                     result = None
                     try:

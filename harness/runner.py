@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness import __version__, interrupts
 from harness.api import RunRecord, RunSpec
 from harness.config import resolve
 from harness.errors import HarnessError, unknown
 from harness.genotypes import DartsGenotype
+from harness.interrupts import RunInterrupted
 from harness.nn.ops import PARAMETER_FREE
 
 
@@ -299,8 +300,9 @@ def set_threads(threads: int) -> None:
 def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRecord,
                 log: Callable[[str], None], checkpoints: Checkpoints | None = None) -> RunRecord:
     """One run in this process, start to end: the run-start hooks, the run's thread count, search, derive
-    and evaluate, the run-end hooks. Fills and returns ``record`` (status "completed" or "failed" with the
-    error); only KeyboardInterrupt escapes (after the record says so and the run-end hooks ran)."""
+    and evaluate, the run-end hooks. Fills and returns ``record`` (status "completed", "interrupted" after
+    SIGTERM/SIGINT, or "failed" with the error); only KeyboardInterrupt escapes (after the record says so
+    and the run-end hooks ran)."""
     import torch
 
     threads_before = torch.get_num_threads()
@@ -319,6 +321,9 @@ def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRec
         record.status, record.error = "failed", "interrupted (KeyboardInterrupt)"
         registry.pm.hook.harness_run_end(spec=spec, record=record)
         raise
+    except RunInterrupted as exc:  # stopped on request at a step boundary; its checkpoint stays
+        record.status, record.error = "interrupted", str(exc)
+        log(f"  {exc}; the next run of this grid goes on from its last checkpoint")
     except Exception as exc:  # a crash mid-run is recorded, never lost
         record.status = "failed"
         record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
@@ -392,14 +397,18 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
     def settle(task, record: RunRecord) -> None:
         if record.status == "completed":
             store.finish(record)
+        elif record.status == "interrupted":
+            store.interrupt(record, record.error)
         else:
             log(f"{task.label}: FAILED: {(record.error or '').splitlines()[0] if record.error else ''}")
             store.fail(record, record.error)
         active.discard(record.id)
         records[task.index] = record
 
-    with _Heartbeat(store.path, active):
+    with interrupts.install(), _Heartbeat(store.path, active):
         executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=log)
+        if interrupts.requested():
+            log(f"{interrupts.requested()}: the grid stopped; run the same command again to go on")
     return [r for r in records if r is not None]
 
 

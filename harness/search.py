@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from harness.api import Batch, SelectionContext
+from harness.interrupts import check as check_stop
 
 
 @dataclass
@@ -139,6 +140,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         zero = torch.zeros((), device=device)
         train_loss, val_loss, correct, n, n_val = zero.clone(), zero.clone(), zero.clone(), 0, 0
         for x, y in train_loader:
+            check_stop(f"search epoch {epoch + 1}")  # SIGTERM/SIGINT: stop at this step boundary
             val = next(val_stream) if val_stream is not None else None
             stats = optimizer.step(net, Batch(x, y), val)
             train_loss += stats.train_loss * stats.n

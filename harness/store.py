@@ -31,8 +31,8 @@ from harness.api import RunRecord
 from harness.errors import HarnessError
 
 DEFAULT_STORE = Path("harness-runs") / "results.sqlite"
-SCHEMA_VERSION = 1
-STATUSES = ("running", "completed", "failed")
+SCHEMA_VERSION = 2  # 2: status 'interrupted' (a run stopped by SIGTERM/SIGINT; version 1 stores migrate)
+STATUSES = ("running", "completed", "failed", "interrupted")
 BUSY_TIMEOUT_S = 30.0
 
 _JSON_FIELDS = ("config", "search", "metrics", "costs", "plugins")
@@ -187,12 +187,13 @@ class ResultStore:
                     raise HarnessError(f"results store {str(self.path)!r} has schema version {version}, newer than "
                                        f"this harness understands ({SCHEMA_VERSION}); upgrade nas-harness or pass "
                                        f"--store PATH to use another file")
+            if row is not None and int(row[0]) < 2:
+                _migrate_to_2(db)
             # one statement at a time: executescript would COMMIT the open transaction first
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -249,6 +250,12 @@ class ResultStore:
     def finish(self, record: RunRecord) -> None:
         """Mark the started row completed, with the record's genotype, search, metrics and costs."""
         record.status, record.updated = "completed", _now()
+        self._settle(record)
+
+    def interrupt(self, record: RunRecord, why: str) -> None:
+        """Mark the started row interrupted (stopped on request, e.g. SIGTERM before a preemption; its
+        checkpoint lets the next run of the grid go on from where it stopped)."""
+        record.status, record.error, record.updated = "interrupted", why, _now()
         self._settle(record)
 
     def fail(self, record: RunRecord, error: str) -> None:
@@ -333,3 +340,19 @@ class _Immediate:
             self.db.execute("COMMIT")
         elif self.db.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
             self.db.execute("ROLLBACK")
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2 inside the caller's transaction: the runs table again with 'interrupted' allowed by
+    its status CHECK (SQLite cannot alter a CHECK in place), every row copied with its id."""
+    db.execute("PRAGMA legacy_alter_table = ON")  # leases keep referencing "runs", not the renamed table
+    db.execute("ALTER TABLE runs RENAME TO runs_v1")
+    db.execute("PRAGMA legacy_alter_table = OFF")
+    for name in ("runs_method", "runs_space", "runs_dataset", "runs_seed", "runs_preset", "runs_status"):
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    cols = ", ".join(("id", *_COLUMNS))
+    db.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM runs_v1")
+    db.execute("DROP TABLE runs_v1")

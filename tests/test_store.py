@@ -125,7 +125,7 @@ def test_unknown_status_is_refused(store):
 def test_schema_version_wal_and_busy_timeout(tmp_path, store):
     db = sqlite3.connect(store.path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
     indexed = {row[0] for row in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
@@ -284,3 +284,42 @@ def test_a_forked_child_reconnects(tmp_path):
 
 def _finish_one(store: ResultStore) -> None:
     store.finish(store.start(record(seed=1)))
+
+
+# the runs table as schema version 1 wrote it (before 'interrupted'), copied from that version's store.py
+V1_RUNS = """CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    method TEXT NOT NULL, space TEXT NOT NULL, dataset TEXT NOT NULL, seed INTEGER NOT NULL,
+    preset TEXT NOT NULL, config TEXT NOT NULL, config_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+    genotype TEXT, search TEXT NOT NULL, metrics TEXT NOT NULL, costs TEXT NOT NULL,
+    plugins TEXT NOT NULL, torch_version TEXT NOT NULL, device TEXT NOT NULL, command TEXT NOT NULL,
+    error TEXT, attempt INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
+    UNIQUE (config_key, attempt)
+)"""
+
+
+def test_a_version_1_store_migrates_keeping_every_row(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute(V1_RUNS)
+    for i, status in enumerate(("completed", "failed", "running"), start=1):
+        db.execute("INSERT INTO runs VALUES (?, 'darts', 's2', 'digits', ?, 'smoke', '{}', ?, ?, NULL, '{}', "
+                   "'{\"test_accuracy\": 90.5}', '{}', '{}', '2', 'cpu', 'harness run', NULL, 1, 't', 't')",
+                   (i * 10, i, f"key{i}", status))
+    db.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # what version 1 could not hold
+        db.execute("UPDATE runs SET status = 'interrupted' WHERE id = 30")
+    db.close()
+    with ResultStore(path) as results:
+        rows = results.records(None)
+        assert [(r.id, r.status, r.seed, r.metrics) for r in rows] == [
+            (10, "completed", 1, {"test_accuracy": 90.5}), (20, "failed", 2, {"test_accuracy": 90.5}),
+            (30, "running", 3, {"test_accuracy": 90.5})]
+        results.interrupt(rows[2], "interrupted by SIGTERM")
+        assert results.records("interrupted")[0].error == "interrupted by SIGTERM"
+        assert results.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        new = results.start(RunRecord("darts", "s2", "digits", 4, "smoke", {}, "key4"))
+        assert new.id == 31  # AUTOINCREMENT goes on after the copied ids
