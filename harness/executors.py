@@ -19,7 +19,9 @@ Built in (registered by the core plugin, ``harness_register_executors``):
   (OOM kill, segfault, ``kill -9``) costs only its run, which is started again up to ``retries`` times
   and then recorded as failed with the exit status; the rest of the grid goes on.
 
-A later executor (Ray, Slurm) is a plugin registering a factory ``factory(options: ExecutorOptions)``
+``ray``: each run a Ray task (see :class:`RayExecutor`); the optional extra ``nas-harness[ray]``.
+
+Another executor (Slurm, say) is a plugin registering a factory ``factory(options: ExecutorOptions)``
 that returns an object with ``run(tasks, begin, settle, *, registry, plan, device, log)``.
 
 This module imports no torch at import time: a worker must set ``CUDA_VISIBLE_DEVICES`` before torch

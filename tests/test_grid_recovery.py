@@ -187,3 +187,16 @@ def test_sigterm_stops_at_a_step_boundary_as_interrupted_and_the_rerun_goes_on(t
         if "search epoch 2" in rec.error:
             assert "(search epoch 1 done)" in again.stderr
         assert _result(store) == _result(tmp_path / "plain" / "runs.sqlite")
+
+
+def test_a_stop_request_is_raised_at_the_next_check_and_forgotten_after_the_grid():
+    from harness import interrupts
+
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupts.install():
+        interrupts.check("search epoch 1")  # nothing asked yet
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by the handler, not fatal
+        assert interrupts.requested() == "SIGTERM"
+        with pytest.raises(interrupts.RunInterrupted, match="^interrupted by SIGTERM during search epoch 3$"):
+            interrupts.check("search epoch 3")
+    assert interrupts.requested() is None and signal.getsignal(signal.SIGTERM) is before

@@ -77,6 +77,7 @@ from torch import nn
 
 from harness.api import ArchWeights, SelectionContext
 from harness.errors import HarnessError
+from harness.interrupts import check as check_stop
 from harness_darts.components import BilevelConfig, FirstOrderBilevel, SoftmaxSampler
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +324,8 @@ class PerturbationSelector:
         else:
             train_iter = ctx.train_batches()
         for b in train_iter:
-            opt.step(net, b, next(val_stream) if val_stream is not None else None)
+            check_stop("DARTS-PT fine-tuning")  # SIGTERM/SIGINT: stop here (the run resumes from its last
+            opt.step(net, b, next(val_stream) if val_stream is not None else None)  # search epoch checkpoint)
         self.tuned_epochs += 1
 
     # -- the algorithm --------------------------------------------------------------------------
@@ -433,6 +435,7 @@ class PerturbationSelector:
                 yield True
 
     def _measure(self, net, ctx, wrapper) -> float:
+        check_stop("DARTS-PT selection")
         wrapper.evaluating = True
         try:
             return self.score(net, ctx)
