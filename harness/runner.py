@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -404,12 +405,33 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
             store.fail(record, record.error)
         active.discard(record.id)
         records[task.index] = record
+        settled.append(record.status)
+        log(grid_progress(settled, len(tasks), time.monotonic() - t_start))
 
+    settled: list[str] = []
+    t_start = time.monotonic()
     with interrupts.install(), _Heartbeat(store.path, active):
         executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=log)
         if interrupts.requested():
             log(f"{interrupts.requested()}: the grid stopped; run the same command again to go on")
     return [r for r in records if r is not None]
+
+
+def grid_progress(settled: Sequence[str], total: int, elapsed_s: float) -> str:
+    """One line on where the grid stands: runs settled of those this command runs, failures, and the time
+    left at the rate so far (runs settled per second of the grid, so concurrency is counted in)."""
+    done = len(settled)
+    failed = sum(s == "failed" for s in settled)
+    eta = (total - done) * elapsed_s / done if done else float("nan")
+    left = f"about {_duration(eta)} left" if done < total else f"done in {_duration(elapsed_s)}"
+    return f"grid: {done}/{total} runs settled" + (f", {failed} failed" if failed else "") + f", {left}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def stale_reason(record: RunRecord, lease) -> str | None:

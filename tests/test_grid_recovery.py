@@ -200,3 +200,12 @@ def test_a_stop_request_is_raised_at_the_next_check_and_forgotten_after_the_grid
         with pytest.raises(interrupts.RunInterrupted, match="^interrupted by SIGTERM during search epoch 3$"):
             interrupts.check("search epoch 3")
     assert interrupts.requested() is None and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_grid_progress_line():
+    from harness.runner import grid_progress
+
+    # 2 of 8 settled in 60 s: 6 left at 30 s each -> 3 minutes
+    assert grid_progress(["completed", "failed"], 8, 60.0) == "grid: 2/8 runs settled, 1 failed, about 3m00s left"
+    assert grid_progress(["completed"] * 3, 3, 3725.0) == "grid: 3/3 runs settled, done in 1h02m"
+    assert grid_progress(["completed"], 4, 9.6) == "grid: 1/4 runs settled, about 29s left"
