@@ -21,8 +21,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # record) on the least work that exercises it: 2 search epochs of 2 steps on a 3-cell supernet (one
     # normal and two reduction cells on DARTS spaces), 3 retrain epochs of 10 steps of a 3-cell network
     # (lr 0.1: at 0.025 thirty steps leave it near chance), the fused mixed cell on a CPU too (up to twice
-    # as fast at this size). BENCHMARKS.md, smoke timing: every
-    # method under a minute on s1-s4 on 2 CPU cores, alone and beside a busy process.
+    # as fast at this size). BENCHMARKS.md, smoke timing: every method under a minute on s1-s4 on 2 CPU
+    # cores, alone and beside a busy process.
     "smoke": {
         "search": {"epochs": 2, "batch_size": 32, "channels": 4, "layers": 3, "max_train_images": 128},
         "eval": {"epochs": 3, "batch_size": 64, "channels": 8, "layers": 3, "max_train_images": 640,

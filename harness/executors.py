@@ -78,9 +78,8 @@ class SerialExecutor:
     """Every run in this process, one after another, on the data the plan already loaded."""
 
     def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
-        from harness.runner import perform_run
-
         from harness import interrupts
+        from harness.runner import perform_run
 
         for task in tasks:
             if interrupts.requested():  # a stop was asked for: no new run starts
@@ -137,7 +136,8 @@ def _worker(env: dict[str, str], threads: int | None, conn) -> None:
 
 
 def _run_here(task: RunTask, spec, cache: dict) -> Any:
-    """One run in this (worker) process; the registry and each dataset are loaded once into ``cache``."""
+    """One run in this (worker) process; the registry, each dataset and each benchmark are loaded once
+    into ``cache``."""
     from harness.data import load_dataset
     from harness.plugins import load_registry
     from harness.runner import perform_run, resolve_device
@@ -151,25 +151,26 @@ def _run_here(task: RunTask, spec, cache: dict) -> Any:
         key = ("data", spec.dataset, task.data_dir)
         if key not in cache:
             cache[key] = load_dataset(spec.dataset, task.data_dir)
-        benchmark = _open_benchmark(registry, spec, task)
+        benchmark = _open_benchmark(registry, spec, task, cache)
         record = perform_run(registry, spec, cache[key], benchmark, device, record, log, task.checkpoints)
     except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
         record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
     return record
 
 
-def _open_benchmark(registry, spec, task: RunTask):
-    info = registry.benchmark_for(spec.space)
-    if info is None:
-        return None
-    path = task.benchmark_path
-    if path is None:
-        from harness.benchmarks.nb201 import default_benchmark_path
+def _open_benchmark(registry, spec, task: RunTask, cache: dict):
+    """The space's benchmark as the driver's plan opened it, opened once per worker process (an official
+    .pth takes seconds to read) and kept in ``cache``."""
+    from harness.runner import find_benchmark, open_benchmark
 
-        path = default_benchmark_path()
-    if path is None:
+    found = find_benchmark(registry, spec.space, task.benchmark_path)
+    if found is None or found[1] is None:
         return None
-    return info.opener(path, trust=True) if task.trust_benchmark else info.opener(path)
+    info, path = found
+    key = ("benchmark", info.name, str(path), task.trust_benchmark)
+    if key not in cache:
+        cache[key] = open_benchmark(info, path, task.trust_benchmark)
+    return cache[key]
 
 
 def _exit_text(code: int | None) -> str:

@@ -111,23 +111,36 @@ def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: S
     loaded = {ds: load_dataset(ds, data_dir) for ds in datasets}
     benchmarks: dict[str, Any] = {}
     for space in spaces:
-        info = registry.benchmark_for(space)
-        if info is None:
+        found = find_benchmark(registry, space, benchmark_path)
+        if found is None:
             continue
-        path = benchmark_path
-        if path is None:
-            from harness.benchmarks.nb201 import default_benchmark_path
-
-            path = default_benchmark_path()
+        info, path = found
         if path is None:
             if any(ds in ("cifar10", "cifar100", "imagenet16-120") for ds in datasets):
                 raise HarnessError(f"space {space!r} is evaluated by querying the {info.name} benchmark, but no "
                                    f"benchmark file was found: pass --benchmark PATH (a compact CSV or an "
                                    f"official NAS-Bench-201 .pth) or set $HARNESS_NB201_BENCHMARK")
             continue
-        # only a user's explicit --trust-benchmark-file reaches the opener (openers take (path) by contract)
-        benchmarks[space] = info.opener(path, trust=True) if trust_benchmark else info.opener(path)
+        benchmarks[space] = open_benchmark(info, path, trust_benchmark)
     return Plan(specs, loaded, benchmarks, skipped)
+
+
+def find_benchmark(registry, space: str, path=None):
+    """(the benchmark registered for ``space``, the file to open: ``path``, else the default file or None),
+    or None when no benchmark covers the space."""
+    info = registry.benchmark_for(space)
+    if info is None:
+        return None
+    if path is None:
+        from harness.benchmarks.nb201 import default_benchmark_path
+
+        path = default_benchmark_path()
+    return info, path
+
+
+def open_benchmark(info, path, trust: bool = False):
+    # only a user's explicit --trust-benchmark-file reaches the opener (openers take (path) by contract)
+    return info.opener(path, trust=True) if trust else info.opener(path)
 
 
 def _seed_everything(seed: int) -> None:
@@ -163,8 +176,6 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
                 log: Callable[[str], None], checkpoints: Checkpoints | None = None) -> None:
     """Search, derive, evaluate; fills ``record`` in place. With ``checkpoints``, a checkpoint is written
     after every search and retrain epoch, and a run whose checkpoint exists goes on from it."""
-    import torch
-
     from harness.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt_path = checkpoints.path(record) if checkpoints is not None else None
