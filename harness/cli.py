@@ -152,19 +152,24 @@ def cli():
                    "checkpoints/ beside the store.")
 @click.option("--restart", is_flag=True, help="Start interrupted runs afresh instead of from their checkpoints.")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep a completed run's last checkpoint.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--progress", "progress_mode", default="auto", show_default=True,
+              help="auto (live table when stderr is a terminal, else plain), live, plain (one line per "
+                   "epoch and event) or off.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (--progress off).")
 @click.option("--dry-run", is_flag=True,
               help="Print each run's fully resolved configuration (JSON lines) and run nothing.")
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
         benchmark_path, trust_benchmark_file, device, force, executor_name, workers, runs_per_gpu, retries,
-        ray_address, checkpoint_dir, restart, keep_checkpoints, quiet, dry_run):
+        ray_address, checkpoint_dir, restart, keep_checkpoints, progress_mode, quiet, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
+    from harness.progress import GridView, choose_mode
     from harness.runner import Checkpoints, execute, plan, resolve_device, resolve_specs
     from harness.store import ResultStore
 
+    mode = "off" if quiet else choose_mode(progress_mode)
     registry = load_registry()
     grid = dict(methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
                 swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},
@@ -198,7 +203,8 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
                           executor=executor, sources={"data_dir": data_dir, "benchmark_path": benchmark_path,
                                                       "trust_benchmark": trust_benchmark_file},
                           checkpoints=Checkpoints(str(Path(checkpoint_dir or Path(store).parent / "checkpoints")
-                                                      .absolute()), restart=restart, keep=keep_checkpoints))
+                                                      .absolute()), restart=restart, keep=keep_checkpoints),
+                          view=GridView(mode, log=log if mode == "plain" else None))
     finally:
         results.close()
     for r in records:
@@ -219,9 +225,11 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @handle_errors
 def status(store, as_json):
-    """Where a store's runs stand: counts by status, each running run's process, host and heartbeat (stale
-    ones marked: their process is gone, and the next `harness run` of the grid starts them again), and
-    each failed run with the first line of its error."""
+    """Where a store's runs stand: counts by status; each running run's phase, epoch, step, loss and
+    throughput (as of its last heartbeat), process, host and heartbeat age (stale ones marked: their
+    process is gone, and the next `harness run` of the grid starts them again); each failed run with the
+    first line of its error."""
+    from harness.progress import describe
     from harness.runner import stale_reason
     from harness.store import STATUSES, ResultStore
 
@@ -240,7 +248,8 @@ def status(store, as_json):
         why = stale_reason(rec, lease)
         active.append({"id": rec.id, "run": what(rec), "host": lease.host if lease else None,
                        "pid": lease.pid if lease else None,
-                       "heartbeat_age_s": round(lease.age(), 1) if lease else None, "stale": why})
+                       "heartbeat_age_s": round(lease.age(), 1) if lease else None, "stale": why,
+                       "progress": lease.progress if lease else None})
     failed = [{"id": r.id, "run": what(r), "error": (r.error or "").strip().splitlines()[0] if r.error else ""}
               for r in records if r.status == "failed"]
     if as_json:
@@ -254,7 +263,8 @@ def status(store, as_json):
         for a in active:
             owner = (f"process {a['pid']} on {a['host']}, heartbeat {a['heartbeat_age_s']:.0f} s ago"
                      if a["pid"] is not None else "no lease")
-            click.echo(f"  run {a['id']}  {a['run']}  {owner}" + (f"  STALE: {a['stale']}" if a["stale"] else ""))
+            where = "" if a["stale"] else f"  {describe(a['progress'])};"
+            click.echo(f"  run {a['id']}  {a['run']}{where}  {owner}" + (f"  STALE: {a['stale']}" if a["stale"] else ""))
     if failed:
         click.echo("failed:")
         for f in failed:

@@ -65,7 +65,9 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             on_epoch=None, resume: dict[str, Any] | None = None, checkpoint=None) -> dict[str, Any]:
     """Train the derived network from scratch on the training set and test it on the test set. With
     ``checkpoint``, after every epoch the state to go on from (network, optimizer, the loader's generator,
-    the global random state, the curve) is handed to it; ``resume`` is such a state."""
+    the global random state, the curve) is handed to it, and so it is (with the epoch's place: ``step``)
+    at the step boundary where a stop request is heard, before RunInterrupted; ``resume`` is such a
+    state."""
     from harness.checkpoint import rng_state, set_rng_state
     from harness.data import DeviceLoader
     from harness.interrupts import check as check_stop
@@ -85,23 +87,48 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
     opt = torch.optim.SGD(net.parameters(), lr=budget.lr, momentum=budget.momentum,
                           weight_decay=budget.weight_decay)
     t0 = time.perf_counter()
-    curve, first, before = [], 0, 0.0
+    curve, first, before, mid = [], 0, 0.0, None
     if resume is not None:
         net.load_state_dict(resume["net"])
         opt.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["generator"])
-        set_rng_state(resume["rng"])
-        curve, first, before = list(resume["curve"]), resume["epoch"] + 1, resume["seconds"]
+        curve, before = list(resume["curve"]), resume["seconds"]
+        if resume.get("step") is not None:  # stopped inside an epoch: replayed below
+            first, mid = resume["epoch"], resume
+        else:
+            gen.set_state(resume["generator"])
+            set_rng_state(resume["rng"])
+            first = resume["epoch"] + 1
+    from harness import interrupts, progress
+
+    tracker = progress.Phase("retrain", budget.epochs, len(train_loader))
     for epoch in range(first, budget.epochs):
+        tracker.start(epoch)
         lr = 0.5 * budget.lr * (1 + math.cos(math.pi * epoch / budget.epochs))  # cosine to 0
         for group in opt.param_groups:
             group["lr"] = lr
         net.drop_path_prob = budget.drop_path * epoch / budget.epochs
         net.train()
         loss_sum = torch.zeros((), device=device)
-        n = 0
-        for x, y in train_loader:
-            check_stop(f"retrain epoch {epoch + 1}")  # SIGTERM/SIGINT: stop at this step boundary
+        n = taken = 0
+        at_start = gen.get_state()  # enough to draw this epoch's batches again after a stop inside it
+        batches = iter(train_loader)
+        if mid is not None:  # the batches of the steps done before the stop, drawn again, not trained on
+            at_start, taken = mid["epoch_start"], mid["step"]
+            gen.set_state(at_start)
+            batches = iter(train_loader)
+            for _ in range(taken):
+                next(batches)
+            set_rng_state(mid["rng"])
+            loss_sum, n = mid["loss_sum"].to(device), mid["n"]
+            tracker.step_no, mid = taken, None
+        for x, y in batches:
+            if interrupts.requested():  # SIGTERM/SIGINT: a checkpoint at this step boundary, then stop
+                if checkpoint is not None:
+                    checkpoint({"phase": "retrain", "epoch": epoch, "step": taken, "epoch_start": at_start,
+                                "loss_sum": loss_sum, "n": n, "net": net.state_dict(),
+                                "optimizer": opt.state_dict(), "rng": rng_state(), "curve": curve,
+                                "seconds": before + time.perf_counter() - t0})
+                check_stop(f"retrain epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
             logits, aux = net(x)
             loss = F.cross_entropy(logits, y)
@@ -112,13 +139,17 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             opt.step()
             loss_sum += loss.detach() * y.shape[0]
             n += y.shape[0]
+            taken += 1
+            tracker.step(y.shape[0])
         curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(1, n), "lr": lr})
+        tracker.end(curve[-1]["train_loss"])
         if checkpoint is not None:
             checkpoint({"phase": "retrain", "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
                         "generator": gen.get_state(), "rng": rng_state(), "curve": curve,
                         "seconds": before + time.perf_counter() - t0})
         if on_epoch is not None:
             on_epoch(epoch, curve[-1])
+    progress.update(phase="test", epoch=None, epochs=None, step=None, steps=None, images_per_s=None)
     test_acc = accuracy(net, test_loader)
     return {
         "test_accuracy": test_acc,

@@ -6,6 +6,11 @@ hands an executor the runs still to do and two callbacks, and the executor decid
 * ``settle(task, record)``: call with the finished record ("completed" or "failed" with the error).
   The runner writes the store there, in the driver process: workers never touch SQLite, so workers on
   other machines (or a store on NFS) are safe.
+* ``report(task, item)``: hand over what a run says while it runs, in the order it said it: the
+  ``harness.progress`` items (``("progress", snapshot)``, ``("line", text)``) and its log lines
+  (``("log", text)``). The driver shows them (live table or plain lines) and puts the latest snapshot in
+  the run's lease, which ``harness status`` reads. An executor whose workers cannot send them back may
+  drop them: the runs are unaffected.
 
 Built in (registered by the core plugin, ``harness_register_executors``):
 
@@ -22,7 +27,10 @@ Built in (registered by the core plugin, ``harness_register_executors``):
 ``ray``: each run a Ray task (see :class:`RayExecutor`); the optional extra ``nas-harness[ray]``.
 
 Another executor (Slurm, say) is a plugin registering a factory ``factory(options: ExecutorOptions)``
-that returns an object with ``run(tasks, begin, settle, *, registry, plan, device, log)``.
+that returns an object with ``run(tasks, begin, settle, *, registry, plan, device, log, report)`` (an
+executor without a ``report`` parameter is still called, without it: its runs show no progress) and,
+optionally, ``concurrent = False`` when it runs one run at a time (the driver then leaves out the run's
+label from each of its lines).
 
 This module imports no torch at import time: a worker must set ``CUDA_VISIBLE_DEVICES`` before torch
 (or any plugin module, which imports it) is loaded.
@@ -77,8 +85,11 @@ class ExecutorOptions:
 class SerialExecutor:
     """Every run in this process, one after another, on the data the plan already loaded."""
 
-    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
-        from harness import interrupts
+    concurrent = False
+
+    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log,
+            report=lambda task, item: None) -> None:
+        from harness import interrupts, progress
         from harness.runner import perform_run
 
         for task in tasks:
@@ -86,9 +97,10 @@ class SerialExecutor:
                 break
             begin(task)
             try:
-                record = perform_run(registry, task.spec, plan.datasets[task.spec.dataset],
-                                     plan.benchmarks.get(task.spec.space), device, task.record, log,
-                                     task.checkpoints)
+                with progress.reporting(lambda item, task=task: report(task, item)):
+                    record = perform_run(registry, task.spec, plan.datasets[task.spec.dataset],
+                                         plan.benchmarks.get(task.spec.space), device, task.record,
+                                         lambda m, task=task: report(task, ("log", m)), task.checkpoints)
             except KeyboardInterrupt:
                 settle(task, task.record)  # recorded as interrupted, then the grid stops
                 raise
@@ -131,18 +143,24 @@ def _worker(env: dict[str, str], threads: int | None, conn) -> None:
         if threads is not None and spec.budget.runtime.threads == 0:
             runtime = replace(spec.budget.runtime, threads=threads)
             spec = replace(spec, budget=replace(spec.budget, runtime=runtime))
-        conn.send(pickle.dumps(_run_here(task, spec, cache)))
+        record = _run_here(task, spec, cache, emit=conn.send)  # ("progress"|"line"|"log", ...) on the way
+        conn.send(("record", pickle.dumps(record)))
     conn.close()
 
 
-def _run_here(task: RunTask, spec, cache: dict) -> Any:
+def _run_here(task: RunTask, spec, cache: dict, emit=None) -> Any:
     """One run in this (worker) process; the registry, each dataset and each benchmark are loaded once
-    into ``cache``."""
+    into ``cache``. ``emit(item)`` gets what the run says (its progress items and ``("log", text)``);
+    without it, log lines go to stderr with the run's label."""
+    from harness import progress
     from harness.data import load_dataset
     from harness.plugins import load_registry
     from harness.runner import perform_run, resolve_device
 
-    log = lambda m, label=task.label: print(f"{label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
+    if emit is None:
+        log = lambda m, label=task.label: print(f"{label} {m.strip()}", file=sys.stderr, flush=True)  # noqa: E731
+    else:
+        log = lambda m: emit(("log", m))  # noqa: E731
     if "registry" not in cache:
         cache["registry"] = load_registry()
     registry, record = cache["registry"], task.record
@@ -152,7 +170,8 @@ def _run_here(task: RunTask, spec, cache: dict) -> Any:
         if key not in cache:
             cache[key] = load_dataset(spec.dataset, task.data_dir)
         benchmark = _open_benchmark(registry, spec, task, cache)
-        record = perform_run(registry, spec, cache[key], benchmark, device, record, log, task.checkpoints)
+        with progress.reporting(emit):
+            record = perform_run(registry, spec, cache[key], benchmark, device, record, log, task.checkpoints)
     except Exception as exc:  # a failure to set the run up is the run's failure, recorded like any other
         record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
     return record
@@ -195,7 +214,11 @@ class _Slot:
 class ProcessExecutor:
     """``workers`` (CPU) or ``workers * runs_per_gpu`` (CUDA) long-lived spawned worker processes, each
     doing one run at a time; see the module docstring. A worker pays its start-up (torch, the plugins,
-    the data) once, not once per run: on smoke-sized runs that start-up is longer than the run."""
+    the data) once, not once per run: on smoke-sized runs that start-up is longer than the run. A worker
+    sends tagged items through its pipe: the run's progress and log lines as they come, then
+    ``("record", pickled record)``."""
+
+    concurrent = True
 
     def __init__(self, options: ExecutorOptions):
         self.options = options
@@ -210,7 +233,8 @@ class ProcessExecutor:
             return [_Slot(env={"CUDA_VISIBLE_DEVICES": gpus[(s // o.runs_per_gpu) % len(gpus)]}) for s in range(n)]
         return [_Slot() for _ in range(o.workers)]
 
-    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
+    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log,
+            report=lambda task, item: None) -> None:
         import multiprocessing as mp
         from multiprocessing.connection import wait
 
@@ -270,8 +294,12 @@ class ProcessExecutor:
                 for slot in busy:
                     result = None
                     try:
-                        if slot.conn.poll():
-                            result = slot.conn.recv()
+                        while result is None and slot.conn.poll():
+                            kind, payload = slot.conn.recv()
+                            if kind == "record":
+                                result = payload
+                            else:
+                                report(slot.task, (kind, payload))
                     except (EOFError, OSError):  # the worker died before (or while) sending
                         result = None
                     if result is not None:
@@ -304,18 +332,35 @@ class ProcessExecutor:
 _WORKER_CACHE: dict[str, Any] = {}  # in a Ray worker process: the registry and datasets, loaded once
 
 
-def run_task(payload: bytes) -> bytes:
+def run_task(payload: bytes, queue=None) -> bytes:
     """A run in whatever process Ray gives it (the same work as a local worker's); returns the pickled
-    record. Ray keeps its worker processes, so the registry and each dataset are loaded once per process."""
+    record. Ray keeps its worker processes, so the registry and each dataset are loaded once per process.
+    What the run says goes to the driver through ``queue`` (a ``ray.util.queue.Queue``), tagged with the
+    run's id. ``ray.cancel`` (what the driver does on SIGTERM/SIGINT) sends the task SIGINT: the run stops
+    at its next step boundary and returns its record, 'interrupted'."""
+    from harness import interrupts
+
     task: RunTask = pickle.loads(payload)
-    return pickle.dumps(_run_here(task, task.spec, _WORKER_CACHE))
+    emit = None
+    if queue is not None:
+        def emit(item, run_id=task.record.id):
+            try:
+                queue.put_nowait((run_id, item))
+            except Exception:  # noqa: BLE001 - a full or gone queue only costs the driver's view
+                pass
+    with interrupts.install():
+        return pickle.dumps(_run_here(task, task.spec, _WORKER_CACHE, emit=emit))
 
 
 class RayExecutor:
     """Every run a Ray task (1 CPU; on CUDA 1/runs_per_gpu of a GPU), submitted at once; Ray places them
     on the cluster's nodes. Results come back to this process, which alone writes the store. A task whose
     worker dies is retried by Ray (``max_retries`` = ``retries``; it resumes from its checkpoint when the
-    checkpoint directory is shared), then recorded failed with Ray's error."""
+    checkpoint directory is shared), then recorded failed with Ray's error. The runs' progress and log
+    lines come back through a Ray queue (an actor taking no CPU). On SIGTERM/SIGINT the driver cancels
+    the tasks (Ray sends them SIGINT): each stops at a step boundary and comes back 'interrupted'."""
+
+    concurrent = True
 
     def __init__(self, options: ExecutorOptions):
         self.options = options
@@ -324,8 +369,12 @@ class RayExecutor:
         except ImportError:
             raise HarnessError("--executor ray needs Ray, an optional extra: pip install 'nas-harness[ray]'") from None
 
-    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log) -> None:
+    def run(self, tasks: Sequence[RunTask], begin, settle, *, registry, plan, device, log,
+            report=lambda task, item: None) -> None:
         import ray
+        from ray.util.queue import Empty, Queue
+
+        from harness import interrupts
 
         if not tasks:
             return
@@ -334,21 +383,44 @@ class RayExecutor:
             ray.init(address=self.options.address, include_dashboard=False, log_to_driver=True,
                      runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
                      if self.options.address is None else None)
+            interrupts.reclaim()  # ray.init's SIGTERM handler would end the driver at once
         cuda = str(device).startswith("cuda")
         remote = ray.remote(num_cpus=1, num_gpus=(1.0 / self.options.runs_per_gpu) if cuda else 0,
                             max_retries=self.options.retries)(run_task)
-        pending = {}
+        queue = Queue(actor_options={"num_cpus": 0})
+        pending, by_id = {}, {}
+
+        def drain() -> None:
+            while True:
+                try:
+                    run_id, item = queue.get_nowait()
+                except Empty:
+                    return
+                if run_id in by_id:
+                    report(by_id[run_id], item)
+
         try:
             for task in tasks:
                 begin(task)
-                pending[remote.remote(pickle.dumps(task))] = task
+                by_id[task.record.id] = task
+                pending[remote.remote(pickle.dumps(task), queue)] = task
                 log(f"{task.label}: submitted to Ray")
+            cancelled = False
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                if interrupts.requested() and not cancelled:  # each task stops at its next step boundary
+                    cancelled = True
+                    for ref in pending:
+                        ray.cancel(ref, force=False)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                drain()
                 for ref in done:
                     task = pending.pop(ref)
                     try:
                         record = pickle.loads(ray.get(ref))
+                    except ray.exceptions.TaskCancelledError:  # cancelled before it started
+                        record = task.record
+                        record.status = "interrupted"
+                        record.error = f"interrupted by {interrupts.requested() or 'a cancel'} before it started"
                     except ray.exceptions.RayError as exc:  # the worker died more often than retries allow
                         record = task.record
                         record.status = "failed"
@@ -362,6 +434,10 @@ class RayExecutor:
                 settle(task, task.record)
             raise
         finally:
+            try:
+                ray.kill(queue.actor)
+            except Exception:  # noqa: BLE001
+                pass
             if started_here:
                 ray.shutdown()
 

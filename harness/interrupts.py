@@ -45,6 +45,17 @@ def _handler(signum, frame):
     request(name)
 
 
+_installed: list[tuple[int, ...]] = []  # the signals of the install() blocks now open
+
+
+def reclaim() -> None:
+    """Point the signals of the open :func:`install` block at the stop handler again, after a library
+    replaced them (``ray.init`` sets a SIGTERM handler that exits the driver at once)."""
+    if _installed and threading.current_thread() is threading.main_thread():
+        for s in _installed[-1]:
+            signal.signal(s, _handler)
+
+
 @contextlib.contextmanager
 def install(signals=(signal.SIGTERM, signal.SIGINT)):
     """Handle ``signals`` as stop requests while the block runs (main thread only; elsewhere a no-op)."""
@@ -52,9 +63,11 @@ def install(signals=(signal.SIGTERM, signal.SIGINT)):
         yield
         return
     previous = {s: signal.signal(s, _handler) for s in signals}
+    _installed.append(tuple(signals))
     try:
         yield
     finally:
+        _installed.pop()
         for s, h in previous.items():
             signal.signal(s, h)
         _requested.clear()

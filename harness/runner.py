@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, interrupts
+from harness import __version__, interrupts, progress
 from harness.api import RunRecord, RunSpec
 from harness.config import resolve
 from harness.errors import HarnessError, unknown
@@ -186,7 +186,9 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
             log(f"  --restart: checkpoint {ckpt_path} removed, starting afresh")
         else:
             state = load_checkpoint(ckpt_path)
-            log(f"  resuming from checkpoint {ckpt_path} ({state['phase']} epoch {state['epoch'] + 1} done)")
+            where = (f"{state['phase']} epoch {state['epoch'] + 1}, after its step {state['step']}"
+                     if state.get("step") is not None else f"{state['phase']} epoch {state['epoch'] + 1} done")
+            log(f"  resuming from checkpoint {ckpt_path} ({where})")
     save = (lambda st: save_checkpoint(ckpt_path, st)) if ckpt_path is not None else None
     if state is not None and state["phase"] == "retrain":
         record.genotype = state["genotype"]
@@ -249,8 +251,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
 
     def on_epoch(epoch, stats):
         registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)
-        log(f"  search epoch {epoch + 1}/{sb.epochs}: train loss {stats['train_loss']:.3f} "
-            f"acc {stats['train_acc']:.1f}% val loss {stats['val_loss']:.3f} ({stats['seconds']:.1f}s)")
+        progress.line(f"  search epoch {epoch + 1}/{sb.epochs}: train loss {stats['train_loss']:.3f} "
+                      f"acc {stats['train_acc']:.1f}% val loss {stats['val_loss']:.3f} ({stats['seconds']:.1f}s)")
 
     result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
                         train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
@@ -281,6 +283,7 @@ def _evaluate(spec: RunSpec, space, genotype, data, benchmark, device, record: R
     info = data.info
     shape = NetShape(info.channels, info.num_classes, info.resolution)
     if benchmark is not None and spec.dataset in benchmark.datasets:
+        progress.update(phase="query", epoch=None, epochs=None, step=None, steps=None, images_per_s=None)
         res = benchmark.query(genotype, spec.dataset)
         metrics = {"test_accuracy": res.test_accuracy, "source": "benchmark", "benchmark": res.to_dict()}
         if res.valid_accuracy is not None:
@@ -294,7 +297,8 @@ def _evaluate(spec: RunSpec, space, genotype, data, benchmark, device, record: R
             search_part = {"genotype": record.genotype, "search": record.search,
                            "search_s": record.costs["search_s"]}
         metrics = retrain(space, genotype, data, eb, device, spec.seed,
-                          on_epoch=lambda e, s: log(f"  retrain epoch {e + 1}/{eb.epochs}: loss {s['train_loss']:.3f}"),
+                          on_epoch=lambda e, s: progress.line(f"  retrain epoch {e + 1}/{eb.epochs}: "
+                                                              f"loss {s['train_loss']:.3f}"),
                           resume=resume, checkpoint=(lambda st: save({**st, **search_part})) if save else None)
         record.costs["eval_s"] = metrics.pop("eval_s")
     record.metrics = metrics
@@ -349,13 +353,15 @@ def perform_run(registry, spec: RunSpec, data, benchmark, device, record: RunRec
 
 def execute(registry, the_plan: Plan, store, device, *, force: bool = False, command: str = "",
             log: Callable[[str], None] = lambda m: print(m, file=sys.stderr), executor=None,
-            sources: dict[str, Any] | None = None, checkpoints: Checkpoints | None = None) -> list[RunRecord]:
+            sources: dict[str, Any] | None = None, checkpoints: Checkpoints | None = None,
+            view: progress.GridView | None = None) -> list[RunRecord]:
     """Run every spec of the plan not already completed in ``store`` (unless ``force``) on ``executor``
     (default: one after another in this process) and record each result as it arrives. The store is
     written only here, in this process, whatever the executor (its workers may be other processes or
     machines; SQLite is never written from them). ``sources`` tells executors whose workers load the
     data themselves where it is (``data_dir``, ``benchmark_path``, ``trust_benchmark``); ``checkpoints``
-    where the runs keep their epoch checkpoints (None: none)."""
+    where the runs keep their epoch checkpoints (None: none). ``view`` shows the grid's progress (default:
+    plain lines through ``log``); each active run's latest progress also goes into its lease in the store."""
     import torch
 
     from harness.executors import RunTask, SerialExecutor
@@ -400,11 +406,18 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
         records.append(None)
 
     active: set[int] = set()
+    view = view if view is not None else progress.GridView("plain", log=log)
+    view.prefix = getattr(executor, "concurrent", True)  # runs at once: each line names its run
 
     def begin(task) -> None:  # the row is written when the run really starts, not when it is queued
         task.record = store.start(task.record)
         active.add(task.record.id)
-        log(f"{task.label}: run {task.record.id}")
+        spec = task.spec
+        view.begin(task.record.id, task.label, f"{spec.method} {spec.space}/{spec.dataset} seed {spec.seed}")
+        view.log(f"{task.label}: run {task.record.id}")
+
+    def report(task, item) -> None:  # a run's progress snapshot, epoch line or log line
+        view.report(task.record.id, task.label, item)
 
     def settle(task, record: RunRecord) -> None:
         if record.status == "completed":
@@ -412,20 +425,28 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
         elif record.status == "interrupted":
             store.interrupt(record, record.error)
         else:
-            log(f"{task.label}: FAILED: {(record.error or '').splitlines()[0] if record.error else ''}")
+            view.log(f"{task.label}: FAILED: {(record.error or '').splitlines()[0] if record.error else ''}")
             store.fail(record, record.error)
         active.discard(record.id)
         records[task.index] = record
         settled.append(record.status)
-        log(grid_progress(settled, len(tasks), time.monotonic() - t_start))
+        view.settle(record.id, grid_progress(settled, len(tasks), time.monotonic() - t_start))
 
     settled: list[str] = []
     t_start = time.monotonic()
-    with interrupts.install(), _Heartbeat(store.path, active):
-        executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=log)
+    with interrupts.install(), _Heartbeat(store.path, active, view.snapshot), view:
+        extra = {"report": report} if _accepts(executor.run, "report") else {}  # executors before progress
+        executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=view.log, **extra)
         if interrupts.requested():
-            log(f"{interrupts.requested()}: the grid stopped; run the same command again to go on")
+            view.log(f"{interrupts.requested()}: the grid stopped; run the same command again to go on")
     return [r for r in records if r is not None]
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def grid_progress(settled: Sequence[str], total: int, elapsed_s: float) -> str:
@@ -459,13 +480,14 @@ def stale_reason(record: RunRecord, lease) -> str | None:
 
 
 class _Heartbeat:
-    """A daemon thread renewing the leases of the rows this process runs, every HEARTBEAT_S, on a
-    connection of its own (a SQLite connection belongs to one thread)."""
+    """A daemon thread renewing the leases of the rows this process runs, with each run's latest progress
+    (``snapshot()``: run id -> progress dict), every HEARTBEAT_S, on a connection of its own (a SQLite
+    connection belongs to one thread)."""
 
-    def __init__(self, path, active: set[int]):
+    def __init__(self, path, active: set[int], snapshot: Callable[[], dict[int, dict]] = dict):
         import threading
 
-        self.path, self.active = path, active
+        self.path, self.active, self.snapshot = path, active, snapshot
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="harness-heartbeat", daemon=True)
 
@@ -475,7 +497,7 @@ class _Heartbeat:
         with ResultStore(self.path) as store:
             while not self.stop.wait(HEARTBEAT_S):
                 try:
-                    store.heartbeat(list(self.active))
+                    store.heartbeat(list(self.active), self.snapshot())
                 except Exception:  # noqa: BLE001 - a missed heartbeat only makes the row look older
                     pass
 

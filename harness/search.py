@@ -112,55 +112,94 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
                checkpoint: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
     """The search epochs, then the selector. With ``checkpoint``, after every epoch the state to go on
     from (network, optimizer and sampler state, every random generator, the validation stream's place,
-    the curve) is handed to it; ``resume`` is such a state: the search goes on from the epoch after it,
-    exactly as if it had not stopped."""
+    the curve) is handed to it, and so it is at the step boundary where a stop request (SIGTERM/SIGINT)
+    is heard, with the epoch's place (``step``: steps done in it) before :class:`RunInterrupted` is
+    raised. ``resume`` is such a state: the search goes on from the epoch after it, or from the step
+    where it stopped, exactly as if it had not stopped."""
+    from harness import interrupts, progress
     from harness.checkpoint import rng_state, set_rng_state
 
     start = time.perf_counter()
     val_stream = _Stream(val_loader, generator) if optimizer.needs_val_batch else None
     result = SearchResult(genotype=None)
     device = next(net.parameters()).device
-    first, before = 0, 0.0
+    first, before, mid = 0, 0.0, None
     if resume is not None:
         net.load_state_dict(resume["net"])
         load_component_state(optimizer, resume["optimizer"])
         load_component_state(sampler, resume["sampler"])
-        if val_stream is not None:
-            val_stream.restore(resume["val_stream"])
-        if generator is not None:
-            generator.set_state(resume["generator"])
-        set_rng_state(resume["rng"])
         result.curve, result.steps = list(resume["curve"]), resume["steps"]
-        first, before = resume["epoch"] + 1, resume["seconds"]
+        before = resume["seconds"]
+        if resume.get("step") is not None:  # stopped inside an epoch: replayed below
+            first, mid = resume["epoch"], resume
+        else:
+            if val_stream is not None:
+                val_stream.restore(resume["val_stream"])
+            if generator is not None:
+                generator.set_state(resume["generator"])
+            set_rng_state(resume["rng"])
+            first = resume["epoch"] + 1
+
+    tracker = progress.Phase("search", epochs, len(train_loader))
     for epoch in range(first, epochs):
         t0 = time.perf_counter()
+        tracker.start(epoch)
         sampler.set_progress(epoch, epochs)
         optimizer.set_progress(epoch, epochs)
         net.train()
         zero = torch.zeros((), device=device)
-        train_loss, val_loss, correct, n, n_val = zero.clone(), zero.clone(), zero.clone(), 0, 0
-        for x, y in train_loader:
-            check_stop(f"search epoch {epoch + 1}")  # SIGTERM/SIGINT: stop at this step boundary
+        sums = {"train_loss": zero.clone(), "val_loss": zero.clone(), "correct": zero.clone(), "n": 0, "n_val": 0}
+        # where this epoch's batches come from: enough to draw them again after a stop inside it
+        at_start = {"generator": generator.get_state() if generator is not None else None,
+                    "val_stream": val_stream.state() if val_stream is not None else None}
+        batches, taken, epoch_before = iter(train_loader), 0, 0.0
+        if mid is not None:  # the batches of the steps done before the stop, drawn again, not trained on
+            at_start, taken, epoch_before = mid["epoch_start"], mid["step"], mid["epoch_seconds"]
+            if val_stream is not None:
+                val_stream.restore(at_start["val_stream"])
+            if generator is not None:
+                generator.set_state(at_start["generator"])
+            batches = iter(train_loader)
+            for _ in range(taken):
+                next(batches)
+                if val_stream is not None:
+                    next(val_stream)
+            set_rng_state(mid["rng"])
+            sums = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in mid["sums"].items()}
+            tracker.step_no, mid = taken, None
+        for x, y in batches:
+            if interrupts.requested():  # SIGTERM/SIGINT: a checkpoint at this step boundary, then stop
+                if checkpoint is not None:
+                    checkpoint({"phase": "search", "epoch": epoch, "step": taken, "epoch_start": at_start,
+                                "sums": sums, "net": net.state_dict(), "optimizer": component_state(optimizer),
+                                "sampler": component_state(sampler), "rng": rng_state(), "curve": result.curve,
+                                "steps": result.steps, "epoch_seconds": epoch_before + time.perf_counter() - t0,
+                                "seconds": before + time.perf_counter() - start})
+                check_stop(f"search epoch {epoch + 1}")
             val = next(val_stream) if val_stream is not None else None
             stats = optimizer.step(net, Batch(x, y), val)
-            train_loss += stats.train_loss * stats.n
+            sums["train_loss"] += stats.train_loss * stats.n
             if stats.train_correct is not None:
-                correct += stats.train_correct
+                sums["correct"] += stats.train_correct
             if stats.val_loss is not None:
-                val_loss += stats.val_loss
-                n_val += 1
-            n += stats.n
+                sums["val_loss"] += stats.val_loss
+                sums["n_val"] += 1
+            sums["n"] += stats.n
             result.steps += 1
+            taken += 1
+            tracker.step(stats.n)
         # the one sync per epoch
+        n, n_val = sums["n"], sums["n_val"]
         summary = {
             "epoch": epoch,
-            "train_loss": float(train_loss) / max(1, n),
-            "train_acc": 100.0 * float(correct) / max(1, n),
-            "val_loss": float(val_loss) / n_val if n_val else float("nan"),
+            "train_loss": float(sums["train_loss"]) / max(1, n),
+            "train_acc": 100.0 * float(sums["correct"]) / max(1, n),
+            "val_loss": float(sums["val_loss"]) / n_val if n_val else float("nan"),
             "lr": float(getattr(optimizer, "lr", float("nan"))),
-            "seconds": time.perf_counter() - t0,
+            "seconds": epoch_before + time.perf_counter() - t0,
         }
         result.curve.append(summary)
+        tracker.end(summary["train_loss"])
         if checkpoint is not None:
             checkpoint({"phase": "search", "epoch": epoch, "net": net.state_dict(),
                         "optimizer": component_state(optimizer), "sampler": component_state(sampler),
@@ -172,6 +211,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
             on_epoch(epoch, {**summary, "probabilities": _probs(sampler)})
 
     net.eval()
+    progress.update(phase="select", epoch=None, epochs=None, step=None, steps=None, images_per_s=None)
     ctx = SelectionContext(
         space=space,
         val_batches=lambda: (Batch(x, y) for x, y in val_loader),

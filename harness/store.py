@@ -31,7 +31,9 @@ from harness.api import RunRecord
 from harness.errors import HarnessError
 
 DEFAULT_STORE = Path("harness-runs") / "results.sqlite"
-SCHEMA_VERSION = 2  # 2: status 'interrupted' (a run stopped by SIGTERM/SIGINT; version 1 stores migrate)
+# 2: status 'interrupted' (a run stopped by SIGTERM/SIGINT); 3: leases.progress (where a running run
+# stands). Older stores migrate in place, keeping every row and id.
+SCHEMA_VERSION = 3
 STATUSES = ("running", "completed", "failed", "interrupted")
 BUSY_TIMEOUT_S = 30.0
 
@@ -59,7 +61,7 @@ CREATE INDEX IF NOT EXISTS runs_preset ON runs (preset);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE TABLE IF NOT EXISTS leases (
     run_id INTEGER PRIMARY KEY REFERENCES runs (id),
-    host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL
+    host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL, progress TEXT
 );
 """  # config_key is indexed by its UNIQUE constraint; leases: who runs a 'running' row (added in place:
 # a store written before it simply has no leases, and its 'running' rows count as stale by age)
@@ -78,6 +80,7 @@ class Lease:
     host: str
     pid: int
     heartbeat: float  # time.time()
+    progress: dict | None = None  # the run's latest progress (harness.progress), as of the heartbeat
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.heartbeat
@@ -193,6 +196,8 @@ class ResultStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if "progress" not in {r[1] for r in db.execute("PRAGMA table_info(leases)")}:  # schema < 3
+                db.execute("ALTER TABLE leases ADD COLUMN progress TEXT")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @property
@@ -223,22 +228,35 @@ class ResultStore:
             record.attempt = earlier + 1
             cur = db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                              self._values(record))
-            db.execute("INSERT INTO leases VALUES (?, ?, ?, ?)", (cur.lastrowid, socket.gethostname(), os.getpid(),
-                                                                  time.time()))
+            db.execute("INSERT INTO leases (run_id, host, pid, heartbeat) VALUES (?, ?, ?, ?)",
+                       (cur.lastrowid, socket.gethostname(), os.getpid(), time.time()))
         record.id = cur.lastrowid
         return record
 
-    def heartbeat(self, run_ids) -> None:
-        """This process still runs these rows."""
+    def heartbeat(self, run_ids, progress: dict[int, dict] | None = None) -> None:
+        """This process still runs these rows; ``progress``: where each stands (run id -> snapshot)."""
         ids = list(run_ids)
         if ids:
+            now, progress = time.time(), progress or {}
             with self._transaction() as db:
-                db.execute(f"UPDATE leases SET heartbeat = ? WHERE run_id IN ({', '.join('?' * len(ids))})",
-                           (time.time(), *ids))
+                for run_id in ids:
+                    snap = progress.get(run_id)
+                    if snap:
+                        db.execute("UPDATE leases SET heartbeat = ?, progress = ? WHERE run_id = ?",
+                                   (now, _dumps(snap), run_id))
+                    else:
+                        db.execute("UPDATE leases SET heartbeat = ? WHERE run_id = ?", (now, run_id))
 
     def lease(self, run_id: int) -> Lease | None:
-        row = self.db.execute("SELECT run_id, host, pid, heartbeat FROM leases WHERE run_id = ?", (run_id,)).fetchone()
-        return Lease(*row) if row else None
+        row = self.db.execute("SELECT run_id, host, pid, heartbeat, progress FROM leases WHERE run_id = ?",
+                              (run_id,)).fetchone()
+        if not row:
+            return None
+        try:
+            progress = json.loads(row[4]) if row[4] else None
+        except ValueError:  # a damaged snapshot only loses what status shows
+            progress = None
+        return Lease(*row[:4], progress=progress)
 
     def running(self, config_key: str | None = None) -> list[tuple[RunRecord, Lease | None]]:
         """The 'running' rows (of one configuration, or all), each with its lease (None: none recorded)."""

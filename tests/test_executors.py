@@ -4,6 +4,7 @@ a worker that dies costs only its run (retried, then recorded failed)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,12 @@ def test_two_workers_give_exactly_the_records_of_one_process(tmp_path):
                          text=True)
     assert two.returncode == 0, two.stderr
     assert two.stderr.count("worker pid") == 4
+    # each worker's epochs reach the driver's plain log, each line naming its run (stderr is not a terminal:
+    # --progress auto is plain, no terminal escapes)
+    assert "\x1b[" not in two.stderr
+    for i in range(1, 5):
+        assert len(re.findall(rf"^\[{i}/4\] .* search epoch 1/1: train loss", two.stderr, re.M)) == 1, two.stderr
+        assert len(re.findall(rf"^\[{i}/4\] .* retrain epoch 1/1: loss", two.stderr, re.M)) == 1
     a, b = _records(serial), _records(parallel)
     assert set(a) == set(b) == {("darts", "s1"), ("darts", "s2"), ("gdas", "s1"), ("gdas", "s2")}
     for key in a:

@@ -184,8 +184,8 @@ def test_sigterm_stops_at_a_step_boundary_as_interrupted_and_the_rerun_goes_on(t
         again = subprocess.run(HARNESS + grid + ["--store", str(store)], capture_output=True, text=True)
         assert again.returncode == 0, again.stderr
         assert "resuming from checkpoint" in again.stderr
-        if "search epoch 2" in rec.error:
-            assert "(search epoch 1 done)" in again.stderr
+        if "search epoch 2" in rec.error:  # the checkpoint of the step boundary where it stopped
+            assert "(search epoch 2, after its step " in again.stderr, again.stderr
         assert _result(store) == _result(tmp_path / "plain" / "runs.sqlite")
 
 

@@ -125,7 +125,7 @@ def test_unknown_status_is_refused(store):
 def test_schema_version_wal_and_busy_timeout(tmp_path, store):
     db = sqlite3.connect(store.path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
     indexed = {row[0] for row in db.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
@@ -320,6 +320,42 @@ def test_a_version_1_store_migrates_keeping_every_row(tmp_path):
             (30, "running", 3, {"test_accuracy": 90.5})]
         results.interrupt(rows[2], "interrupted by SIGTERM")
         assert results.records("interrupted")[0].error == "interrupted by SIGTERM"
-        assert results.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert results.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         new = results.start(RunRecord("darts", "s2", "digits", 4, "smoke", {}, "key4"))
         assert new.id == 31  # AUTOINCREMENT goes on after the copied ids
+
+
+# the leases table as schema version 2 wrote it (before progress), copied from that version's store.py
+V2_LEASES = """CREATE TABLE leases (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id),
+    host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL
+)"""
+
+
+def test_a_version_2_store_gains_lease_progress_keeping_its_leases(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    with ResultStore(path) as results:  # a current store, then its leases table as version 2 had it
+        running = results.start(record(seed=5))
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE leases")
+    db.execute(V2_LEASES)
+    db.execute("INSERT INTO leases VALUES (?, 'gpu-node-3', 4242, 1700000000.0)", (running.id,))
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with ResultStore(path) as results:
+        lease = results.lease(running.id)
+        assert (lease.host, lease.pid, lease.heartbeat, lease.progress) == ("gpu-node-3", 4242, 1700000000.0, None)
+        snap = {"phase": "retrain", "epoch": 7, "epochs": 600, "step": 12, "steps": 781, "loss": 0.5}
+        results.heartbeat([running.id], {running.id: snap})
+        assert results.lease(running.id).progress == snap
+        assert results.lease(running.id).heartbeat > 1700000000.0
+        assert results.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+
+
+def test_heartbeat_without_progress_keeps_the_last_snapshot(store):
+    run = store.start(record(seed=6))
+    assert store.lease(run.id).progress is None
+    store.heartbeat([run.id], {run.id: {"phase": "search", "epoch": 2, "epochs": 50}})
+    store.heartbeat([run.id])  # a beat with nothing new says the run lives; where it stands stays
+    assert store.lease(run.id).progress == {"phase": "search", "epoch": 2, "epochs": 50}
