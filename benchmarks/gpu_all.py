@@ -52,7 +52,20 @@ def items(tiny: bool):
             "--set", f"eval.max_train_images={256 if tiny else 2000}"]
     out += [(90, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
             (120, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
+    # issue 13: quick nb201 searches alone, then 4 and 8 at once on the GPU (runs only if the items above
+    # took less than their estimates; else `gpu_session.sh packing` takes it in a call of its own)
+    out += [(240, "packing", "packing", ["2"] if tiny else ["1", "4", "8"])]
     return out
+
+
+def packing(packs: list[str], tiny: bool, write) -> None:
+    """benchmarks/gpu_packing.py's rows: on CUDA K runs on the one GPU; on a CPU (tiny) K workers."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("gpu_packing", HERE / "gpu_packing.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.measure([int(k) for k in packs], "cuda" if torch.cuda.is_available() else "cpu", tiny, write)
 
 
 def e2e_run(label: str, args: list[str], out: Path) -> dict:
@@ -98,6 +111,10 @@ def main(argv=None) -> int:
             continue
         t0 = time.monotonic()
         try:
+            if kind == "packing":  # one line per row, each the moment it is taken
+                packing(item_args, args.tiny, lambda row, t0=t0: write(
+                    {"item": label, "item_s": round(time.monotonic() - t0, 1), **row}))
+                continue
             record = search_step.main(item_args) if kind == "step" else e2e_run(label, item_args, out)
             record = {"item": label, "item_s": round(time.monotonic() - t0, 1), **record}
         except BaseException as exc:  # noqa: BLE001 - one failed item must not lose the others

@@ -23,11 +23,14 @@
 #   bash benchmarks/gpu_session.sh e2e-eager # one quick-preset DARTS search, nb201, Fashion-MNIST, eager
 #   bash benchmarks/gpu_session.sh e2e-fast  # the same search: fast cell; fast + CUDA graph; that again on
 #                                            # one CPU core (taskset), to show the CPU does not set the pace
+#   bash benchmarks/gpu_session.sh packing   # issue 13: one quick nb201 DARTS search alone vs 4 and 8 packed
+#                                            # on the GPU (--runs-per-gpu): total images/s, per-run slowdown
+#                                            # (benchmarks/gpu_packing.py; ~4 min H100, a guess)
 #
-# drift and e2e-* need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
+# drift, e2e-* and packing need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
 # TINY=1 shrinks every size so the script itself can be checked on a CPU in a minute.
 set -euo pipefail
-phase=${1:?phase: all | steps | methods | drift | e2e-eager | e2e-fast}
+phase=${1:?phase: all | steps | methods | drift | e2e-eager | e2e-fast | packing}
 out=${OUT:-benchmarks/results/$(date +%F)-gpu}
 mkdir -p "$out"
 log="$out/$phase.log"
@@ -108,6 +111,13 @@ case "$phase" in
     if command -v taskset >/dev/null; then
       e2e_run graph-1cpu --set runtime.cuda_graph=true --taskset
     fi ;;
-  *) echo "unknown phase $phase (all | steps | methods | drift | e2e-eager | e2e-fast)" >&2; exit 2 ;;
+  packing)
+    # quick DARTS searches on nb201 (1 epoch of 78 steps): alone, then 4 and 8 at once on the one GPU
+    if [[ -n "${TINY:-}" ]]; then
+      python3 benchmarks/gpu_packing.py --out "$jsonl" --packs 1,2 --device cpu --tiny 2>&1 | tee -a "$log"
+    else
+      python3 benchmarks/gpu_packing.py --out "$jsonl" --packs 1,4,8 --device cuda 2>&1 | tee -a "$log"
+    fi ;;
+  *) echo "unknown phase $phase (all | steps | methods | drift | e2e-eager | e2e-fast | packing)" >&2; exit 2 ;;
 esac
 echo "done: $jsonl" | tee -a "$log"

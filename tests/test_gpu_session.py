@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "darts-2nd darts", "gdas darts", "rome-v2 darts", "single-darts darts",
             "darts-pt-fixed-alpha darts", "entrannas darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
-            "e2e eager"]
+            "e2e eager", "packing"]
 
 
 def _env(out: Path) -> dict:
@@ -29,8 +29,11 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     darts = lines[0]
     assert set(darts["modes"]) >= {"eager", "fast"} and darts["device"] == "cpu"
     assert "baseline_loss_max_rel_diff" in darts and darts["command"].startswith("python benchmarks/search_step.py")
-    assert all(r["status"] == "completed" for r in lines[-2:])
-    assert lines[-1]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-2]["runtime"]
+    assert all(r["status"] == "completed" for r in lines[-3:-1])
+    assert lines[-2]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-3]["runtime"]
+    pack = lines[-1]  # TINY: 2 workers on the CPU, each a quick-shaped nb201 search of its own seed
+    assert (pack["k"], pack["completed"], pack["exit"]) == (2, 2, 0) and len(pack["runs"]) == 2
+    assert all(r["images_per_s"] > 0 for r in pack["runs"]) and "--workers 2" in pack["command"]
 
 
 def test_items_that_do_not_fit_the_budget_are_skipped_and_said_so(tmp_path):
@@ -44,5 +47,5 @@ def test_items_that_do_not_fit_the_budget_are_skipped_and_said_so(tmp_path):
     assert len(lines) == len(PRIORITY)
     skipped = [r["skipped"] for r in lines if "skipped" in r]
     # the two darts items estimate 150 s and 60 s: over a 30 s budget; every item is accounted for
-    assert skipped[:2] == ["darts darts", "darts nb201"] and "e2e eager" in skipped
+    assert skipped[:2] == ["darts darts", "darts nb201"] and "e2e eager" in skipped and "packing" in skipped
     assert all(r["budget_s"] == 30 for r in lines if "skipped" in r)
