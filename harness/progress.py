@@ -10,7 +10,7 @@ Two sides:
   ``images_per_s`` (this epoch so far). Both go to the sink the executor set with :func:`reporting`; with
   none set they cost one function call. Nothing here imports torch.
 * In the driver, :class:`GridView` receives them (in-process, through a local worker's pipe, or through a
-  Ray queue) and shows them: ``live`` a table of the active runs under the grid's line (``rich``, redrawn
+  file a Ray task appends to) and shows them: ``live`` a table of the active runs under the grid's line (``rich``, redrawn
   in place on a terminal), ``plain`` one line per epoch and per event, ``off`` nothing. The heartbeat thread
   writes each active run's latest snapshot into the store's lease, which ``harness status`` reads.
 """
