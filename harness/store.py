@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS leases (
 
 # a 'running' row whose owner is on another host counts as stale when its heartbeat is this old (the
 # owner heartbeats every HEARTBEAT_S); on this host, as soon as the owning process is gone
-HEARTBEAT_S = 30.0
+HEARTBEAT_S = 5.0  # also how fresh `harness status` sees each run's progress: one small UPDATE per beat
 STALE_AFTER_S = 600.0
 
 
