@@ -4,7 +4,7 @@ must not change a single bit of the trajectory against full backward passes."""
 import torch
 import torch.nn.functional as F
 
-from harness_darts.components import FirstOrderBilevel, _accuracy_count
+from harness.nn.bilevel import FirstOrderBilevel, _accuracy_count
 from tests.searchkit import method_parts, random_batches
 
 

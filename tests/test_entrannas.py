@@ -295,7 +295,7 @@ def test_dst_on_nb201_selector_and_forward():
 
 
 def test_first_order_step_updates_alpha_and_beta():
-    from harness_darts.components import BilevelConfig, FirstOrderBilevel
+    from harness.blocks import BilevelConfig, FirstOrderBilevel
     from harness.api import Batch
 
     space, net = net_for("s2", dst_sampler, layers=3)

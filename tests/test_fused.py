@@ -186,7 +186,7 @@ def test_darts_pt_selection_is_the_same_on_the_fast_path():
 def test_a_subclass_that_changes_the_edge_keeps_its_own_math():
     """The fused path replaces MixedBody.edge_forward; a plugin's subclass that overrides it (e.g. a
     partial-channel edge) is not switched, so set_fast never changes what such a cell computes."""
-    from harness_darts.components import MixedBody
+    from harness.blocks import MixedBody
 
     class HalfEdge(MixedBody):
         def edge_forward(self, e, x, arch):

@@ -113,7 +113,7 @@ def test_duplicate_registration_names_both_plugins():
     class A:
         @hookimpl
         def harness_register_samplers(self, register):
-            from harness_darts.components import SoftmaxConfig
+            from harness.blocks import SoftmaxConfig
 
             register("softmax", lambda config, space: None, SoftmaxConfig)
 

@@ -3,9 +3,12 @@ decide what an edge computes from the sampler's weights (``edge_forward``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
 from harness.api import ArchWeights, CellSpec
+from harness.nn.fused import FusedMixed
 
 
 class CellBody(nn.Module):
@@ -62,3 +65,82 @@ class Supernet(nn.Module):
     def weight_parameters(self) -> list:
         arch = {id(p) for p in self.sampler.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
+
+
+# ---------------------------------------------------------------------------------------------
+# The two cell types every method here uses (moved from the darts and gdas plugins)
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    pass
+
+
+class MixedBody(CellBody):
+    """Every candidate op runs; the edge output is sum_k w[e, k] * op_k(x) (times an optional edge
+    weight). No data-dependent branching, so no host-device sync. With ``fast`` the same math runs
+    through :class:`harness.nn.fused.FusedMixed` (ops grouped per source node, a few large kernels)."""
+
+    _fused = None
+
+    @property
+    def supports_fast(self) -> bool:
+        """Only when ``edge_forward`` is this class's: a subclass that changes what an edge computes
+        (partial channels, say) must not be replaced by the fused sum of every op."""
+        return type(self).edge_forward is MixedBody.edge_forward
+
+    def forward(self, states, arch: ArchWeights):
+        if self.fast and self.supports_fast:
+            if self._fused is None:
+                self._fused = FusedMixed(self)
+            return self._fused(states, arch)
+        return super().forward(states, arch)
+
+    def edge_forward(self, e, x, arch: ArchWeights):
+        w = arch.weights[self.kind][e]
+        ops = self.ops[e]
+        out = w[0] * ops[0](x)
+        for k in range(1, len(ops)):
+            out = out + w[k] * ops[k](x)
+        if arch.edge_weights is not None:
+            out = out * arch.edge_weights[self.kind][e]
+        return out
+
+
+class MixedCell:
+    graph_capturable = True  # pure tensor ops, no host-side decisions (harness.graphs)
+
+    def __init__(self, config: MixedConfig):
+        self.config = config
+
+    def build(self, spec: CellSpec) -> nn.Module:
+        return MixedBody(spec)
+
+
+@dataclass(frozen=True)
+class SinglePathConfig:
+    pass
+
+
+class SinglePathBody(CellBody):
+    """Runs only the sampled op of each edge: out = w[k] * op_k(x) + sum_{j != k} w[j], where the
+    hard weights make the second term zero-valued but let every op's probability get a gradient
+    (xautodl forward_gdas). Edges a sampler marks inactive are skipped."""
+
+    def edge_forward(self, e, x, arch: ArchWeights):
+        if arch.host_active is not None and not arch.host_active[self.kind][e]:
+            return None
+        w = arch.weights[self.kind][e]
+        k = arch.host_index[self.kind][e]
+        out = self.ops[e][k](x) * w[k] + (w.sum() - w[k])
+        if arch.edge_weights is not None:
+            out = out * arch.edge_weights[self.kind][e]
+        return out
+
+
+class SinglePathCell:
+    def __init__(self, config: SinglePathConfig):
+        self.config = config
+
+    def build(self, spec: CellSpec) -> nn.Module:
+        return SinglePathBody(spec)

@@ -10,7 +10,10 @@ depend on which sampler class built them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.api import ArchWeights
@@ -48,3 +51,69 @@ class AlphaSampler(nn.Module):
 
     def regularization(self):
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# DARTS's softmax relaxation (moved from the darts plugin: several methods build on it)
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig:
+    init_scale: float = 1e-3  # alpha = init_scale * randn, per cell kind, (edges, ops)
+
+
+class SoftmaxSampler(AlphaSampler):
+    """Continuous relaxation: every op of an edge weighted by softmax(alpha_e)."""
+
+    graph_capturable = True  # pure tensor ops, no host-side decisions (harness.graphs)
+
+    def transform(self, alpha):
+        return F.softmax(alpha, dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# GDAS's Gumbel machinery (moved from the gdas plugin: ROME builds on it)
+
+
+@dataclass(frozen=True)
+class GumbelConfig:
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    init_scale: float = 1e-3
+
+
+def gumbel_hard(logits: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Straight-through Gumbel-max per row: (hard one-hot with soft gradients, argmax index).
+
+    Gumbel noise g = -log(E), E ~ Exp(1), clamped away from 0 so no row can become inf/NaN (xautodl
+    resamples such rows instead; clamping avoids the host sync that checking would need)."""
+    e = torch.empty_like(logits).exponential_().clamp_min_(torch.finfo(logits.dtype).tiny)
+    probs = F.softmax((F.log_softmax(logits, dim=-1) - e.log()) / tau, dim=-1)
+    index = probs.argmax(dim=-1)
+    one_hot = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
+    return one_hot - probs.detach() + probs, index
+
+
+class GumbelSampler(AlphaSampler):
+    """One Gumbel sample per cell kind per forward, shared by all cells of that kind."""
+
+    single_path = True  # names one op per edge (ArchWeights.host_index): cells run only that op
+
+    def __init__(self, config: GumbelConfig, space):
+        super().__init__(config, space)
+        self.tau = config.tau_max
+
+    def set_progress(self, epoch, total_epochs):
+        c = self.config
+        self.tau = c.tau_max - (c.tau_max - c.tau_min) * epoch / max(1, total_epochs - 1)
+
+    def forward(self) -> ArchWeights:
+        weights, index = {}, {}
+        for kind, a in self.alphas.items():
+            weights[kind], index[kind] = gumbel_hard(a, self.tau)
+        # one device->host copy per forward: single-path cells must know which module to run
+        host = torch.stack(list(index.values())).tolist()
+        return ArchWeights(weights, index=index, host_index=dict(zip(index, host)))
+
+    def transform(self, alpha):  # what probabilities() reports: the un-noised softmax
+        return F.softmax(alpha, dim=-1)

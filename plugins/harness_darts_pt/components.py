@@ -78,7 +78,7 @@ from torch import nn
 from harness.api import ArchWeights, SelectionContext
 from harness.errors import HarnessError
 from harness.interrupts import check as check_stop
-from harness_darts.components import BilevelConfig, FirstOrderBilevel, SoftmaxSampler
+from harness.blocks import BilevelConfig, FirstOrderBilevel, SoftmaxSampler
 
 # ---------------------------------------------------------------------------------------------
 # Fixed-alpha sampler and the first-order variant that skips the arch step for it

@@ -8,7 +8,7 @@ and 100 on NB201 (``space_budgets``).
 from harness.api import MethodInfo
 from harness.plugins import hookimpl
 
-from harness_darts.components import BilevelConfig
+from harness.blocks import BilevelConfig
 from harness_darts_pt.components import (
     FixedUniformConfig, FixedUniformSampler, FrozenArchFirstOrder, PerturbationSelector, PTConfig,
 )

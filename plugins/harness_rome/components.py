@@ -3,7 +3,7 @@
 Sampling (one architecture per forward, shared by all cells of a kind):
 
 * operations (Eqs. 5-8): on every edge one op by straight-through Gumbel-Max over softmax(alpha)
-  (``harness_gdas.components.gumbel_hard``); ``weights`` are the hard one-hots, ``index`` the ops;
+  (``harness.blocks.gumbel_hard``); ``weights`` are the hard one-hots, ``index`` the ops;
 * topology, ``rome-v1`` (Eqs. 10-14): one beta per *pair* of a node's inputs (DARTS spaces: 1+3+6+10
   = 20 per cell kind); a node draws one pair by straight-through Gumbel-Max over softmax(beta_node);
   an edge's weight is the sum of the straight-through weights of the pairs containing it (Eq. 13);
@@ -62,8 +62,7 @@ from torch import nn
 
 from harness.api import ArchWeights, Batch, SelectionContext
 from harness.errors import HarnessError
-from harness_darts.components import BilevelConfig, FirstOrderBilevel
-from harness_gdas.components import GumbelSampler, gumbel_hard
+from harness.blocks import BilevelConfig, FirstOrderBilevel, GumbelSampler, gumbel_hard
 
 _PAD = -1e9  # logit of a padding slot: never drawn, zero probability, finite (no inf/NaN gradients)
 

@@ -44,8 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.api import Batch, StepStats
-from harness.nn.samplers import AlphaSampler
-from harness_darts.components import FirstOrderBilevel
+from harness.blocks import AlphaSampler, FirstOrderBilevel
 
 ACTIVATIONS = ("sigmoid", "softmax")
 

@@ -1,0 +1,39 @@
+"""The building blocks several differentiable-NAS methods share, at one stable import path (issue 14).
+
+A plugin builds its components from these and from nothing in another plugin::
+
+    from harness.blocks import AlphaSampler, FirstOrderBilevel, BilevelConfig, SinglePathCell
+
+* samplers: :class:`AlphaSampler` (one alpha matrix per cell kind; subclass and give ``transform``),
+  :class:`SoftmaxSampler` (DARTS), :class:`GumbelSampler` and :func:`gumbel_hard` (GDAS's straight-through
+  Gumbel-max, one sample per cell kind per forward);
+* cell types: :class:`CellBody` (nodes summing their incoming edges; subclass and give ``edge_forward``),
+  :class:`MixedCell` (every op runs, weighted: DARTS; a fused fast path on CUDA), :class:`SinglePathCell`
+  (only the sampled op runs: GDAS, ROME);
+* bilevel optimizers: :class:`FirstOrderBilevel` (alternating first-order DARTS with its cosine weight lr,
+  the arch step's gradient taken for alpha only) and :class:`SecondOrderBilevel` (unrolled DARTS), both
+  configured by :class:`BilevelConfig` (quark0/darts defaults);
+* the network side: :class:`Supernet` (what ``weight_parameters`` means) and :func:`set_fast`.
+
+Names here are the public API: they keep their meaning across minor versions of nas-harness.
+"""
+
+from harness.nn.bilevel import BilevelConfig, FirstOrderBilevel, SecondOrderBilevel
+from harness.nn.cells import (
+    CellBody,
+    MixedBody,
+    MixedCell,
+    MixedConfig,
+    SinglePathBody,
+    SinglePathCell,
+    SinglePathConfig,
+    Supernet,
+    set_fast,
+)
+from harness.nn.samplers import AlphaSampler, GumbelConfig, GumbelSampler, SoftmaxConfig, SoftmaxSampler, gumbel_hard
+
+__all__ = [
+    "AlphaSampler", "BilevelConfig", "CellBody", "FirstOrderBilevel", "GumbelConfig", "GumbelSampler",
+    "MixedBody", "MixedCell", "MixedConfig", "SecondOrderBilevel", "SinglePathBody", "SinglePathCell",
+    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "gumbel_hard", "set_fast",
+]

@@ -1,0 +1,170 @@
+"""Bilevel optimizers several methods share (moved from the darts plugin, issue 14): DARTS's alternating
+first-order step and its unrolled second-order step, with the quark0/darts settings as defaults (SPEC-FACTS
+§2.5). A plugin's own optimizer subclasses these from here (``harness.blocks``), never from another plugin."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.api import Batch, StepStats
+
+
+@dataclass(frozen=True)
+class BilevelConfig:
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    nesterov: bool = False
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    order: str = "arch-first"  # quark0/darts: arch step, then weight step; xautodl: "weight-first"
+    warmup_epochs: int = 0  # epochs with no arch update (PC-DARTS uses 15)
+
+    def __post_init__(self):
+        if self.order not in ("arch-first", "weight-first"):
+            raise ValueError(f"order must be 'arch-first' or 'weight-first', not {self.order!r}")
+
+
+def _accuracy_count(logits, y):
+    return (logits.argmax(dim=1) == y).sum()
+
+
+class FirstOrderBilevel:
+    """Alternating first-order DARTS: the arch gradient is d L_val(w, alpha) / d alpha at the current w.
+
+    The weight lr follows a cosine from ``lr`` to ``lr_min`` over the search epochs (set per epoch)."""
+
+    needs_val_batch = True
+    # host-side state (lr, arch_enabled) changes only in set_progress; no syncs in the step
+    graph_capturable = True
+
+    def __init__(self, config: BilevelConfig, net, steps_per_epoch: int, epochs: int):
+        self.config = config
+        self.net = net
+        self.epochs = epochs
+        self.w_params = net.weight_parameters()
+        self.a_params = net.sampler.arch_parameters()
+        self.w_opt = torch.optim.SGD(self.w_params, lr=config.lr, momentum=config.momentum,
+                                     weight_decay=config.weight_decay, nesterov=config.nesterov)
+        self.a_opt = torch.optim.Adam(self.a_params, lr=config.arch_lr,
+                                      betas=(config.arch_beta1, config.arch_beta2),
+                                      weight_decay=config.arch_weight_decay)
+        self.arch_enabled = True
+
+    def lr_at(self, epoch: int) -> float:
+        c = self.config
+        return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * epoch / max(1, self.epochs)))
+
+    def set_progress(self, epoch, total_epochs):
+        for group in self.w_opt.param_groups:
+            group["lr"] = self.lr_at(epoch)
+        self.arch_enabled = epoch >= self.config.warmup_epochs
+
+    @property
+    def lr(self) -> float:
+        return self.w_opt.param_groups[0]["lr"]
+
+    def arch_loss(self, net, batch: Batch):
+        loss = F.cross_entropy(net(batch.x), batch.y)
+        reg = net.sampler.regularization()
+        return loss if reg is None else loss + reg
+
+    def arch_step(self, net, val: Batch):
+        self.a_opt.zero_grad(set_to_none=True)
+        loss = self.arch_loss(net, val)
+        # only alpha's gradient is used: no weight-gradient kernels (the conv grad-weight passes)
+        loss.backward(inputs=self.a_params)
+        self.a_opt.step()
+        return loss.detach()
+
+    def weight_step(self, net, train: Batch):
+        self.w_opt.zero_grad(set_to_none=True)
+        logits = net(train.x)
+        loss = F.cross_entropy(logits, train.y)
+        loss.backward(inputs=self.w_params)  # alpha's gradient here would be discarded
+        nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+        self.w_opt.step()
+        return loss.detach(), _accuracy_count(logits.detach(), train.y)
+
+    def step(self, net, train: Batch, val: Batch | None) -> StepStats:
+        val_loss = None
+        if self.config.order == "arch-first" and self.arch_enabled:
+            val_loss = self.arch_step(net, val)
+        train_loss, correct = self.weight_step(net, train)
+        if self.config.order == "weight-first" and self.arch_enabled:
+            val_loss = self.arch_step(net, val)
+        # the weight step must not leave arch grads behind for the next arch step
+        return StepStats(train_loss, val_loss, correct, n=train.y.shape[0])
+
+
+class SecondOrderBilevel(FirstOrderBilevel):
+    """Unrolled DARTS (quark0/darts architect.py): one virtual SGD step w' = w - lr (m*buf + g + wd*w)
+    on the train batch, then dalpha = grad_alpha L_val(w') - lr * H, where the Hessian-vector
+    product H = (grad_alpha L_train(w+) - grad_alpha L_train(w-)) / (2 eps), w+- = w +- eps dw',
+    eps = 0.01 / ||dw'|| (finite differences)."""
+
+    graph_capturable = True  # eps and every scale stay on the device; lr changes only in set_progress
+
+    def _loss(self, net, batch: Batch):
+        return F.cross_entropy(net(batch.x), batch.y)
+
+    @torch.no_grad()
+    def _add_(self, vectors, scale: torch.Tensor):
+        """w += scale * v with a device-tensor scale (no host sync)."""
+        torch._foreach_add_(self.w_params, torch._foreach_mul(vectors, scale))
+
+    def arch_step(self, net, val: Batch):
+        c = self.config
+        eta = self.lr
+        train = self._pending_train
+        # virtual step
+        loss = self._loss(net, train)
+        grads = torch.autograd.grad(loss, self.w_params, allow_unused=True)
+        grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, self.w_params)]
+        with torch.no_grad():
+            moment = []
+            for p in self.w_params:
+                buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
+                moment.append(buf * c.momentum if buf is not None else torch.zeros_like(p))
+            step = [m + g + c.weight_decay * p for m, g, p in zip(moment, grads, self.w_params)]
+            backup = [p.detach().clone() for p in self.w_params]
+            torch._foreach_add_(self.w_params, step, alpha=-eta)
+        # gradients at w'
+        val_loss = self.arch_loss(net, val)
+        dalpha = torch.autograd.grad(val_loss, self.a_params, retain_graph=True, allow_unused=True)
+        dw = torch.autograd.grad(val_loss, self.w_params, allow_unused=True)
+        dw = [g if g is not None else torch.zeros_like(p) for g, p in zip(dw, self.w_params)]
+        with torch.no_grad():
+            for p, b in zip(self.w_params, backup):
+                p.copy_(b)
+            eps = 0.01 / torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in dw]))
+            self._add_(dw, eps)
+        g_pos = torch.autograd.grad(self._loss(net, train), self.a_params, allow_unused=True)
+        with torch.no_grad():
+            self._add_(dw, -2 * eps)
+        g_neg = torch.autograd.grad(self._loss(net, train), self.a_params, allow_unused=True)
+        with torch.no_grad():
+            self._add_(dw, eps)
+        self.a_opt.zero_grad(set_to_none=True)
+        for a, da, gp, gn in zip(self.a_params, dalpha, g_pos, g_neg):
+            da = torch.zeros_like(a) if da is None else da
+            hvp = (gp - gn) / (2 * eps) if gp is not None else torch.zeros_like(a)
+            a.grad = da - eta * hvp
+        self.a_opt.step()
+        return val_loss.detach()
+
+    def step(self, net, train: Batch, val: Batch | None) -> StepStats:
+        self._pending_train = train
+        try:
+            return super().step(net, train, val)
+        finally:
+            self._pending_train = None
