@@ -331,13 +331,19 @@ def leaderboard(store, fmt, tablefmt, output, metric, preset, best):
 
 @cli.command()
 @json_option
+@click.option("--check", is_flag=True,
+              help="Run the conformance checks (harness.testing) on every space and component installed; "
+                   "exit 1 if one fails.")
 @handle_errors
-def plugins(as_json):
-    """List installed plugins: distribution, version, and what each registers."""
+def plugins(as_json, check):
+    """List installed plugins: distribution, version, and what each registers (and what was refused)."""
     from harness.plugins import load_registry
 
     registry = load_registry()
-    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "registers": p.registers}
+    if check:
+        sys.exit(_check_plugins(registry))
+    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "registers": p.registers,
+             "refused": sorted(m for m in registry.refused.values() if m.startswith(f"plugin {p.name!r}:"))}
             for p in registry.plugins.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -346,6 +352,36 @@ def plugins(as_json):
         click.echo(f"{row['name']}  ({row['distribution']} {row['version']})")
         for kind, names in sorted(row["registers"].items()):
             click.echo(f"    {kind + ':':11s} {', '.join(names)}")
+    for line in sorted(registry.refused.values()):
+        click.echo(f"refused: {line}", err=True)
+
+
+def _check_plugins(registry) -> int:
+    """``harness plugins --check``: every space, then every component on the toy configuration."""
+    from harness.testing import ConformanceError, check_component, check_space
+
+    failed = 0
+    for line in sorted(registry.refused.values()):
+        click.echo(f"REFUSED  {line}")
+        failed += 1
+    for name, space in registry.spaces.items():
+        plugin = registry._owner.get(("space", name), "?")
+        try:
+            check_space(space, plugin=plugin)
+            click.echo(f"ok       space {name} ({plugin})")
+        except ConformanceError as exc:
+            click.echo(f"FAILED   {exc}")
+            failed += 1
+    for kind, table in registry.components.items():
+        for name, info in table.items():
+            try:
+                check_component(info)
+                click.echo(f"ok       {kind} {name} ({info.plugin})")
+            except ConformanceError as exc:
+                click.echo(f"FAILED   {exc}")
+                failed += 1
+    click.echo(f"{failed} failed" if failed else "every space and component conforms")
+    return 1 if failed else 0
 
 
 @cli.command()

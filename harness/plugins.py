@@ -101,7 +101,10 @@ class Registry:
         self.methods: dict[str, MethodInfo] = {}
         self.executors: dict[str, ExecutorInfo] = {}
         self.plugins: dict[str, PluginInfo] = {}
+        # (kind, name) -> the one line saying why a registration was refused (harness.testing)
+        self.refused: dict[tuple[str, str], str] = {}
         self._owner: dict[tuple[str, str], str] = {}
+        self._checked: set[tuple] = set()
         dists = {pm.get_name(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
         for name, plugin in pm.list_name_plugin():
             dist = dists.get(name)
@@ -131,6 +134,9 @@ class Registry:
         for kind, hook_name in _KIND_HOOKS.items():
             for plugin, fn in self._each_impl(hook_name):
                 def register(name, factory, config, doc="", _kind=kind, _plugin=plugin):
+                    if not self._conforms(_kind, name, _plugin, lambda: _check_registration(
+                            _kind, name, _plugin, factory, config)):
+                        return
                     self._claim(_kind, name, _plugin)
                     self.components[_kind][name] = ComponentInfo(
                         _kind, name, factory, config, plugin=_plugin, doc=doc or (factory.__doc__ or "")
@@ -138,11 +144,25 @@ class Registry:
                 fn(register=register)
         for plugin, fn in self._each_impl("harness_register_spaces"):
             def register_space(space, _plugin=plugin):
+                from harness.testing import SPACE_MEMBERS, ConformanceError
+
+                name = str(getattr(space, "name", space))
+                missing = [m for m in SPACE_MEMBERS if not hasattr(space, m)]
+                if not self._conforms("space", name, _plugin, lambda: _raise(ConformanceError(
+                        f"plugin {_plugin!r}: space {name!r} lacks {', '.join(missing)} "
+                        f"(harness.spaces.SearchSpace)")) if missing else None):
+                    return
                 self._claim("space", space.name, _plugin)
                 self.spaces[space.name] = space
             fn(register=register_space)
         for plugin, fn in self._each_impl("harness_register_benchmarks"):
             def register_benchmark(name, opener, spaces, doc="", _plugin=plugin):
+                from harness.testing import ConformanceError
+
+                if not self._conforms("benchmark", name, _plugin, lambda: _raise(ConformanceError(
+                        f"plugin {_plugin!r}: benchmark {name!r} has an opener that is not callable"))
+                        if not callable(opener) else None):
+                    return
                 self._claim("benchmark", name, _plugin)
                 self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc)
             fn(register=register_benchmark)
@@ -157,6 +177,31 @@ class Registry:
                 self.methods[info.name] = MethodInfo(**{**info.__dict__, "plugin": _plugin})
             fn(register=register_method)
 
+    def _conforms(self, kind: str, name: str, plugin: str, check) -> bool:
+        """Run a registration ``check``; a ConformanceError refuses the registration (kept in
+        ``refused`` and said when the name is asked for), the rest of the plugins still load."""
+        from harness.testing import ConformanceError
+
+        try:
+            check()
+        except ConformanceError as exc:
+            self.refused[(kind, name)] = str(exc)
+            return False
+        return True
+
+    def check(self, kind: str, name: str, space=None) -> None:
+        """The quick conformance check (``harness.testing.check_component(deep=False)``) of a component a
+        grid is about to use, on ``space``; once per (kind, name, space, op set) per process."""
+        from harness.testing import check_component
+
+        # a sampler is built on the grid's space (its alpha shapes are the space's); the other kinds on
+        # the toy supernet, once
+        key = (kind, name) + ((getattr(space, "name", None), getattr(space, "op_set", None))
+                              if kind == "sampler" else ())
+        if key not in self._checked:
+            check_component(self.component(kind, name), space=space, deep=False)
+            self._checked.add(key)
+
     # -- look-ups -------------------------------------------------------------------------------
 
     def component(self, kind: str, name: str) -> ComponentInfo:
@@ -164,6 +209,8 @@ class Registry:
             raise unknown("component kind", kind, COMPONENT_KINDS)
         table = self.components[kind]
         if name not in table:
+            if (kind, name) in self.refused:
+                raise HarnessError(f"{self.refused[(kind, name)]}; it was not registered")
             raise unknown(kind, name, table)
         return table[name]
 
@@ -180,6 +227,8 @@ class Registry:
     def space(self, name: str, op_set: str = "all"):
         """The space ``name``, searching op set ``op_set`` (``SearchSpace.with_op_set``)."""
         if name not in self.spaces:
+            if ("space", name) in self.refused:
+                raise HarnessError(f"{self.refused[('space', name)]}; it was not registered")
             raise unknown("space", name, self.spaces)
         return self.spaces[name].with_op_set(op_set)
 
@@ -200,6 +249,21 @@ class Registry:
         for kind, name in components.items():
             used.add(self.components[kind][name].plugin)
         return used
+
+
+def _raise(exc: BaseException):
+    raise exc
+
+
+def _check_registration(kind: str, name: str, plugin: str, factory, config) -> None:
+    """What registration checks without building anything: a callable factory, a frozen dataclass config
+    whose fields all have defaults (``harness.testing.check_config``)."""
+    from harness.testing import ConformanceError, check_config
+
+    label = {"cell": "cell type"}.get(kind, kind)
+    if not callable(factory):
+        raise ConformanceError(f"plugin {plugin!r}: {label} {name!r} has a factory that is not callable")
+    check_config(config, kind=label, name=name, plugin=plugin)
 
 
 _REGISTRY: Registry | None = None

@@ -95,8 +95,15 @@ def resolve_specs(registry, *, methods: Sequence[str], spaces: Sequence[str], da
             for name, space, valid in left_out))
     if skipped is not None:
         skipped.extend(f"{name} on {space} (its spaces: {valid})" for name, space, valid in left_out)
-    return [resolve(registry, m, space, ds, seed, preset, swaps, sets)
-            for m, space in pairs for ds in datasets for seed in seeds]
+    specs = [resolve(registry, m, space, ds, seed, preset, swaps, sets)
+             for m, space in pairs for ds in datasets for seed in seeds]
+    # every component the grid uses, checked before any run starts (a plugin that misses a member of
+    # its kind's contract fails here, in one line, not in the middle of a run): a few ms each
+    for spec in specs:
+        space = registry.space(spec.space, spec.budget.search.op_set)
+        for kind, name in spec.components.items():
+            registry.check(kind, name, space)
+    return specs
 
 
 def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: Sequence[str],

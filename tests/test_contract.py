@@ -52,3 +52,212 @@ def test_the_shared_blocks_have_one_public_home():
     assert darts.FirstOrderBilevel is blocks.FirstOrderBilevel and darts.MixedCell is blocks.MixedCell
     assert gdas.GumbelSampler is blocks.GumbelSampler and gdas.gumbel_hard is blocks.gumbel_hard
     assert blocks.FirstOrderBilevel.__module__ == "harness.nn.bilevel"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Conformance: each kind's checks (harness.testing) refuse a component that misses its contract, in one
+# line naming the plugin, the component and what is missing; registration refuses what it can see
+# without building anything; a grid checks what it uses before its first run.
+
+import dataclasses  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from harness import testing  # noqa: E402
+from harness.blocks import AlphaSampler, FirstOrderBilevel, MixedCell, SoftmaxConfig  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
+from harness.plugins import Registry, get_plugin_manager, hookimpl  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Empty:
+    pass
+
+
+class NoProbabilities(nn.Module):  # a sampler that forgot probabilities()
+    def __init__(self, config, space):
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(len(space.edges), space.n_ops))
+
+    def forward(self):
+        return None
+
+    def arch_parameters(self):
+        return [self.a]
+
+    def set_progress(self, epoch, total):
+        pass
+
+    def regularization(self):
+        return None
+
+
+class DictWeights(AlphaSampler):  # forward returns a plain dict, not ArchWeights
+    def transform(self, alpha):
+        return alpha.softmax(-1)
+
+    def forward(self):
+        return {k: self.transform(a) for k, a in self.alphas.items()}
+
+
+class NoValFlag(FirstOrderBilevel):  # an optimizer without needs_val_batch
+    needs_val_batch = None
+
+
+class Silent:  # a selector with no select()
+    def __init__(self, config):
+        pass
+
+
+class BadBody(nn.Module):
+    def forward(self, states, arch):
+        return states  # computes no node from the weights
+
+
+class BadCell:
+    def __init__(self, config):
+        pass
+
+    def build(self, spec):
+        return BadBody()
+
+
+def _one_line(exc) -> str:
+    text = str(exc.value)
+    assert "\n" not in text
+    return text
+
+
+def test_each_kind_names_what_is_missing():
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_sampler(NoProbabilities, Empty(), name="lazy", plugin="acme")
+    assert _one_line(e) == "plugin 'acme': sampler 'lazy' lacks probabilities (harness.api.Sampler)"
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_sampler(DictWeights, SoftmaxConfig(), name="dicty", plugin="acme")
+    assert _one_line(e) == "plugin 'acme': sampler 'dicty' forward() returned dict, not harness.api.ArchWeights"
+    from harness.blocks import BilevelConfig
+
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_optimizer(NoValFlag, BilevelConfig(), name="flagless", plugin="acme")
+    assert _one_line(e) == "plugin 'acme': optimizer 'flagless' needs_val_batch is None, not a bool"
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_selector(Silent, Empty(), name="mute", plugin="acme")
+    assert _one_line(e) == "plugin 'acme': selector 'mute' lacks select (harness.api.Selector)"
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_cell_type(BadCell, Empty(), name="hollow", plugin="acme")
+    # its cells hand their inputs on untouched: the network runs, but no alpha is ever used
+    assert _one_line(e) == ("plugin 'acme': cell type 'hollow' cuts the gradient to the architecture "
+                            "parameters (an alpha got none)")
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_config(type("Loose", (), {}), kind="sampler", name="loose", plugin="acme")
+    assert "is not a dataclass class" in _one_line(e)
+
+
+class _BadPlugin:
+    """Registers one good sampler and three it should not."""
+
+    @hookimpl
+    def harness_register_samplers(self, register):
+        @dataclasses.dataclass  # not frozen
+        class Mutable:
+            init_scale: float = 1e-3
+
+        @dataclasses.dataclass(frozen=True)
+        class NoDefault:
+            tau: float
+
+        register("acme-good", lambda config, space: DictWeights(config, space), SoftmaxConfig)
+        register("acme-mutable", lambda config, space: None, Mutable)
+        register("acme-nodefault", lambda config, space: None, NoDefault)
+        register("acme-notcallable", "not a factory", SoftmaxConfig)
+
+    @hookimpl
+    def harness_register_spaces(self, register):
+        class HalfSpace:
+            name = "acme-half"  # no family, edges, build_search_network, ...
+
+        register(HalfSpace())
+
+
+def test_registration_refuses_what_it_can_see_and_the_rest_still_loads():
+    pm = get_plugin_manager()
+    pm.register(_BadPlugin(), name="acme")
+    registry = Registry(pm)
+    assert "acme-good" in registry.components["sampler"]  # a conforming registration of the same plugin
+    assert "softmax" in registry.components["sampler"]  # every other plugin is unaffected
+    refused = registry.refused
+    assert refused[("sampler", "acme-mutable")] == ("plugin 'acme': sampler 'acme-mutable' config Mutable is "
+                                                    "not frozen (@dataclass(frozen=True))")
+    assert refused[("sampler", "acme-nodefault")].startswith(
+        "plugin 'acme': sampler 'acme-nodefault' failed in NoDefault() (every field needs a default): TypeError")
+    assert refused[("sampler", "acme-notcallable")] == \
+        "plugin 'acme': sampler 'acme-notcallable' has a factory that is not callable"
+    assert refused[("space", "acme-half")].startswith("plugin 'acme': space 'acme-half' lacks family, cell_kinds")
+    with pytest.raises(HarnessError, match="^plugin 'acme': sampler 'acme-mutable' config Mutable is not frozen"):
+        registry.component("sampler", "acme-mutable")
+    with pytest.raises(HarnessError, match="; it was not registered$"):
+        registry.space("acme-half")
+
+
+def test_a_grid_checks_its_components_before_the_first_run(tmp_path):
+    """A method whose sampler breaks the contract in a way only building it shows: the grid stops in one
+    line before any run, and nothing reaches the store."""
+    import harness.plugins as plugins
+    from click.testing import CliRunner
+
+    from harness.api import MethodInfo
+    from harness.cli import cli
+
+    class Plugin:
+        @hookimpl
+        def harness_register_samplers(self, register):
+            register("acme-dict", DictWeights, SoftmaxConfig)
+
+        @hookimpl
+        def harness_register_cell_types(self, register):
+            register("acme-mixed", MixedCell, Empty)
+
+        @hookimpl
+        def harness_register_methods(self, register):
+            register(MethodInfo(name="acme", sampler="acme-dict", optimizer="first-order", selector="argmax",
+                                cell="mixed"))
+
+    pm = get_plugin_manager()
+    pm.register(Plugin(), name="acme")
+    try:
+        plugins._REGISTRY = Registry(pm)
+        result = CliRunner().invoke(cli, ["run", "--plugin", "acme", "--space", "s2", "--preset", "smoke",
+                                          "--store", str(tmp_path / "s.sqlite")])
+    finally:
+        plugins._REGISTRY = None
+    assert result.exit_code == 2, result.output
+    assert "plugin 'acme': sampler 'acme-dict' forward() returned dict, not harness.api.ArchWeights" in result.output
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_plugins_check_runs_every_check(tmp_path):
+    from click.testing import CliRunner
+
+    import harness.plugins as plugins
+    from harness.cli import cli
+
+    import harness.builtin
+    import harness_darts.plugin
+
+    pm = get_plugin_manager(load_entrypoints=False)  # core and darts only: the full checks of every
+    pm.register(harness.builtin, name="core")        # installed plugin take seconds (DARTS-PT's selection)
+    pm.register(harness_darts.plugin, name="darts")
+    pm.register(_BadPlugin(), name="acme")
+    try:
+        plugins._REGISTRY = Registry(pm)
+        result = CliRunner().invoke(cli, ["plugins", "--check"])
+    finally:
+        plugins._REGISTRY = None
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "REFUSED  plugin 'acme': sampler 'acme-notcallable' has a factory that is not callable" in lines
+    assert "FAILED   plugin 'acme': sampler 'acme-good' forward() returned dict, not harness.api.ArchWeights" in lines
+    assert "ok       space nb201 (core)" in lines and "ok       optimizer first-order (darts)" in lines
+    assert lines[-1] == "5 failed"  # four refused registrations and the one that does not conform

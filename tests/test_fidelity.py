@@ -356,4 +356,4 @@ def test_factory_signatures_agree_in_hookspec_docs_and_api():
     for text in (hookspecs.harness_register_samplers.__doc__, docs, api.ComponentInfo.__doc__):
         flat = " ".join(text.split())
         assert "factory(config, space=)" in flat
-        assert "cell_kinds" not in flat and "**context" not in flat
+        assert "cell_kinds=" not in flat and "**context" not in flat  # the old factory(config, cell_kinds=...)

@@ -139,6 +139,9 @@ class SinglePathBody(CellBody):
 
 
 class SinglePathCell:
+    # runs the one op per edge a sampler names: only with a sampler that declares single_path
+    requires_single_path = True
+
     def __init__(self, config: SinglePathConfig):
         self.config = config
 

@@ -1,0 +1,303 @@
+"""Conformance checks for plugin components (issue 14): what the host reads from each kind, checked on a toy
+configuration, with one line naming the plugin, the component and what is missing.
+
+An author runs them against their own plugin (``pytest``), the built-in plugins' tests use them, and the
+harness runs them on every component a grid uses before its first run starts (``harness plugins --check``
+runs them on everything installed)::
+
+    from harness.testing import check_sampler, check_optimizer, check_selector, check_cell_type, check_space
+
+    def test_my_sampler_conforms():
+        check_sampler(MySampler, MyConfig())            # a class or any factory(config, space=)
+
+Each ``check_*`` returns nothing when the component conforms and raises :class:`ConformanceError` (a
+``HarnessError``) otherwise. The toy configuration: a 1-channel 8x8 input, 4 classes, a 4-channel supernet
+of 3 cells on ``space`` (default: the built-in NAS-Bench-201 cell space, 6 edges of 5 ops), with the
+core's softmax sampler, mixed cell and first-order optimizer standing in for the kinds not under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import HarnessError
+
+TOY_SHAPE = (1, 4, 8)  # in_channels, num_classes, resolution
+TOY_CHANNELS, TOY_LAYERS, TOY_BATCH = 4, 3, 6
+
+# what the host calls or reads on each kind (the Protocols in harness.api, the ABC in harness.spaces)
+SAMPLER_MEMBERS = ("forward", "probabilities", "arch_parameters", "set_progress", "regularization")
+OPTIMIZER_MEMBERS = ("needs_val_batch", "step", "set_progress")
+SELECTOR_MEMBERS = ("select",)
+CELL_MEMBERS = ("build",)
+SPACE_MEMBERS = ("name", "family", "cell_kinds", "edges", "n_inputs", "n_nodes", "edge_ops", "n_ops",
+                 "build_search_network", "derive", "parse", "validate", "build_eval_network", "eval_defaults",
+                 "op_sets", "with_op_set", "search_defaults", "eval_protocols", "eval_protocol", "ops_summary",
+                 "describe")
+
+
+class ConformanceError(HarnessError):
+    """A component does not do what the host needs of its kind."""
+
+
+def _who(kind: str, name: str | None, plugin: str | None) -> str:
+    where = f"plugin {plugin!r}: " if plugin else ""
+    return f"{where}{kind} {name!r}" if name else f"{where}{kind}"
+
+
+def _fail(kind, name, plugin, what: str) -> ConformanceError:
+    return ConformanceError(f"{_who(kind, name, plugin)} {what}")
+
+
+def _missing(obj, members) -> list[str]:
+    return [m for m in members if not hasattr(obj, m)]
+
+
+def _call(kind, name, plugin, what: str, fn: Callable[[], Any]):
+    """``fn()``, or a ConformanceError saying which call failed and how."""
+    try:
+        return fn()
+    except ConformanceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a plugin's code is the plugin's
+        raise _fail(kind, name, plugin, f"failed in {what}: {type(exc).__name__}: "
+                                        f"{' '.join(str(exc).split())[:200]}") from None
+
+
+def check_config(config_cls, *, kind: str, name: str | None = None, plugin: str | None = None) -> None:
+    """A component's config: a frozen dataclass whose every field has a default (the paper's setting)."""
+    if not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
+        raise _fail(kind, name, plugin, f"config {config_cls!r} is not a dataclass class")
+    if not config_cls.__dataclass_params__.frozen:
+        raise _fail(kind, name, plugin, f"config {config_cls.__name__} is not frozen (@dataclass(frozen=True))")
+    _call(kind, name, plugin, f"{config_cls.__name__}() (every field needs a default)", config_cls)
+
+
+def toy_space(space=None):
+    """``space`` itself, or the built-in NAS-Bench-201 cell space."""
+    if space is not None:
+        return space
+    from harness.spaces.nb201 import NB201Space
+
+    return NB201Space()
+
+
+def _shape():
+    from harness.spaces import NetShape
+
+    return NetShape(*TOY_SHAPE)
+
+
+def toy_batch(seed: int = 0):
+    import torch
+
+    from harness.api import Batch
+
+    g = torch.Generator().manual_seed(seed)
+    c, k, r = TOY_SHAPE
+    return Batch(torch.randn(TOY_BATCH, c, r, r, generator=g), torch.randint(0, k, (TOY_BATCH,), generator=g))
+
+
+def toy_supernet(space=None, sampler=None, cell_type=None):
+    """A 3-cell, 4-channel supernet on ``space``; the core's softmax sampler and mixed cell by default."""
+    import torch
+
+    from harness.blocks import MixedCell, MixedConfig, SoftmaxConfig, SoftmaxSampler
+
+    space = toy_space(space)
+    torch.manual_seed(0)
+    sampler = sampler if sampler is not None else SoftmaxSampler(SoftmaxConfig(), space=space)
+    cell_type = cell_type if cell_type is not None else MixedCell(MixedConfig())
+    return space.build_search_network(sampler, cell_type, TOY_CHANNELS, TOY_LAYERS, _shape())
+
+
+def _make(factory, config, kind, name, plugin, **kwargs):
+    return _call(kind, name, plugin, f"its factory({type(config).__name__}(), "
+                                     f"{', '.join(f'{k}=...' for k in kwargs)})".replace("(, ", "(")
+                 .replace(", )", ")"), lambda: factory(config, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def check_sampler(factory, config, *, space=None, name: str | None = None, plugin: str | None = None):
+    """``factory(config, space=)`` builds an ``nn.Module`` with the Sampler members; its forward gives an
+    ``ArchWeights`` with an (edges, ops) weight per cell kind (and the op indices when it declares
+    ``single_path``); ``probabilities()`` the same shapes; ``arch_parameters()`` tensors;
+    ``regularization()`` None or a scalar tensor. Returns the sampler."""
+    import torch
+    from torch import nn
+
+    from harness.api import ArchWeights
+
+    kind = "sampler"
+    space = toy_space(space)
+    s = _make(factory, config, kind, name, plugin, space=space)
+    if not isinstance(s, nn.Module):
+        raise _fail(kind, name, plugin, f"is a {type(s).__name__}, not a torch.nn.Module (the supernet holds it "
+                                        f"as a submodule so that .to(device) and state_dict() reach it)")
+    if missing := _missing(s, SAMPLER_MEMBERS):
+        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.Sampler)")
+    _call(kind, name, plugin, "set_progress(0, 2)", lambda: s.set_progress(0, 2))
+    arch = _call(kind, name, plugin, "forward()", s)
+    if not isinstance(arch, ArchWeights):
+        raise _fail(kind, name, plugin, f"forward() returned {type(arch).__name__}, not harness.api.ArchWeights")
+    want = (len(space.edges), space.n_ops)
+    probs = _call(kind, name, plugin, "probabilities()", s.probabilities)
+    for label, table in (("forward().weights", arch.weights), ("probabilities()", probs)):
+        if not isinstance(table, dict) or set(table) != set(space.cell_kinds):
+            raise _fail(kind, name, plugin, f"{label} has keys {sorted(table) if isinstance(table, dict) else table!r}"
+                                            f", not the space's cell kinds {list(space.cell_kinds)}")
+        for k, t in table.items():
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != want:
+                raise _fail(kind, name, plugin, f"{label}[{k!r}] has shape "
+                                                f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}"
+                                                f", not (edges, ops) = {want}")
+    if getattr(s, "single_path", False) and (arch.index is None or arch.host_index is None):
+        raise _fail(kind, name, plugin, "declares single_path but its forward() gives no index/host_index "
+                                        "(the op each edge runs)")
+    params = _call(kind, name, plugin, "arch_parameters()", s.arch_parameters)
+    if not isinstance(params, (list, tuple)) or not all(isinstance(p, torch.Tensor) for p in params):
+        raise _fail(kind, name, plugin, "arch_parameters() is not a list of tensors")
+    reg = _call(kind, name, plugin, "regularization()", s.regularization)
+    if reg is not None and not (isinstance(reg, torch.Tensor) and reg.numel() == 1):
+        raise _fail(kind, name, plugin, "regularization() is neither None nor a scalar tensor")
+    return s
+
+
+def check_cell_type(factory, config, *, space=None, name: str | None = None, plugin: str | None = None):
+    """``factory(config)`` has ``build(spec)``; a supernet of it (with the core's Gumbel sampler when it
+    declares ``requires_single_path``, else the softmax one) maps a batch to (batch, classes) logits whose
+    gradient reaches every architecture parameter. Returns the cell type."""
+    from harness.blocks import GumbelConfig, GumbelSampler, SoftmaxConfig, SoftmaxSampler
+
+    kind = "cell type"
+    space = toy_space(space)
+    cell = _make(factory, config, kind, name, plugin)
+    if missing := _missing(cell, CELL_MEMBERS):
+        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.CellType)")
+    sampler = (GumbelSampler(GumbelConfig(), space=space) if getattr(cell, "requires_single_path", False)
+               else SoftmaxSampler(SoftmaxConfig(), space=space))
+    net = _call(kind, name, plugin, f"{space.name}.build_search_network", lambda: toy_supernet(space, sampler, cell))
+    x = toy_batch().x
+    logits = _call(kind, name, plugin, "the supernet's forward", lambda: net(x))
+    if tuple(getattr(logits, "shape", ())) != (TOY_BATCH, TOY_SHAPE[1]):
+        raise _fail(kind, name, plugin, f"gives a supernet whose output is {getattr(logits, 'shape', logits)!r},"
+                                        f" not (batch, classes) logits")
+    _call(kind, name, plugin, "backward", lambda: logits.sum().backward())
+    if any(a.grad is None for a in net.sampler.arch_parameters()):
+        raise _fail(kind, name, plugin, "cuts the gradient to the architecture parameters (an alpha got none)")
+    return cell
+
+
+def check_optimizer(factory, config, *, space=None, name: str | None = None, plugin: str | None = None):
+    """``factory(config, net=, steps_per_epoch=, epochs=)`` has ``needs_val_batch`` (bool), ``step`` and
+    ``set_progress``; one step returns a ``StepStats`` whose ``train_loss`` is a finite tensor and changes
+    the weights; ``lr``, when present, is a number. Returns the optimizer."""
+    import torch
+
+    from harness.api import StepStats
+
+    kind = "optimizer"
+    net = toy_supernet(space)
+    opt = _make(factory, config, kind, name, plugin, net=net, steps_per_epoch=2, epochs=2)
+    if missing := _missing(opt, OPTIMIZER_MEMBERS):
+        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.BilevelOptimizer)")
+    if not isinstance(opt.needs_val_batch, bool):
+        raise _fail(kind, name, plugin, f"needs_val_batch is {opt.needs_val_batch!r}, not a bool")
+    _call(kind, name, plugin, "set_progress(0, 2)", lambda: opt.set_progress(0, 2))
+    before = [p.detach().clone() for p in net.weight_parameters()]
+    stats = _call(kind, name, plugin, "step(net, train, val)",
+                  lambda: opt.step(net, toy_batch(0), toy_batch(1) if opt.needs_val_batch else None))
+    if not isinstance(stats, StepStats):
+        raise _fail(kind, name, plugin, f"step() returned {type(stats).__name__}, not harness.api.StepStats")
+    if not (isinstance(stats.train_loss, torch.Tensor) and bool(torch.isfinite(stats.train_loss).all())):
+        raise _fail(kind, name, plugin, "step() gave no finite train_loss tensor (StepStats.train_loss)")
+    if all(torch.equal(p, q) for p, q in zip(net.weight_parameters(), before)):
+        raise _fail(kind, name, plugin, "step() left every network weight unchanged")
+    if hasattr(opt, "lr") and not isinstance(opt.lr, (int, float)):
+        raise _fail(kind, name, plugin, f"lr is {type(opt.lr).__name__}, not a number (the search log reads it)")
+    return opt
+
+
+def check_selector(factory, config, *, space=None, name: str | None = None, plugin: str | None = None):
+    """``factory(config)`` has ``select(net, ctx)``, which returns a genotype the space accepts
+    (``space.validate``) and can read back from its string (``space.parse``). Returns the genotype."""
+    from harness.api import SelectionContext
+    from harness.blocks import BilevelConfig, FirstOrderBilevel
+
+    kind = "selector"
+    space = toy_space(space)
+    sel = _make(factory, config, kind, name, plugin)
+    if missing := _missing(sel, SELECTOR_MEMBERS):
+        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.Selector)")
+    net = toy_supernet(space)
+    opt = FirstOrderBilevel(BilevelConfig(), net=net, steps_per_epoch=2, epochs=2)
+    ctx = SelectionContext(space=space, val_batches=lambda: iter([toy_batch(1)]),
+                           train_batches=lambda: iter([toy_batch(0)]), optimizer=opt, seed=0)
+    genotype = _call(kind, name, plugin, "select(net, ctx)", lambda: sel.select(net, ctx))
+    _call(kind, name, plugin, f"{space.name}.validate(its genotype)", lambda: space.validate(genotype))
+    back = _call(kind, name, plugin, f"{space.name}.parse(its genotype's string)",
+                 lambda: space.parse(genotype.to_string()))
+    if back != genotype:
+        raise _fail(kind, name, plugin, "returns a genotype that does not read back from its own string")
+    return genotype
+
+
+def check_space(space, *, plugin: str | None = None) -> None:
+    """A search space has every member the host uses (``harness.spaces.SearchSpace``); a toy supernet on it
+    runs, ``derive`` gives a genotype that ``validate`` accepts and ``parse`` reads back, and the derived
+    network's forward returns ``(logits, aux)`` and has ``drop_path_prob`` (the retraining sets it)."""
+    kind = "space"
+    name = getattr(space, "name", None)
+    if missing := _missing(space, SPACE_MEMBERS):
+        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.spaces.SearchSpace)")
+    net = _call(kind, name, plugin, "build_search_network", lambda: toy_supernet(space))
+    logits = _call(kind, name, plugin, "the supernet's forward", lambda: net(toy_batch().x))
+    if tuple(getattr(logits, "shape", ())) != (TOY_BATCH, TOY_SHAPE[1]):
+        raise _fail(kind, name, plugin, "builds a supernet whose output is not (batch, classes) logits")
+    probs = net.sampler.probabilities()
+    genotype = _call(kind, name, plugin, "derive(probabilities)", lambda: space.derive(probs))
+    _call(kind, name, plugin, "validate(derived genotype)", lambda: space.validate(genotype))
+    if _call(kind, name, plugin, "parse(genotype string)", lambda: space.parse(genotype.to_string())) != genotype:
+        raise _fail(kind, name, plugin, "parse(to_string()) does not give the derived genotype back")
+    eval_net = _call(kind, name, plugin, "build_eval_network",
+                     lambda: space.build_eval_network(genotype, TOY_CHANNELS, TOY_LAYERS, _shape()))
+    if not hasattr(eval_net, "drop_path_prob"):
+        raise _fail(kind, name, plugin, "builds an evaluation network without drop_path_prob")
+    out = _call(kind, name, plugin, "the evaluation network's forward", lambda: eval_net(toy_batch().x))
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise _fail(kind, name, plugin, "builds an evaluation network whose forward is not (logits, aux)")
+
+
+_QUICK: dict[str, Any] = {}  # check_component(deep=False)'s toy supernet, built once per process
+
+CHECKS = {"sampler": check_sampler, "optimizer": check_optimizer, "selector": check_selector,
+          "cell": check_cell_type}
+
+
+def check_component(info, *, space=None, config=None, deep: bool = True) -> None:
+    """A registered component (``harness.api.ComponentInfo``) against its kind's checks, with its
+    default config unless ``config`` is given. ``deep=False`` is what the harness does before a grid's
+    first run (milliseconds): a sampler fully, on ``space``; any other kind built and its members
+    checked, without a step or a selection."""
+    config = config if config is not None else info.config()
+    if deep or info.kind == "sampler":
+        CHECKS[info.kind](info.factory, config, space=space, name=info.name, plugin=info.plugin)
+        return
+    kind = {"cell": "cell type"}.get(info.kind, info.kind)
+    if info.kind == "optimizer":  # built on one toy supernet per process (it only reads its parameters)
+        if "net" not in _QUICK:
+            _QUICK["net"] = toy_supernet()
+        obj = _make(info.factory, config, kind, info.name, info.plugin, net=_QUICK["net"],
+                    steps_per_epoch=2, epochs=2)
+    else:
+        obj = _make(info.factory, config, kind, info.name, info.plugin)
+    members = {"optimizer": OPTIMIZER_MEMBERS, "selector": SELECTOR_MEMBERS, "cell": CELL_MEMBERS}[info.kind]
+    protocol = {"optimizer": "BilevelOptimizer", "selector": "Selector", "cell": "CellType"}[info.kind]
+    if missing := _missing(obj, members):
+        raise _fail(kind, info.name, info.plugin, f"lacks {', '.join(missing)} (harness.api.{protocol})")
+    if info.kind == "optimizer" and not isinstance(obj.needs_val_batch, bool):
+        raise _fail(kind, info.name, info.plugin, f"needs_val_batch is {obj.needs_val_batch!r}, not a bool")
