@@ -41,15 +41,9 @@ def _result(rec):
     return rec.genotype, curve, rec.search["probabilities"], rec.search["steps"], rec.metrics
 
 
-@pytest.mark.parametrize("method,phase,epoch,step", [
-    ("darts", "search", 1, 1),  # search epoch 2 of 2 steps (the first-order step also draws a val batch)
-    ("darts", "retrain", 1, 4),  # retrain epoch 2 of 10 steps
-    # Gumbel samples from torch's global generator (with -m slow: the suite's time)
-    pytest.param("gdas", "search", 0, 1, marks=pytest.mark.slow),
-])
-def test_a_stop_inside_an_epoch_resumes_at_that_step_exactly(tmp_path, monkeypatch, method, phase, epoch, step):
-    reference = _reference(method, tmp_path)
-
+def _stop_and_resume(tmp_path, monkeypatch, method, phase, epoch, step):
+    """Stop ``method``'s smoke run after step ``step`` of ``phase`` epoch ``epoch`` (0-based), check the
+    checkpoint and the record, resume, and return the resumed run's result."""
     real_step = progress.Phase.step
 
     def step_then_stop(self, images):
@@ -57,18 +51,31 @@ def test_a_stop_inside_an_epoch_resumes_at_that_step_exactly(tmp_path, monkeypat
         if (self.name, self.epoch, self.step_no) == (phase, epoch, step):
             interrupts.request("SIGTERM")  # what the SIGTERM handler does
 
+    name = f"stopped-{phase}"
     monkeypatch.setattr(progress.Phase, "step", step_then_stop)
-    first: list[str] = []
-    stopped = _grid(method, tmp_path, "stopped", first)
+    stopped = _grid(method, tmp_path, name, [])
     assert stopped.status == "interrupted" and stopped.error == f"interrupted by SIGTERM during {phase} epoch {epoch + 1}"
-    (ckpt,) = (tmp_path / "stopped" / "checkpoints").glob("*.pt")
+    (ckpt,) = (tmp_path / name / "checkpoints").glob("*.pt")
     state = load_checkpoint(ckpt)
     assert (state["phase"], state["epoch"], state["step"]) == (phase, epoch, step)
 
     monkeypatch.setattr(progress.Phase, "step", real_step)
     second: list[str] = []
-    resumed = _grid(method, tmp_path, "stopped", second)
+    resumed = _grid(method, tmp_path, name, second)
     assert resumed.status == "completed", resumed.error
     assert any(f"({phase} epoch {epoch + 1}, after its step {step})" in line for line in second), second
-    assert _result(resumed) == reference
-    assert not list((tmp_path / "stopped" / "checkpoints").glob("*.pt"))
+    assert not list((tmp_path / name / "checkpoints").glob("*.pt"))
+    return _result(resumed)
+
+
+def test_a_stop_inside_a_search_and_a_retrain_epoch_resumes_at_that_step_exactly(tmp_path, monkeypatch):
+    reference = _reference("darts", tmp_path)
+    # search epoch 2 of 2 steps (the first-order step also draws a validation batch), then retrain epoch 2
+    # of 10 steps
+    assert _stop_and_resume(tmp_path, monkeypatch, "darts", "search", 1, 1) == reference
+    assert _stop_and_resume(tmp_path, monkeypatch, "darts", "retrain", 1, 4) == reference
+
+
+@pytest.mark.slow  # Gumbel samples from torch's global generator (with -m slow: the suite's time)
+def test_a_stop_inside_a_gdas_search_epoch_resumes_exactly(tmp_path, monkeypatch):
+    assert _stop_and_resume(tmp_path, monkeypatch, "gdas", "search", 0, 1) == _reference("gdas", tmp_path)
