@@ -1,4 +1,4 @@
-"""The ``core`` plugin: built-in spaces and benchmark, and the cross-cutting cost accounting
+"""The ``core`` plugin: built-in spaces, datasets and benchmark, and the cross-cutting cost accounting
 (wall time and peak device memory) as lifecycle hook wrappers. Registered through the ``harness``
 entry-point group like every other plugin."""
 
@@ -22,14 +22,25 @@ def harness_register_spaces(register):
 
 
 @hookimpl
+def harness_register_datasets(register):
+    from harness.data import BUILTIN_LOADERS, DATASETS
+
+    for name, info in DATASETS.items():
+        register(info, BUILTIN_LOADERS[name])
+
+
+@hookimpl
 def harness_register_benchmarks(register):
+    from harness.benchmarks.nb201 import DATASETS, default_benchmark_path
+
     def open_nb201(path, trust=False):
         from harness.benchmarks.nb201 import open_benchmark
 
         return open_benchmark(path, trust=trust)
 
-    register("nb201", open_nb201, spaces=("nb201",),
-             doc="NAS-Bench-201: compact CSV table or an official .pth file (hp=200, mean over seeds)")
+    register("nb201", open_nb201, spaces=("nb201",), datasets=DATASETS, default_path=default_benchmark_path,
+             doc="NAS-Bench-201: compact CSV table or an official .pth file (hp=200, mean over seeds); "
+                 "$HARNESS_NB201_BENCHMARK or the shared CSV when no --benchmark is given")
 
 
 @hookimpl

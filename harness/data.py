@@ -402,27 +402,51 @@ def _load_digits() -> tuple[np.ndarray, ...]:
     return x[tr], y[tr], x[te], y[te]
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True) -> ImageData:
-    """Read dataset ``name`` from ``data_dir`` (default ``$HARNESS_DATA_DIR``, else ``./data``).
+# the built-in datasets' loaders, registered by the core plugin (harness.builtin) with DATASETS' infos
+BUILTIN_LOADERS = {
+    "cifar10": lambda data_dir, download: _load_cifar("cifar10", data_dir, download),
+    "cifar100": lambda data_dir, download: _load_cifar("cifar100", data_dir, download),
+    "svhn": _load_svhn,
+    "imagenet16-120": _load_imagenet16,
+    "fashion-mnist": _load_fashion,
+    "digits": lambda data_dir, download: _load_digits(),
+}
 
-    Missing files are downloaded with torchvision when ``download`` is true and the dataset has a torchvision
-    downloader (CIFAR-10/100, SVHN, Fashion-MNIST); any failure becomes a one-line :class:`HarnessError`.
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = True,
+                 registry=None) -> ImageData:
+    """Read dataset ``name`` (any registered one: ``harness_register_datasets``) from ``data_dir`` (default
+    ``$HARNESS_DATA_DIR``, else ``./data``).
+
+    The built-in loaders download missing files with torchvision when ``download`` is true and the dataset
+    has a torchvision downloader (CIFAR-10/100, SVHN, Fashion-MNIST); any failure becomes a one-line
+    :class:`HarnessError`. What a loader returns is checked against its ``DatasetInfo`` (a plugin's
+    mistake is named, not a shape error in the first batch).
     """
-    if name not in DATASETS:
-        raise unknown("dataset", name, DATASETS)
-    if name in ("cifar10", "cifar100"):
-        arrays = _load_cifar(name, data_dir, download)
-    elif name == "svhn":
-        arrays = _load_svhn(data_dir, download)
-    elif name == "imagenet16-120":
-        arrays = _load_imagenet16(data_dir, download)
-    elif name == "fashion-mnist":
-        arrays = _load_fashion(data_dir, download)
-    else:
-        arrays = _load_digits()
+    if registry is None:
+        from harness.plugins import load_registry
+
+        registry = load_registry()
+    entry = registry.dataset(name)
+    arrays = entry.loader(data_dir, download)
     # np.require copies only where needed (e.g. read-only views of an IDX file's bytes)
-    tx, ty, vx, vy = (torch.from_numpy(np.require(a, requirements=["C", "W"])) for a in arrays)
-    return ImageData(DATASETS[name], tx, ty, vx, vy)
+    tx, ty, vx, vy = (a if isinstance(a, torch.Tensor) else torch.from_numpy(np.require(a, requirements=["C", "W"]))
+                      for a in arrays)
+    _check_arrays(entry, tx, ty, vx, vy)
+    return ImageData(entry.info, tx, ty, vx, vy)
+
+
+def _check_arrays(entry, tx, ty, vx, vy) -> None:
+    info = entry.info
+    want = (info.channels, info.resolution, info.resolution)
+    for split, x, y in (("train", tx, ty), ("test", vx, vy)):
+        where = f"plugin {entry.plugin!r}: dataset {info.name!r}'s loader gave {split}"
+        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise HarnessError(f"{where} images {x.dtype} {tuple(x.shape)}, not uint8 N x {' x '.join(map(str, want))}")
+        if y.dim() != 1 or y.shape[0] != x.shape[0] or y.is_floating_point():
+            raise HarnessError(f"{where} labels {y.dtype} {tuple(y.shape)}, not {x.shape[0]} integer labels")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
+            raise HarnessError(f"{where} labels outside [0, {info.num_classes})")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def _run_here(task: RunTask, spec, cache: dict, emit=None) -> Any:
         device = resolve_device(task.device.split(":")[0])
         key = ("data", spec.dataset, task.data_dir)
         if key not in cache:
-            cache[key] = load_dataset(spec.dataset, task.data_dir)
+            cache[key] = load_dataset(spec.dataset, task.data_dir, registry=registry)
         benchmark = _open_benchmark(registry, spec, task, cache)
         with progress.reporting(emit):
             record = perform_run(registry, spec, cache[key], benchmark, device, record, log, task.checkpoints)

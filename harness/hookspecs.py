@@ -84,11 +84,29 @@ def harness_register_spaces(register):
 
 
 @hookspec
+def harness_register_datasets(register):
+    """Register datasets (``harness run --dataset NAME``).
+
+    :param register: call ``register(info, loader, doc="")``: ``info`` a ``harness.data.DatasetInfo``
+        (name, channels, resolution, classes, normalisation, augmentation defaults); ``loader(data_dir,
+        download)`` returns ``(train_x, train_y, test_x, test_y)``: uint8 images N x C x H x W matching
+        ``info`` and integer labels in ``[0, num_classes)`` (numpy arrays or tensors). ``data_dir`` is the
+        user's ``--data-dir`` (or None: ``$HARNESS_DATA_DIR``, else ``./data``); a missing or corrupt file
+        is a ``HarnessError`` naming it. The built-in ones are registered by the ``core`` plugin.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
 def harness_register_benchmarks(register):
     """Register tabular benchmarks that answer "how good is this architecture" without training.
 
-    :param register: call ``register(name, opener, spaces, doc="")``: ``opener(path)`` returns an
-        object with ``datasets`` and ``query(arch, dataset)``; ``spaces`` names the spaces it covers.
+    :param register: call ``register(name, opener, spaces, doc="", datasets=(), default_path=None)``:
+        ``opener(path)`` returns an object with ``datasets`` and ``query(arch, dataset)``; ``spaces``
+        names the spaces it covers; ``datasets`` the datasets it answers for (a run on one of them is
+        evaluated by a query, so the file must be found); ``default_path()`` where its file is when the
+        user names none (or None).
         A benchmark file is untrusted input: the opener must not run code from it (no plain
         ``pickle.load``/``torch.load(weights_only=False)``). Only when the user passes
         ``--trust-benchmark-file`` is it called as ``opener(path, trust=True)``.

@@ -72,6 +72,16 @@ class BenchmarkInfo:
     spaces: tuple[str, ...]
     plugin: str = ""
     doc: str = ""
+    datasets: tuple[str, ...] = ()  # the datasets it answers for: runs on them are evaluated by a query
+    default_path: Any = None  # () -> the file to open when the user names none, or None
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    info: Any  # harness.data.DatasetInfo
+    loader: Any  # (data_dir, download) -> (train_x, train_y, test_x, test_y)
+    plugin: str = ""
+    doc: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ class Registry:
         self.components: dict[str, dict[str, ComponentInfo]] = {k: {} for k in COMPONENT_KINDS}
         self.spaces: dict[str, Any] = {}
         self.benchmarks: dict[str, BenchmarkInfo] = {}
+        self.datasets: dict[str, DatasetEntry] = {}
         self.methods: dict[str, MethodInfo] = {}
         self.executors: dict[str, ExecutorInfo] = {}
         self.plugins: dict[str, PluginInfo] = {}
@@ -156,16 +167,33 @@ class Registry:
                 self.spaces[space.name] = space
             fn(register=register_space)
         for plugin, fn in self._each_impl("harness_register_benchmarks"):
-            def register_benchmark(name, opener, spaces, doc="", _plugin=plugin):
+            def register_benchmark(name, opener, spaces, doc="", datasets=(), default_path=None, _plugin=plugin):
                 from harness.testing import ConformanceError
 
+                bad = ("an opener that is not callable" if not callable(opener) else
+                       "a default_path that is not callable" if default_path is not None and not callable(default_path)
+                       else None)
                 if not self._conforms("benchmark", name, _plugin, lambda: _raise(ConformanceError(
-                        f"plugin {_plugin!r}: benchmark {name!r} has an opener that is not callable"))
-                        if not callable(opener) else None):
+                        f"plugin {_plugin!r}: benchmark {name!r} has {bad}")) if bad else None):
                     return
                 self._claim("benchmark", name, _plugin)
-                self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc)
+                self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc, tuple(datasets),
+                                                      default_path)
             fn(register=register_benchmark)
+        for plugin, fn in self._each_impl("harness_register_datasets"):
+            def register_dataset(info, loader, doc="", _plugin=plugin):
+                from harness.data import DatasetInfo
+                from harness.testing import ConformanceError
+
+                name = str(getattr(info, "name", info))
+                bad = ("info that is not a harness.data.DatasetInfo" if not isinstance(info, DatasetInfo) else
+                       "a loader that is not callable" if not callable(loader) else None)
+                if not self._conforms("dataset", name, _plugin, lambda: _raise(ConformanceError(
+                        f"plugin {_plugin!r}: dataset {name!r} has {bad}")) if bad else None):
+                    return
+                self._claim("dataset", name, _plugin)
+                self.datasets[name] = DatasetEntry(info, loader, _plugin, doc or info.description)
+            fn(register=register_dataset)
         for plugin, fn in self._each_impl("harness_register_executors"):
             def register_executor(name, factory, doc="", _plugin=plugin):
                 self._claim("executor", name, _plugin)
@@ -213,6 +241,13 @@ class Registry:
                 raise HarnessError(f"{self.refused[(kind, name)]}; it was not registered")
             raise unknown(kind, name, table)
         return table[name]
+
+    def dataset(self, name: str) -> DatasetEntry:
+        if name not in self.datasets:
+            if ("dataset", name) in self.refused:
+                raise HarnessError(f"{self.refused[('dataset', name)]}; it was not registered")
+            raise unknown("dataset", name, self.datasets)
+        return self.datasets[name]
 
     def executor(self, name: str) -> ExecutorInfo:
         if name not in self.executors:

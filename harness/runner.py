@@ -74,14 +74,11 @@ def resolve_specs(registry, *, methods: Sequence[str], spaces: Sequence[str], da
     """Every run of the grid, fully resolved (no data is touched). (method, space) pairs the method does not
     apply to (``MethodInfo.spaces``) are left out and described once each in ``skipped`` (when a list is
     given); a grid with nothing left is the error, naming the pairs and each method's spaces."""
-    from harness.data import DATASETS
-
     method_infos = resolve_methods(registry, methods)
     for space in spaces:
         registry.space(space)
     for ds in datasets:
-        if ds not in DATASETS:
-            raise unknown("dataset", ds, DATASETS)
+        registry.dataset(ds)
     pairs, left_out = [], []
     for m in method_infos:
         for space in spaces:
@@ -115,7 +112,7 @@ def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: S
     specs = resolve_specs(registry, methods=methods, spaces=spaces, datasets=datasets, seeds=seeds,
                           preset=preset, swaps=swaps, sets=sets, skipped=skipped)
     spaces = list(dict.fromkeys(spec.space for spec in specs))  # benchmarks only for spaces that still run
-    loaded = {ds: load_dataset(ds, data_dir) for ds in datasets}
+    loaded = {ds: load_dataset(ds, data_dir, registry=registry) for ds in datasets}
     benchmarks: dict[str, Any] = {}
     for space in spaces:
         found = find_benchmark(registry, space, benchmark_path)
@@ -123,10 +120,10 @@ def plan(registry, *, methods: Sequence[str], spaces: Sequence[str], datasets: S
             continue
         info, path = found
         if path is None:
-            if any(ds in ("cifar10", "cifar100", "imagenet16-120") for ds in datasets):
-                raise HarnessError(f"space {space!r} is evaluated by querying the {info.name} benchmark, but no "
-                                   f"benchmark file was found: pass --benchmark PATH (a compact CSV or an "
-                                   f"official NAS-Bench-201 .pth) or set $HARNESS_NB201_BENCHMARK")
+            if any(ds in info.datasets for ds in datasets):
+                raise HarnessError(f"space {space!r} is evaluated on {', '.join(d for d in datasets if d in info.datasets)}"
+                                   f" by querying the {info.name} benchmark, but no benchmark file was found: pass "
+                                   f"--benchmark PATH ({info.doc or 'the benchmark file'})")
             continue
         benchmarks[space] = open_benchmark(info, path, trust_benchmark)
     return Plan(specs, loaded, benchmarks, skipped)
@@ -138,10 +135,8 @@ def find_benchmark(registry, space: str, path=None):
     info = registry.benchmark_for(space)
     if info is None:
         return None
-    if path is None:
-        from harness.benchmarks.nb201 import default_benchmark_path
-
-        path = default_benchmark_path()
+    if path is None and info.default_path is not None:
+        path = info.default_path()
     return info, path
 
 

@@ -261,3 +261,66 @@ def test_plugins_check_runs_every_check(tmp_path):
     assert "FAILED   plugin 'acme': sampler 'acme-good' forward() returned dict, not harness.api.ArchWeights" in lines
     assert "ok       space nb201 (core)" in lines and "ok       optimizer first-order (darts)" in lines
     assert lines[-1] == "5 failed"  # four refused registrations and the one that does not conform
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Datasets register through a hook (the built-in ones through core), loaders are checked against their info
+
+
+def _stripes(data_dir, download):
+    """A synthetic 4-class set: 1 x 8 x 8 images whose stripe row is the class (deterministic)."""
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 4, size=320)
+    x = (rng.rand(320, 1, 8, 8) * 60).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 0, 2 * c:2 * c + 2, :] = 255
+    return x[:256], y[:256], x[256:], y[256:]
+
+
+class _DataPlugin:
+    @hookimpl
+    def harness_register_datasets(self, register):
+        from harness.data import DatasetInfo
+
+        register(DatasetInfo("acme-stripes", 1, 8, 4, mean=(0.3,), std=(0.4,), crop_padding=0, flip=False,
+                             description="stripes: the row of the bright band is the class"), _stripes)
+        register(DatasetInfo("acme-wrong", 1, 8, 4, mean=(0.3,), std=(0.4,), crop_padding=0, flip=False,
+                             description="a loader that returns float images"),
+                 lambda data_dir, download: tuple(a.astype("float32") if i % 2 == 0 else a
+                                                  for i, a in enumerate(_stripes(data_dir, download))))
+        register("not an info", _stripes)
+
+
+def test_a_plugin_dataset_runs_a_grid_and_a_bad_loader_is_named(tmp_path):
+    import harness.plugins as plugins
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.data import load_dataset
+    from harness.store import ResultStore
+
+    pm = get_plugin_manager()
+    pm.register(_DataPlugin(), name="acme")
+    registry = Registry(pm)
+    assert "digits" in registry.datasets and registry.datasets["digits"].plugin == "core"
+    assert registry.refused[("dataset", "not an info")] == \
+        "plugin 'acme': dataset 'not an info' has info that is not a harness.data.DatasetInfo"
+    data = load_dataset("acme-stripes", registry=registry)
+    assert tuple(data.train_x.shape) == (256, 1, 8, 8) and data.info.num_classes == 4
+    with pytest.raises(HarnessError) as e:
+        load_dataset("acme-wrong", registry=registry)
+    assert str(e.value) == "plugin 'acme': dataset 'acme-wrong''s loader gave train images torch.float32 " \
+                           "(256, 1, 8, 8), not uint8 N x 1 x 8 x 8"
+    try:
+        plugins._REGISTRY = registry
+        result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "nb201", "--dataset", "acme-stripes",
+                                          "--preset", "smoke", "--set", "eval.epochs=1", "--store",
+                                          str(tmp_path / "s.sqlite"), "--quiet"])
+    finally:
+        plugins._REGISTRY = None
+    assert result.exit_code == 0, result.output
+    (rec,) = ResultStore(tmp_path / "s.sqlite").records()
+    # nb201 answers for cifar10/100 and ImageNet16-120 only (the benchmark's declared datasets): retrained
+    assert rec.dataset == "acme-stripes" and rec.metrics["source"] == "retrain"
