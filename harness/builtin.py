@@ -31,7 +31,7 @@ def harness_register_datasets(register):
 
 @hookimpl
 def harness_register_benchmarks(register):
-    from harness.benchmarks.nb201 import DATASETS, default_benchmark_path
+    from harness.benchmarks.nb201 import DATASETS, convert, default_benchmark_path
 
     def open_nb201(path, trust=False):
         from harness.benchmarks.nb201 import open_benchmark
@@ -39,6 +39,7 @@ def harness_register_benchmarks(register):
         return open_benchmark(path, trust=trust)
 
     register("nb201", open_nb201, spaces=("nb201",), datasets=DATASETS, default_path=default_benchmark_path,
+             converter=convert,
              doc="NAS-Bench-201: compact CSV table or an official .pth file (hp=200, mean over seeds); "
                  "$HARNESS_NB201_BENCHMARK or the shared CSV when no --benchmark is given")
 

@@ -455,51 +455,83 @@ def methods(as_json):
 
 @cli.group()
 def benchmark():
-    """Query and convert tabular benchmarks (NAS-Bench-201)."""
+    """Query and convert tabular benchmarks (any registered one; built in: NAS-Bench-201)."""
+
+
+def _benchmark_info(registry, name):
+    """The benchmark ``name``, or the only one registered."""
+    from harness.errors import unknown
+
+    if name is None:
+        if len(registry.benchmarks) == 1:
+            return next(iter(registry.benchmarks.values()))
+        raise HarnessError(f"more than one benchmark is installed: pass --name, one of "
+                           f"{', '.join(sorted(registry.benchmarks))}")
+    if name not in registry.benchmarks:
+        raise unknown("benchmark", name, registry.benchmarks)
+    return registry.benchmarks[name]
 
 
 @benchmark.command("query")
+@click.option("--name", help="Which benchmark (harness plugins lists them; default: the only one installed).")
 @click.option("--benchmark", "path", type=click.Path(dir_okay=False),
-              help="Compact CSV or official NAS-Bench-201 .pth (default: $HARNESS_NB201_BENCHMARK or the shared table).")
-@click.option("--dataset", default="cifar10", show_default=True, help="cifar10, cifar100 or imagenet16-120.")
+              help="Its file (NAS-Bench-201: a compact CSV or an official .pth; default: the benchmark's own "
+                   "default, for NAS-Bench-201 $HARNESS_NB201_BENCHMARK or the shared table).")
+@click.option("--dataset", help="One the benchmark answers for (default: its first; NAS-Bench-201: cifar10, "
+                                "cifar100, imagenet16-120).")
 @click.argument("arch")
 @trust_option
 @json_option
 @handle_errors
-def benchmark_query(path, dataset, arch, trust_benchmark_file, as_json):
-    """Look up an NB201 arch string: test (and valid) accuracy, with the file, hp and aggregation used."""
-    from harness.benchmarks.nb201 import default_benchmark_path, open_benchmark
+def benchmark_query(name, path, dataset, arch, trust_benchmark_file, as_json):
+    """Look up an architecture string: test (and valid) accuracy, with where the numbers come from."""
+    from harness.plugins import load_registry
+    from harness.runner import open_benchmark
 
-    path = path or default_benchmark_path()
+    info = _benchmark_info(load_registry(), name)
+    path = path or (info.default_path() if info.default_path is not None else None)
     if path is None:
-        raise HarnessError("no benchmark file: pass --benchmark PATH or set $HARNESS_NB201_BENCHMARK")
-    result = open_benchmark(path, trust=trust_benchmark_file).query(arch, dataset)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
+        raise HarnessError(f"no file for benchmark {info.name!r}: pass --benchmark PATH ({info.doc or info.name})")
+    dataset = dataset or (info.datasets[0] if info.datasets else None)
+    if dataset is None:
+        raise HarnessError(f"benchmark {info.name!r} declares no datasets: pass --dataset NAME")
+    result = open_benchmark(info, path, trust_benchmark_file).query(arch, dataset)
     d = result.to_dict()
-    click.echo(f"{result.arch}")
-    click.echo(f"  dataset:        {result.dataset}")
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"{getattr(result, 'arch', arch)}")
+    click.echo(f"  dataset:        {getattr(result, 'dataset', dataset)}")
     click.echo(f"  test accuracy:  {result.test_accuracy:.4f}")
-    if result.valid_accuracy is not None:
+    if getattr(result, "valid_accuracy", None) is not None:
         click.echo(f"  valid accuracy: {result.valid_accuracy:.4f}")
-    src = d["source"]
-    click.echo(f"  source:         {src['path']} ({src['format']}, sha256 {src['sha256'][:12]}..., "
-               f"hp={src['hp']}, {src['aggregation']})")
-    if src.get("trust"):
-        click.echo(f"  read:           {src['trust']}")
+    src = d.get("source")
+    if isinstance(src, dict) and {"path", "format", "sha256", "hp", "aggregation"} <= set(src):
+        click.echo(f"  source:         {src['path']} ({src['format']}, sha256 {src['sha256'][:12]}..., "
+                   f"hp={src['hp']}, {src['aggregation']})")
+        if src.get("trust"):
+            click.echo(f"  read:           {src['trust']}")
+    elif src is not None:
+        click.echo(f"  source:         {src}")
 
 
 @benchmark.command("convert")
+@click.option("--name", help="Which benchmark (default: the only one installed).")
 @click.argument("official", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @trust_option
 @handle_errors
-def benchmark_convert(official, output, trust_benchmark_file):
-    """Write the compact CSV table from an official NAS-Bench-201 .pth file."""
-    from harness.benchmarks.nb201 import convert
+def benchmark_convert(name, official, output, trust_benchmark_file):
+    """Write a benchmark's compact table from its official file (NAS-Bench-201: .pth -> CSV)."""
+    from harness.plugins import load_registry
 
-    n = convert(official, output, trust=trust_benchmark_file)
+    registry = load_registry()
+    info = _benchmark_info(registry, name)
+    if info.converter is None:
+        able = sorted(n for n, b in registry.benchmarks.items() if b.converter is not None)
+        raise HarnessError(f"benchmark {info.name!r} has no converter; benchmarks that convert: "
+                           f"{', '.join(able) or 'none'}")
+    n = info.converter(official, output, trust=trust_benchmark_file)
     click.echo(f"wrote {n} architectures to {output}", err=True)
 
 

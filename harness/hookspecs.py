@@ -102,7 +102,8 @@ def harness_register_datasets(register):
 def harness_register_benchmarks(register):
     """Register tabular benchmarks that answer "how good is this architecture" without training.
 
-    :param register: call ``register(name, opener, spaces, doc="", datasets=(), default_path=None)``:
+    :param register: call ``register(name, opener, spaces, doc="", datasets=(), default_path=None,
+        converter=None)`` (``converter(official, output, trust=False)`` backs ``harness benchmark convert``):
         ``opener(path)`` returns an object with ``datasets`` and ``query(arch, dataset)``; ``spaces``
         names the spaces it covers; ``datasets`` the datasets it answers for (a run on one of them is
         evaluated by a query, so the file must be found); ``default_path()`` where its file is when the

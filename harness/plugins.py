@@ -74,6 +74,7 @@ class BenchmarkInfo:
     doc: str = ""
     datasets: tuple[str, ...] = ()  # the datasets it answers for: runs on them are evaluated by a query
     default_path: Any = None  # () -> the file to open when the user names none, or None
+    converter: Any = None  # (official, output, trust=False) -> rows written: `harness benchmark convert`
 
 
 @dataclass(frozen=True)
@@ -167,18 +168,20 @@ class Registry:
                 self.spaces[space.name] = space
             fn(register=register_space)
         for plugin, fn in self._each_impl("harness_register_benchmarks"):
-            def register_benchmark(name, opener, spaces, doc="", datasets=(), default_path=None, _plugin=plugin):
+            def register_benchmark(name, opener, spaces, doc="", datasets=(), default_path=None, converter=None,
+                                   _plugin=plugin):
                 from harness.testing import ConformanceError
 
                 bad = ("an opener that is not callable" if not callable(opener) else
                        "a default_path that is not callable" if default_path is not None and not callable(default_path)
+                       else "a converter that is not callable" if converter is not None and not callable(converter)
                        else None)
                 if not self._conforms("benchmark", name, _plugin, lambda: _raise(ConformanceError(
                         f"plugin {_plugin!r}: benchmark {name!r} has {bad}")) if bad else None):
                     return
                 self._claim("benchmark", name, _plugin)
                 self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc, tuple(datasets),
-                                                      default_path)
+                                                      default_path, converter)
             fn(register=register_benchmark)
         for plugin, fn in self._each_impl("harness_register_datasets"):
             def register_dataset(info, loader, doc="", _plugin=plugin):

@@ -324,3 +324,59 @@ def test_a_plugin_dataset_runs_a_grid_and_a_bad_loader_is_named(tmp_path):
     (rec,) = ResultStore(tmp_path / "s.sqlite").records()
     # nb201 answers for cifar10/100 and ImageNet16-120 only (the benchmark's declared datasets): retrained
     assert rec.dataset == "acme-stripes" and rec.metrics["source"] == "retrain"
+
+
+class _BenchPlugin:
+    """A third party's tabular benchmark over NB201 cells: accuracy = 90 + the number of conv edges."""
+
+    @hookimpl
+    def harness_register_benchmarks(self, register):
+        class Result:
+            def __init__(self, arch, dataset):
+                self.arch, self.dataset = arch, dataset
+                self.test_accuracy = 90.0 + arch.count("conv")
+                self.valid_accuracy = None
+
+            def to_dict(self):
+                return {"arch": self.arch, "dataset": self.dataset, "test_accuracy": self.test_accuracy,
+                        "source": "acme table v1"}
+
+        class Bench:
+            datasets = ("acme-stripes",)
+
+            def __init__(self, path):
+                self.path = path
+
+            def query(self, arch, dataset):
+                return Result(str(arch), dataset)
+
+        register("acme-bench", Bench, spaces=("acme-space",), datasets=("acme-stripes",),
+                 default_path=lambda: "acme.table", doc="acme's table")
+
+
+def test_benchmark_commands_dispatch_through_the_registry():
+    import harness.plugins as plugins
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    pm = get_plugin_manager()
+    pm.register(_BenchPlugin(), name="acme")
+    try:
+        plugins._REGISTRY = Registry(pm)
+        run = CliRunner().invoke
+        ambiguous = run(cli, ["benchmark", "query", arch])
+        query = run(cli, ["benchmark", "query", "--name", "acme-bench", arch])
+        unknown_name = run(cli, ["benchmark", "query", "--name", "acme-bech", arch])
+        convert = run(cli, ["benchmark", "convert", "--name", "acme-bench", "a.pth", "b.csv"])
+    finally:
+        plugins._REGISTRY = None
+    assert ambiguous.exit_code == 2
+    assert "more than one benchmark is installed: pass --name, one of acme-bench, nb201" in ambiguous.output
+    assert query.exit_code == 0, query.output
+    assert "  dataset:        acme-stripes" in query.output and "  test accuracy:  93.0000" in query.output
+    assert "  source:         acme table v1" in query.output
+    assert unknown_name.exit_code == 2 and "'acme-bech'" in unknown_name.output and "nb201" in unknown_name.output
+    assert convert.exit_code == 2
+    assert "benchmark 'acme-bench' has no converter; benchmarks that convert: nb201" in convert.output
