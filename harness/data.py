@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.errors import HarnessError, unknown
+from harness.errors import HarnessError
 from harness.safeload import load_dataset_pickle
 
 __all__ = ["DATASETS", "DatasetInfo", "DeviceLoader", "ImageData", "load_dataset", "search_split"]

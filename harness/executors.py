@@ -43,7 +43,6 @@ import os
 import pickle
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any

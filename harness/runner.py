@@ -21,9 +21,7 @@ from harness import __version__, interrupts, progress
 from harness.api import RunRecord, RunSpec
 from harness.config import resolve
 from harness.errors import HarnessError, unknown
-from harness.genotypes import DartsGenotype
 from harness.interrupts import RunInterrupted
-from harness.nn.ops import PARAMETER_FREE
 
 
 def resolve_methods(registry, names: Sequence[str]) -> list:
@@ -154,13 +152,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def summarize_genotype(genotype) -> dict[str, Any]:
-    if isinstance(genotype, DartsGenotype):
-        return {"param_free_normal": sum(op in PARAMETER_FREE for op, _ in genotype.normal),
-                "param_free_reduce": sum(op in PARAMETER_FREE for op, _ in genotype.reduce)}
-    return {"param_free": sum(op in PARAMETER_FREE for op in genotype.ops)}
-
-
 @dataclass(frozen=True)
 class Checkpoints:
     """Where a grid's runs keep their epoch checkpoints (one file per configuration, so that the next
@@ -267,7 +258,7 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     # update, not replace: harness_run_start hooks may have written entries of their own
     record.search.update({"curve": result.curve, "probabilities": result.probabilities, "steps": result.steps,
                           "runtime": runtime,
-                          **summarize_genotype(genotype)})
+                          **space.summarize(genotype)})
     record.costs["search_s"] = result.seconds
     log(f"  genotype: {record.genotype}")
     if save is not None:  # the search is done: a kill from here on resumes at the retraining

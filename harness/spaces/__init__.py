@@ -105,6 +105,11 @@ class SearchSpace(ABC):
         """EvalBudget overrides for this space's evaluation network under ``protocol`` (None: the
         default one) for ``dataset`` (channels, layers, ...)."""
 
+    def summarize(self, genotype: Genotype) -> dict[str, Any]:
+        """Counts a record keeps beside the genotype (``search.*``), e.g. parameter-free ops per cell kind
+        (the collapse measure); a space without such counts returns {}."""
+        return {}
+
     def ops_summary(self) -> dict[str, Any]:
         """Per cell kind, the op list every edge searches, or the per-edge lists where they differ."""
         out: dict[str, Any] = {}

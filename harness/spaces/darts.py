@@ -16,7 +16,7 @@ from harness.api import ArchWeights, CellSpec
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, parse_genotype
 from harness.nn.cells import Supernet
-from harness.nn.ops import DARTS_OPS, FactorizedReduce, Identity, ReLUConvBN, darts_op
+from harness.nn.ops import DARTS_OPS, PARAMETER_FREE, FactorizedReduce, Identity, ReLUConvBN, darts_op
 from harness.spaces import NetShape, SearchSpace
 
 STEPS = 4
@@ -140,6 +140,10 @@ class DartsFamilySpace(SearchSpace):
 
     def parse(self, text: str) -> DartsGenotype:
         return self.validate(parse_genotype(text))
+
+    def summarize(self, genotype: DartsGenotype) -> dict[str, Any]:
+        return {"param_free_normal": sum(op in PARAMETER_FREE for op, _ in genotype.normal),
+                "param_free_reduce": sum(op in PARAMETER_FREE for op, _ in genotype.reduce)}
 
     def validate(self, genotype) -> DartsGenotype:
         if not isinstance(genotype, DartsGenotype):

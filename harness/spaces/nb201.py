@@ -16,7 +16,7 @@ from harness.api import ArchWeights, CellSpec
 from harness.errors import HarnessError
 from harness.genotypes import NB201Genotype, parse_genotype
 from harness.nn.cells import Supernet
-from harness.nn.ops import NB201_OPS, ReLUConvBN, nb201_op
+from harness.nn.ops import NB201_OPS, PARAMETER_FREE, ReLUConvBN, nb201_op
 from harness.spaces import NetShape, SearchSpace
 
 EDGES = NB201Genotype.EDGES
@@ -153,6 +153,9 @@ class NB201Space(SearchSpace):
 
     def parse(self, text: str) -> NB201Genotype:
         return self.validate(parse_genotype(text))
+
+    def summarize(self, genotype: NB201Genotype) -> dict[str, Any]:
+        return {"param_free": sum(op in PARAMETER_FREE for op in genotype.ops)}
 
     def validate(self, genotype) -> NB201Genotype:
         if not isinstance(genotype, NB201Genotype):
