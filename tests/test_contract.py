@@ -380,3 +380,73 @@ def test_benchmark_commands_dispatch_through_the_registry():
     assert unknown_name.exit_code == 2 and "'acme-bech'" in unknown_name.output and "nb201" in unknown_name.output
     assert convert.exit_code == 2
     assert "benchmark 'acme-bench' has no converter; benchmarks that convert: nb201" in convert.output
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The second example distribution: one of each kind (space, dataset, optimizer, selector, cell type), from
+# the docs' contract alone, pip-installed like any third party's
+
+
+def _without(cls, member: str):
+    """``cls`` as its author would have written it had they forgotten ``member`` (defined on the class)."""
+    return type(cls.__name__, cls.__bases__, {k: v for k, v in vars(cls).items() if k != member})
+
+
+def test_the_toolkit_example_installs_runs_and_each_missing_method_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    example = ROOT / "examples" / "harness-example-toolkit"
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(site), str(example)], check=True, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plugin", "toy-nas", "--space", "ring3",
+                          "--dataset", "toy-bars", "--preset", "smoke", "--quiet", "--store", str(tmp_path / "r.sqlite")],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    (line,) = run.stdout.splitlines()
+    fields = line.split("\t")
+    assert fields[1:5] == ["completed", "toy-nas", "ring3", "toy-bars"] and fields[7].startswith("ring3:")
+    assert "none" not in fields[7]  # its selector never picks none
+    from harness.store import ResultStore
+
+    (rec,) = ResultStore(tmp_path / "r.sqlite").records()
+    assert rec.metrics["source"] == "retrain" and rec.search["param_free"] == sum(
+        op != "conv_3x3" for op in fields[7][len("ring3:"):].split(","))  # the space's own summary
+    assert rec.plugins["harness-example-toolkit"] == "0.1.0"
+
+    # the same classes, each missing one required method, against the public checks
+    sys.path.insert(0, str(site))
+    try:
+        from harness_example_toolkit import plugin as tk
+    finally:
+        sys.path.remove(str(site))
+    space = tk.Ring3Space()
+    testing.check_space(space, plugin="toolkit")
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_optimizer(_without(tk.PlainSGD, "step"), tk.PlainSGDConfig(), space=space, name="plain-sgd",
+                                plugin="toolkit")
+    assert _one_line(e) == "plugin 'toolkit': optimizer 'plain-sgd' lacks step (harness.api.BilevelOptimizer)"
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_selector(_without(tk.NoNoneArgmax, "select"), tk.NoNoneConfig(), space=space,
+                               name="no-none-argmax", plugin="toolkit")
+    assert _one_line(e) == "plugin 'toolkit': selector 'no-none-argmax' lacks select (harness.api.Selector)"
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_cell_type(_without(tk.GatedCell, "build"), tk.GatedConfig(), space=space, name="gated",
+                                plugin="toolkit")
+    assert _one_line(e) == "plugin 'toolkit': cell type 'gated' lacks build (harness.api.CellType)"
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_space(_without(tk.Ring3Space, "validate")(), plugin="toolkit")
+    assert _one_line(e) == "plugin 'toolkit': space 'ring3' lacks validate (harness.spaces.SearchSpace)"
+    pm = get_plugin_manager(load_entrypoints=False)
+
+    class Broken:  # the dataset registered with a loader that is not a function
+        @hookimpl
+        def harness_register_datasets(self, register):
+            register(tk.BARS, "toy_bars.npz")
+
+    pm.register(Broken(), name="toolkit")
+    assert Registry(pm).refused[("dataset", "toy-bars")] == \
+        "plugin 'toolkit': dataset 'toy-bars' has a loader that is not callable"
