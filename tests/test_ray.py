@@ -46,9 +46,8 @@ def test_a_ray_grid_survives_a_killed_worker_and_a_sigterm_and_gives_the_records
     and ends with the records of one uninterrupted process."""
     pytest.importorskip("ray", reason="Ray is the optional extra nas-harness[ray]")
     grid = GRID + ["--set", "eval.epochs=4", "--set", "eval.max_train_images=384"]  # 4 retrain epochs of 6 steps
-    serial = subprocess.run(HARNESS + grid + ["--store", str(tmp_path / "one.sqlite"), "--quiet"],
-                            capture_output=True, text=True)
-    assert serial.returncode == 0, serial.stderr
+    serial = CliRunner().invoke(cli, grid + ["--store", str(tmp_path / "one.sqlite"), "--quiet"])  # in process
+    assert serial.exit_code == 0, serial.output
     cmd = HARNESS + grid + ["--store", str(tmp_path / "ray.sqlite")]
     proc = subprocess.Popen(cmd + ["--executor", "ray", "--retries", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
