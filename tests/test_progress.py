@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +16,6 @@ from harness.cli import cli
 from harness.store import ResultStore
 from tests.test_store import record
 
-HARNESS = [sys.executable, "-m", "harness.cli", "run"]
 
 
 class FakeClock:
@@ -111,12 +108,14 @@ def test_a_serial_run_reports_every_phase_epoch_and_step(tmp_path):
     assert lines[-1].startswith("grid: 1/1 runs settled")
 
 
-def test_live_mode_draws_a_table_of_the_active_runs(tmp_path):
-    out = subprocess.run(HARNESS + ["--plugin", "darts", "--space", "s2", "--dataset", "digits", "--preset",
-                                    "smoke", "--set", "eval.epochs=2", "--set", "eval.max_train_images=256",
-                                    "--store", str(tmp_path / "s.sqlite"), "--progress", "live"],
-                         capture_output=True, text=True, env={**_env(), "COLUMNS": "120"})
-    assert out.returncode == 0, out.stderr
+def test_live_mode_draws_a_table_of_the_active_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    out = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--dataset", "digits",
+                                                   "--preset", "smoke", "--set", "eval.epochs=2", "--set",
+                                                   "eval.max_train_images=256", "--store", str(tmp_path / "s.sqlite"),
+                                                   "--progress", "live"])
+    assert out.exit_code == 0, out.output + out.stderr
     assert "\x1b[" in out.stderr  # drawn in place with terminal escapes
     plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.stderr)
     for column in ("run", "phase", "epoch", "step", "loss", "img/s", "elapsed"):
@@ -126,12 +125,6 @@ def test_live_mode_draws_a_table_of_the_active_runs(tmp_path):
     assert "  genotype: " in plain and "grid: 1/1 runs settled" in plain
     assert "search epoch 1/2:" not in plain  # the table replaces the per-epoch lines
     assert out.stdout.count("\tcompleted\t") == 1
-
-
-def _env():
-    import os
-
-    return {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")} | {"TERM": "xterm-256color"}
 
 
 def test_status_shows_where_each_running_run_stands(tmp_path):
