@@ -6,6 +6,7 @@ harness runs them on every component a grid uses before its first run starts (``
 runs them on everything installed)::
 
     from harness.testing import check_sampler, check_optimizer, check_selector, check_cell_type, check_space
+    from harness.testing import check_benchmark  # check_benchmark(opener, path, arch) on a file of yours
 
     def test_my_sampler_conforms():
         check_sampler(MySampler, MyConfig())            # a class or any factory(config, space=)
@@ -270,6 +271,31 @@ def check_space(space, *, plugin: str | None = None) -> None:
     out = _call(kind, name, plugin, "the evaluation network's forward", lambda: eval_net(toy_batch().x))
     if not (isinstance(out, tuple) and len(out) == 2):
         raise _fail(kind, name, plugin, "builds an evaluation network whose forward is not (logits, aux)")
+
+
+def check_benchmark(opener, path, arch, *, datasets=(), name: str | None = None, plugin: str | None = None):
+    """``opener(path)`` opens the benchmark file; for each of ``datasets`` (default: the opened benchmark's
+    own ``datasets``) ``query(arch, dataset)`` gives a result with a numeric ``test_accuracy``, a
+    ``valid_accuracy`` that is a number or None, and ``to_dict()`` (what a record keeps). Returns the
+    results by dataset."""
+    kind = "benchmark"
+    bench = _call(kind, name, plugin, f"its opener({str(path)!r})", lambda: opener(path))
+    if missing := _missing(bench, ("datasets", "query")):
+        raise _fail(kind, name, plugin, f"opens an object that lacks {', '.join(missing)}")
+    results = {}
+    for dataset in datasets or tuple(bench.datasets):
+        res = _call(kind, name, plugin, f"query(arch, {dataset!r})", lambda d=dataset: bench.query(arch, d))
+        if not isinstance(getattr(res, "test_accuracy", None), (int, float)):
+            raise _fail(kind, name, plugin, f"answers {dataset!r} without a numeric test_accuracy")
+        if getattr(res, "valid_accuracy", None) is not None and not isinstance(res.valid_accuracy, (int, float)):
+            raise _fail(kind, name, plugin, f"answers {dataset!r} with a valid_accuracy that is not a number")
+        if not hasattr(res, "valid_accuracy"):
+            raise _fail(kind, name, plugin, f"answers {dataset!r} without valid_accuracy (None when it has none)")
+        d = _call(kind, name, plugin, "the result's to_dict()", res.to_dict) if hasattr(res, "to_dict") else None
+        if not isinstance(d, dict):
+            raise _fail(kind, name, plugin, f"answers {dataset!r} with a result whose to_dict() is not a dict")
+        results[dataset] = res
+    return results
 
 
 _QUICK: dict[str, Any] = {}  # check_component(deep=False)'s toy supernet, built once per process

@@ -321,3 +321,17 @@ def test_official_arch_not_evaluated(official_file):
     bench = open_benchmark(official_file)
     _raises(bench.query, ALL_SKIP, "cifar10", contains=ALL_SKIP)
     _raises(bench.query, ARCH0, "ImageNet16-120x", contains="'ImageNet16-120x'")
+
+
+def test_the_builtin_benchmark_passes_the_public_check(official_file):
+    """harness.testing.check_benchmark on the core's registered nb201 opener, with a file in the official
+    format: every declared dataset answers with the numbers the file holds."""
+    from harness.plugins import load_registry
+    from harness.testing import check_benchmark
+
+    info = load_registry().benchmarks["nb201"]
+    index, arch = next(iter(STRINGS.items()))
+    results = check_benchmark(info.opener, official_file, arch, datasets=info.datasets, name="nb201",
+                              plugin=info.plugin)
+    assert set(results) == {"cifar10", "cifar100", "imagenet16-120"}
+    assert results["cifar10"].test_accuracy == pytest.approx(HP200[index]["cifar10"]["ori-test"], abs=1e-9)

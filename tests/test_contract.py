@@ -354,6 +354,32 @@ class _BenchPlugin:
                  default_path=lambda: "acme.table", doc="acme's table")
 
 
+def test_check_benchmark_on_a_plugin_benchmark_and_on_one_whose_results_lack_to_dict():
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_BenchPlugin(), name="acme")
+    info = Registry(pm).benchmarks["acme-bench"]
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    (res,) = testing.check_benchmark(info.opener, "acme.table", arch, name="acme-bench", plugin="acme").values()
+    assert res.test_accuracy == 93.0
+
+    class Bare:  # a result with the accuracy only
+        test_accuracy, valid_accuracy = 91.0, None
+
+    class Lazy:
+        datasets = ("acme-stripes",)
+
+        def __init__(self, path):
+            pass
+
+        def query(self, arch, dataset):
+            return Bare()
+
+    with pytest.raises(testing.ConformanceError) as e:
+        testing.check_benchmark(Lazy, "x", arch, name="lazy-bench", plugin="acme")
+    assert _one_line(e) == ("plugin 'acme': benchmark 'lazy-bench' answers 'acme-stripes' with a result whose "
+                            "to_dict() is not a dict")
+
+
 def test_benchmark_commands_dispatch_through_the_registry():
     import harness.plugins as plugins
     from click.testing import CliRunner
