@@ -429,8 +429,9 @@ def methods(as_json):
     def per_space(m) -> dict[str, dict]:
         """What the method searches on each space it applies to, as its ``paper`` preset resolves."""
         out = {}
+        dataset = next(iter(registry.datasets))  # the search budget does not depend on the dataset
         for space in (m.spaces if m.spaces is not None else sorted(registry.spaces)):
-            sb = resolve(registry, m, space, "cifar10", 0, "paper", {}, []).budget.search
+            sb = resolve(registry, m, space, dataset, 0, "paper", {}, []).budget.search
             searched = registry.space(space, sb.op_set)
             out[space] = {"op_set": sb.op_set, "ops": searched.ops_summary(),
                           "search_network": {"channels": sb.channels, "layers": sb.layers},
