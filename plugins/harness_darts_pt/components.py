@@ -266,7 +266,12 @@ def _cycle(make):
 
 
 class PerturbationSelector:
-    """DARTS-PT's perturbation-based selection with fine-tuning between decisions."""
+    """DARTS-PT's perturbation-based selection with fine-tuning between decisions.
+
+    What it expects of the run's optimizer beyond the contract: fine-tuning steps go through
+    ``ctx.optimizer.step``; the tuning lr (``tune_lr``, its schedule) and the momentum reset reach the
+    weights through the optimizer's ``w_opt`` (a ``torch.optim`` optimizer, as ``harness.blocks``'s bilevel
+    optimizers have). With an optimizer that has none, fine-tuning runs at that optimizer's own lr."""
 
     def __init__(self, config: PTConfig):
         self.config = config
