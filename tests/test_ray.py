@@ -73,8 +73,9 @@ def test_a_ray_grid_survives_a_killed_worker_and_a_sigterm_and_gives_the_records
     assert killed is not None, "".join(lines)
     assert searched.wait(120), "".join(lines)  # a run's search is done: it is retraining
     proc.send_signal(signal.SIGTERM)
-    out = proc.communicate(timeout=120)[0]
-    reader.join(timeout=10)
+    out = proc.stdout.read()  # stderr is the reader thread's alone (communicate() would take part of it)
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
     err = "".join(lines)
     assert proc.returncode in (130, 143), err
     assert err.count("submitted to Ray") == 2
