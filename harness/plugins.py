@@ -146,7 +146,7 @@ class Registry:
         for kind, hook_name in _KIND_HOOKS.items():
             for plugin, fn in self._each_impl(hook_name):
                 def register(name, factory, config, doc="", _kind=kind, _plugin=plugin):
-                    if not self._conforms(_kind, name, _plugin, lambda: _check_registration(
+                    if self._refuses(_kind, name, _plugin, lambda: _check_registration(
                             _kind, name, _plugin, factory, config)):
                         return
                     self._claim(_kind, name, _plugin)
@@ -156,13 +156,10 @@ class Registry:
                 fn(register=register)
         for plugin, fn in self._each_impl("harness_register_spaces"):
             def register_space(space, _plugin=plugin):
-                from harness.testing import SPACE_MEMBERS, ConformanceError
+                from harness.testing import require_members
 
                 name = str(getattr(space, "name", space))
-                missing = [m for m in SPACE_MEMBERS if not hasattr(space, m)]
-                if not self._conforms("space", name, _plugin, lambda: _raise(ConformanceError(
-                        f"plugin {_plugin!r}: space {name!r} lacks {', '.join(missing)} "
-                        f"(harness.spaces.SearchSpace)")) if missing else None):
+                if self._refuses("space", name, _plugin, lambda: require_members(space, "space", name, _plugin)):
                     return
                 self._claim("space", space.name, _plugin)
                 self.spaces[space.name] = space
@@ -170,14 +167,11 @@ class Registry:
         for plugin, fn in self._each_impl("harness_register_benchmarks"):
             def register_benchmark(name, opener, spaces, doc="", datasets=(), default_path=None, converter=None,
                                    _plugin=plugin):
-                from harness.testing import ConformanceError
-
                 bad = ("an opener that is not callable" if not callable(opener) else
                        "a default_path that is not callable" if default_path is not None and not callable(default_path)
                        else "a converter that is not callable" if converter is not None and not callable(converter)
                        else None)
-                if not self._conforms("benchmark", name, _plugin, lambda: _raise(ConformanceError(
-                        f"plugin {_plugin!r}: benchmark {name!r} has {bad}")) if bad else None):
+                if bad and self._refuses("benchmark", name, _plugin, f"has {bad}"):
                     return
                 self._claim("benchmark", name, _plugin)
                 self.benchmarks[name] = BenchmarkInfo(name, opener, tuple(spaces), _plugin, doc, tuple(datasets),
@@ -186,13 +180,11 @@ class Registry:
         for plugin, fn in self._each_impl("harness_register_datasets"):
             def register_dataset(info, loader, doc="", _plugin=plugin):
                 from harness.data import DatasetInfo
-                from harness.testing import ConformanceError
 
                 name = str(getattr(info, "name", info))
                 bad = ("info that is not a harness.data.DatasetInfo" if not isinstance(info, DatasetInfo) else
                        "a loader that is not callable" if not callable(loader) else None)
-                if not self._conforms("dataset", name, _plugin, lambda: _raise(ConformanceError(
-                        f"plugin {_plugin!r}: dataset {name!r} has {bad}")) if bad else None):
+                if bad and self._refuses("dataset", name, _plugin, f"has {bad}"):
                     return
                 self._claim("dataset", name, _plugin)
                 self.datasets[name] = DatasetEntry(info, loader, _plugin, doc or info.description)
@@ -208,17 +200,27 @@ class Registry:
                 self.methods[info.name] = MethodInfo(**{**info.__dict__, "plugin": _plugin})
             fn(register=register_method)
 
-    def _conforms(self, kind: str, name: str, plugin: str, check) -> bool:
-        """Run a registration ``check``; a ConformanceError refuses the registration (kept in
-        ``refused`` and said when the name is asked for), the rest of the plugins still load."""
-        from harness.testing import ConformanceError
+    def _refuses(self, kind: str, name: str, plugin: str, problem) -> bool:
+        """Whether a registration is refused: ``problem`` is what is wrong with it (words), or a check to
+        run (a ConformanceError from it is the problem). A refusal is kept in ``refused`` and said when
+        the name is asked for; the rest of the plugins still load."""
+        from harness.testing import ConformanceError, kind_label
 
-        try:
-            check()
-        except ConformanceError as exc:
-            self.refused[(kind, name)] = str(exc)
+        if callable(problem):
+            try:
+                problem()
+            except ConformanceError as exc:
+                self.refused[(kind, name)] = str(exc)
+                return True
             return False
+        self.refused[(kind, name)] = f"plugin {plugin!r}: {kind_label(kind)} {name!r} {problem}"
         return True
+
+    def _not_registered(self, kind: str, name: str, table) -> HarnessError:
+        """Why ``name`` is not in ``table``: its refusal, or the valid choices."""
+        if (kind, name) in self.refused:
+            return HarnessError(f"{self.refused[(kind, name)]}; it was not registered")
+        return unknown(kind, name, table)
 
     def check(self, kind: str, name: str, space=None) -> None:
         """The quick conformance check (``harness.testing.check_component(deep=False)``) of a component a
@@ -240,16 +242,12 @@ class Registry:
             raise unknown("component kind", kind, COMPONENT_KINDS)
         table = self.components[kind]
         if name not in table:
-            if (kind, name) in self.refused:
-                raise HarnessError(f"{self.refused[(kind, name)]}; it was not registered")
-            raise unknown(kind, name, table)
+            raise self._not_registered(kind, name, table)
         return table[name]
 
     def dataset(self, name: str) -> DatasetEntry:
         if name not in self.datasets:
-            if ("dataset", name) in self.refused:
-                raise HarnessError(f"{self.refused[('dataset', name)]}; it was not registered")
-            raise unknown("dataset", name, self.datasets)
+            raise self._not_registered("dataset", name, self.datasets)
         return self.datasets[name]
 
     def executor(self, name: str) -> ExecutorInfo:
@@ -265,9 +263,7 @@ class Registry:
     def space(self, name: str, op_set: str = "all"):
         """The space ``name``, searching op set ``op_set`` (``SearchSpace.with_op_set``)."""
         if name not in self.spaces:
-            if ("space", name) in self.refused:
-                raise HarnessError(f"{self.refused[('space', name)]}; it was not registered")
-            raise unknown("space", name, self.spaces)
+            raise self._not_registered("space", name, self.spaces)
         return self.spaces[name].with_op_set(op_set)
 
     def benchmark_for(self, space: str) -> BenchmarkInfo | None:
@@ -289,16 +285,12 @@ class Registry:
         return used
 
 
-def _raise(exc: BaseException):
-    raise exc
-
-
 def _check_registration(kind: str, name: str, plugin: str, factory, config) -> None:
     """What registration checks without building anything: a callable factory, a frozen dataclass config
     whose fields all have defaults (``harness.testing.check_config``)."""
-    from harness.testing import ConformanceError, check_config
+    from harness.testing import ConformanceError, check_config, kind_label
 
-    label = {"cell": "cell type"}.get(kind, kind)
+    label = kind_label(kind)
     if not callable(factory):
         raise ConformanceError(f"plugin {plugin!r}: {label} {name!r} has a factory that is not callable")
     check_config(config, kind=label, name=name, plugin=plugin)

@@ -39,8 +39,30 @@ SPACE_MEMBERS = ("name", "family", "cell_kinds", "edges", "n_inputs", "n_nodes",
                  "describe")
 
 
+# kind label -> (its members, where they are written down); the one table every "lacks ..." line reads
+CONTRACTS = {
+    "sampler": (SAMPLER_MEMBERS, "harness.api.Sampler"),
+    "optimizer": (OPTIMIZER_MEMBERS, "harness.api.BilevelOptimizer"),
+    "selector": (SELECTOR_MEMBERS, "harness.api.Selector"),
+    "cell type": (CELL_MEMBERS, "harness.api.CellType"),
+    "space": (SPACE_MEMBERS, "harness.spaces.SearchSpace"),
+}
+
+
 class ConformanceError(HarnessError):
     """A component does not do what the host needs of its kind."""
+
+
+def kind_label(kind: str) -> str:
+    """A registry kind in words ("cell" -> "cell type")."""
+    return {"cell": "cell type"}.get(kind, kind)
+
+
+def require_members(obj, kind: str, name: str | None = None, plugin: str | None = None) -> None:
+    """ConformanceError naming every member of ``kind``'s contract (:data:`CONTRACTS`) ``obj`` lacks."""
+    members, where = CONTRACTS[kind_label(kind)]
+    if missing := [m for m in members if not hasattr(obj, m)]:
+        raise _fail(kind_label(kind), name, plugin, f"lacks {', '.join(missing)} ({where})")
 
 
 def _who(kind: str, name: str | None, plugin: str | None) -> str:
@@ -50,10 +72,6 @@ def _who(kind: str, name: str | None, plugin: str | None) -> str:
 
 def _fail(kind, name, plugin, what: str) -> ConformanceError:
     return ConformanceError(f"{_who(kind, name, plugin)} {what}")
-
-
-def _missing(obj, members) -> list[str]:
-    return [m for m in members if not hasattr(obj, m)]
 
 
 def _call(kind, name, plugin, what: str, fn: Callable[[], Any]):
@@ -139,8 +157,7 @@ def check_sampler(factory, config, *, space=None, name: str | None = None, plugi
     if not isinstance(s, nn.Module):
         raise _fail(kind, name, plugin, f"is a {type(s).__name__}, not a torch.nn.Module (the supernet holds it "
                                         f"as a submodule so that .to(device) and state_dict() reach it)")
-    if missing := _missing(s, SAMPLER_MEMBERS):
-        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.Sampler)")
+    require_members(s, kind, name, plugin)
     _call(kind, name, plugin, "set_progress(0, 2)", lambda: s.set_progress(0, 2))
     arch = _call(kind, name, plugin, "forward()", s)
     if not isinstance(arch, ArchWeights):
@@ -177,8 +194,7 @@ def check_cell_type(factory, config, *, space=None, name: str | None = None, plu
     kind = "cell type"
     space = toy_space(space)
     cell = _make(factory, config, kind, name, plugin)
-    if missing := _missing(cell, CELL_MEMBERS):
-        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.CellType)")
+    require_members(cell, kind, name, plugin)
     sampler = (GumbelSampler(GumbelConfig(), space=space) if getattr(cell, "requires_single_path", False)
                else SoftmaxSampler(SoftmaxConfig(), space=space))
     net = _call(kind, name, plugin, f"{space.name}.build_search_network", lambda: toy_supernet(space, sampler, cell))
@@ -204,10 +220,8 @@ def check_optimizer(factory, config, *, space=None, name: str | None = None, plu
     kind = "optimizer"
     net = toy_supernet(space)
     opt = _make(factory, config, kind, name, plugin, net=net, steps_per_epoch=2, epochs=2)
-    if missing := _missing(opt, OPTIMIZER_MEMBERS):
-        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.BilevelOptimizer)")
-    if not isinstance(opt.needs_val_batch, bool):
-        raise _fail(kind, name, plugin, f"needs_val_batch is {opt.needs_val_batch!r}, not a bool")
+    require_members(opt, kind, name, plugin)
+    _require_val_flag(opt, name, plugin)
     _call(kind, name, plugin, "set_progress(0, 2)", lambda: opt.set_progress(0, 2))
     before = [p.detach().clone() for p in net.weight_parameters()]
     stats = _call(kind, name, plugin, "step(net, train, val)",
@@ -223,6 +237,11 @@ def check_optimizer(factory, config, *, space=None, name: str | None = None, plu
     return opt
 
 
+def _require_val_flag(opt, name, plugin) -> None:
+    if not isinstance(opt.needs_val_batch, bool):
+        raise _fail("optimizer", name, plugin, f"needs_val_batch is {opt.needs_val_batch!r}, not a bool")
+
+
 def check_selector(factory, config, *, space=None, name: str | None = None, plugin: str | None = None):
     """``factory(config)`` has ``select(net, ctx)``, which returns a genotype the space accepts
     (``space.validate``) and can read back from its string (``space.parse``). Returns the genotype."""
@@ -232,8 +251,7 @@ def check_selector(factory, config, *, space=None, name: str | None = None, plug
     kind = "selector"
     space = toy_space(space)
     sel = _make(factory, config, kind, name, plugin)
-    if missing := _missing(sel, SELECTOR_MEMBERS):
-        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.api.Selector)")
+    require_members(sel, kind, name, plugin)
     net = toy_supernet(space)
     opt = FirstOrderBilevel(BilevelConfig(), net=net, steps_per_epoch=2, epochs=2)
     ctx = SelectionContext(space=space, val_batches=lambda: iter([toy_batch(1)]),
@@ -253,8 +271,7 @@ def check_space(space, *, plugin: str | None = None) -> None:
     network's forward returns ``(logits, aux)`` and has ``drop_path_prob`` (the retraining sets it)."""
     kind = "space"
     name = getattr(space, "name", None)
-    if missing := _missing(space, SPACE_MEMBERS):
-        raise _fail(kind, name, plugin, f"lacks {', '.join(missing)} (harness.spaces.SearchSpace)")
+    require_members(space, kind, name, plugin)
     net = _call(kind, name, plugin, "build_search_network", lambda: toy_supernet(space))
     logits = _call(kind, name, plugin, "the supernet's forward", lambda: net(toy_batch().x))
     if tuple(getattr(logits, "shape", ())) != (TOY_BATCH, TOY_SHAPE[1]):
@@ -280,7 +297,7 @@ def check_benchmark(opener, path, arch, *, datasets=(), name: str | None = None,
     results by dataset."""
     kind = "benchmark"
     bench = _call(kind, name, plugin, f"its opener({str(path)!r})", lambda: opener(path))
-    if missing := _missing(bench, ("datasets", "query")):
+    if missing := [m for m in ("datasets", "query") if not hasattr(bench, m)]:
         raise _fail(kind, name, plugin, f"opens an object that lacks {', '.join(missing)}")
     results = {}
     for dataset in datasets or tuple(bench.datasets):
@@ -313,7 +330,7 @@ def check_component(info, *, space=None, config=None, deep: bool = True) -> None
     if deep or info.kind == "sampler":
         CHECKS[info.kind](info.factory, config, space=space, name=info.name, plugin=info.plugin)
         return
-    kind = {"cell": "cell type"}.get(info.kind, info.kind)
+    kind = kind_label(info.kind)
     if info.kind == "optimizer":  # built on one toy supernet per process (it only reads its parameters)
         if "net" not in _QUICK:
             _QUICK["net"] = toy_supernet()
@@ -321,9 +338,6 @@ def check_component(info, *, space=None, config=None, deep: bool = True) -> None
                     steps_per_epoch=2, epochs=2)
     else:
         obj = _make(info.factory, config, kind, info.name, info.plugin)
-    members = {"optimizer": OPTIMIZER_MEMBERS, "selector": SELECTOR_MEMBERS, "cell": CELL_MEMBERS}[info.kind]
-    protocol = {"optimizer": "BilevelOptimizer", "selector": "Selector", "cell": "CellType"}[info.kind]
-    if missing := _missing(obj, members):
-        raise _fail(kind, info.name, info.plugin, f"lacks {', '.join(missing)} (harness.api.{protocol})")
-    if info.kind == "optimizer" and not isinstance(obj.needs_val_batch, bool):
-        raise _fail(kind, info.name, info.plugin, f"needs_val_batch is {obj.needs_val_batch!r}, not a bool")
+    require_members(obj, kind, info.name, info.plugin)
+    if info.kind == "optimizer":
+        _require_val_flag(obj, info.name, info.plugin)
