@@ -100,6 +100,10 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             first = resume["epoch"] + 1
     from harness import interrupts, progress
 
+    def state(**place) -> dict[str, Any]:  # what a checkpoint holds besides the place in the data
+        return {"phase": "retrain", "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
+                "rng": rng_state(), "curve": curve, "seconds": before + time.perf_counter() - t0, **place}
+
     tracker = progress.Phase("retrain", budget.epochs, len(train_loader))
     for epoch in range(first, budget.epochs):
         tracker.start(epoch)
@@ -111,11 +115,10 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         loss_sum = torch.zeros((), device=device)
         n = taken = 0
         at_start = gen.get_state()  # enough to draw this epoch's batches again after a stop inside it
-        batches = iter(train_loader)
+        batches = iter(train_loader)  # a generator: draws nothing yet
         if mid is not None:  # the batches of the steps done before the stop, drawn again, not trained on
             at_start, taken = mid["epoch_start"], mid["step"]
             gen.set_state(at_start)
-            batches = iter(train_loader)
             for _ in range(taken):
                 next(batches)
             set_rng_state(mid["rng"])
@@ -124,10 +127,7 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         for x, y in batches:
             if interrupts.requested():  # SIGTERM/SIGINT: a checkpoint at this step boundary, then stop
                 if checkpoint is not None:
-                    checkpoint({"phase": "retrain", "epoch": epoch, "step": taken, "epoch_start": at_start,
-                                "loss_sum": loss_sum, "n": n, "net": net.state_dict(),
-                                "optimizer": opt.state_dict(), "rng": rng_state(), "curve": curve,
-                                "seconds": before + time.perf_counter() - t0})
+                    checkpoint(state(step=taken, epoch_start=at_start, loss_sum=loss_sum, n=n))
                 check_stop(f"retrain epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
             logits, aux = net(x)
@@ -144,12 +144,10 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(1, n), "lr": lr})
         tracker.end(curve[-1]["train_loss"])
         if checkpoint is not None:
-            checkpoint({"phase": "retrain", "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
-                        "generator": gen.get_state(), "rng": rng_state(), "curve": curve,
-                        "seconds": before + time.perf_counter() - t0})
+            checkpoint(state(generator=gen.get_state()))
         if on_epoch is not None:
             on_epoch(epoch, curve[-1])
-    progress.update(phase="test", epoch=None, epochs=None, step=None, steps=None, images_per_s=None)
+    progress.enter("test")
     test_acc = accuracy(net, test_loader)
     return {
         "test_accuracy": test_acc,

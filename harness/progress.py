@@ -54,6 +54,13 @@ def update(**fields: Any) -> None:
         _sink(("progress", dict(_state)))
 
 
+def enter(phase: str, **fields: Any) -> None:
+    """The run enters ``phase``: the per-epoch fields of the one before are cleared (a phase without
+    epochs, "select" or "test", keeps the last loss)."""
+    update(**{"epoch": None, "epochs": None, "step": None, "steps": None, "images_per_s": None, **fields,
+              "phase": phase})
+
+
 def line(text: str) -> None:
     """The run's one-line summary of an event (an epoch's end): printed by the plain view."""
     if _sink is not None:
@@ -68,7 +75,7 @@ class Phase:
                  clock: Callable[[], float] = time.monotonic):
         self.name, self.epochs, self.steps, self.interval, self.clock = name, epochs, steps, interval, clock
         self.epoch, self.step_no, self.images, self.t0, self.last = None, 0, 0, 0.0, 0.0
-        update(phase=name, epoch=None, epochs=epochs, step=None, steps=steps, loss=None, images_per_s=None)
+        enter(name, epochs=epochs, steps=steps, loss=None)
 
     def start(self, epoch: int) -> None:
         self.epoch, self.step_no, self.images = epoch, 0, 0

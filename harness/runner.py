@@ -276,7 +276,7 @@ def _evaluate(spec: RunSpec, space, genotype, data, benchmark, device, record: R
     info = data.info
     shape = NetShape(info.channels, info.num_classes, info.resolution)
     if benchmark is not None and spec.dataset in benchmark.datasets:
-        progress.update(phase="query", epoch=None, epochs=None, step=None, steps=None, images_per_s=None)
+        progress.enter("query")
         res = benchmark.query(genotype, spec.dataset)
         metrics = {"test_accuracy": res.test_accuracy, "source": "benchmark", "benchmark": res.to_dict()}
         if res.valid_accuracy is not None:
@@ -398,13 +398,11 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
                              checkpoints=checkpoints, **(sources or {})))
         records.append(None)
 
-    active: set[int] = set()
     view = view if view is not None else progress.GridView("plain", log=log)
     view.prefix = getattr(executor, "concurrent", True)  # runs at once: each line names its run
 
     def begin(task) -> None:  # the row is written when the run really starts, not when it is queued
         task.record = store.start(task.record)
-        active.add(task.record.id)
         spec = task.spec
         view.begin(task.record.id, task.label, f"{spec.method} {spec.space}/{spec.dataset} seed {spec.seed}")
         view.log(f"{task.label}: run {task.record.id}")
@@ -420,14 +418,13 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
         else:
             view.log(f"{task.label}: FAILED: {(record.error or '').splitlines()[0] if record.error else ''}")
             store.fail(record, record.error)
-        active.discard(record.id)
         records[task.index] = record
         settled.append(record.status)
         view.settle(record.id, grid_progress(settled, len(tasks), time.monotonic() - t_start))
 
     settled: list[str] = []
     t_start = time.monotonic()
-    with interrupts.install(), _Heartbeat(store.path, active, view.snapshot), view:
+    with interrupts.install(), _Heartbeat(store.path, view.snapshot), view:
         extra = {"report": report} if _accepts(executor.run, "report") else {}  # executors before progress
         executor.run(tasks, begin, settle, registry=registry, plan=the_plan, device=device, log=view.log, **extra)
         if interrupts.requested():
@@ -473,14 +470,14 @@ def stale_reason(record: RunRecord, lease) -> str | None:
 
 
 class _Heartbeat:
-    """A daemon thread renewing the leases of the rows this process runs, with each run's latest progress
-    (``snapshot()``: run id -> progress dict), every HEARTBEAT_S, on a connection of its own (a SQLite
-    connection belongs to one thread)."""
+    """A daemon thread renewing the leases of the rows this process runs (``snapshot()``: each active run's
+    id -> its latest progress), with that progress, every HEARTBEAT_S, on a connection of its own (a
+    SQLite connection belongs to one thread)."""
 
-    def __init__(self, path, active: set[int], snapshot: Callable[[], dict[int, dict]] = dict):
+    def __init__(self, path, snapshot: Callable[[], dict[int, dict]]):
         import threading
 
-        self.path, self.active, self.snapshot = path, active, snapshot
+        self.path, self.snapshot = path, snapshot
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="harness-heartbeat", daemon=True)
 
@@ -490,7 +487,8 @@ class _Heartbeat:
         with ResultStore(self.path) as store:
             while not self.stop.wait(HEARTBEAT_S):
                 try:
-                    store.heartbeat(list(self.active), self.snapshot())
+                    active = self.snapshot()
+                    store.heartbeat(list(active), active)
                 except Exception:  # noqa: BLE001 - a missed heartbeat only makes the row look older
                     pass
 

@@ -8,7 +8,7 @@ synchronises with the device once per epoch, when it reports the epoch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,11 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
             set_rng_state(resume["rng"])
             first = resume["epoch"] + 1
 
+    def state(**place) -> dict[str, Any]:  # what a checkpoint holds besides the place in the data
+        return {"phase": "search", "epoch": epoch, "net": net.state_dict(), "optimizer": component_state(optimizer),
+                "sampler": component_state(sampler), "rng": rng_state(), "curve": result.curve,
+                "steps": result.steps, "seconds": before + time.perf_counter() - start, **place}
+
     tracker = progress.Phase("search", epochs, len(train_loader))
     for epoch in range(first, epochs):
         t0 = time.perf_counter()
@@ -152,14 +157,13 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         # where this epoch's batches come from: enough to draw them again after a stop inside it
         at_start = {"generator": generator.get_state() if generator is not None else None,
                     "val_stream": val_stream.state() if val_stream is not None else None}
-        batches, taken, epoch_before = iter(train_loader), 0, 0.0
+        batches, taken, epoch_before = iter(train_loader), 0, 0.0  # a generator: draws nothing yet
         if mid is not None:  # the batches of the steps done before the stop, drawn again, not trained on
             at_start, taken, epoch_before = mid["epoch_start"], mid["step"], mid["epoch_seconds"]
             if val_stream is not None:
                 val_stream.restore(at_start["val_stream"])
             if generator is not None:
                 generator.set_state(at_start["generator"])
-            batches = iter(train_loader)
             for _ in range(taken):
                 next(batches)
                 if val_stream is not None:
@@ -170,11 +174,8 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         for x, y in batches:
             if interrupts.requested():  # SIGTERM/SIGINT: a checkpoint at this step boundary, then stop
                 if checkpoint is not None:
-                    checkpoint({"phase": "search", "epoch": epoch, "step": taken, "epoch_start": at_start,
-                                "sums": sums, "net": net.state_dict(), "optimizer": component_state(optimizer),
-                                "sampler": component_state(sampler), "rng": rng_state(), "curve": result.curve,
-                                "steps": result.steps, "epoch_seconds": epoch_before + time.perf_counter() - t0,
-                                "seconds": before + time.perf_counter() - start})
+                    checkpoint(state(step=taken, epoch_start=at_start, sums=sums,
+                                     epoch_seconds=epoch_before + time.perf_counter() - t0))
                 check_stop(f"search epoch {epoch + 1}")
             val = next(val_stream) if val_stream is not None else None
             stats = optimizer.step(net, Batch(x, y), val)
@@ -201,17 +202,13 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         result.curve.append(summary)
         tracker.end(summary["train_loss"])
         if checkpoint is not None:
-            checkpoint({"phase": "search", "epoch": epoch, "net": net.state_dict(),
-                        "optimizer": component_state(optimizer), "sampler": component_state(sampler),
-                        "val_stream": val_stream.state() if val_stream is not None else None,
-                        "generator": generator.get_state() if generator is not None else None,
-                        "rng": rng_state(), "curve": result.curve, "steps": result.steps,
-                        "seconds": before + time.perf_counter() - start})
+            checkpoint(state(val_stream=val_stream.state() if val_stream is not None else None,
+                             generator=generator.get_state() if generator is not None else None))
         if on_epoch is not None:
             on_epoch(epoch, {**summary, "probabilities": _probs(sampler)})
 
     net.eval()
-    progress.update(phase="select", epoch=None, epochs=None, step=None, steps=None, images_per_s=None)
+    progress.enter("select")
     ctx = SelectionContext(
         space=space,
         val_batches=lambda: (Batch(x, y) for x, y in val_loader),
