@@ -169,7 +169,8 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     from harness.runner import Checkpoints, execute, plan, resolve_device, resolve_specs
     from harness.store import ResultStore
 
-    mode = "off" if quiet else choose_mode(progress_mode)
+    mode = choose_mode(progress_mode)  # checked even under --quiet: a bad value is said, not ignored
+    mode = "off" if quiet else mode
     registry = load_registry()
     grid = dict(methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
                 swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},

@@ -137,8 +137,8 @@ class GridView:
     ``log(text)`` is a driver message (printed in ``plain`` and above the table in ``live``);
     ``report(key, label, item)`` an item from a run (see :func:`reporting`); ``begin``/``settle`` a run's
     start and end. ``snapshot()`` is every active run's latest progress (for the store's leases). With
-    ``prefix`` (runs at once) a run's plain lines carry its label. Thread-safe: Ray drains its queue on
-    the driver's thread, but the heartbeat reads from its own."""
+    ``prefix`` (runs at once) a run's plain lines carry its label. Thread-safe: the heartbeat reads the
+    snapshots from its own thread, and the live display redraws from rich's."""
 
     def __init__(self, mode: str = "plain", log: Callable[[str], None] | None = None, prefix: bool = False,
                  stream=None):
@@ -172,9 +172,13 @@ class GridView:
         kind, payload = item
         if kind == "progress":
             with self._lock:
-                if key in self.active:
-                    self.active[key]["progress"] = payload
-            self._refresh()
+                run = self.active.get(key)
+                if run is None:
+                    return
+                before, run["progress"] = run["progress"], payload
+            # the live table redraws itself 4 times a second; at once only when a phase or epoch begins
+            if (before.get("phase"), before.get("epoch")) != (payload.get("phase"), payload.get("epoch")):
+                self._refresh()
         elif kind == "line":
             if self.mode == "plain":  # live shows it in the table instead
                 self._print(f"{label} {payload.strip()}" if self.prefix else payload)
