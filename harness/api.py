@@ -197,7 +197,18 @@ class StepStats:
 
 @runtime_checkable
 class Sampler(Protocol):
-    """Owns the architecture parameters and turns them into per-forward weights (an ``nn.Module``)."""
+    """Owns the architecture parameters and turns them into per-forward weights (an ``nn.Module``: the
+    supernet holds it as ``net.sampler``, so ``.to(device)`` and the checkpoint's ``state_dict`` reach it).
+
+    Built as ``factory(config, space=space)``. What the host reads, besides the methods below (all optional
+    class attributes; checked by ``harness.testing.check_sampler``):
+
+    * ``single_path = True``: ``forward`` names one op per edge (``ArchWeights.index`` and
+      ``host_index``); single-path cells require it.
+    * ``graph_capturable = True`` (on the class itself): the step may be replayed from a CUDA graph
+      (``harness.graphs``); host-side state changes only in ``set_progress``.
+    * ``requires``: what it needs of the run's other components (``harness.testing.requirements``).
+    """
 
     def forward(self) -> ArchWeights: ...
 
@@ -217,7 +228,10 @@ class Sampler(Protocol):
 
 
 class SearchNet(Protocol):
-    """The supernet a space builds: ``net(x)`` samples from its sampler and returns logits."""
+    """The supernet a space builds (``SearchSpace.build_search_network``; ``harness.blocks.Supernet`` is a
+    base): ``net(x)`` draws ``sampler()`` once and returns (batch, classes) logits; ``sampler`` may be
+    swapped for the duration of a selection (DARTS-PT's projection wraps it); ``weight_parameters()`` is
+    every parameter except the architecture's (what bilevel optimizers train)."""
 
     sampler: Sampler
 
@@ -234,7 +248,20 @@ class Batch:
 
 @runtime_checkable
 class BilevelOptimizer(Protocol):
-    """One search step. Owns the weight and arch optimizers and the weight lr schedule."""
+    """One search step. Owns the weight and arch optimizers and the weight lr schedule.
+
+    Built as ``factory(config, net=, steps_per_epoch=, epochs=)``. ``needs_val_batch``: whether ``step``
+    takes a validation batch (else ``val`` is None). ``step`` returns device tensors (``StepStats``) and
+    never syncs. What the host also reads, when present (checked by ``harness.testing.check_optimizer``):
+
+    * ``lr`` (a number): the current weight lr, logged per epoch.
+    * ``w_opt`` (a ``torch.optim`` optimizer over the network weights): selectors that fine-tune the
+      supernet (DARTS-PT) set its lr and reset its momentum; they declare it in ``requires``.
+    * ``graph_capturable = True`` (on the class itself) and ``requires``, as for samplers.
+    * For checkpoints: ``state_dict()``/``load_state_dict()`` if it defines them; otherwise every
+      ``torch.optim`` optimizer and lr scheduler it holds and its plain scalar and tensor attributes are
+      saved after every epoch and step boundary and put back on a resume (``harness.search.component_state``).
+    """
 
     needs_val_batch: bool
 
@@ -256,6 +283,12 @@ class SelectionContext:
 
 @runtime_checkable
 class Selector(Protocol):
+    """Turns the searched supernet into a genotype. Built as ``factory(config)``; ``select`` returns a
+    genotype that ``ctx.space.validate`` accepts and ``ctx.space.parse(genotype.to_string())`` reads back.
+    It may train the supernet further through ``ctx.optimizer.step`` (the run's optimizer) and read
+    ``ctx.val_batches()``/``ctx.train_batches()``; a need beyond the contract (an optimizer's ``w_opt``, a
+    space's genotype family) is declared in ``requires`` (``harness.testing.requirements``)."""
+
     def select(self, net: SearchNet, ctx: SelectionContext) -> Genotype: ...
 
 
@@ -283,7 +316,11 @@ class CellSpec:
 
 @runtime_checkable
 class CellType(Protocol):
-    """Builds the computing body of a search cell: input states -> all node states."""
+    """Builds the computing body of a search cell: input states -> all node states. Built as
+    ``factory(config)``. Optional class attributes the host reads: ``requires`` (a single-path cell:
+    ``{"sampler": ("single_path",)}``) and ``graph_capturable``; a body (``harness.blocks.CellBody``)
+    with a faster implementation of the same math has ``supports_fast`` and a ``fast`` switch
+    (``harness.nn.cells.set_fast``)."""
 
     def build(self, spec: CellSpec) -> nn.Module:
         """The module's ``forward(states, arch: ArchWeights) -> list[Tensor]`` returns inputs + nodes."""

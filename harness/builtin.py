@@ -10,6 +10,11 @@ from pathlib import Path
 
 from harness.plugins import hookimpl
 
+# what `harness run` searches when no --space / --dataset is given: the DARTS space on scikit-learn's bundled
+# digits (no download), the README's first command
+DEFAULT_SPACE = "darts"
+DEFAULT_DATASET = "digits"
+
 
 @hookimpl
 def harness_register_spaces(register):

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from harness import __version__
+from harness.builtin import DEFAULT_DATASET, DEFAULT_SPACE
 from harness.errors import HarnessError
 
 SPACE_RANGES = ("s1", "s2", "s3", "s4")
@@ -99,6 +100,16 @@ def json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
 
 
+def emit_rows(rows: list[dict], as_json: bool, lines) -> None:
+    """A listing command's output: ``rows`` as JSON, or ``lines(row)`` (the text lines) for each row."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        for line in lines(row):
+            click.echo(line)
+
+
 def store_option(fn):
     from harness.store import DEFAULT_STORE
 
@@ -117,11 +128,12 @@ def cli():
 
 @cli.command()
 @click.option("--plugin", "methods", type=ListType(), required=True,
-              help="Method(s), or a plugin's name for all its methods: darts,gdas")
-@click.option("--space", "spaces", type=ListType(), default="darts", show_default=True,
-              help="Space(s): darts, s1..s4 (s1-s4), nb201.")
-@click.option("--dataset", "datasets", type=ListType(), default="digits", show_default=True,
-              help="Dataset(s): cifar10, cifar100, svhn, imagenet16-120, fashion-mnist, digits.")
+              help="Method(s) as `harness methods` lists them, or a plugin's name for all its methods; "
+                   "comma-separated")
+@click.option("--space", "spaces", type=ListType(), default=DEFAULT_SPACE, show_default=True,
+              help="Space(s), as `harness spaces` lists them; a range like s1-s4.")
+@click.option("--dataset", "datasets", type=ListType(), default=DEFAULT_DATASET, show_default=True,
+              help="Dataset(s), as `harness datasets` lists them.")
 @click.option("--seeds", type=SeedsType(), default="0", show_default=True, help="Seeds: 0-3 or 0,2,5.")
 @click.option("--preset", default="smoke", show_default=True, help="Budget: smoke, quick or paper.")
 @click.option("--set", "sets", multiple=True, metavar="COMPONENT.KEY=VALUE",
@@ -133,7 +145,8 @@ def cli():
 @store_option
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets are (torchvision layout).")
 @click.option("--benchmark", "benchmark_path", type=click.Path(dir_okay=False),
-              help="NAS-Bench-201 file: the compact CSV or an official .pth.")
+              help="The file of the benchmark that evaluates a space by query (default: the benchmark's own; "
+                   "`harness benchmark --help`).")
 @trust_option
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where to run.")
@@ -344,7 +357,7 @@ def plugins(as_json, check):
     if check:
         sys.exit(_check_plugins(registry))
     rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "registers": p.registers,
-             "refused": sorted(m for m in registry.refused.values() if m.startswith(f"plugin {p.name!r}:"))}
+             "refused": registry.refusals_of(p.name)}
             for p in registry.plugins.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -366,7 +379,7 @@ def _check_plugins(registry) -> int:
         click.echo(f"REFUSED  {line}")
         failed += 1
     for name, space in registry.spaces.items():
-        plugin = registry._owner.get(("space", name), "?")
+        plugin = registry.owner("space", name)
         try:
             check_space(space, plugin=plugin)
             click.echo(f"ok       space {name} ({plugin})")
@@ -383,6 +396,22 @@ def _check_plugins(registry) -> int:
                 failed += 1
     click.echo(f"{failed} failed" if failed else "every space and component conforms")
     return 1 if failed else 0
+
+
+@cli.command()
+@json_option
+@handle_errors
+def datasets(as_json):
+    """List datasets: image shape, classes, the plugin that registers each, and what it is."""
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    rows = [{"name": name, "channels": e.info.channels, "resolution": e.info.resolution,
+             "classes": e.info.num_classes, "plugin": e.plugin, "description": e.doc}
+            for name, e in registry.datasets.items()]
+    emit_rows(rows, as_json, lambda r: (
+        f"{r['name']}: {r['channels']}x{r['resolution']}x{r['resolution']}, {r['classes']} classes "
+        f"({r['plugin']}){' [default]' if r['name'] == DEFAULT_DATASET else ''}", f"    {r['description']}"))
 
 
 @cli.command()
@@ -408,8 +437,7 @@ def spaces(as_json):
                 for edge, o in zip(d["edges"], ops):
                     click.echo(f"        {edge:5s} {', '.join(o)}")
         net = d["search_defaults"]
-        click.echo(f"    search network: C={net.get('channels')}, {net.get('layers')} "
-                   f"{'cells per stage' if d['family'] == 'nb201' else 'cells'}")
+        click.echo(f"    search network: C={net.get('channels')}, {net.get('layers')} {d['layers_unit']}")
         for name, text in d["op_sets"].items():
             click.echo(f"    op set {name}: {text}")
         for i, (name, text) in enumerate(d["eval_protocols"].items()):
@@ -444,12 +472,8 @@ def methods(as_json):
              "budgets": m.budgets, "space_defaults": m.space_defaults, "space_budgets": m.space_budgets,
              "op_sets": dict(m.op_sets), "per_space": per_space(m)}
             for m in registry.methods.values()]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for r in rows:
-        click.echo(f"{r['name']:18s} sampler={r['sampler']} optimizer={r['optimizer']} selector={r['selector']} "
-                   f"cell={r['cell']}  [{r['plugin']}]")
+    emit_rows(rows, as_json, lambda r: [f"{r['name']:18s} sampler={r['sampler']} optimizer={r['optimizer']} "
+                                        f"selector={r['selector']} cell={r['cell']}  [{r['plugin']}]"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,7 +481,7 @@ def methods(as_json):
 
 @cli.group()
 def benchmark():
-    """Query and convert tabular benchmarks (any registered one; built in: NAS-Bench-201)."""
+    """Query and convert tabular benchmarks (any registered one; `harness plugins` lists them)."""
 
 
 def _benchmark_info(registry, name):
@@ -477,10 +501,8 @@ def _benchmark_info(registry, name):
 @benchmark.command("query")
 @click.option("--name", help="Which benchmark (harness plugins lists them; default: the only one installed).")
 @click.option("--benchmark", "path", type=click.Path(dir_okay=False),
-              help="Its file (NAS-Bench-201: a compact CSV or an official .pth; default: the benchmark's own "
-                   "default, for NAS-Bench-201 $HARNESS_NB201_BENCHMARK or the shared table).")
-@click.option("--dataset", help="One the benchmark answers for (default: its first; NAS-Bench-201: cifar10, "
-                                "cifar100, imagenet16-120).")
+              help="Its file (default: the benchmark's own default file, as its description says).")
+@click.option("--dataset", help="One the benchmark answers for (default: its first).")
 @click.argument("arch")
 @trust_option
 @json_option
@@ -524,7 +546,7 @@ def benchmark_query(name, path, dataset, arch, trust_benchmark_file, as_json):
 @trust_option
 @handle_errors
 def benchmark_convert(name, official, output, trust_benchmark_file):
-    """Write a benchmark's compact table from its official file (NAS-Bench-201: .pth -> CSV)."""
+    """Write a benchmark's compact table from its official file (for the built-in one: .pth -> CSV)."""
     from harness.plugins import load_registry
 
     registry = load_registry()
@@ -546,9 +568,10 @@ def arch():
 
 
 @arch.command("info")
-@click.option("--space", required=True, help="darts, s1..s4 or nb201.")
-@click.option("--channels", type=int, help="Initial channels (default: the space's protocol, 36 / 16).")
-@click.option("--layers", type=int, help="Cells (DARTS) or cells per stage (NB201); default 20 / 5.")
+@click.option("--space", required=True, help="A space, as `harness spaces` lists them.")
+@click.option("--channels", type=int, help="Initial channels (default: the space's evaluation protocol).")
+@click.option("--layers", type=int, help="Depth in the space's unit (`harness spaces`: cells, or cells per "
+                                         "stage; default: the space's evaluation protocol).")
 @click.option("--classes", type=int, default=10, show_default=True)
 @click.option("--in-channels", type=int, default=3, show_default=True)
 @click.option("--resolution", type=int, default=32, show_default=True)

@@ -116,7 +116,8 @@ class Registry:
         # (kind, name) -> the one line saying why a registration was refused (harness.testing)
         self.refused: dict[tuple[str, str], str] = {}
         self._owner: dict[tuple[str, str], str] = {}
-        self._checked: set[tuple] = set()
+        self._refused_by: dict[tuple[str, str], str] = {}  # (kind, name) -> the plugin refused
+        self._checked: dict[tuple, Any] = {}  # check()'s key -> the component it built
         dists = {pm.get_name(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
         for name, plugin in pm.list_name_plugin():
             dist = dists.get(name)
@@ -139,8 +140,23 @@ class Registry:
         self.plugins[plugin].registers.setdefault(kind, []).append(name)
 
     def _each_impl(self, hook_name: str):
+        """(plugin, its hook function) per implementation; a hook that raises (a plugin's bug: a space
+        class missing an abstract method, an import error) is refused in one line and the other plugins,
+        and what the hook registered before it raised, still load."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            yield impl.plugin_name, impl.function
+            yield impl.plugin_name, self._guarded(impl.plugin_name, hook_name, impl.function)
+
+    def _guarded(self, plugin: str, hook_name: str, fn):
+        def call(**kwargs):
+            try:
+                fn(**kwargs)
+            except HarnessError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure inside a plugin's hook is the plugin's
+                self._refused_by[("hook", f"{plugin}.{hook_name}")] = plugin
+                self.refused[("hook", f"{plugin}.{hook_name}")] = (
+                    f"plugin {plugin!r}: {hook_name} failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        return call
 
     def _collect(self) -> None:
         for kind, hook_name in _KIND_HOOKS.items():
@@ -206,12 +222,14 @@ class Registry:
         the name is asked for; the rest of the plugins still load."""
         from harness.testing import ConformanceError, kind_label
 
+        self._refused_by[(kind, name)] = plugin
         if callable(problem):
             try:
                 problem()
             except ConformanceError as exc:
                 self.refused[(kind, name)] = str(exc)
                 return True
+            del self._refused_by[(kind, name)]
             return False
         self.refused[(kind, name)] = f"plugin {plugin!r}: {kind_label(kind)} {name!r} {problem}"
         return True
@@ -220,20 +238,66 @@ class Registry:
         """Why ``name`` is not in ``table``: its refusal, or the valid choices."""
         if (kind, name) in self.refused:
             return HarnessError(f"{self.refused[(kind, name)]}; it was not registered")
-        return unknown(kind, name, table)
+        error = unknown(kind, name, table)
+        failed = [line for (k, hook), line in sorted(self.refused.items())
+                  if k == "hook" and hook.split(".")[-1].startswith(f"harness_register_{kind}")]
+        return HarnessError(f"{error}; and {'; '.join(failed)}") if failed else error
 
-    def check(self, kind: str, name: str, space=None) -> None:
+    def check(self, kind: str, name: str, space=None, config=None):
         """The quick conformance check (``harness.testing.check_component(deep=False)``) of a component a
-        grid is about to use, on ``space``; once per (kind, name, space, op set) per process."""
+        grid is about to use, with ``config`` (default: its own) on ``space``; returns the component built.
+        Once per (kind, name, config, space, op set) per process."""
         from harness.testing import check_component
 
         # a sampler is built on the grid's space (its alpha shapes are the space's); the other kinds on
-        # the toy supernet, once
-        key = (kind, name) + ((getattr(space, "name", None), getattr(space, "op_set", None))
-                              if kind == "sampler" else ())
+        # the toy supernet
+        key = (kind, name, repr(config)) + ((getattr(space, "name", None), getattr(space, "op_set", None))
+                                           if kind == "sampler" else ())
         if key not in self._checked:
-            check_component(self.component(kind, name), space=space, deep=False)
-            self._checked.add(key)
+            self._checked[key] = check_component(self.component(kind, name), space=space, config=config,
+                                                 deep=False)
+        return self._checked[key]
+
+    def check_run(self, components: dict[str, str], hparams: dict[str, Any], space) -> None:
+        """One run's components checked alone (:meth:`check`) and together: what each declares it needs of
+        the others (``requires``, ``harness.testing.check_together``). A mismatch names both components
+        and the registered ones of the other kind that would do."""
+        from harness.testing import ConformanceError, Mismatch, check_together, kind_label
+
+        built = {kind: self.check(kind, name, space, hparams.get(kind)) for kind, name in components.items()}
+        plugins = {kind: self.component(kind, name).plugin for kind, name in components.items()}
+        try:
+            check_together({**built, "space": space}, dict(components), plugins)
+        except Mismatch as exc:
+            fits = self._fitting(exc.needed, built, components, space)
+            fitting = f"; registered {kind_label(exc.needed)}s that fit: {', '.join(fits)}" if fits else ""
+            raise ConformanceError(f"{exc}{fitting}") from None
+
+    def _fitting(self, other: str, built: dict, components: dict[str, str], space) -> list[str]:
+        """The registered components (or spaces) of kind ``other`` that would satisfy the run's others."""
+        from harness.testing import ConformanceError, check_together
+
+        table = self.spaces if other == "space" else self.components[other]
+        fits = []
+        for name in table:
+            try:
+                if other == "space":
+                    check_together({**built, "space": self.spaces[name]}, dict(components))
+                else:
+                    obj = self.check(other, name, space)
+                    check_together({**built, other: obj, "space": space}, {**components, other: name})
+            except ConformanceError:
+                continue
+            fits.append(name)
+        return sorted(fits)
+
+    def owner(self, kind: str, name: str) -> str:
+        """The plugin that registered ``name`` of ``kind`` ("space", "dataset", "sampler", ...)."""
+        return self._owner[(kind, name)]
+
+    def refusals_of(self, plugin: str) -> list[str]:
+        """The lines saying which of ``plugin``'s registrations were refused, and why."""
+        return sorted(line for key, line in self.refused.items() if self._refused_by.get(key) == plugin)
 
     # -- look-ups -------------------------------------------------------------------------------
 

@@ -92,12 +92,11 @@ def resolve_specs(registry, *, methods: Sequence[str], spaces: Sequence[str], da
         skipped.extend(f"{name} on {space} (its spaces: {valid})" for name, space, valid in left_out)
     specs = [resolve(registry, m, space, ds, seed, preset, swaps, sets)
              for m, space in pairs for ds in datasets for seed in seeds]
-    # every component the grid uses, checked before any run starts (a plugin that misses a member of
-    # its kind's contract fails here, in one line, not in the middle of a run): a few ms each
+    # every component the grid uses, checked before any run starts, alone and together (a plugin that
+    # misses a member of its kind's contract, or a pairing one component declares it cannot run with,
+    # fails here in one line, not in the middle of a run): a few ms each
     for spec in specs:
-        space = registry.space(spec.space, spec.budget.search.op_set)
-        for kind, name in spec.components.items():
-            registry.check(kind, name, space)
+        registry.check_run(spec.components, spec.hparams, registry.space(spec.space, spec.budget.search.op_set))
     return specs
 
 

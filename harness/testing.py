@@ -53,6 +53,14 @@ class ConformanceError(HarnessError):
     """A component does not do what the host needs of its kind."""
 
 
+class Mismatch(ConformanceError):
+    """Two components of one run that do not fit together; ``needed`` is the kind that falls short."""
+
+    def __init__(self, message: str, needed: str):
+        super().__init__(message)
+        self.needed = needed
+
+
 def kind_label(kind: str) -> str:
     """A registry kind in words ("cell" -> "cell type")."""
     return {"cell": "cell type"}.get(kind, kind)
@@ -187,7 +195,7 @@ def check_sampler(factory, config, *, space=None, name: str | None = None, plugi
 
 def check_cell_type(factory, config, *, space=None, name: str | None = None, plugin: str | None = None):
     """``factory(config)`` has ``build(spec)``; a supernet of it (with the core's Gumbel sampler when it
-    declares ``requires_single_path``, else the softmax one) maps a batch to (batch, classes) logits whose
+    requires a ``single_path`` sampler, else the softmax one) maps a batch to (batch, classes) logits whose
     gradient reaches every architecture parameter. Returns the cell type."""
     from harness.blocks import GumbelConfig, GumbelSampler, SoftmaxConfig, SoftmaxSampler
 
@@ -195,7 +203,8 @@ def check_cell_type(factory, config, *, space=None, name: str | None = None, plu
     space = toy_space(space)
     cell = _make(factory, config, kind, name, plugin)
     require_members(cell, kind, name, plugin)
-    sampler = (GumbelSampler(GumbelConfig(), space=space) if getattr(cell, "requires_single_path", False)
+    needs = requirements(cell, kind="cell", name=name, plugin=plugin).get("sampler", {})
+    sampler = (GumbelSampler(GumbelConfig(), space=space) if "single_path" in needs
                else SoftmaxSampler(SoftmaxConfig(), space=space))
     net = _call(kind, name, plugin, f"{space.name}.build_search_network", lambda: toy_supernet(space, sampler, cell))
     x = toy_batch().x
@@ -315,6 +324,82 @@ def check_benchmark(opener, path, arch, *, datasets=(), name: str | None = None,
     return results
 
 
+# ---------------------------------------------------------------------------------------------------------
+# What one component needs of another
+
+
+REQUIRABLE = ("sampler", "optimizer", "selector", "cell", "space")
+
+
+def requirements(obj, *, kind: str, name: str | None = None, plugin: str | None = None) -> dict[str, dict]:
+    """What ``obj`` declares it needs of the other components of a run, read from its ``requires``
+    (a class attribute, or a property when it depends on the config): a mapping from a kind
+    (``sampler``, ``optimizer``, ``selector``, ``cell``, ``space``) to either a tuple of attribute names
+    the component of that kind must have (present and not None or False), or a dict of attribute name ->
+    required value (a tuple, list or set: one of those values). Returned as kind -> {attribute: value or
+    ``...`` for "present"}; a malformed declaration is a ConformanceError."""
+    raw = getattr(obj, "requires", None) or {}
+    label = kind_label(kind)
+    if not isinstance(raw, dict):
+        raise _fail(label, name, plugin, f"declares requires = {raw!r}, not a dict of kind -> attributes")
+    out: dict[str, dict] = {}
+    for other, wanted in raw.items():
+        if other not in REQUIRABLE:
+            raise _fail(label, name, plugin, f"declares a requirement on {other!r}, which is not a kind of "
+                                             f"component; valid: {', '.join(REQUIRABLE)}")
+        if isinstance(wanted, dict):
+            out[other] = dict(wanted)
+        elif isinstance(wanted, (tuple, list)) and all(isinstance(a, str) for a in wanted):
+            out[other] = {a: ... for a in wanted}
+        else:
+            raise _fail(label, name, plugin, f"declares requires[{other!r}] = {wanted!r}: expected a tuple of "
+                                             f"attribute names or a dict of attribute -> value")
+    return out
+
+
+def _meets(target, attr: str, value) -> bool:
+    have = getattr(target, attr, None)
+    if value is ...:
+        return have is not None and have is not False
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return have in value
+    return have == value
+
+
+def _wanted(attr: str, value) -> str:
+    if value is ...:
+        return attr
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return f"{attr} in ({', '.join(repr(v) for v in value)})"
+    return f"{attr} = {value!r}"
+
+
+def check_together(built: dict[str, Any], names: dict[str, str] | None = None,
+                   plugins: dict[str, str] | None = None) -> None:
+    """The components of one run (kind -> object; ``space`` -> the space) against what each declares it
+    needs of the others (:func:`requirements`): a :class:`Mismatch` naming both components and what is
+    missing, before the run starts. ``names``/``plugins`` (kind -> registered name / plugin) word it."""
+    names, plugins = names or {}, plugins or {}
+
+    def who(kind: str) -> str:
+        if kind == "space":
+            return f"space {getattr(built[kind], 'name', '?')!r}"
+        where = f" (plugin {plugins[kind]!r})" if plugins.get(kind) else ""
+        return f"{kind_label(kind)} {names.get(kind, type(built[kind]).__name__)!r}{where}"
+
+    for kind, obj in built.items():
+        if kind == "space":
+            continue
+        for other, wanted in requirements(obj, kind=kind, name=names.get(kind), plugin=plugins.get(kind)).items():
+            if other not in built:
+                continue
+            unmet = [_wanted(a, v) for a, v in wanted.items() if not _meets(built[other], a, v)]
+            if unmet:
+                article = "an" if kind_label(other)[0] in "aeiou" else "a"
+                raise Mismatch(f"{who(kind)} needs {article} {kind_label(other)} with {', '.join(unmet)}, which "
+                               f"{who(other)} does not have; use another {kind_label(other)} with it", other)
+
+
 _QUICK: dict[str, Any] = {}  # check_component(deep=False)'s toy supernet, built once per process
 
 CHECKS = {"sampler": check_sampler, "optimizer": check_optimizer, "selector": check_selector,
@@ -325,11 +410,12 @@ def check_component(info, *, space=None, config=None, deep: bool = True) -> None
     """A registered component (``harness.api.ComponentInfo``) against its kind's checks, with its
     default config unless ``config`` is given. ``deep=False`` is what the harness does before a grid's
     first run (milliseconds): a sampler fully, on ``space``; any other kind built and its members
-    checked, without a step or a selection."""
+    checked, without a step or a selection. Returns the component built (None after a deep selector
+    check, which returns nothing built)."""
     config = config if config is not None else info.config()
     if deep or info.kind == "sampler":
-        CHECKS[info.kind](info.factory, config, space=space, name=info.name, plugin=info.plugin)
-        return
+        built = CHECKS[info.kind](info.factory, config, space=space, name=info.name, plugin=info.plugin)
+        return built if info.kind != "selector" else None  # check_selector returns its genotype
     kind = kind_label(info.kind)
     if info.kind == "optimizer":  # built on one toy supernet per process (it only reads its parameters)
         if "net" not in _QUICK:
@@ -341,3 +427,5 @@ def check_component(info, *, space=None, config=None, deep: bool = True) -> None
     require_members(obj, kind, info.name, info.plugin)
     if info.kind == "optimizer":
         _require_val_flag(obj, info.name, info.plugin)
+    requirements(obj, kind=info.kind, name=info.name, plugin=info.plugin)  # a malformed declaration fails here
+    return obj

@@ -127,6 +127,21 @@ def test_plugins_and_spaces_listings():
     spaces = {s["name"]: s for s in json.loads(invoke("spaces", "--json").output)}
     assert set(spaces) >= {"darts", "s1", "s2", "s3", "s4", "nb201"}
     assert spaces["s1"]["ops"]["normal"][0] == ["skip_connect", "dil_conv_3x3"]
+    # NB201's N counts cells per stage (N=5: 3 stages of 5 cells), DARTS's layers count cells (8)
+    assert (spaces["nb201"]["layers_unit"], spaces["darts"]["layers_unit"]) == ("cells per stage", "cells")
+    text = invoke("spaces").output
+    assert "search network: C=16, 5 cells per stage" in text and "search network: C=16, 8 cells" in text
+
+
+def test_datasets_listing():
+    """Shapes as the datasets are published: sklearn digits 8x8 grey (10 classes), Fashion-MNIST 28x28 grey,
+    ImageNet16-120 16x16 RGB with 120 classes, CIFAR-100 100 classes."""
+    rows = {r["name"]: r for r in json.loads(invoke("datasets", "--json").output)}
+    shape = {n: (r["channels"], r["resolution"], r["classes"]) for n, r in rows.items()}
+    assert shape["digits"] == (1, 8, 10) and shape["fashion-mnist"] == (1, 28, 10)
+    assert shape["imagenet16-120"] == (3, 16, 120) and shape["cifar100"] == (3, 32, 100)
+    assert {r["plugin"] for r in rows.values()} == {"core"}
+    assert "digits: 1x8x8, 10 classes (core) [default]" in invoke("datasets").output
 
 
 def test_arch_info_anchor_counts():

@@ -102,11 +102,20 @@ def test_sampler_contract(sampler, space_name):
 @pytest.mark.parametrize("sampler", sorted(REGISTRY.components["sampler"]))
 @pytest.mark.parametrize("space_name", SPACES)
 def test_supernet_forward_and_arch_gradient(cell, sampler, space_name):
-    c_info = REGISTRY.component("cell", cell)
-    if getattr(c_info.factory(c_info.config()), "requires_single_path", False):
-        info = REGISTRY.component("sampler", sampler)
-        if not getattr(info.factory(info.config(), space=REGISTRY.space(space_name)), "single_path", False):
-            pytest.skip("single-path cells need a sampler that names one op per edge (single_path = True)")
+    from harness.testing import Mismatch, check_together
+
+    c_info, s_info = REGISTRY.component("cell", cell), REGISTRY.component("sampler", sampler)
+    pair = {"cell": c_info.factory(c_info.config()),
+            "sampler": s_info.factory(s_info.config(), space=REGISTRY.space(space_name))}
+    try:
+        check_together(pair)
+    except Mismatch:
+        # a pairing the harness refuses before a run (a single-path cell behind a sampler that names no
+        # op per edge) is one that would fail in the run's first forward: the declaration is not spurious
+        space, net, _ = build(space_name, sampler=sampler, cell=cell)
+        with pytest.raises(TypeError):
+            net(batch().x)
+        return
     if cell == "engine-transit" and space_name == "s4":
         pytest.skip("a transit cell that derives 'noise' on every edge cuts the engine cells' arch gradient "
                     "(noise detaches its input): a property of the method on S4, pinned by "

@@ -41,6 +41,37 @@ def test_no_plugin_imports_another_plugin():
     assert offences == []
 
 
+# where the core registers its own spaces, datasets and benchmark (and their op tables, genotype families)
+_REGISTRATION = {"builtin.py", "data.py", "genotypes.py", "nn/ops.py"}
+
+
+def test_the_core_names_no_method_dataset_or_benchmark_outside_their_registration():
+    """Issue 14: no string in the core's code (docstrings and comments aside) names a registered method,
+    dataset or benchmark, except in the modules that register them: the runner, CLI and search loop learn
+    every name from the registry."""
+    import re
+
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    names = set(registry.methods) | set(registry.datasets) | set(registry.benchmarks)
+    found = []
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        rel = path.relative_to(ROOT / "harness").as_posix()
+        if rel.split("/")[0] in ("spaces", "benchmarks") or rel in _REGISTRATION:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if hit := set(re.findall(r"[a-z0-9][a-z0-9-]*", node.value.lower())) & names:
+                    found.append(f"{rel}:{node.lineno} {sorted(hit)}")
+    assert not found, found
+
+
 def test_the_shared_blocks_have_one_public_home():
     import harness.blocks as blocks
     import harness_darts.components as darts
@@ -66,7 +97,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from harness import testing  # noqa: E402
-from harness.blocks import AlphaSampler, FirstOrderBilevel, MixedCell, SoftmaxConfig  # noqa: E402
+from harness.blocks import AlphaSampler, BilevelConfig, FirstOrderBilevel, MixedCell, SoftmaxConfig  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.plugins import Registry, get_plugin_manager, hookimpl  # noqa: E402
 
@@ -235,6 +266,112 @@ def test_a_grid_checks_its_components_before_the_first_run(tmp_path):
     assert result.exit_code == 2, result.output
     assert "plugin 'acme': sampler 'acme-dict' forward() returned dict, not harness.api.ArchWeights" in result.output
     assert not (tmp_path / "s.sqlite").exists()
+
+
+class PlainStep:
+    """A single-level optimizer whose weight optimizer is its own business (no ``w_opt``)."""
+
+    needs_val_batch = False
+
+    def __init__(self, config, net, steps_per_epoch, epochs):
+        self.sgd = torch.optim.SGD(net.weight_parameters(), lr=config.lr, momentum=config.momentum)
+
+    def set_progress(self, epoch, total_epochs):
+        pass
+
+    def step(self, net, train, val):
+        from harness.api import StepStats
+
+        self.sgd.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(net(train.x), train.y)
+        loss.backward()
+        self.sgd.step()
+        return StepStats(loss.detach(), n=train.y.shape[0])
+
+
+class _PairingPlugin:
+    @hookimpl
+    def harness_register_optimizers(self, register):
+        register("acme-no-w-opt", PlainStep, BilevelConfig)
+
+
+def _run_dry(args, plugin=None):
+    """``harness run ... --dry-run`` in process (with ``plugin`` registered as 'acme')."""
+    import harness.plugins as plugins
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    pm = get_plugin_manager()
+    if plugin is not None:
+        pm.register(plugin, name="acme")
+    try:
+        plugins._REGISTRY = Registry(pm)
+        return CliRunner().invoke(cli, ["run", *args, "--preset", "smoke", "--dry-run"])
+    finally:
+        plugins._REGISTRY = None
+
+
+def test_a_single_path_cell_with_a_dense_sampler_is_refused_before_the_run():
+    """GDAS's single-path cell runs the one op per edge a sampler names; DARTS's softmax names none. The
+    pairing fails in one line naming both, with the samplers that do name one op per edge (GDAS's Gumbel
+    and ROME's two samplers: one path per edge in both papers)."""
+    result = _run_dry(["--plugin", "darts", "--space", "nb201", "--cell", "single-path"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line == ("Error: cell type 'single-path' (plugin 'gdas') needs a sampler with single_path, which sampler "
+                    "'softmax' (plugin 'darts') does not have; use another sampler with it; registered samplers "
+                    "that fit: gumbel, rome-v1, rome-v2")
+    # the same cell behind a single-path sampler, and the softmax sampler behind the mixed cell, both pass
+    assert _run_dry(["--plugin", "gdas", "--space", "nb201"]).exit_code == 0
+    assert _run_dry(["--plugin", "darts", "--space", "nb201", "--sampler", "gumbel"]).exit_code == 0
+
+
+def test_darts_pt_needs_a_weight_optimizer_it_can_retune_unless_tune_lr_is_off():
+    """DARTS-PT fine-tunes at its own lr (0.0025) through the optimizer's ``w_opt``; an optimizer without
+    one is refused before the run, unless ``selector.tune_lr`` is off (then any optimizer will do)."""
+    args = ["--plugin", "darts-pt", "--space", "nb201", "--optimizer", "acme-no-w-opt"]
+    result = _run_dry(args, _PairingPlugin())
+    assert result.exit_code == 2, result.output
+    assert "selector 'pt' (plugin 'darts_pt') needs an optimizer with w_opt" in result.output, result.output
+    assert "optimizer 'acme-no-w-opt' (plugin 'acme') does not have" in result.output
+    assert "first-order" in result.output.splitlines()[-1]  # among the optimizers that fit
+    assert _run_dry([*args, "--set", "selector.tune_lr=None"], _PairingPlugin()).exit_code == 0
+
+
+def test_a_requirement_on_the_space_names_the_spaces_that_fit():
+    """EnTranNAS-DST's selector writes DARTS and NB201 genotypes only: swapped into a run on a space of
+    another family, the run is refused before it starts."""
+    from harness.spaces.nb201 import NB201Space
+
+    class TreeSpace(NB201Space):
+        name, family = "acme-tree", "tree"
+
+    class Plugin:
+        @hookimpl
+        def harness_register_spaces(self, register):
+            register(TreeSpace())
+
+    result = _run_dry(["--plugin", "darts", "--selector", "dst-keep-nonzero", "--space", "acme-tree"], Plugin())
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: selector 'dst-keep-nonzero' (plugin 'entrannas') needs a space with family in "
+                           "('darts', 'nb201'), which space 'acme-tree' does not have"), line
+    assert "registered spaces that fit: darts, nb201, s1, s2, s3, s4" in line
+
+
+def test_a_malformed_requirement_is_named():
+    from harness.testing import ConformanceError, check_together, requirements
+
+    class Wants:
+        requires = {"samplr": ("single_path",)}
+
+    with pytest.raises(ConformanceError, match="requirement on 'samplr', which is not a kind of component; "
+                                               "valid: sampler, optimizer, selector, cell, space"):
+        requirements(Wants(), kind="cell", name="acme")
+    Wants.requires = {"sampler": "single_path"}  # a string, not a tuple of names
+    with pytest.raises(ConformanceError, match=r"requires\['sampler'\] = 'single_path': expected a tuple"):
+        check_together({"cell": Wants(), "sampler": object()})
 
 
 def test_plugins_check_runs_every_check(tmp_path):
@@ -463,8 +600,29 @@ def test_the_toolkit_example_installs_runs_and_each_missing_method_is_one_line(t
         testing.check_cell_type(_without(tk.GatedCell, "build"), tk.GatedConfig(), space=space, name="gated",
                                 plugin="toolkit")
     assert _one_line(e) == "plugin 'toolkit': cell type 'gated' lacks build (harness.api.CellType)"
+    # a space is a SearchSpace: one that forgets an abstract method cannot be built, and the plugin hook
+    # that tries is refused in one line while everything else loads
+    forgetful = _without(tk.Ring3Space, "validate")
+
+    class Forgetful:
+        @hookimpl
+        def harness_register_spaces(self, register):
+            register(forgetful())
+
+    pm = get_plugin_manager()
+    pm.register(Forgetful(), name="toolkit-forgetful")
+    registry = Registry(pm)
+    assert registry.refusals_of("toolkit-forgetful") == [
+        "plugin 'toolkit-forgetful': harness_register_spaces failed: TypeError: Can't instantiate abstract class "
+        "Ring3Space with abstract method validate"]
+    assert "darts" in registry.spaces and "darts" in registry.methods
+    with pytest.raises(HarnessError, match="unknown space 'ring3'; valid choices: .*; and plugin 'toolkit-forgetful': "
+                                           "harness_register_spaces failed: TypeError"):
+        registry.space("ring3")
+    # a space written without the base class is checked member by member
+    duck = type("Duck", (), {k: getattr(tk.Ring3Space(), k) for k in testing.SPACE_MEMBERS if k != "validate"})
     with pytest.raises(testing.ConformanceError) as e:
-        testing.check_space(_without(tk.Ring3Space, "validate")(), plugin="toolkit")
+        testing.check_space(duck(), plugin="toolkit")
     assert _one_line(e) == "plugin 'toolkit': space 'ring3' lacks validate (harness.spaces.SearchSpace)"
     pm = get_plugin_manager(load_entrypoints=False)
 

@@ -139,8 +139,9 @@ class SinglePathBody(CellBody):
 
 
 class SinglePathCell:
-    # runs the one op per edge a sampler names: only with a sampler that declares single_path
-    requires_single_path = True
+    # runs the one op per edge a sampler names (ArchWeights.host_index): only with a sampler that declares
+    # single_path (harness.testing.check_together refuses any other pairing before a run starts)
+    requires = {"sampler": ("single_path",)}
 
     def __init__(self, config: SinglePathConfig):
         self.config = config

@@ -28,13 +28,19 @@ class NetShape:
 
 
 class SearchSpace(ABC):
+    """A search space; registered by ``harness_register_spaces`` (checked by ``harness.testing.check_space``).
+    How its architectures are evaluated is the space's: a retraining (``eval_protocols``/``eval_defaults``
+    and ``build_eval_network``), or a query of a benchmark registered for it (``harness_register_benchmarks``
+    with ``spaces=`` naming it, on the datasets that benchmark covers)."""
+
     name: str
     description: str
-    family: str  # "darts" | "nb201": which genotype format and network skeleton
+    family: str  # the genotype format and network skeleton ("darts", "nb201", or a plugin's own)
     cell_kinds: tuple[str, ...]
     edges: tuple[tuple[int, int], ...]  # (src, dst) in the space's edge order
     n_inputs: int
     n_nodes: int
+    layers_unit: str = "cells"  # what a network's ``layers`` counts ("cells per stage" on NB201)
 
     @abstractmethod
     def edge_ops(self, kind: str) -> tuple[tuple[str, ...], ...]:
@@ -58,9 +64,16 @@ class SearchSpace(ABC):
         """Parse and validate a genotype string of this space; errors name the bad part."""
 
     @abstractmethod
+    def validate(self, genotype: Genotype) -> Genotype:
+        """``genotype`` itself if this space can build it (its family, ops and edges), else a HarnessError
+        naming what is wrong. The runner validates every selector's genotype before it is recorded."""
+
+    @abstractmethod
     def build_eval_network(self, genotype: Genotype, channels: int, layers: int, shape: NetShape,
                            auxiliary: bool = False) -> nn.Module:
-        """The standalone network of a derived genotype, for retraining and parameter counts."""
+        """The standalone network of a derived genotype, for retraining and parameter counts. Its forward
+        returns ``(logits, aux_logits)`` (``aux_logits`` None without the auxiliary head or in eval
+        mode) and it has a ``drop_path_prob`` attribute that the retraining sets every epoch."""
 
     # -- search and evaluation settings the space owns ------------------------------------------
 
@@ -123,6 +136,7 @@ class SearchSpace(ABC):
             "name": self.name,
             "family": self.family,
             "description": self.description,
+            "layers_unit": self.layers_unit,
             "edges": [f"{dst}<-{src}" for src, dst in self.edges],
             "ops": {kind: [list(ops) for ops in self.edge_ops(kind)] for kind in self.cell_kinds},
             "op_sets": self.op_sets(),

@@ -123,6 +123,7 @@ class NB201Space(SearchSpace):
     edges = EDGES
     n_inputs = 1
     n_nodes = 3
+    layers_unit = "cells per stage"
 
     def edge_ops(self, kind: str):
         return tuple(NB201_OPS for _ in EDGES)

@@ -268,16 +268,21 @@ def _cycle(make):
 class PerturbationSelector:
     """DARTS-PT's perturbation-based selection with fine-tuning between decisions.
 
-    What it expects of the run's optimizer beyond the contract: fine-tuning steps go through
-    ``ctx.optimizer.step``; the tuning lr (``tune_lr``, its schedule) and the momentum reset reach the
-    weights through the optimizer's ``w_opt`` (a ``torch.optim`` optimizer, as ``harness.blocks``'s bilevel
-    optimizers have). With an optimizer that has none, fine-tuning runs at that optimizer's own lr."""
+    What it needs of the run's optimizer beyond the contract, declared in ``requires`` (checked before a
+    run starts): fine-tuning steps go through ``ctx.optimizer.step``; the tuning lr (``tune_lr``, its
+    schedule) and the momentum reset reach the weights through the optimizer's ``w_opt`` (a ``torch.optim``
+    optimizer, as ``harness.blocks``'s bilevel optimizers have). With ``tune_lr=None`` fine-tuning runs at
+    the optimizer's own lr, and any optimizer will do."""
 
     def __init__(self, config: PTConfig):
         self.config = config
         self.decisions: list[tuple] = []  # ("op", kind, edge, op) / ("drop", kind, edge), in order
         self.decision_epochs: list[int] = []  # the tuning epoch at whose start each point was taken
         self.tuned_epochs = 0
+
+    @property
+    def requires(self) -> dict:
+        return {"optimizer": ("w_opt",)} if self.config.tune_lr is not None else {}
 
     # -- measuring ------------------------------------------------------------------------------
 

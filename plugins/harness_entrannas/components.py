@@ -439,6 +439,8 @@ class KeepNonzeroSelector:
     """EnTranNAS-DST derivation (Eq. 10): every (i, k) with non-zero coefficient. See the module
     docstring for how the variable in-degree set is mapped onto the fixed-format genotype."""
 
+    requires = {"space": {"family": ("darts", "nb201")}}  # the genotype families it writes
+
     def __init__(self, config: KeepNonzeroConfig):
         self.config = config
         self.last_sparse: dict[str, list[tuple[int, int, str, float]]] | None = None
