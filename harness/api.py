@@ -77,6 +77,9 @@ class RuntimeOptions:
     # components that declare graph_capturable; otherwise the run logs and records why and steps eagerly.
     cuda_graph: bool = False
     log_every: int = 50
+    # test accuracy after every N retrain epochs, kept in the retrain curve (0: only the final test). An
+    # observation only: the test pass draws no random numbers, so the training and its result are the same.
+    test_every: int = 0
     # CPU intra-op threads of a run (torch.set_num_threads). 1: the search networks of a CPU run are tiny,
     # so more threads add synchronisation, not speed, and oversubscribe the cores as soon as another
     # process runs beside it (measured in BENCHMARKS.md); grids scale with one process per core instead.
@@ -90,6 +93,8 @@ class RuntimeOptions:
     deterministic: bool = False
 
     def __post_init__(self):
+        if self.test_every < 0:
+            raise ValueError(f"test_every must be 0 (only the final test) or a positive count, not {self.test_every}")
         if self.threads < 0:
             raise ValueError(f"threads must be 0 (torch's default) or a positive count, not {self.threads}")
 
@@ -345,6 +350,43 @@ class ComponentInfo:
     doc: str = ""
 
 
+REPORTED_METRICS = ("test_error", "test_accuracy", "valid_error", "valid_accuracy")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number a method's paper reports, as published: data with a citation. Errors stay errors and
+    accuracies accuracies (in percent); ``harness leaderboard --with-paper`` converts only for display.
+
+    ``space`` and ``dataset`` are this harness's names (``darts``, ``s1``..``s4``, ``nb201``; ``cifar10``,
+    ``cifar100``, ``svhn``, ``imagenet16-120``). ``aggregation`` is how the paper summarised its runs:
+    ``"mean-std"`` (``mean`` ± ``std`` over ``n`` runs), ``"best"`` (the best of ``n``), or ``"single"``
+    (one run, or not stated). ``protocol`` is the evaluation setting in words (e.g. "RobustDARTS: 20 cells,
+    C=16 on CIFAR-100/SVHN"), ``source`` the paper, table and row the number comes from."""
+
+    space: str
+    dataset: str
+    metric: str  # one of REPORTED_METRICS
+    mean: float
+    source: str
+    std: float | None = None
+    n: int | None = None
+    aggregation: str = "single"  # "mean-std" | "best" | "single"
+    protocol: str = ""
+    note: str = ""
+
+    def __post_init__(self):
+        if self.metric not in REPORTED_METRICS:
+            raise ValueError(f"metric must be one of {', '.join(REPORTED_METRICS)}, not {self.metric!r}")
+        if self.aggregation not in ("mean-std", "best", "single"):
+            raise ValueError(f"aggregation must be 'mean-std', 'best' or 'single', not {self.aggregation!r}")
+
+    def as_accuracy(self) -> tuple[str, float]:
+        """(``test``/``valid``, the value as an accuracy in percent): 100 - error for an error."""
+        split, kind = self.metric.split("_")
+        return split, (100.0 - self.mean if kind == "error" else self.mean)
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """A named recipe: one component of each kind, plus per-kind defaults and per-preset budgets.
@@ -372,6 +414,7 @@ class MethodInfo:
     space_budgets: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]] = field(default_factory=dict)
     op_sets: Mapping[str, str] = field(default_factory=dict)
     spaces: tuple[str, ...] | None = None  # None: every space
+    reported: tuple[Reported, ...] = ()  # what the method's paper(s) report (harness leaderboard --with-paper)
     paper: str = ""
     doc: str = ""
     plugin: str = ""

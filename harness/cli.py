@@ -221,10 +221,7 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
                           view=GridView(mode, log=log if mode == "plain" else None))
     finally:
         results.close()
-    for r in records:
-        acc = r.metrics.get("test_accuracy")
-        acc_text = f"{acc:.2f}" if isinstance(acc, (int, float)) else "-"
-        click.echo(f"{r.id}\t{r.status}\t{r.method}\t{r.space}\t{r.dataset}\t{r.seed}\t{acc_text}\t{r.genotype or ''}")
+    _say_records(records, store)
     if any(r.status == "failed" for r in records):  # ("running": being run by another live process)
         sys.exit(1)
     if any(r.status == "interrupted" for r in records):  # 128 + the signal, as a shell reports it
@@ -295,8 +292,11 @@ def status(store, as_json):
 @click.option("--preset", default=None, help="Only runs of this preset (default: the one present).")
 @click.option("--best-of-n", "best", is_flag=True,
               help="Report the best seed (the papers' convention) instead of mean ± std.")
+@click.option("--with-paper", is_flag=True,
+              help="Add each method's published number (its recipe's citation), our delta, and a mark where ours "
+                   "is outside two standard deviations.")
 @handle_errors
-def leaderboard(store, fmt, tablefmt, output, metric, preset, best):
+def leaderboard(store, fmt, tablefmt, output, metric, preset, best, with_paper):
     """Aggregate the store into a leaderboard: mean ± std over seeds per method and (space, dataset)."""
     from datetime import datetime, timezone
 
@@ -317,6 +317,11 @@ def leaderboard(store, fmt, tablefmt, output, metric, preset, best):
     if preset is not None:
         kwargs["preset"] = preset
     df = build(records, **kwargs)
+    if with_paper:
+        from harness.leaderboard import with_paper as attach
+        from harness.plugins import load_registry
+
+        df = attach(df, load_registry().methods)
     plugins: dict[str, str] = {}
     for r in records:
         plugins.update(r.plugins)
@@ -338,6 +343,23 @@ def leaderboard(store, fmt, tablefmt, output, metric, preset, best):
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text)
+
+
+def _say_records(records, store) -> None:
+    """The end of ``harness run``: a table of the grid's runs on stdout (header, one row per run, the genotype
+    last), then on stderr where they are and what to run next."""
+    header = ("id", "status", "method", "space", "dataset", "seed", "test acc", "genotype")
+    rows = []
+    for r in records:
+        acc = r.metrics.get("test_accuracy")
+        rows.append((str(r.id), r.status, r.method, r.space, r.dataset, str(r.seed),
+                     f"{acc:.2f}" if isinstance(acc, (int, float)) else "-", r.genotype or (f"error: {r.error}" if r.error else "")))
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    store = shlex.quote(str(Path(store).absolute()))
+    click.echo(f"{len(records)} run{'s' if len(records) != 1 else ''} recorded in {store}; next: "
+               f"harness leaderboard --store {store}", err=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -62,8 +62,12 @@ def accuracy(net: nn.Module, loader) -> float:
 
 
 def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, seed: int,
-            on_epoch=None, resume: dict[str, Any] | None = None, checkpoint=None) -> dict[str, Any]:
-    """Train the derived network from scratch on the training set and test it on the test set. With
+            on_epoch=None, resume: dict[str, Any] | None = None, checkpoint=None,
+            test_every: int = 0) -> dict[str, Any]:
+    """Train the derived network from scratch on the training set and test it on the test set. Each
+    epoch's record (``curve``) has its train loss and accuracy, and its test accuracy every ``test_every``
+    epochs (0: only the final test; an observation only: the test pass draws no random numbers and
+    leaves the training as it is). With
     ``checkpoint``, after every epoch the state to go on from (network, optimizer, the loader's generator,
     the global random state, the curve) is handed to it, and so it is (with the epoch's place: ``step``)
     at the step boundary where a stop request is heard, before RunInterrupted; ``resume`` is such a
@@ -113,6 +117,7 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         net.drop_path_prob = budget.drop_path * epoch / budget.epochs
         net.train()
         loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
         n = taken = 0
         at_start = gen.get_state()  # enough to draw this epoch's batches again after a stop inside it
         batches = iter(train_loader)  # a generator: draws nothing yet
@@ -123,11 +128,12 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
                 next(batches)
             set_rng_state(mid["rng"])
             loss_sum, n = mid["loss_sum"].to(device), mid["n"]
+            correct = mid.get("correct", correct).to(device)
             tracker.step_no, mid = taken, None
         for x, y in batches:
             if interrupts.requested():  # SIGTERM/SIGINT: a checkpoint at this step boundary, then stop
                 if checkpoint is not None:
-                    checkpoint(state(step=taken, epoch_start=at_start, loss_sum=loss_sum, n=n))
+                    checkpoint(state(step=taken, epoch_start=at_start, loss_sum=loss_sum, correct=correct, n=n))
                 check_stop(f"retrain epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
             logits, aux = net(x)
@@ -138,10 +144,14 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             nn.utils.clip_grad_norm_(net.parameters(), budget.grad_clip)
             opt.step()
             loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.detach().argmax(1) == y).sum()
             n += y.shape[0]
             taken += 1
             tracker.step(y.shape[0])
-        curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(1, n), "lr": lr})
+        curve.append({"epoch": epoch, "train_loss": float(loss_sum) / max(1, n),
+                      "train_acc": 100.0 * float(correct) / max(1, n), "lr": lr})
+        if test_every > 0 and (epoch + 1) % test_every == 0 and epoch + 1 < budget.epochs:
+            curve[-1]["test_acc"] = accuracy(net, test_loader)
         tracker.end(curve[-1]["train_loss"])
         if checkpoint is not None:
             checkpoint(state(generator=gen.get_state()))
@@ -149,6 +159,8 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             on_epoch(epoch, curve[-1])
     progress.enter("test")
     test_acc = accuracy(net, test_loader)
+    if curve:
+        curve[-1]["test_acc"] = test_acc
     return {
         "test_accuracy": test_acc,
         "source": "retrain",
@@ -158,5 +170,6 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
         "eval_layers": budget.layers,
         "eval_epochs": budget.epochs,
         "final_train_loss": curve[-1]["train_loss"] if curve else None,
+        "curve": curve,
         "eval_s": before + time.perf_counter() - t0,
     }

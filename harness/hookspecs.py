@@ -160,11 +160,40 @@ def harness_epoch_end(spec, epoch, stats):
 
     :param spec: the run's ``RunSpec``.
     :param epoch: 0-based epoch index.
-    :param stats: dict of floats (``train_loss``, ``val_loss``, ``train_acc``, ``lr``, ``seconds``)
-        and ``probabilities`` (cell kind -> nested lists of the sampler's current probabilities).
+    :param stats: dict of floats (``train_loss``, ``val_loss`` (nan for a single-level optimizer, which
+        takes no validation batch), ``train_acc``, ``lr``, ``seconds``), ``probabilities`` (cell kind ->
+        (edges, ops) nested lists of the sampler's current probabilities, 4 decimals), ``genotype`` (the
+        string the run's selector would derive now if its rule is cheap, else the space's rule:
+        ``genotype_rule`` says which) and the space's counts of it (``param_free_normal``, ...).
 
     Fires once per search epoch, after the epoch's last step; the loop synchronises with the device
     only here. Return value ignored.
+    """
+
+
+@hookspec
+def harness_genotype_derived(spec, genotype, record):
+    """The selector derived the run's architecture (after the search, before its evaluation).
+
+    :param spec: the run's ``RunSpec``.
+    :param genotype: the genotype (its ``to_string()`` is what the record keeps).
+    :param record: the ``RunRecord`` with ``genotype`` and ``search`` filled in.
+
+    Fires once per run that reaches its evaluation (also on a resume from a retrain checkpoint).
+    Return value ignored.
+    """
+
+
+@hookspec
+def harness_retrain_epoch_end(spec, epoch, stats):
+    """A retraining epoch of the derived network ended (runs evaluated by retraining only).
+
+    :param spec: the run's ``RunSpec``.
+    :param epoch: 0-based epoch index.
+    :param stats: dict: ``train_loss``, ``train_acc``, ``lr``, and ``test_acc`` on the epochs the test
+        set was evaluated (``runtime.test_every``, and the last).
+
+    Fires once per retrain epoch; the loop synchronises with the device only here. Return value ignored.
     """
 
 

@@ -8,7 +8,10 @@ so that exports can carry them (JSON) and tests can check them:
 
 - ``protocol="mean-std"`` (the default, and what this harness recommends): ``{"mean", "std", "n"}``
   over search seeds; ``std`` is the sample standard deviation (ddof=1). A single seed has no spread
-  to estimate; it is reported as ``std = 0.0`` and its ``n=1`` is always printed beside it.
+  to estimate: its ``std`` is None (JSON null) and the text shows the value with ``(n=1)``, never
+  ``± 0.00``. Where the records have them, the cell also holds the derived networks' mean size,
+  ``params_m`` (millions of parameters, auxiliary head excluded) and ``flops_m`` (millions of
+  multiply-adds), printed after the accuracy.
 - ``protocol="best"``: ``{"best", "n"}``, the best seed, as the papers report it (best-of-N). The
   exports label it in the header and in every column name.
 - ``"search cost"``: ``{"mean", "unit", "n"}``, the mean of ``costs['search_s']`` per counted run in
@@ -186,7 +189,11 @@ def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protoco
                 row[column] = {"best": float(values.max()), "n": n}
             else:
                 row[column] = {"mean": float(values.mean()),
-                               "std": float(values.std(ddof=1)) if n > 1 else 0.0, "n": n}
+                               "std": float(values.std(ddof=1)) if n > 1 else None, "n": n}
+            for key, size in (("params", "params_m"), ("flops", "flops_m")):
+                sizes = [float(r.metrics[key]) for r in runs if _number(r.metrics.get(key))]
+                if sizes:
+                    row[column][size] = sum(sizes) / len(sizes) / 1e6
             configs = {config_key({k: v for k, v in (r.config or {}).items() if k != "seed"}) for r in runs}
             if len(configs) > 1:
                 notes.append(f"{label} on {column}: its {n} seeds come from {len(configs)} different "
@@ -201,10 +208,72 @@ def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protoco
         for name, version in r.plugins.items():
             versions[name].add(str(version))
     eval_protocols = {column_of[id(r)]: _eval_protocol(r) for _, r in chosen if _eval_protocol(r)}
+    # what each column is, and which method each row runs as its recipe (no swapped component)
+    table.attrs["columns"] = {column_of[id(r)]: {"space": r.space, "dataset": r.dataset} for _, r in chosen}
+    table.attrs["recipes"] = {label: r.method for label, r in chosen if label == r.method}
     table.attrs.update({"metric": metric, "protocol": protocol, "protocol_label": PROTOCOL_LABELS[protocol],
                         "preset": preset, "notes": notes, "eval_protocols": dict(sorted(eval_protocols.items())),
                         "plugins": {name: "/".join(sorted(v)) for name, v in sorted(versions.items())}})
     return table
+
+
+# ----------------------------------------------------------------------------------------------
+# the papers' numbers beside ours
+
+_PREFERRED = {"mean-std": ("mean-std", "single", "best"), "best": ("best", "single", "mean-std")}
+
+
+def _reported_text(rep) -> str:
+    """A published number as published: ``2.63 ± 0.09 test error (%)``, ``best of 3``, ..."""
+    value = f"{rep.mean:.2f}" + (f" ± {rep.std:.2f}" if rep.std is not None else "")
+    how = {"mean-std": f", mean of {rep.n}" if rep.n else "", "best": f", best of {rep.n}" if rep.n else ", best",
+           "single": ""}[rep.aggregation]
+    return f"{value} {rep.metric.replace('_', ' ')} (%{how})"
+
+
+def with_paper(df: pd.DataFrame, methods: Mapping[str, Any]) -> pd.DataFrame:
+    """``df`` with, in every cell whose method's recipe (``MethodInfo.reported``) has a published number for
+    its (space, dataset) and the table's metric (``test_accuracy`` <- a reported test error or accuracy;
+    ``valid_accuracy`` likewise), a ``paper`` entry: the value as an accuracy for display, the number as
+    published, its aggregation, n and source; ``delta`` (ours - paper, in accuracy points) and
+    ``outside_2std`` (|delta| > 2 standard deviations: ours over seeds where we have several, else the
+    paper's; None when neither has one). The reported number whose aggregation matches the table's
+    protocol is preferred (mean-std for mean ± std, best for best-of-N). Rows with a swapped component
+    are not the paper's recipe and get none. ``df.attrs["paper_sources"]`` lists every source used."""
+    split = {"test_accuracy": "test", "valid_accuracy": "valid"}.get(df.attrs.get("metric", ""))
+    out = df.copy()
+    out.attrs = {**df.attrs}
+    sources: list[str] = []
+    if split is None:
+        out.attrs["paper_sources"] = []
+        out.attrs["paper_note"] = f"no paper numbers for metric {df.attrs.get('metric')!r} (test or valid accuracy)"
+        return out
+    protocol = df.attrs.get("protocol", "mean-std")
+    for label in out.index:
+        method = methods.get(df.attrs.get("recipes", {}).get(label, ""))
+        if method is None:
+            continue
+        for column, where in df.attrs.get("columns", {}).items():
+            cell = out.at[label, column]
+            if not isinstance(cell, dict):
+                continue
+            found = [r for r in method.reported if r.space == where["space"] and r.dataset == where["dataset"]
+                     and r.as_accuracy()[0] == split]
+            if not found:
+                continue
+            rep = min(found, key=lambda r: _PREFERRED[protocol].index(r.aggregation))
+            paper = rep.as_accuracy()[1]
+            ours = cell["best"] if "best" in cell else cell["mean"]
+            spread = cell.get("std") if cell.get("std") is not None else rep.std
+            delta = ours - paper
+            out.at[label, column] = {**cell, "paper": {
+                "value": paper, "published": _reported_text(rep), "aggregation": rep.aggregation, "n": rep.n,
+                "source": rep.source, "protocol": rep.protocol}, "delta": delta,
+                "outside_2std": None if not spread else bool(abs(delta) > 2 * spread)}
+            if rep.source not in sources:
+                sources.append(rep.source)
+    out.attrs["paper_sources"] = sources
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,15 +283,26 @@ def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protoco
 def _cell_text(value: Any) -> str:
     if not isinstance(value, dict):
         return ""  # no run of this method on this (space, dataset)
+    size = "".join(f", {value[k]:.2f}{unit}" for k, unit in (("params_m", "M params"), ("flops_m", "M FLOPs"))
+                   if k in value)
     if "best" in value:
-        return f"{value['best']:.2f} (best of {value['n']})"
+        return f"{value['best']:.2f} (best of {value['n']}{size})" + _paper_text(value)
     if "std" in value:
-        return f"{value['mean']:.2f} ± {value['std']:.2f} (n={value['n']})"
+        spread = f" ± {value['std']:.2f}" if value["std"] is not None else ""
+        return f"{value['mean']:.2f}{spread} (n={value['n']}{size})" + _paper_text(value)
     if "unit" in value:
         return f"{value['mean']:.4f} {value['unit']}"
     if "max_gib" in value:
         return f"{value['max_gib']:.2f} GiB ({value['kind']})"
     return json.dumps(value, ensure_ascii=False)
+
+
+def _paper_text(value: dict) -> str:
+    """`` · paper 97.37 (Δ -0.27)``, with `` *`` where ours is outside two standard deviations."""
+    if "paper" not in value:
+        return ""
+    mark = " *" if value.get("outside_2std") else ""
+    return f" · paper {value['paper']['value']:.2f} (Δ {value['delta']:+.2f}){mark}"
 
 
 def _column_text(column: str, protocol: str) -> str:
@@ -267,6 +347,14 @@ def export(df: pd.DataFrame, fmt: str, *, header: Mapping[str, str], tablefmt: s
         meta["eval protocol"] = "; ".join(f"{c}: {p}" for c, p in df.attrs["eval_protocols"].items())
     for i, note in enumerate(df.attrs.get("notes", ()), start=1):
         meta[f"note {i}"] = note
+    if "paper_sources" in df.attrs:
+        meta["paper numbers"] = ("published values shown as accuracies (100 - a published error); Δ = ours - "
+                                 "paper; * = ours outside two standard deviations (ours over seeds, else the "
+                                 "paper's); the JSON keeps each number as published")
+        for i, source in enumerate(df.attrs["paper_sources"], start=1):
+            meta[f"paper source {i}"] = source
+        if df.attrs.get("paper_note"):
+            meta["paper note"] = df.attrs["paper_note"]
 
     if fmt == "json":
         rows = [{"method": method, **{col: _json_cell(row[col]) for col in df.columns}}

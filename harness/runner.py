@@ -189,8 +189,9 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
         genotype = registry.space(spec.space, spec.budget.search.op_set).parse(record.genotype)
     else:
         genotype = _search(registry, spec, data, device, record, log, state, save)
-    _evaluate(spec, registry.space(spec.space, spec.budget.search.op_set), genotype, data, benchmark, device,
-              record, log, state if state is not None and state["phase"] == "retrain" and state["epoch"] >= 0
+    registry.pm.hook.harness_genotype_derived(spec=spec, genotype=genotype, record=record)
+    _evaluate(registry, spec, registry.space(spec.space, spec.budget.search.op_set), genotype, data, benchmark,
+              device, record, log, state if state is not None and state["phase"] == "retrain" and state["epoch"] >= 0
               else None, save)
     if ckpt_path is not None and not checkpoints.keep:
         ckpt_path.unlink(missing_ok=True)
@@ -243,8 +244,11 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
 
     def on_epoch(epoch, stats):
         registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)
+        # a single-level optimizer takes no validation batch: its val loss is nan, said as such
+        val = ("val loss not used (single-level)" if stats["val_loss"] != stats["val_loss"]
+               else f"val loss {stats['val_loss']:.3f}")
         progress.line(f"  search epoch {epoch + 1}/{sb.epochs}: train loss {stats['train_loss']:.3f} "
-                      f"acc {stats['train_acc']:.1f}% val loss {stats['val_loss']:.3f} ({stats['seconds']:.1f}s)")
+                      f"acc {stats['train_acc']:.1f}% {val} ({stats['seconds']:.1f}s)")
 
     result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
                         train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
@@ -266,7 +270,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     return genotype
 
 
-def _evaluate(spec: RunSpec, space, genotype, data, benchmark, device, record: RunRecord, log, resume, save):
+def _evaluate(registry, spec: RunSpec, space, genotype, data, benchmark, device, record: RunRecord, log, resume,
+              save):
     """The evaluation phase of :func:`execute_one`: the benchmark's answer, or retraining."""
     from harness.evaluate import arch_info, retrain
     from harness.spaces import NetShape
@@ -288,10 +293,15 @@ def _evaluate(spec: RunSpec, space, genotype, data, benchmark, device, record: R
         if save is not None:  # each retrain checkpoint carries the finished search too
             search_part = {"genotype": record.genotype, "search": record.search,
                            "search_s": record.costs["search_s"]}
+        def on_retrain_epoch(epoch, stats):
+            registry.pm.hook.harness_retrain_epoch_end(spec=spec, epoch=epoch, stats=stats)
+            test = f" test acc {stats['test_acc']:.2f}%" if "test_acc" in stats else ""
+            progress.line(f"  retrain epoch {epoch + 1}/{eb.epochs}: loss {stats['train_loss']:.3f} "
+                          f"acc {stats['train_acc']:.1f}%{test}")
+
         metrics = retrain(space, genotype, data, eb, device, spec.seed,
-                          on_epoch=lambda e, s: progress.line(f"  retrain epoch {e + 1}/{eb.epochs}: "
-                                                              f"loss {s['train_loss']:.3f}"),
-                          resume=resume, checkpoint=(lambda st: save({**st, **search_part})) if save else None)
+                          on_epoch=on_retrain_epoch, resume=resume, test_every=spec.budget.runtime.test_every,
+                          checkpoint=(lambda st: save({**st, **search_part})) if save else None)
         record.costs["eval_s"] = metrics.pop("eval_s")
     record.metrics = metrics
     log(f"  test accuracy {metrics['test_accuracy']:.2f}% ({metrics['source']})")

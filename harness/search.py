@@ -199,13 +199,14 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
             "lr": float(getattr(optimizer, "lr", float("nan"))),
             "seconds": epoch_before + time.perf_counter() - t0,
         }
+        summary.update(_epoch_architecture(net, sampler, selector, space, optimizer, seed))
         result.curve.append(summary)
         tracker.end(summary["train_loss"])
         if checkpoint is not None:
             checkpoint(state(val_stream=val_stream.state() if val_stream is not None else None,
                              generator=generator.get_state() if generator is not None else None))
         if on_epoch is not None:
-            on_epoch(epoch, {**summary, "probabilities": _probs(sampler)})
+            on_epoch(epoch, summary)
 
     net.eval()
     progress.enter("select")
@@ -222,6 +223,24 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
     return result
 
 
-def _probs(sampler) -> dict[str, list[list[float]]]:
-    return {k: [[round(float(v), 6) for v in row] for row in p.cpu().tolist()]
+def _probs(sampler, digits: int = 6) -> dict[str, list[list[float]]]:
+    return {k: [[round(float(v), digits) for v in row] for row in p.detach().cpu().tolist()]
             for k, p in sampler.probabilities().items()}
+
+
+def _epoch_architecture(net, sampler, selector, space, optimizer, seed: int) -> dict[str, Any]:
+    """What a search epoch's record keeps of the architecture (issue 15): each cell kind's op probabilities
+    (4 decimals), the genotype the run's selector would derive now where its rule is cheap (it declares
+    ``cheap = True``: no data, no training, e.g. argmax / top-2), else the space's own rule, and the space's
+    counts of it (``summarize``: parameter-free ops per cell kind, the collapse measure)."""
+    if getattr(selector, "cheap", False) is True:
+        ctx = SelectionContext(space=space, val_batches=lambda: iter(()), train_batches=lambda: iter(()),
+                               optimizer=optimizer, seed=seed)
+        was_training = net.training
+        net.eval()
+        genotype, rule = selector.select(net, ctx), "selector"
+        net.train(was_training)
+    else:
+        genotype, rule = space.derive(sampler.probabilities()), "space"
+    return {"probabilities": _probs(sampler, 4), "genotype": genotype.to_string(), "genotype_rule": rule,
+            **space.summarize(genotype)}

@@ -7,6 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
+from harness.plugins import hookimpl
+from tests.runtable import run_rows
 from tests.test_genotypes import ARCH_11, DARTS_V2
 
 TINY = ["--preset", "smoke", "--set", "search.epochs=1", "--set", "eval.epochs=1",
@@ -30,8 +32,9 @@ def test_end_to_end_two_seeds_then_leaderboard(tmp_path):
     result = invoke("run", "--plugin", "darts", "--space", "s2", "--dataset", "digits", "--seeds", "0-1",
                     "--store", store, *TINY)
     assert result.exit_code == 0, result.output
-    lines = [l for l in result.output.splitlines() if l.strip()]
-    assert len(lines) == 2 and all("\tcompleted\tdarts\ts2\tdigits\t" in l for l in lines)
+    rows = run_rows(result.output)
+    assert len(rows) == 2 and all(r[1:5] == ["completed", "darts", "s2", "digits"] for r in rows)
+    assert result.output.splitlines()[0].split()[:6] == ["id", "status", "method", "space", "dataset", "seed"]
 
     # the same configuration again is skipped, not overwritten
     again = invoke("run", "--plugin", "darts", "--space", "s2", "--dataset", "digits", "--seeds", "0-1",
@@ -291,3 +294,74 @@ def test_deterministic_runs_twice_give_identical_records_and_say_so(tmp_path):
     assert [{k: v for k, v in c.items() if k != "seconds"} for c in a.search["curve"]] == \
         [{k: v for k, v in c.items() if k != "seconds"} for c in b.search["curve"]]
     assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
+
+
+class _Watcher:
+    """A lifecycle-hook plugin that keeps what each hook was given."""
+
+    def __init__(self):
+        self.search, self.retrain, self.derived = [], [], []
+
+    @hookimpl
+    def harness_epoch_end(self, spec, epoch, stats):
+        self.search.append((epoch, stats))
+
+    @hookimpl
+    def harness_genotype_derived(self, spec, genotype, record):
+        self.derived.append((genotype.to_string(), record.genotype))
+
+    @hookimpl
+    def harness_retrain_epoch_end(self, spec, epoch, stats):
+        self.retrain.append((epoch, stats))
+
+
+# DARTS's parameter-free ops (the DARTS paper's op list: pooling, identity, zero)
+PARAMETER_FREE = {"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"}
+
+
+def _watched_run(tmp_path, name, *extra):
+    import harness.plugins as plugins
+    from harness.plugins import Registry, get_plugin_manager
+    from harness.store import ResultStore
+
+    watcher = _Watcher()
+    pm = get_plugin_manager()
+    pm.register(watcher, name="watcher")
+    try:
+        plugins._REGISTRY = Registry(pm)
+        result = CliRunner().invoke(cli, ["run", "--plugin", "darts", "--space", "s2", "--store",
+                                          str(tmp_path / name), "--preset", "smoke", "--set", "search.epochs=3",
+                                          "--set", "eval.epochs=3", "--quiet", *extra], catch_exceptions=False)
+    finally:
+        plugins._REGISTRY = None
+    assert result.exit_code == 0, result.output
+    (record,) = ResultStore(tmp_path / name).records()
+    return watcher, record
+
+
+def test_each_epoch_is_recorded_with_what_plots_need_and_the_hooks_see_it(tmp_path):
+    """Issue 15: per search epoch the probabilities, the genotype the selector would derive then and its
+    parameter-free op count; per retrain epoch train loss/accuracy and (runtime.test_every) the test
+    accuracy; the lifecycle hooks get the same. Testing every epoch changes nothing in the result."""
+    watcher, record = _watched_run(tmp_path, "a.sqlite", "--set", "runtime.test_every=1")
+    curve = record.search["curve"]
+    assert [e for e, _ in watcher.search] == [0, 1, 2] and len(curve) == 3
+    for entry, (_, stats) in zip(curve, watcher.search):
+        assert entry["genotype"] == stats["genotype"] and entry["genotype_rule"] == "selector"
+        for kind in ("normal", "reduce"):  # a softmax over each edge's ops: rows sum to 1 (4 decimals)
+            rows = entry["probabilities"][kind]
+            assert len(rows) == 14 and all(abs(sum(r) - 1) < 1e-3 for r in rows)
+        normal = entry["genotype"].split("normal=")[1].split("normal_concat")[0]
+        assert entry["param_free_normal"] == sum(normal.count(f"'{op}'") for op in PARAMETER_FREE)
+    # argmax selection after the last epoch reads the same probabilities: the last epoch's genotype is it
+    assert curve[-1]["genotype"] == record.genotype
+    assert watcher.derived == [(record.genotype, record.genotype)]
+    retrain = record.metrics["curve"]
+    assert [e for e, _ in watcher.retrain] == [0, 1, 2] and len(retrain) == 3
+    assert all(0 <= e["train_acc"] <= 100 and "test_acc" in e for e in retrain)
+    assert retrain[-1]["test_acc"] == record.metrics["test_accuracy"]
+    # the same run tested only at the end: the same training, the same result
+    _, plain = _watched_run(tmp_path, "b.sqlite")
+    assert plain.metrics["test_accuracy"] == record.metrics["test_accuracy"]
+    assert [e["train_loss"] for e in plain.metrics["curve"]] == [e["train_loss"] for e in retrain]
+    assert "test_acc" not in plain.metrics["curve"][0] and "test_acc" in plain.metrics["curve"][-1]

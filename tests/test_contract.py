@@ -569,8 +569,9 @@ def test_the_toolkit_example_installs_runs_and_each_missing_method_is_one_line(t
                           "--dataset", "toy-bars", "--preset", "smoke", "--quiet", "--store", str(tmp_path / "r.sqlite")],
                          capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
-    (line,) = run.stdout.splitlines()
-    fields = line.split("\t")
+    from tests.runtable import run_rows
+
+    (fields,) = run_rows(run.stdout)
     assert fields[1:5] == ["completed", "toy-nas", "ring3", "toy-bars"] and fields[7].startswith("ring3:")
     assert "none" not in fields[7]  # its selector never picks none
     from harness.store import ResultStore

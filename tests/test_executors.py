@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.store import ResultStore
+from tests.runtable import run_rows
 
 GRID = ["--plugin", "darts,gdas", "--space", "s1,s2", "--preset", "smoke", "--set", "search.epochs=1",
         "--set", "eval.epochs=1", "--set", "search.max_train_images=64", "--set", "eval.max_train_images=128"]
@@ -51,8 +52,7 @@ def test_two_workers_give_exactly_the_records_of_one_process(tmp_path):
                                           for i, c in enumerate(a[key].search["curve"])]
         assert b[key].search["probabilities"] == a[key].search["probabilities"]
     # printed in grid order, as the serial run prints them
-    assert [line.split("\t")[2:4] for line in two.stdout.splitlines()] == \
-        [line.split("\t")[2:4] for line in one.output.splitlines()]
+    assert [r[2:4] for r in run_rows(two.stdout)] == [r[2:4] for r in run_rows(one.output)]
 
 
 def _kill_first_worker(cmd):

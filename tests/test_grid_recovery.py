@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from harness.api import RunRecord
 from harness.cli import cli
 from harness.store import STALE_AFTER_S, Lease, ResultStore, config_key
+from tests.runtable import run_rows
 
 SETS = ["--preset", "smoke", "--set", "search.epochs=1", "--set", "eval.epochs=1",
         "--set", "search.max_train_images=64", "--set", "eval.max_train_images=128"]
@@ -74,7 +75,7 @@ def test_a_row_a_live_process_runs_is_left_to_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (f"being run as run {mine.id} (process {os.getpid()} on {socket.gethostname()}, heartbeat"
             in result.stderr)
-    assert "\trunning\tdarts\ts2\t" in result.stdout
+    assert [r[1:4] for r in run_rows(result.stdout)] == [["running", "darts", "s2"]]
     with ResultStore(store) as results:
         assert [r.status for r in results.records(None)] == ["running"]  # untouched
 

@@ -50,7 +50,7 @@ def test_mean_std_over_seeds():
     assert cell["std"] == pytest.approx(statistics.stdev(DARTS_S2))  # sample std, ddof=1
     assert cell["std"] == pytest.approx(0.229347, abs=1e-6)
     assert df.loc["gdas", "s2 / digits"]["std"] == pytest.approx(0.282843, abs=1e-6)
-    assert df.loc["darts", "s3 / digits"] == {"mean": 96.0, "std": 0.0, "n": 1}  # one seed: ± 0.00, n=1 shown
+    assert df.loc["darts", "s3 / digits"] == {"mean": 96.0, "std": None, "n": 1}  # one seed: no spread
     assert isinstance(df.loc["gdas", "s3 / digits"], float) and math.isnan(df.loc["gdas", "s3 / digits"])
     assert df.attrs["protocol"] == "mean-std" and df.attrs["preset"] == "smoke"
     assert "97.10 ± 0.23 (n=4)" in export(df, "markdown", header=HEADER)
@@ -113,7 +113,8 @@ def test_swapped_components_get_their_own_row():
     df = leaderboard(records)
     assert list(df.index) == ["darts [selector=argmax]", "darts [selector=pt]", "gdas"]
     assert df.loc["darts [selector=argmax]", "s2 / digits"]["n"] == 4
-    assert df.loc["darts [selector=pt]", "s2 / digits"] == {"mean": 97.5, "std": 0.0, "n": 2}
+    assert df.loc["darts [selector=pt]", "s2 / digits"] == {"mean": pytest.approx(97.5), "std": pytest.approx(0.0),
+                                                           "n": 2}
 
 
 def test_presets_are_never_mixed():
@@ -157,7 +158,7 @@ def test_markdown_has_header_comment_and_rows():
     text = export(leaderboard(grid()), "markdown", header=HEADER)
     assert text.startswith("<!-- command: harness leaderboard --export markdown -->\n")
     rows = [line for line in text.splitlines() if line.startswith("| darts")]
-    assert rows == [rows[0]] and "97.10 ± 0.23 (n=4)" in rows[0] and "96.00 ± 0.00 (n=1)" in rows[0]
+    assert rows == [rows[0]] and "97.10 ± 0.23 (n=4)" in rows[0] and "96.00 (n=1)" in rows[0] and "± 0.00" not in rows[0]
     assert "|----" in text  # github format
     piped = export(leaderboard(grid()), "markdown", header=HEADER, tablefmt="pipe")
     assert "|:-----" in piped
@@ -258,8 +259,60 @@ def test_op_sets_and_eval_protocols_get_their_own_columns_and_header():
     assert list(df.columns)[:4] == ["darts / cifar10", "darts [no-none] / cifar10", "s2 / cifar10 (darts)",
                                     "s2 / cifar10 (robustdarts)"]
     assert df.loc["darts", "darts / cifar10"]["n"] == 2
-    assert df.loc["rome-v2", "darts [no-none] / cifar10"] == {"mean": 97.4, "std": 0.0, "n": 1}
+    assert df.loc["rome-v2", "darts [no-none] / cifar10"] == {"mean": 97.4, "std": None, "n": 1}
     assert isinstance(df.loc["rome-v2", "darts / cifar10"], float)  # not averaged with the 8-op runs
     text = export(df, "markdown", header=HEADER)
     assert "eval protocol: darts / cifar10: darts; darts [no-none] / cifar10: darts;" in text
     assert "s2 / cifar10 (robustdarts): robustdarts" in text
+
+
+def test_cells_carry_the_networks_size_and_one_seed_shows_no_spread():
+    """Each cell's params/FLOPs are the mean over its seeds of what the records hold (inputs here), in
+    millions; a single seed prints its value with n=1 and no spread."""
+    records = [run("darts", "s2", s, acc) for s, acc in ((0, 97.0), (1, 97.2))] + [run("gdas", "s2", 0, 96.5)]
+    for r, params, flops in zip(records, (3_349_342, 3_349_342, 2_500_000), (528e6, 530e6, 400e6)):
+        r.metrics.update(params=params, flops=flops)
+    df = leaderboard(records)
+    cell = df.loc["darts", "s2 / digits"]
+    assert cell["params_m"] == pytest.approx(3.349342) and cell["flops_m"] == pytest.approx(529.0)
+    text = export(df, "markdown", header=HEADER)
+    assert "97.10 ± 0.14 (n=2, 3.35M params, 529.00M FLOPs)" in text
+    assert "96.50 (n=1, 2.50M params, 400.00M FLOPs)" in text and "± 0.00" not in text
+    assert json.loads(export(df, "json", header=HEADER))["rows"][1]["s2 / digits"]["std"] is None
+
+
+def test_with_paper_puts_the_published_number_beside_ours():
+    """Published errors are kept as published and shown as accuracies (100 - error); the number whose
+    aggregation matches the table's protocol is chosen; the two-standard-deviation mark uses our spread
+    over seeds, or the paper's when we have one seed; a swapped recipe gets no paper number."""
+    from harness.api import MethodInfo, Reported
+    from harness.leaderboard import with_paper
+
+    darts = MethodInfo(name="darts", sampler="softmax", optimizer="first-order", selector="argmax", cell="mixed",
+                       reported=(Reported("s2", "digits", "test_error", 2.76, "paper A, Table 1", std=0.09, n=4,
+                                          aggregation="mean-std"),
+                                 Reported("s2", "digits", "test_error", 2.50, "paper A, Table 2", n=4,
+                                          aggregation="best"),
+                                 Reported("s3", "digits", "test_accuracy", 97.5, "paper B, Table 3", std=0.5)))
+    gdas = MethodInfo(name="gdas", sampler="gumbel", optimizer="first-order", selector="pair-top2",
+                      cell="single-path", reported=(Reported("s2", "digits", "test_error", 3.5, "paper C"),))
+    df = with_paper(leaderboard(grid()), {"darts": darts, "gdas": gdas})
+    cell = df.loc["darts", "s2 / digits"]  # ours: mean 97.10, sample std 0.229347 over 4 seeds
+    assert cell["paper"]["value"] == pytest.approx(97.24) and cell["paper"]["source"] == "paper A, Table 1"
+    assert cell["delta"] == pytest.approx(97.10 - 97.24) and cell["outside_2std"] is False
+    assert cell["paper"]["published"] == "2.76 ± 0.09 test error (%, mean of 4)"
+    one = df.loc["darts", "s3 / digits"]  # ours: 96.0 from one seed; the paper's std 0.5 sets the band
+    assert one["delta"] == pytest.approx(-1.5) and one["outside_2std"] is True
+    g = df.loc["gdas", "s2 / digits"]  # ours 96.30 (two seeds, std 0.2828) vs 100 - 3.5
+    assert g["delta"] == pytest.approx(96.3 - 96.5) and g["outside_2std"] is False
+    text = export(df, "markdown", header=HEADER)
+    assert "97.10 ± 0.23 (n=4) · paper 97.24 (Δ -0.14)" in text and "96.00 (n=1) · paper 97.50 (Δ -1.50) *" in text
+    assert "paper source 1: paper A, Table 1" in text
+    assert json.loads(export(df, "json", header=HEADER))["rows"][0]["s2 / digits"]["paper"]["value"] == \
+        pytest.approx(97.24)
+    best = with_paper(leaderboard(grid(), protocol="best"), {"darts": darts})
+    assert best.loc["darts", "s2 / digits"]["paper"]["source"] == "paper A, Table 2"  # the best-of-N number
+    swapped = grid() + [run("darts", "s2", 0, 97.5, components={"sampler": "softmax", "selector": "pt"})]
+    df = with_paper(leaderboard(swapped), {"darts": darts})
+    assert "paper" not in df.loc["darts [selector=pt]", "s2 / digits"]
+    assert "paper" not in df.loc["darts [selector=argmax]", "s2 / digits"]  # labelled by a swap as well

@@ -13,6 +13,7 @@ from harness import hookspecs
 from harness.api import MethodInfo
 from harness.errors import HarnessError
 from harness.plugins import Registry, get_plugin_manager, hookimpl
+from tests.runtable import run_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_NAMES = sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("harness_"))
@@ -176,7 +177,7 @@ def test_third_party_plugin_installs_with_pip_and_runs(tmp_path):
                                     "--set", "eval.max_train_images=64"],
                          capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
-    assert "\tcompleted\ttempered-darts\ts2\t" in run.stdout
+    assert [r[1:4] for r in run_rows(run.stdout)] == [["completed", "tempered-darts", "s2"]]
     # and it is not installed in the environment itself
     plain = subprocess.run(harness + ["plugins"], check=True, capture_output=True, text=True).stdout
     assert "harness-example-method" not in plain

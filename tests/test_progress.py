@@ -15,6 +15,7 @@ from harness import progress
 from harness.cli import cli
 from harness.store import ResultStore
 from tests.test_store import record
+from tests.runtable import run_rows
 
 
 
@@ -124,7 +125,7 @@ def test_live_mode_draws_a_table_of_the_active_runs(tmp_path, monkeypatch):
     assert re.search(r"darts s2/digits seed 0 +│ retrain +│ +[12]/2 │", plain)
     assert "  genotype: " in plain and "grid: 1/1 runs settled" in plain
     assert "search epoch 1/2:" not in plain  # the table replaces the per-epoch lines
-    assert out.stdout.count("\tcompleted\t") == 1
+    assert [r[1] for r in run_rows(out.stdout)] == ["completed"]
 
 
 def test_status_shows_where_each_running_run_stands(tmp_path):

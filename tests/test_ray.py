@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from harness.cli import cli
 from harness.store import ResultStore
+from tests.runtable import run_rows
 
 GRID = ["run", "--plugin", "darts", "--space", "s1,s2", "--preset", "smoke", "--set", "search.epochs=1",
         "--set", "eval.epochs=1", "--set", "search.max_train_images=64", "--set", "eval.max_train_images=128"]
@@ -81,7 +82,7 @@ def test_a_ray_grid_survives_a_killed_worker_and_a_sigterm_and_gives_the_records
     assert err.count("submitted to Ray") == 2
     # the runs' epochs came back through their event files to the driver's plain log, naming their run
     assert re.search(r"^\[[12]/2\] darts on s[12]/.* search epoch 1/1: train loss", err, re.M), err
-    statuses = [line.split("\t")[1] for line in out.splitlines() if "\t" in line]  # (Ray prints too)
+    statuses = [r[1] for r in run_rows(out)]  # (Ray prints to stdout too)
     assert len(statuses) == 2 and "interrupted" in statuses and set(statuses) <= {"interrupted", "completed"}, \
         out + err
     assert "the grid stopped; run the same command again to go on" in err

@@ -32,6 +32,8 @@ class ArgmaxSelector:
     """Magnitude-based selection with the space's own rule (DARTS: top-2 edges per node by the
     strongest non-none op, argmax non-none op; NB201: argmax per edge, none included)."""
 
+    cheap = True  # reads only the probabilities: the host also records what it would derive every epoch
+
     def __init__(self, config: ArgmaxConfig):
         self.config = config
 

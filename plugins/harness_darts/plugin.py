@@ -7,6 +7,7 @@ from harness_darts.components import (
     ArgmaxConfig, ArgmaxSelector, BilevelConfig, FirstOrderBilevel, MixedCell, MixedConfig,
     SecondOrderBilevel, SoftmaxConfig, SoftmaxSampler,
 )
+from harness_darts.reported import REPORTED
 
 # xautodl's NB201 search settings (SPEC-FACTS §3.5): weight-first, wd 5e-4 with nesterov, lr -> 0.001
 NB201_DEFAULTS = {"optimizer": {"order": "weight-first", "weight_decay": 5e-4, "nesterov": True}}
@@ -50,5 +51,6 @@ def harness_register_methods(register):
             # quark0/darts PRIMITIVES: the 8 ops, `none` included (used only to rank edges)
             op_sets={"darts": "all"},
             paper="Liu, Simonyan, Yang. DARTS: Differentiable Architecture Search. ICLR 2019",
+            reported=REPORTED[name],  # as the seed papers quote it (harness_darts/reported.py)
             doc=doc,
         ))

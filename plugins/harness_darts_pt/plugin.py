@@ -12,6 +12,7 @@ from harness.blocks import BilevelConfig
 from harness_darts_pt.components import (
     FixedUniformConfig, FixedUniformSampler, FrozenArchFirstOrder, PerturbationSelector, PTConfig,
 )
+from harness_darts_pt.reported import REPORTED
 
 PAPER = "Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021"
 NB201_BUDGETS = {"paper": {"search": {"epochs": 100}}}
@@ -49,13 +50,13 @@ def harness_register_methods(register):
         name="darts-pt", sampler="softmax", optimizer="first-order", selector="pt", cell="mixed",
         space_budgets={"nb201": NB201_BUDGETS}, op_sets=OP_SETS,
         budgets=BUDGETS,
-        paper=PAPER,
+        paper=PAPER, reported=REPORTED["darts-pt"],
         doc="DARTS (first order) supernet, then perturbation-based architecture selection (DARTS+PT)",
     ))
     register(MethodInfo(
         name="darts-pt-fixed-alpha", sampler="fixed-uniform", optimizer="frozen-arch", selector="pt",
         cell="mixed", space_budgets={"nb201": NB201_BUDGETS}, op_sets=OP_SETS,
         budgets=BUDGETS,
-        paper=PAPER,
+        paper=PAPER, reported=REPORTED["darts-pt-fixed-alpha"],
         doc="DARTS+PT (fixed alpha): supernet trained with uniform, never-updated alpha, then PT selection",
     ))

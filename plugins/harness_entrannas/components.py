@@ -440,6 +440,7 @@ class KeepNonzeroSelector:
     docstring for how the variable in-degree set is mapped onto the fixed-format genotype."""
 
     requires = {"space": {"family": ("darts", "nb201")}}  # the genotype families it writes
+    cheap = True  # reads only the sampler's coefficients: the host also records it every epoch
 
     def __init__(self, config: KeepNonzeroConfig):
         self.config = config

@@ -15,6 +15,7 @@ from harness_entrannas.components import (
     DSTConfig, DSTSampler, EngineTransitCell, EngineTransitConfig, KeepNonzeroConfig, KeepNonzeroSelector,
     TemperedSoftmaxConfig, TemperedSoftmaxSampler,
 )
+from harness_entrannas.reported import REPORTED
 
 PAPER = ("Yang, Li, You, Liu, Li, Yao, Zeng, Xu. Towards Improving the Consistency, Efficiency, and "
          "Flexibility of Differentiable Neural Architecture Search. CVPR 2021")
@@ -64,12 +65,12 @@ def harness_register_methods(register):
     register(MethodInfo(
         name="entrannas", sampler="entrannas-softmax", optimizer="first-order", selector="argmax",
         cell="engine-transit", defaults={"optimizer": OPTIMIZER}, budgets=BUDGETS, spaces=SPACES, op_sets=OP_SETS,
-        paper=PAPER,
+        paper=PAPER, reported=REPORTED["entrannas"],
         doc="EnTranNAS: Engine/Transit cells, feature sharing, bottleneck 4, tempered softmax, DARTS rule",
     ))
     register(MethodInfo(
         name="entrannas-dst", sampler="dst", optimizer="first-order", selector="dst-keep-nonzero",
         cell="engine-transit", defaults={"optimizer": OPTIMIZER}, budgets=BUDGETS, spaces=SPACES, op_sets=OP_SETS,
-        paper=PAPER,
+        paper=PAPER, reported=REPORTED["entrannas-dst"],
         doc="EnTranNAS-DST: differentiable sparsification, derived architecture = non-zero connections",
     ))

@@ -35,6 +35,8 @@ class PairTop2Selector:
     Pairs are listed in descending weight. On spaces with one op per edge in the genotype (NB201) it
     is the space's own rule (argmax per edge, ``none`` included: xautodl's NB201 GDAS)."""
 
+    cheap = True  # reads only the probabilities: the host also records what it would derive every epoch
+
     def __init__(self, config: PairTop2Config):
         self.config = config
 

@@ -24,6 +24,7 @@ from harness.plugins import hookimpl
 from harness_gdas.components import (
     GumbelConfig, GumbelSampler, PairTop2Config, PairTop2Selector, SinglePathCell, SinglePathConfig,
 )
+from harness_gdas.reported import REPORTED
 
 XAUTODL = {"optimizer": {"order": "weight-first", "weight_decay": 5e-4, "nesterov": True,
                          "lr": 0.025, "lr_min": 0.001}}
@@ -59,5 +60,6 @@ def harness_register_methods(register):
         space_budgets={space: NASNET for space in ("darts", "s1", "s2", "s3", "s4")},
         op_sets={"darts": "all"},  # xautodl DARTS_SPACE: 8 ops, `none` first
         paper="Dong, Yang. Searching for a Robust Neural Architecture in Four GPU Hours. CVPR 2019",
+        reported=REPORTED["gdas"],  # as the seed papers quote it (harness_gdas/reported.py)
         doc="GDAS: differentiable sampling of one op per edge",
     ))

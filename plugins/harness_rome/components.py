@@ -358,6 +358,8 @@ class MostProbableSelector:
     on dropped edges. With a sampler that has no topology (e.g. softmax) every edge counts as kept
     with probability 1, which on DARTS spaces is the DARTS rule."""
 
+    cheap = True  # reads only the sampler's probabilities: the host also records it every epoch
+
     def __init__(self, config: MostProbableConfig):
         self.config = config
 

@@ -7,6 +7,7 @@ from harness_rome.components import (
     AccumulateBilevel, AccumulateConfig, MostProbableConfig, MostProbableSelector, RomeSamplerConfig,
     RomeV1Sampler, RomeV2Sampler,
 )
+from harness_rome.reported import REPORTED
 
 PAPER = ("Wang, Chu, Fan, Zhang, Wei, Yan, Yang. ROME: Robustifying Memory-Efficient NAS via "
          "Topology Disentanglement and Gradients Accumulation")
@@ -49,6 +50,6 @@ def harness_register_methods(register):
             defaults={"sampler": {"tau_max": 10.0, "tau_min": 0.1},
                       "optimizer": {"samples": 7, "lr": 0.05}},
             budgets={"paper": PAPER_BUDGET}, op_sets=OP_SETS,
-            paper=PAPER,
+            paper=PAPER, reported=REPORTED[f"rome-{version}"],
             doc=f"ROME-{version}: disentangled topology sampling and K=7 gradient accumulation",
         ))

@@ -1,8 +1,8 @@
 """Single-DARTS components (paper: Single-DARTS, SPEC-FACTS §4.7).
 
 * ``sigmoid`` sampler: every op of an edge weighted independently by sigmoid(alpha) (no competition
-  between ops). alpha starts at ``init`` = -ln 7, so every weight starts at exactly 0.125 (the paper's
-  "Sigmoid*" row; init 0 is its worse "Sigmoid" row). ``activation="softmax"`` keeps the paper's
+  between ops). alpha starts at ``init`` = -ln 7, so every weight starts at exactly 0.125 (§4's setting and
+  Table 5's "Sigmoid" row; Table 5's "Sigmoid*" row, "* init alpha as 0", is the worse one). ``activation="softmax"`` keeps the paper's
   softmax ablation (Table 5) with the same single-level optimizer. ``init_noise`` (default 0, the
   paper states an exact constant init) adds ``init_noise * randn`` to alpha.
 * ``single-level`` optimizer (Eq. 16): one training batch per step, ONE forward and ONE backward of

@@ -4,6 +4,7 @@ from harness.api import MethodInfo
 from harness.plugins import hookimpl
 
 from harness_single_darts.components import SigmoidConfig, SigmoidSampler, SingleLevel, SingleLevelConfig
+from harness_single_darts.reported import REPORTED
 
 # Single-DARTS on NAS-Bench-201 (paper §4.1): SGD lr 0.005 cosine, wd 3e-4, momentum 0.9, batch 64, 50 epochs
 NB201_DEFAULTS = {"optimizer": {"lr": 0.005}}
@@ -32,5 +33,6 @@ def harness_register_methods(register):
         op_sets={"darts": "all"},
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         paper="Hou, Jin, Chen. Single-DARTS: Towards Stable Architecture Search",
+        reported=REPORTED["single-darts"],
         doc="Single-DARTS: single-level optimisation of weights and sigmoid architecture weights on the same batch",
     ))

@@ -206,6 +206,8 @@ class NoNoneConfig:
 class NoNoneArgmax:
     """The strongest op other than ``none`` on every edge of a ring3 cell (elsewhere: the space's rule)."""
 
+    cheap = True  # reads only the probabilities: the host also records what it would derive every epoch
+
     def __init__(self, config: NoNoneConfig):
         self.config = config
 
