@@ -362,7 +362,10 @@ class Reported:
     ``cifar100``, ``svhn``, ``imagenet16-120``). ``aggregation`` is how the paper summarised its runs:
     ``"mean-std"`` (``mean`` ± ``std`` over ``n`` runs), ``"best"`` (the best of ``n``), or ``"single"``
     (one run, or not stated). ``protocol`` is the evaluation setting in words (e.g. "RobustDARTS: 20 cells,
-    C=16 on CIFAR-100/SVHN"), ``source`` the paper, table and row the number comes from."""
+    C=16 on CIFAR-100/SVHN"), ``source`` the paper, table and row the number comes from. ``eval_protocol``,
+    where the paper reports the same space and dataset under several settings, names the space's evaluation
+    protocol (``eval.protocol``: ``robustdarts``, ``darts``) it matches, so the leaderboard sets each run
+    beside the number of its own setting; "" matches any."""
 
     space: str
     dataset: str
@@ -374,6 +377,7 @@ class Reported:
     aggregation: str = "single"  # "mean-std" | "best" | "single"
     protocol: str = ""
     note: str = ""
+    eval_protocol: str = ""
 
     def __post_init__(self):
         if self.metric not in REPORTED_METRICS:

@@ -298,21 +298,40 @@ def status(store, as_json):
 @handle_errors
 def leaderboard(store, fmt, tablefmt, output, metric, preset, best, with_paper):
     """Aggregate the store into a leaderboard: mean ± std over seeds per method and (space, dataset)."""
-    from datetime import datetime, timezone
-
     from harness.leaderboard import EXPORT_FORMATS, export
-    from harness.leaderboard import leaderboard as build
-    from harness.store import ResultStore
 
     if fmt not in EXPORT_FORMATS:
         raise HarnessError(f"unknown export format {fmt!r}; valid choices: {', '.join(EXPORT_FORMATS)}")
+    df, header = _board(_read_records(store, "completed"), metric, preset, best, with_paper)
+    text = export(df, fmt, header=header, tablefmt=tablefmt)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
+def _read_records(store, status: str | None = "completed"):
+    """The store's records (``status`` None: every row), or a one-line error where there is no store."""
+    from harness.store import ResultStore
+
     if not Path(store).exists():
         raise HarnessError(f"no results store at {store!r}; run `harness run ...` first or pass --store PATH")
     results = ResultStore(store)
     try:
-        records = results.records("completed")
+        return results.records(status)
     finally:
         results.close()
+
+
+def _board(records, metric="test_accuracy", preset=None, best=False, with_paper=False):
+    """The leaderboard table of ``records`` (``harness leaderboard``, ``plot leaderboard``, ``report``) and the
+    header its exports print: the commands, versions, devices and protocol behind it."""
+    from datetime import datetime, timezone
+
+    from harness.leaderboard import leaderboard as build
+
     kwargs = {"metric": metric, "protocol": "best" if best else "mean-std"}
     if preset is not None:
         kwargs["preset"] = preset
@@ -336,13 +355,7 @@ def leaderboard(store, fmt, tablefmt, output, metric, preset, best, with_paper):
         "protocol": "best of N seeds (papers' convention)" if best else "mean ± std over search seeds",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
     }
-    text = export(df, fmt, header=header, tablefmt=tablefmt)
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text)
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text)
+    return df, header
 
 
 def _say_records(records, store) -> None:
@@ -619,6 +632,148 @@ def arch_info(space, channels, layers, classes, in_channels, resolution, genotyp
                f"{result['classes']} classes")
     click.echo(f"  params: {result['params']:,} ({result['params'] / 1e6:.2f}M, auxiliary head excluded)")
     click.echo(f"  FLOPs:  {result['flops']:,} multiply-adds ({result['flops'] / 1e6:.2f}M)")
+
+
+# ----------------------------------------------------------------------------------------------
+# figures
+
+
+PLOTS_DIR = Path("harness-runs") / "plots"
+
+
+def figure_options(fn):
+    fn = click.option("--format", "fmt", default="png", show_default=True, help="png, svg or pdf.")(fn)
+    return click.option("--output", "-o", type=click.Path(dir_okay=False),
+                        help=f"Where to write the figure (default: under {PLOTS_DIR}/).")(fn)
+
+
+def _run_record(store, run_id: int):
+    records = _read_records(store, None)
+    for r in records:
+        if r.id == run_id:
+            return r
+    ids = ", ".join(str(r.id) for r in records[-20:]) or "(none)"
+    raise HarnessError(f"no run {run_id} in {store}; run ids there: {ids}" + (" (the last 20)" if len(records) > 20 else ""))
+
+
+def _wrote(paths) -> None:
+    for path in paths if isinstance(paths, list) else [paths]:
+        click.echo(f"wrote {path}", err=True)
+
+
+@cli.group()
+def plot():
+    """Figures of a search: op probabilities, derived cells, the collapse, the leaderboard (the plot extra)."""
+
+
+@plot.command("alphas")
+@click.argument("run_id", type=int)
+@store_option
+@figure_options
+@handle_errors
+def plot_alphas(run_id, store, output, fmt):
+    """Every op's probability on every edge over the search epochs of run RUN_ID, the derived op marked."""
+    from harness.plot import alphas_figure, check_format, save
+    from harness.plugins import load_registry
+
+    check_format(fmt)
+    record = _run_record(store, run_id)
+    fig = alphas_figure(record, load_registry().space(record.space))
+    _wrote(save(fig, output or PLOTS_DIR / f"run-{run_id}-alphas.{fmt}", fmt))
+
+
+@plot.command("cell")
+@click.argument("run_id", type=int, required=False)
+@store_option
+@click.option("--genotype", help="Draw this genotype instead of a run's (with --space).")
+@click.option("--space", help="The space of --genotype (harness spaces lists them).")
+@click.option("--engine", default="auto", show_default=True,
+              help="dot (Graphviz), python (matplotlib layout) or auto (dot where it is installed).")
+@figure_options
+@handle_errors
+def plot_cell(run_id, store, genotype, space, engine, output, fmt):
+    """The derived cells of run RUN_ID (or of --genotype on --space) as labelled graphs."""
+    from harness.plot import plot_cell as draw
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    if (run_id is None) == (genotype is None):
+        raise HarnessError("give a run id or --genotype TEXT --space SPACE (one of the two)")
+    if genotype is not None:
+        if space is None:
+            raise HarnessError(f"--genotype needs --space; valid spaces: {', '.join(registry.spaces)}")
+        title, stem = f"{space}: {genotype[:80]}", "cell"
+    else:
+        record = _run_record(store, run_id)
+        if not record.genotype:
+            raise HarnessError(f"run {run_id} has no genotype (status {record.status}"
+                               + (f": {record.error}" if record.error else "") + ")")
+        genotype, space = record.genotype, record.space
+        title, stem = f"run {run_id}: {record.method} on {record.space} / {record.dataset}, seed {record.seed}", f"run-{run_id}-cell"
+    _wrote(draw(genotype, registry.space(space), output or PLOTS_DIR / f"{stem}.{fmt}", fmt, engine, title))
+
+
+@plot.command("collapse")
+@store_option
+@click.option("--space", help="Only runs on this space (default: a panel per space and dataset).")
+@figure_options
+@handle_errors
+def plot_collapse(store, space, output, fmt):
+    """Parameter-free ops in the derived normal cell per search epoch, one line per method (mean over seeds,
+    band: min-max)."""
+    from harness.plot import check_format, collapse_figure, save
+
+    check_format(fmt)
+    fig = collapse_figure(_read_records(store, "completed"), space)
+    _wrote(save(fig, output or PLOTS_DIR / (f"collapse-{space}.{fmt}" if space else f"collapse.{fmt}"), fmt))
+
+
+@plot.command("leaderboard")
+@store_option
+@click.option("--metric", default="test_accuracy", show_default=True, help="Metric to aggregate.")
+@click.option("--preset", default=None, help="Only runs of this preset (default: the one present).")
+@click.option("--no-paper", is_flag=True, help="Leave out the papers' reported values.")
+@figure_options
+@handle_errors
+def plot_leaderboard(store, metric, preset, no_paper, output, fmt):
+    """Per (space, dataset): each method's mean ± std, every seed as a point, the paper's value as a diamond."""
+    from harness.plot import check_format, leaderboard_figure, save
+
+    check_format(fmt)
+    df, _ = _board(_read_records(store, "completed"), metric, preset, with_paper=not no_paper)
+    _wrote(save(leaderboard_figure(df), output or PLOTS_DIR / f"leaderboard.{fmt}", fmt))
+
+
+@cli.command()
+@store_option
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=str(Path("harness-runs") / "report"),
+              show_default=True, help="Folder to write the site to (index.html, runs/, figures/).")
+@click.option("--metric", default="test_accuracy", show_default=True, help="Metric of the leaderboard.")
+@click.option("--preset", default=None, help="Leaderboard of this preset (default: the one present).")
+@click.option("--engine", default="auto", show_default=True,
+              help="How cells are drawn: dot (Graphviz), python (matplotlib layout) or auto.")
+@handle_errors
+def report(store, output, metric, preset, engine):
+    """One static HTML site of the store: the leaderboard with the papers' numbers, the figures, a page per run."""
+    from harness.plot import ENGINES
+    from harness.plugins import load_registry
+    from harness.report import build
+
+    if engine not in ENGINES:
+        raise HarnessError(f"unknown drawing engine {engine!r}; valid choices: {', '.join(ENGINES)}")
+    records = _read_records(store, None)
+    if not records:
+        raise HarnessError(f"the store {store} has no runs; make some with `harness run ...`")
+    registry = load_registry()
+    board, why, header = None, "", None
+    try:
+        board, header = _board(records, metric, preset, with_paper=True)
+    except HarnessError as exc:  # no completed run yet, say: the rest of the site is still worth having
+        why = str(exc)
+    spaces = {name: registry.space(name) for name in {r.space for r in records} if name in registry.spaces}
+    index = build(records, output, spaces=spaces, board=board, board_error=why, header=header, engine=engine,
+                  title=f"nas-harness report: {store}")
+    click.echo(f"wrote {index} ({len(records)} run pages); open it in a browser, no server needed", err=True)
 
 
 def main():

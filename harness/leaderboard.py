@@ -154,8 +154,10 @@ def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protoco
                 preset: str | None = None) -> pd.DataFrame:
     """Aggregate completed ``records`` into a table indexed by method (see the module docstring).
 
-    ``df.attrs`` holds ``metric``, ``protocol``, ``protocol_label``, ``preset``, ``notes`` and
-    ``plugins`` (distribution -> its versions among the counted runs, joined by "/").
+    ``df.attrs`` holds ``metric``, ``protocol``, ``protocol_label``, ``preset``, ``notes``, ``plugins``
+    (distribution -> its versions among the counted runs, joined by "/"), ``columns`` (column -> its space and
+    dataset), ``recipes`` (row -> the method it runs unchanged), ``eval_protocols`` and ``seeds`` (row -> column
+    -> seed -> the counted run's value).
     """
     if protocol not in PROTOCOLS:
         raise HarnessError(f"unknown protocol {protocol!r}; valid choices: {', '.join(PROTOCOLS)}")
@@ -211,6 +213,9 @@ def leaderboard(records: list[RunRecord], metric: str = "test_accuracy", protoco
     # what each column is, and which method each row runs as its recipe (no swapped component)
     table.attrs["columns"] = {column_of[id(r)]: {"space": r.space, "dataset": r.dataset} for _, r in chosen}
     table.attrs["recipes"] = {label: r.method for label, r in chosen if label == r.method}
+    # every counted run's value per cell, by seed (the points of `harness plot leaderboard`)
+    table.attrs["seeds"] = {label: {column: {r.seed: float(r.metrics[metric]) for r in runs}
+                                    for column, runs in sorted(cells[label].items())} for label in sorted(cells)}
     table.attrs.update({"metric": metric, "protocol": protocol, "protocol_label": PROTOCOL_LABELS[protocol],
                         "preset": preset, "notes": notes, "eval_protocols": dict(sorted(eval_protocols.items())),
                         "plugins": {name: "/".join(sorted(v)) for name, v in sorted(versions.items())}})
@@ -237,8 +242,10 @@ def with_paper(df: pd.DataFrame, methods: Mapping[str, Any]) -> pd.DataFrame:
     ``valid_accuracy`` likewise), a ``paper`` entry: the value as an accuracy for display, the number as
     published, its aggregation, n and source; ``delta`` (ours - paper, in accuracy points) and
     ``outside_2std`` (|delta| > 2 standard deviations: ours over seeds where we have several, else the
-    paper's; None when neither has one). The reported number whose aggregation matches the table's
-    protocol is preferred (mean-std for mean ± std, best for best-of-N). Rows with a swapped component
+    paper's; None when neither has one). A number reported for another evaluation setting than the column's
+    (``Reported.eval_protocol`` against the runs' ``eval.protocol``) is never used; one for the same setting is
+    preferred, then the one whose aggregation matches the table's protocol (mean-std for mean ± std, best for
+    best-of-N). Rows with a swapped component
     are not the paper's recipe and get none. ``df.attrs["paper_sources"]`` lists every source used."""
     split = {"test_accuracy": "test", "valid_accuracy": "valid"}.get(df.attrs.get("metric", ""))
     out = df.copy()
@@ -257,11 +264,12 @@ def with_paper(df: pd.DataFrame, methods: Mapping[str, Any]) -> pd.DataFrame:
             cell = out.at[label, column]
             if not isinstance(cell, dict):
                 continue
+            setting = df.attrs.get("eval_protocols", {}).get(column, "")
             found = [r for r in method.reported if r.space == where["space"] and r.dataset == where["dataset"]
-                     and r.as_accuracy()[0] == split]
+                     and r.as_accuracy()[0] == split and r.eval_protocol in ("", setting or r.eval_protocol)]
             if not found:
                 continue
-            rep = min(found, key=lambda r: _PREFERRED[protocol].index(r.aggregation))
+            rep = min(found, key=lambda r: (r.eval_protocol != setting, _PREFERRED[protocol].index(r.aggregation)))
             paper = rep.as_accuracy()[1]
             ours = cell["best"] if "best" in cell else cell["mean"]
             spread = cell.get("std") if cell.get("std") is not None else rep.std
@@ -317,22 +325,9 @@ def _json_cell(value: Any) -> Any:
     return value if isinstance(value, dict) else None
 
 
-def export(df: pd.DataFrame, fmt: str, *, header: Mapping[str, str], tablefmt: str | None = None) -> str:
-    """The leaderboard ``df`` as text in ``fmt``, starting with ``header`` as the format's comments.
-
-    ``header`` should name the command, the harness and plugin versions; the reporting protocol,
-    metric, preset and notes come from ``df`` itself (overriding the caller's, so they cannot
-    disagree); the harness version, the counted runs' plugin versions and the date (UTC) are added
-    where the caller gave none. ``tablefmt`` picks tabulate's format for
-    markdown (default "github"), latex ("latex") and html ("html").
-    """
-    if fmt not in EXPORT_FORMATS:
-        raise HarnessError(f"unknown export format {fmt!r}; valid choices: {', '.join(EXPORT_FORMATS)}")
-    if tablefmt is not None and fmt not in TABULATE_DEFAULTS:
-        raise HarnessError(f"a table format ({tablefmt!r}) applies to {', '.join(TABULATE_DEFAULTS)} exports, "
-                           f"not {fmt}")
-    if tablefmt is not None and tablefmt not in tabulate_formats:
-        raise HarnessError(f"unknown table format {tablefmt!r}; valid choices: {', '.join(tabulate_formats)}")
+def export_header(df: pd.DataFrame, header: Mapping[str, str]) -> dict[str, str]:
+    """What every export of ``df`` prints above the table (see :func:`export`): ``header`` completed with the
+    table's protocol, metric, preset, versions, date, evaluation protocols, notes and paper sources."""
     protocol = df.attrs.get("protocol", "mean-std")
     meta: dict[str, Any] = {k: str(v) for k, v in header.items()}
     meta["protocol"] = PROTOCOL_LABELS[protocol]
@@ -355,6 +350,27 @@ def export(df: pd.DataFrame, fmt: str, *, header: Mapping[str, str], tablefmt: s
             meta[f"paper source {i}"] = source
         if df.attrs.get("paper_note"):
             meta["paper note"] = df.attrs["paper_note"]
+    return meta
+
+
+def export(df: pd.DataFrame, fmt: str, *, header: Mapping[str, str], tablefmt: str | None = None) -> str:
+    """The leaderboard ``df`` as text in ``fmt``, starting with ``header`` as the format's comments.
+
+    ``header`` should name the command, the harness and plugin versions; the reporting protocol,
+    metric, preset and notes come from ``df`` itself (overriding the caller's, so they cannot
+    disagree); the harness version, the counted runs' plugin versions and the date (UTC) are added
+    where the caller gave none. ``tablefmt`` picks tabulate's format for
+    markdown (default "github"), latex ("latex") and html ("html").
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise HarnessError(f"unknown export format {fmt!r}; valid choices: {', '.join(EXPORT_FORMATS)}")
+    if tablefmt is not None and fmt not in TABULATE_DEFAULTS:
+        raise HarnessError(f"a table format ({tablefmt!r}) applies to {', '.join(TABULATE_DEFAULTS)} exports, "
+                           f"not {fmt}")
+    if tablefmt is not None and tablefmt not in tabulate_formats:
+        raise HarnessError(f"unknown table format {tablefmt!r}; valid choices: {', '.join(tabulate_formats)}")
+    protocol = df.attrs.get("protocol", "mean-std")
+    meta = export_header(df, header)
 
     if fmt == "json":
         rows = [{"method": method, **{col: _json_cell(row[col]) for col in df.columns}}

@@ -74,10 +74,54 @@ def test_default_path(monkeypatch, tmp_path):
     assert default_benchmark_path() == tmp_path / "x.csv"
     monkeypatch.delenv("HARNESS_NB201_BENCHMARK")
     found = default_benchmark_path()
-    if SHARED_CSV.is_file():
-        assert found == SHARED_CSV
-    else:
-        assert found is None or found.is_file()
+    # the shared table where it is beside the checkout, else the one packaged with the harness
+    assert found == (SHARED_CSV if SHARED_CSV.is_file() else nb201.PACKAGED_FILE)
+
+
+# ------------------------------------------------------------------------- the packaged table
+# expected numbers: shared/benchmarks/nb201/README.md (from NATS-Bench), and the NB201 rows the papers print
+# for DARTS (the all-skip cell): 54.30 / 15.61 / 16.32
+
+
+def test_packaged_table_has_every_cell_and_the_known_numbers():
+    bench = open_benchmark(nb201.PACKAGED_FILE)
+    assert len(bench) == 15625 and bench.source.format == "compact-csv"
+    for dataset, best in (("cifar10", 94.373), ("cifar100", 73.513), ("imagenet16-120", 47.311)):
+        top = max(bench.arch_strings(), key=lambda a: bench.query(a, dataset).test_accuracy)
+        assert bench.query(top, dataset).test_accuracy == pytest.approx(best, abs=1e-3)
+    assert max(bench.arch_strings(), key=lambda a: bench.query(a, "cifar10").test_accuracy) == BEST_C10
+    assert [round(bench.query(ALL_SKIP, d).test_accuracy, 2) for d in bench.datasets] == [54.30, 15.61, 16.32]
+    # a third of the uncompressed table's size or less: small enough to ship in the wheel
+    assert nb201.PACKAGED_FILE.stat().st_size < 1_000_000
+
+
+def test_packaged_table_equals_the_shared_one(shared):
+    packaged = open_benchmark(nb201.PACKAGED_FILE)
+    assert sorted(packaged.arch_strings()) == sorted(shared.arch_strings())
+    for arch in shared.arch_strings():
+        for dataset in shared.datasets:
+            assert packaged.query(arch, dataset).test_accuracy == shared.query(arch, dataset).test_accuracy
+
+
+def test_query_works_out_of_the_box_with_the_packaged_table(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(nb201, "SHARED_FILE", ("no-such-shared", "x.csv"))  # as on a machine without ../shared
+    out = CliRunner().invoke(cli, ["benchmark", "query", ALL_SKIP, "--json"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert round(answer["test_accuracy"], 2) == 54.30
+    assert answer["source"]["path"] == str(nb201.PACKAGED_FILE)
+
+
+def test_corrupt_gzip_table_is_named(tmp_path):
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(nb201.PACKAGED_FILE.read_bytes()[:50_000])  # a download cut short
+    with pytest.raises(HarnessError, match=r"corrupt NAS-Bench-201 CSV .*cut\.csv\.gz"):
+        open_benchmark(cut)
 
 
 # ------------------------------------------------------------------------- official format file

@@ -316,3 +316,26 @@ def test_with_paper_puts_the_published_number_beside_ours():
     df = with_paper(leaderboard(swapped), {"darts": darts})
     assert "paper" not in df.loc["darts [selector=pt]", "s2 / digits"]
     assert "paper" not in df.loc["darts [selector=argmax]", "s2 / digits"]  # labelled by a swap as well
+
+
+def test_with_paper_uses_only_the_number_of_the_runs_evaluation_setting():
+    """A paper that reports one cell under two evaluation settings (ROME's Table 6: RobustDARTS's and SDARTS's)
+    is read by setting: runs evaluated with eval.protocol=darts get the SDARTS number, robustdarts runs the
+    RobustDARTS number, and a column of another setting gets neither."""
+    from harness.api import MethodInfo, Reported
+    from harness.leaderboard import with_paper
+
+    rome = MethodInfo(name="rome-v2", sampler="gumbel-topology", optimizer="first-order", selector="argmax",
+                      cell="single-path",
+                      reported=(Reported("s2", "digits", "test_error", 2.95, "T6 dagger", n=3, aggregation="best",
+                                         eval_protocol="robustdarts"),
+                                Reported("s2", "digits", "test_error", 2.41, "T6 double dagger", n=3,
+                                         aggregation="best", eval_protocol="darts")))
+    for setting, source in (("darts", "T6 double dagger"), ("robustdarts", "T6 dagger")):
+        records = [run("rome-v2", "s2", s, 97.0 + s, eval={"protocol": setting}) for s in (0, 1)]
+        df = with_paper(leaderboard(records), {"rome-v2": rome})
+        cell = df.loc["rome-v2", "s2 / digits"]
+        assert cell["paper"]["source"] == source and cell["paper"]["value"] == pytest.approx(
+            100 - (2.41 if setting == "darts" else 2.95))
+    other = [run("rome-v2", "s2", 0, 97.0, eval={"protocol": "nas-bench"})]
+    assert "paper" not in with_paper(leaderboard(other), {"rome-v2": rome}).loc["rome-v2", "s2 / digits"]

@@ -6,7 +6,9 @@ Two file formats are read; ``open_benchmark`` tells them apart by their first by
   ``CIFAR10TestAccuracy200Epochs, CIFAR100TestAccuracy200Epochs, ImageNetTestAccuracy200Epochs,
   ArchitectureString, UniqueString``, optionally followed by ``Index, CIFAR10ValidAccuracy200Epochs,
   CIFAR100ValidAccuracy200Epochs, ImageNetValidAccuracy200Epochs`` (what ``convert`` writes). Without
-  the valid columns ``valid_accuracy`` is None and ``index`` is None.
+  the valid columns ``valid_accuracy`` is None and ``index`` is None. The file may be gzip-compressed (as
+  the copy packaged with the harness, ``data/nb201_test_accuracy_200ep.csv.gz``, used when no other file is
+  set or found).
 * ``nas-bench-201`` -- an official ``NAS-Bench-201-v1_0-e61699.pth`` / ``NAS-Bench-201-v1_1-096897.pth``
   file, read with the ``nas-bench-201`` package (``nas_201_api``). Every number comes from
   ``get_more_info(index, dataset, iepoch=None, hp='200', is_random=False)``: the final epoch of the
@@ -53,6 +55,7 @@ the tests build loads that way); a real 2020 release has not been opened here.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import math
 import os
@@ -71,6 +74,9 @@ FORMAT_CSV = "compact-csv"
 FORMAT_OFFICIAL = "nas-bench-201"
 ENV_VAR = "HARNESS_NB201_BENCHMARK"
 SHARED_FILE = ("shared", "benchmarks", "nb201", "nb201_test_accuracy_200ep.csv")
+# the compact table shipped as package data (provenance and licence: data/README.md)
+PACKAGED_FILE = Path(__file__).resolve().parent / "data" / "nb201_test_accuracy_200ep.csv.gz"
+GZIP_MAGIC = b"\x1f\x8b"
 
 CSV_TEST_COLUMNS = (
     "CIFAR10TestAccuracy200Epochs",
@@ -228,7 +234,8 @@ def _dataset_name(dataset: str, covered: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------------------------- files
 
 def default_benchmark_path() -> Path | None:
-    """``$HARNESS_NB201_BENCHMARK`` if set; else the shared CSV next to the cwd or the repo; else None."""
+    """``$HARNESS_NB201_BENCHMARK`` if set; else the shared CSV next to the cwd or the repo; else the table
+    packaged with the harness (``PACKAGED_FILE``, the same numbers gzip-compressed)."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
@@ -239,7 +246,7 @@ def default_benchmark_path() -> Path | None:
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
-    return None
+    return PACKAGED_FILE if PACKAGED_FILE.is_file() else None
 
 
 def _digests(path: Path) -> tuple[str, str]:
@@ -259,9 +266,24 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _open_text(path: Path):
+    """A CSV file for reading, gzip-compressed or not (told by its first bytes)."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == GZIP_MAGIC
+    if gzipped:
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
+
+
 def _sniff(path: Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(4096)
+    if head.startswith(GZIP_MAGIC):  # a compressed CSV: look at its first decompressed bytes
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(4096)
+        except (OSError, EOFError) as exc:
+            raise HarnessError(f"corrupt gzip-compressed NAS-Bench-201 benchmark {path}: {_one_line(exc)}") from None
     if head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
         return FORMAT_OFFICIAL  # torch zip archive or a (legacy torch) pickle
     if b"\x00" in head:
@@ -295,7 +317,15 @@ def _number(text: str, path: Path, line: int, column: str) -> float | None:
 
 def _load_csv(path: Path) -> dict[str, _Row]:
     rows: dict[str, _Row] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    try:
+        return _read_csv_rows(path, rows)
+    except (OSError, EOFError) as exc:  # a gzip file cut short or damaged
+        raise HarnessError(f"corrupt NAS-Bench-201 CSV {path}: {_one_line(exc)} after {len(rows)} rows; "
+                           f"re-create it") from None
+
+
+def _read_csv_rows(path: Path, rows: dict[str, _Row]) -> dict[str, _Row]:
+    with _open_text(path) as fh:
         reader = csv.reader(fh)
         header = [c.strip() for c in next(reader)]
         pos = {name: header.index(name) for name in CSV_COLUMNS}

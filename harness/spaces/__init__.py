@@ -19,6 +19,29 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class CellEdge:
+    """One edge of a drawn cell: ``src`` -> ``dst`` (node labels) carrying ``op`` ("" for a plain
+    connection, e.g. an intermediate node into the cell's concatenated output); ``index`` is the edge's
+    place in ``SearchSpace.edges`` (its alpha row), None for a plain connection."""
+
+    src: str
+    dst: str
+    op: str
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class CellGraph:
+    """A derived cell as a labelled graph (``harness plot cell``): its input nodes, intermediate nodes and
+    output node in drawing order, and the edges between them."""
+
+    inputs: tuple[str, ...]
+    nodes: tuple[str, ...]
+    output: str
+    edges: tuple[CellEdge, ...]
+
+
+@dataclass(frozen=True)
 class NetShape:
     """What a network needs to know about its data."""
 
@@ -122,6 +145,14 @@ class SearchSpace(ABC):
         """Counts a record keeps beside the genotype (``search.*``), e.g. parameter-free ops per cell kind
         (the collapse measure); a space without such counts returns {}."""
         return {}
+
+    def cell_graph(self, genotype: Genotype) -> dict[str, CellGraph]:
+        """Each cell kind of ``genotype`` as a labelled graph, for drawing (``harness plot cell``) and for
+        marking the derived op of every edge (``harness plot alphas``). A space that does not override it
+        cannot be drawn, and says so."""
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"space {self.name!r} does not say how to draw its cells (SearchSpace.cell_graph)")
 
     def ops_summary(self) -> dict[str, Any]:
         """Per cell kind, the op list every edge searches, or the per-edge lists where they differ."""

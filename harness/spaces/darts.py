@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, parse_genotype
 from harness.nn.cells import Supernet
 from harness.nn.ops import DARTS_OPS, PARAMETER_FREE, FactorizedReduce, Identity, ReLUConvBN, darts_op
-from harness.spaces import NetShape, SearchSpace
+from harness.spaces import CellEdge, CellGraph, NetShape, SearchSpace
 
 STEPS = 4
 EDGES = tuple((src, 2 + node) for node in range(STEPS) for src in range(2 + node))
@@ -144,6 +144,19 @@ class DartsFamilySpace(SearchSpace):
     def summarize(self, genotype: DartsGenotype) -> dict[str, Any]:
         return {"param_free_normal": sum(op in PARAMETER_FREE for op, _ in genotype.normal),
                 "param_free_reduce": sum(op in PARAMETER_FREE for op, _ in genotype.reduce)}
+
+    def cell_graph(self, genotype: DartsGenotype) -> dict[str, CellGraph]:
+        # labels as in the DARTS paper's cell figures (Liu et al. 2019, Fig. 4/5): inputs c_{k-2}, c_{k-1},
+        # intermediate nodes 0..3, output c_{k} (the concatenation of the nodes in ``concat``)
+        inputs, out = ("c_{k-2}", "c_{k-1}"), "c_{k}"
+        graphs = {}
+        for kind in self.cell_kinds:
+            edges = [CellEdge(inputs[src] if src < 2 else str(src - 2), str(n), op, EDGES.index((src, 2 + n)))
+                     for n, pairs in enumerate(genotype.nodes(kind)) for op, src in pairs]
+            concat = genotype.normal_concat if kind == "normal" else genotype.reduce_concat
+            edges += [CellEdge(str(c - 2), out, "") for c in concat]
+            graphs[kind] = CellGraph(inputs, tuple(str(n) for n in range(STEPS)), out, tuple(edges))
+        return graphs
 
     def validate(self, genotype) -> DartsGenotype:
         if not isinstance(genotype, DartsGenotype):

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.genotypes import NB201Genotype, parse_genotype
 from harness.nn.cells import Supernet
 from harness.nn.ops import NB201_OPS, PARAMETER_FREE, ReLUConvBN, nb201_op
-from harness.spaces import NetShape, SearchSpace
+from harness.spaces import CellEdge, CellGraph, NetShape, SearchSpace
 
 EDGES = NB201Genotype.EDGES
 
@@ -157,6 +157,13 @@ class NB201Space(SearchSpace):
 
     def summarize(self, genotype: NB201Genotype) -> dict[str, Any]:
         return {"param_free": sum(op in PARAMETER_FREE for op in genotype.ops)}
+
+    def cell_graph(self, genotype: NB201Genotype) -> dict[str, CellGraph]:
+        # nodes 0 (the cell's input) .. 3 (its output), as in the NAS-Bench-201 paper's Figure 1; a 'none'
+        # edge is no connection and is not drawn
+        edges = tuple(CellEdge(str(src), str(dst), op, i) for i, ((src, dst), op) in enumerate(zip(EDGES, genotype.ops))
+                      if op != "none")
+        return {"normal": CellGraph(("0",), ("1", "2"), "3", edges)}
 
     def validate(self, genotype) -> NB201Genotype:
         if not isinstance(genotype, NB201Genotype):

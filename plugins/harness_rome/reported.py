@@ -103,20 +103,21 @@ def _robust(version: int) -> tuple[Reported, ...]:
         out.append(Reported(
             space, ds, "test_error", vals[i],
             f"{_SRC} Table 6, row '{_DS_NAME[ds]} {space.upper()}', column 'ROME† {tag}'",
-            n=3, aggregation="best", protocol=_rdarts_protocol(space, ds),
+            n=3, aggregation="best", protocol=_rdarts_protocol(space, ds), eval_protocol="robustdarts",
             note="lowest test error of 3 found architectures; search and evaluation on the same dataset"))
     for (space, ds), vals in _T6_SDARTS.items():
         out.append(Reported(
             space, ds, "test_error", vals[i],
             f"{_SRC} Table 6, row '{_DS_NAME[ds]} {space.upper()}', column 'ROME‡ {tag}'",
-            n=3, aggregation="best", protocol=_P_SDARTS,
+            n=3, aggregation="best", protocol=_P_SDARTS, eval_protocol="darts",
             note="lowest test error of 3 found architectures; search and evaluation on the same dataset"))
     for (space, ds), vals in _T7.items():
         mean, std = vals[i]
         out.append(Reported(
             space, ds, "test_error", mean,
             f"{_SRC} Table 7, row '{_DS_NAME[ds]} {space.upper()}', column 'ROME-{tag}'",
-            std=std, n=None, aggregation="mean-std", protocol=_rdarts_protocol(space, ds), note=_T7_NOTE))
+            std=std, n=None, aggregation="mean-std", protocol=_rdarts_protocol(space, ds),
+            eval_protocol="robustdarts", note=_T7_NOTE))
     return tuple(out)
 
 
