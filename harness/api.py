@@ -91,6 +91,11 @@ class RuntimeOptions:
     # is reproducible either way (tested); on a GPU some kernels are not, so compare GPU runs by the
     # spread over seeds.
     deterministic: bool = False
+    # experiment trackers that log the run (comma-separated names registered by harness_register_trackers,
+    # e.g. "tensorboard,mlflow"; harness.tracking) and where they write ("": harness-runs/tracking; harness run
+    # sets tracking/ beside the store). Observers only: a tracked run computes the same result.
+    track: str = ""
+    track_dir: str = ""
 
     def __post_init__(self):
         if self.test_every < 0:

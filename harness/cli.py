@@ -143,7 +143,10 @@ def cli():
 @click.option("--selector", help="Swap the method's selector, e.g. argmax.")
 @click.option("--cell", help="Swap the method's cell type.")
 @store_option
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets are (torchvision layout).")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Where datasets are, in torchvision's layout (default: $HARNESS_DATA_DIR, else ./data). A "
+                   "missing dataset that can be downloaded is downloaded there on first use (harness datasets "
+                   "lists them; a failed download leaves no empty folder).")
 @click.option("--benchmark", "benchmark_path", type=click.Path(dir_okay=False),
               help="The file of the benchmark that evaluates a space by query (default: the benchmark's own; "
                    "`harness benchmark --help`).")
@@ -169,12 +172,17 @@ def cli():
               help="auto (live table when stderr is a terminal, else plain), live, plain (one line per "
                    "epoch and event) or off.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (--progress off).")
+@click.option("--track", "trackers", type=ListType(),
+              help="Log every run to experiment trackers too, e.g. tensorboard,mlflow (harness plugins lists those "
+                   "installed; extras nas-harness[tensorboard], [mlflow]).")
+@click.option("--track-dir", type=click.Path(file_okay=False),
+              help="Where the trackers write (default: tracking/ beside the store).")
 @click.option("--dry-run", is_flag=True,
               help="Print each run's fully resolved configuration (JSON lines) and run nothing.")
 @handle_errors
 def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, selector, cell, store, data_dir,
         benchmark_path, trust_benchmark_file, device, force, executor_name, workers, runs_per_gpu, retries,
-        ray_address, checkpoint_dir, restart, keep_checkpoints, progress_mode, quiet, dry_run):
+        ray_address, checkpoint_dir, restart, keep_checkpoints, progress_mode, quiet, trackers, track_dir, dry_run):
     """Search, derive, evaluate and record every (method, space, dataset, seed)."""
     from harness.config import parse_sets
     from harness.plugins import load_registry
@@ -185,6 +193,11 @@ def run(methods, spaces, datasets, seeds, preset, sets, sampler, optimizer, sele
     mode = choose_mode(progress_mode)  # checked even under --quiet: a bad value is said, not ignored
     mode = "off" if quiet else mode
     registry = load_registry()
+    if trackers:  # checked before anything runs: known names, packages installed
+        for name in trackers:
+            registry.tracker(name)
+        sets = (*sets, f"runtime.track={','.join(trackers)}",
+                f"runtime.track_dir={Path(track_dir or Path(store).parent / 'tracking').absolute()}")
     grid = dict(methods=methods, spaces=spaces, datasets=datasets, seeds=seeds, preset=preset,
                 swaps={"sampler": sampler, "optimizer": optimizer, "selector": selector, "cell": cell},
                 sets=parse_sets(sets))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,13 +152,42 @@ def _corrupt(path: Path, why: object) -> HarnessError:
                                  f"or pass --data-dir DIR pointing at intact files"))
 
 
-def _try_download(name: str, fetch) -> str | None:
-    """Run a torchvision download; return None on success or a one-line description of why it failed."""
+def _try_download(name: str, fetch, watch: Path | None = None) -> str | None:
+    """Run a torchvision download; return None on success or a one-line description of why it failed.
+
+    A failed download leaves no empty folder behind: the folders it created (``watch``, the data directory,
+    and those above it that did not exist; new empty folders inside ``watch``) are removed again. Files
+    are never removed, nor anything that existed before the attempt."""
+    created: list[Path] = []
+    before: set[str] = set()
+    if watch is not None:
+        p = watch.absolute()
+        while not p.exists() and p != p.parent:
+            created.append(p)
+            p = p.parent
+        before = set(os.listdir(watch)) if watch.is_dir() else set()
     try:
         fetch()
     except Exception as exc:  # network errors come as URLError/OSError, torchvision wraps some in RuntimeError
+        if watch is not None:
+            _remove_empty(watch, before, created)
         return f"{type(exc).__name__}: {_oneline(exc)}"[:300]
     return None
+
+
+def _remove_empty(watch: Path, before: set[str], created: list[Path]) -> None:
+    """Remove what a failed download made that holds no file: new empty folder trees inside ``watch``,
+    then ``watch`` and the folders above it in ``created`` (innermost first) where they are empty."""
+    if watch.is_dir():
+        for entry in set(os.listdir(watch)) - before:
+            path = watch / entry
+            if path.is_dir() and not path.is_symlink() and not any(f.is_file() for f in path.rglob("*")):
+                shutil.rmtree(path, ignore_errors=True)
+    for folder in created:
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            break
 
 
 def _find_dir(candidates: list[Path], files: list[str], gz: bool) -> Path | None:
@@ -168,15 +198,16 @@ def _find_dir(candidates: list[Path], files: list[str], gz: bool) -> Path | None
 
 
 def _locate(name: str, candidates: list[Path], files: list[str], expected: str, hint: str, *,
-            download: bool, fetch=None, gz: bool = False) -> Path:
+            download: bool, fetch=None, gz: bool = False, watch: Path | None = None) -> Path:
     """The first candidate directory holding all ``files`` (or their ``.gz`` when ``gz``); downloads once
-    via ``fetch`` when allowed."""
+    via ``fetch`` when allowed (into ``watch``, the data directory: a failed download removes the empty
+    folders it made there)."""
     found = _find_dir(candidates, files, gz)
     if found is not None:
         return found
     note = None
     if download and fetch is not None:
-        error = _try_download(name, fetch)
+        error = _try_download(name, fetch, watch)
         if error is None:
             found = _find_dir(candidates, files, gz)
             if found is not None:
@@ -247,7 +278,7 @@ def _load_cifar(name: str, data_dir, download: bool) -> tuple[np.ndarray, ...]:
         cls(root=str(base), train=True, download=True)
 
     d = _locate(name, [base / sub], train_files + test_files, expected,
-                f"the directory that holds {sub}/", download=download, fetch=fetch)
+                f"the directory that holds {sub}/", download=download, fetch=fetch, watch=base)
     num_classes = DATASETS[name].num_classes
     out = []
     for files in (train_files, test_files):
@@ -274,7 +305,7 @@ def _load_svhn(data_dir, download: bool) -> tuple[np.ndarray, ...]:
                 tvd.SVHN(root=str(base), split=split, download=True)
 
     d = _locate("svhn", [base, base / "svhn"], files, " and ".join(files), "the directory that holds them",
-                download=download, fetch=fetch)
+                download=download, fetch=fetch, watch=base)
     out = []
     for f in files:
         path = d / f
@@ -358,7 +389,7 @@ def _load_fashion(data_dir, download: bool) -> tuple[np.ndarray, ...]:
         tvd.FashionMNIST(root=str(base), train=True, download=True)  # -> base/FashionMNIST/raw
 
     d = _locate("fashion-mnist", candidates, _IDX_FILES, "the IDX files " + ", ".join(_IDX_FILES) + " (or .gz)",
-                "the directory that holds them", download=download, fetch=fetch, gz=True)
+                "the directory that holds them", download=download, fetch=fetch, gz=True, watch=base)
     out = []
     for split in ("train", "t10k"):
         x = _read_idx(d / f"{split}-images-idx3-ubyte", 3)

@@ -143,6 +143,19 @@ def harness_register_executors(register):
 
 
 @hookspec
+def harness_register_trackers(register):
+    """Register experiment trackers (``harness run --track NAME``): see ``harness.tracking``.
+
+    :param register: call ``register(name, doc="", available=None)``; ``available()`` returns None where
+        the tracker can run here, else why not (its package missing), said before a grid's first run.
+        The tracker itself is the plugin's lifecycle hooks (``harness.tracking.LifecycleTracker`` implements
+        them for a subclass), acting for the runs whose ``runtime.track`` names it.
+
+    Fires once, when the plugin manager is built.
+    """
+
+
+@hookspec
 def harness_run_start(spec, record):
     """A run is about to search.
 

@@ -43,21 +43,34 @@ def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginMan
     pm.add_hookspecs(hookspecs)
     if load_entrypoints is None:
         load_entrypoints = not os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD")
+    pm.harness_load_errors = {}  # entry-point name -> why it could not be loaded (Registry.refused)
+    pm.harness_dists = {}  # entry-point name -> (distribution, version)
     if load_entrypoints:
-        allowed = os.environ.get("HARNESS_PLUGINS")
-        if allowed:
-            from importlib.metadata import entry_points
+        from importlib import metadata
 
+        allowed = os.environ.get("HARNESS_PLUGINS")
+        # (entry point, its distribution), as pluggy's load_setuptools_entrypoints walks them
+        eps = [(ep, dist) for dist in metadata.distributions() for ep in dist.entry_points if ep.group == GROUP]
+        if allowed:
             names = {n.strip() for n in allowed.split(",") if n.strip()}
-            available = {ep.name for ep in entry_points(group=GROUP)}
+            available = {ep.name for ep, _ in eps}
             missing = names - available
             if missing:
                 raise unknown("plugin in HARNESS_PLUGINS", sorted(missing)[0], available)
-            for ep in entry_points(group=GROUP):
-                if ep.name in names and pm.get_plugin(ep.name) is None:
-                    pm.register(ep.load(), name=ep.name)
-        else:
-            pm.load_setuptools_entrypoints(GROUP)
+            eps = [(ep, dist) for ep, dist in eps if ep.name in names]
+        for ep, dist in eps:
+            if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken install of one plugin must not take the others down
+                why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+                pm.harness_load_errors[ep.name] = (f"plugin {ep.name!r} (entry point {ep.value!r}) could not be "
+                                                   f"loaded: {why}")
+                print(f"harness: {pm.harness_load_errors[ep.name]}; the other plugins load", file=sys.stderr)
+                continue
+            pm.register(plugin, name=ep.name)
+            pm.harness_dists[ep.name] = (dist.metadata["Name"], dist.version)
     if os.environ.get("HARNESS_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
         pm.enable_tracing()
@@ -93,6 +106,17 @@ class ExecutorInfo:
     doc: str = ""
 
 
+@dataclass(frozen=True)
+class TrackerInfo:
+    name: str
+    plugin: str
+    doc: str = ""
+    available: Any = None  # () -> None where it can run here, else why not
+
+    def why_not(self) -> str | None:
+        return self.available() if callable(self.available) else None
+
+
 @dataclass
 class PluginInfo:
     name: str
@@ -112,19 +136,24 @@ class Registry:
         self.datasets: dict[str, DatasetEntry] = {}
         self.methods: dict[str, MethodInfo] = {}
         self.executors: dict[str, ExecutorInfo] = {}
+        self.trackers: dict[str, TrackerInfo] = {}
         self.plugins: dict[str, PluginInfo] = {}
         # (kind, name) -> the one line saying why a registration was refused (harness.testing)
         self.refused: dict[tuple[str, str], str] = {}
         self._owner: dict[tuple[str, str], str] = {}
         self._refused_by: dict[tuple[str, str], str] = {}  # (kind, name) -> the plugin refused
         self._checked: dict[tuple, Any] = {}  # check()'s key -> the component it built
-        dists = {pm.get_name(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+        for name, line in getattr(pm, "harness_load_errors", {}).items():  # entry points that failed to import
+            self.refused[("plugin", name)] = line
+            self._refused_by[("plugin", name)] = name
+        dists = {pm.get_name(plugin): (dist.project_name, dist.version) for plugin, dist in pm.list_plugin_distinfo()}
+        dists.update(getattr(pm, "harness_dists", {}))
         for name, plugin in pm.list_name_plugin():
             dist = dists.get(name)
             self.plugins[name] = PluginInfo(
                 name=name,
-                distribution=dist.project_name if dist else getattr(plugin, "__name__", name),
-                version=dist.version if dist else "unpackaged",
+                distribution=dist[0] if dist else getattr(plugin, "__name__", name),
+                version=dist[1] if dist else "unpackaged",
             )
         self._collect()
 
@@ -210,6 +239,11 @@ class Registry:
                 self._claim("executor", name, _plugin)
                 self.executors[name] = ExecutorInfo(name, factory, _plugin, doc)
             fn(register=register_executor)
+        for plugin, fn in self._each_impl("harness_register_trackers"):
+            def register_tracker(name, doc="", available=None, _plugin=plugin):
+                self._claim("tracker", name, _plugin)
+                self.trackers[name] = TrackerInfo(name, _plugin, doc, available)
+            fn(register=register_tracker)
         for plugin, fn in self._each_impl("harness_register_methods"):
             def register_method(info: MethodInfo, _plugin=plugin):
                 self._claim("method", info.name, _plugin)
@@ -318,6 +352,15 @@ class Registry:
         if name not in self.executors:
             raise unknown("executor", name, self.executors)
         return self.executors[name]
+
+    def tracker(self, name: str) -> TrackerInfo:
+        """A registered tracker that can run here, or an error naming the valid ones (or why not)."""
+        if name not in self.trackers:
+            raise unknown("tracker", name, self.trackers)
+        why = self.trackers[name].why_not()
+        if why is not None:
+            raise HarnessError(f"tracker {name!r} cannot run here: {why}")
+        return self.trackers[name]
 
     def method(self, name: str) -> MethodInfo:
         if name not in self.methods:

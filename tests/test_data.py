@@ -264,6 +264,19 @@ def test_download_failure_becomes_harness_error(tmp_path, monkeypatch, name, mod
     msg = str(err.value)
     assert "downloading it failed" in msg and "name resolution" in msg and "--data-dir DIR" in msg
     assert str(tmp_path / "dl") in msg and "\n" not in msg
+    # the failed attempt left no folder behind (torchvision had made dl/ and, for Fashion-MNIST, FashionMNIST/raw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_download_keeps_what_was_there(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("torchvision.datasets.mnist"), "download_and_extract_archive", _offline)
+    (tmp_path / "dl" / "mine").mkdir(parents=True)  # an empty folder of the user's: not the attempt's to remove
+    (tmp_path / "dl" / "notes.txt").write_text("x")
+    with pytest.raises(HarnessError, match="downloading it failed"):
+        load_dataset("fashion-mnist", tmp_path / "dl", download=True)
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["mine", "notes.txt"]
 
 
 def test_imagenet16_has_no_download(tmp_path):

@@ -233,3 +233,22 @@ def test_every_registration_hook_reaches_the_registry():
         "cell": ["toy-cell"], "space": ["toy-space"], "benchmark": ["toy-bench"], "method": ["toy"]}
     assert reg.benchmark_for("toy-space").name == "toy-bench"
     assert reg.method("toy").plugin == "everything"
+
+
+def test_a_plugin_that_cannot_be_imported_is_refused_in_one_line_and_the_rest_load(monkeypatch, capsys):
+    from importlib import metadata as importlib_metadata
+
+    class BrokenDistribution:  # an installed distribution whose plugin module is missing (a broken install)
+        entry_points = [importlib_metadata.EntryPoint(name="broken", value="no_such_module_xyz.plugin", group="harness")]
+        metadata = {"Name": "broken-dist"}
+        version = "0.0"
+
+    installed = importlib_metadata.distributions
+    monkeypatch.setattr(importlib_metadata, "distributions", lambda: [*installed(), BrokenDistribution()])
+    registry = Registry(get_plugin_manager())
+    assert "darts" in registry.methods and "gdas" in registry.methods
+    assert registry.plugins["darts"].distribution == "nas-harness"  # versions still come from the distribution
+    line = registry.refused[("plugin", "broken")]
+    assert line.startswith("plugin 'broken' (entry point 'no_such_module_xyz.plugin') could not be loaded: "
+                           "ModuleNotFoundError")
+    assert capsys.readouterr().err.count(line) == 1
