@@ -765,8 +765,10 @@ def plot_leaderboard(store, metric, preset, no_paper, output, fmt):
 @click.option("--preset", default=None, help="Leaderboard of this preset (default: the one present).")
 @click.option("--engine", default="auto", show_default=True,
               help="How cells are drawn: dot (Graphviz), python (matplotlib layout) or auto.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True,
+              help="Draw the run pages' figures in this many processes at once.")
 @handle_errors
-def report(store, output, metric, preset, engine):
+def report(store, output, metric, preset, engine, jobs):
     """One static HTML site of the store: the leaderboard with the papers' numbers, the figures, a page per run."""
     from harness.plot import ENGINES
     from harness.plugins import load_registry
@@ -784,8 +786,10 @@ def report(store, output, metric, preset, engine):
     except HarnessError as exc:  # no completed run yet, say: the rest of the site is still worth having
         why = str(exc)
     spaces = {name: registry.space(name) for name in {r.space for r in records} if name in registry.spaces}
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be 1 or more, not {jobs}")
     index = build(records, output, spaces=spaces, board=board, board_error=why, header=header, engine=engine,
-                  title=f"nas-harness report: {store}")
+                  title=f"nas-harness report: {store}", jobs=jobs)
     click.echo(f"wrote {index} ({len(records)} run pages); open it in a browser, no server needed", err=True)
 
 

@@ -139,14 +139,24 @@ def run_page(record: RunRecord, space, figures: Path, run_dir: Path, engine: str
     return _page(title, "".join(parts))
 
 
+def _write_run_page(record: RunRecord, figures: Path, run_dir: Path, engine: str) -> None:
+    """One run's page, in a worker process of ``build(jobs=N)`` (the space comes from that process's registry)."""
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+    space = registry.space(record.space) if record.space in registry.spaces else None
+    (run_dir / f"{record.id}.html").write_text(run_page(record, space, figures, run_dir, engine))
+
+
 def build(records: Sequence[RunRecord], output: str | Path, *, spaces: Mapping[str, Any], board=None,
           board_error: str = "", header: Mapping[str, str] | None = None, engine: str = "auto",
-          title: str = "nas-harness report") -> Path:
+          title: str = "nas-harness report", jobs: int = 1) -> Path:
     """Write the site for ``records`` (every status) to ``output``; returns ``index.html``'s path.
 
     ``spaces``: space name -> the registered space (runs on a space not installed here get no figures);
     ``board``: the leaderboard table (``harness.leaderboard.leaderboard``, optionally ``with_paper``) or None
-    with ``board_error`` saying why there is none; ``header``: what its exports print above it."""
+    with ``board_error`` saying why there is none; ``header``: what its exports print above it; ``jobs``: run
+    pages (and their figures, most of the time a report takes) drawn by that many processes at once."""
     from harness import plot
     from harness.leaderboard import export, export_header
 
@@ -179,7 +189,16 @@ def build(records: Sequence[RunRecord], output: str | Path, *, spaces: Mapping[s
                      f"</td><td>{_e(r.method)}</td><td>{_e(r.space)}</td><td>{_e(r.dataset)}</td><td>{r.seed}</td>"
                      f"<td>{_e(r.preset)}</td><td>{_e(_number(acc, 2) if acc is not None else '-')}</td>"
                      f"<td><code>{_e(what)}</code></td></tr>\n")
-        (run_dir / f"{r.id}.html").write_text(run_page(r, spaces.get(r.space), figures, run_dir, engine))
+        if jobs <= 1:
+            (run_dir / f"{r.id}.html").write_text(run_page(r, spaces.get(r.space), figures, run_dir, engine))
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent may hold torch's thread pools, which a forked child must not inherit
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done_page in [pool.submit(_write_run_page, r, figures, run_dir, engine) for r in records]:
+                done_page.result()
     parts.append("</table>\n")
     index = output / "index.html"
     index.write_text(_page(title, "".join(parts)))

@@ -81,3 +81,12 @@ def test_headless_chromium_renders_the_tables_and_every_image(site, page, tmp_pa
     loaded, total = map(int, re.search(r'<body data-images="(\d+)/(\d+)"', dom).groups())
     assert total >= 2 and loaded == total, dom[:500]
     assert dom.count("<table") >= 1 and ("<td>darts" in dom if page == "index" else "Search curve" in dom)
+
+
+def test_run_pages_drawn_by_two_processes_are_the_same(site, tmp_path):
+    out, records = site
+    invoke("report", "--store", out.parent / "runs.sqlite", "--output", tmp_path / "par", "--jobs", 2)
+    for r in records:
+        assert (tmp_path / "par" / "runs" / f"{r.id}.html").read_text() == (out / "runs" / f"{r.id}.html").read_text()
+    assert sorted(p.name for p in (tmp_path / "par" / "figures").iterdir()) == sorted(
+        p.name for p in (out / "figures").iterdir())
