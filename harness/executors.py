@@ -2,7 +2,9 @@
 hands an executor the runs still to do and two callbacks, and the executor decides where each runs.
 
 * ``begin(task)``: call when a run really starts (the store row becomes "running"; ``task.record``
-  then has its id).
+  then has its id). It returns False when the run must not start after all (another grid sharing the
+  store completed or started the same configuration since this grid was planned): skip the task, and call
+  neither ``settle`` nor anything else for it.
 * ``settle(task, record)``: call with the finished record ("completed" or "failed" with the error).
   The runner writes the store there, in the driver process: workers never touch SQLite, so workers on
   other machines (or a store on NFS) are safe.
@@ -95,7 +97,8 @@ class SerialExecutor:
         for task in tasks:
             if interrupts.requested():  # a stop was asked for: no new run starts
                 break
-            begin(task)
+            if begin(task) is False:
+                continue
             try:
                 with progress.reporting(lambda item, task=task: report(task, item)):
                     record = perform_run(registry, task.spec, plan.datasets[task.spec.dataset],
@@ -244,13 +247,13 @@ class ProcessExecutor:
         queue = list(tasks)
 
         def launch(slot: _Slot, task: RunTask) -> None:
+            if task.attempts == 0 and begin(task) is False:  # taken by another grid meanwhile: skipped
+                return
             if slot.process is None:
                 slot.conn, child = ctx.Pipe()
                 slot.process = ctx.Process(target=_worker, args=(slot.env, threads, child), daemon=True)
                 slot.process.start()
                 child.close()
-            if task.attempts == 0:
-                begin(task)
             task.attempts += 1
             slot.task = task
             slot.conn.send(pickle.dumps(task))
@@ -454,7 +457,8 @@ class RayExecutor:
 
         try:
             for task in tasks:
-                begin(task)
+                if begin(task) is False:
+                    continue
                 path = _events_path(task)
                 if path is not None:
                     path.unlink(missing_ok=True)  # a file an earlier attempt of this row left

@@ -410,8 +410,16 @@ def execute(registry, the_plan: Plan, store, device, *, force: bool = False, com
     view = view if view is not None else progress.GridView("plain", log=log)
     view.prefix = getattr(executor, "concurrent", True)  # runs at once: each line names its run
 
-    def begin(task) -> None:  # the row is written when the run really starts, not when it is queued
-        task.record = store.start(task.record)
+    def begin(task) -> bool:  # the row is written when the run really starts, not when it is queued
+        started = store.start(task.record, unless_taken=not force)
+        if started is None:  # another grid on this store completed or started it since the plan was made
+            other = store.taken(task.record.config_key)
+            records[task.index] = other
+            settled.append("skipped")
+            view.log(f"{task.label}: taken meanwhile by run {other.id if other else '?'} "
+                     f"({other.status if other else 'gone'}), skipped")
+            return False
+        task.record = started
         spec = task.spec
         view.begin(task.record.id, task.label, f"{spec.method} {spec.space}/{spec.dataset} seed {spec.seed}")
         view.log(f"{task.label}: run {task.record.id}")

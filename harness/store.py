@@ -214,16 +214,24 @@ class ResultStore:
     # ------------------------------------------------------------------------------------------
     # writes
 
-    def start(self, record: RunRecord) -> RunRecord:
+    def start(self, record: RunRecord, *, unless_taken: bool = False) -> RunRecord | None:
         """Insert ``record`` as a 'running' row; sets its ``id``, ``attempt``, ``created``, ``updated``.
 
         ``attempt`` is 1 + the number of rows already holding the same ``config_key`` (any status),
         counted inside the inserting transaction so that concurrent writers never share a number. The
         row's lease names this process (host, pid) with a heartbeat of now (``heartbeat()`` renews it).
+
+        ``unless_taken``: insert nothing and return None when, inside the same transaction, the
+        configuration is found completed, or running in a live process (a lease that is not stale). Two
+        grids sharing a store thus never run one configuration twice, even when the second planned its
+        runs before the first started that one (``taken`` says by which row).
         """
         record.status = "running"
         record.created = record.updated = _now()
         with self._transaction() as db:
+            if unless_taken and self.taken(record.config_key) is not None:
+                record.status = ""
+                return None
             (earlier,) = db.execute("SELECT COUNT(*) FROM runs WHERE config_key = ?", (record.config_key,)).fetchone()
             record.attempt = earlier + 1
             cur = db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
@@ -232,6 +240,17 @@ class ResultStore:
                        (cur.lastrowid, socket.gethostname(), os.getpid(), time.time()))
         record.id = cur.lastrowid
         return record
+
+    def taken(self, config_key: str) -> RunRecord | None:
+        """The row that has the configuration done or in hand: its latest completed attempt, else a
+        'running' row whose lease is live (not ``Lease.stale``); None if neither."""
+        done = self.completed(config_key)
+        if done is not None:
+            return done
+        for rec, lease in self.running(config_key):
+            if lease is not None and lease.stale() is None:
+                return rec
+        return None
 
     def heartbeat(self, run_ids, progress: dict[int, dict] | None = None) -> None:
         """This process still runs these rows; ``progress``: where each stands (run id -> snapshot)."""
