@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = "darts,gdas,rome-v2,single-darts,darts-pt,entrannas,beta-darts"
+METHODS = "darts,gdas,rome-v2,single-darts,darts-pt,entrannas,beta-darts,darts-minus"
 
 
 def budget_sets(args) -> list[str]:

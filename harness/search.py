@@ -145,12 +145,16 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
                 "sampler": component_state(sampler), "rng": rng_state(), "curve": result.curve,
                 "steps": result.steps, "seconds": before + time.perf_counter() - start, **place}
 
+    # every module of the supernet (but the sampler, set above) that has a per-epoch schedule
+    scheduled = [m for m in net.modules() if m is not sampler and callable(getattr(m, "set_progress", None))]
     tracker = progress.Phase("search", epochs, len(train_loader))
     for epoch in range(first, epochs):
         t0 = time.perf_counter()
         tracker.start(epoch)
         sampler.set_progress(epoch, epochs)
         optimizer.set_progress(epoch, epochs)
+        for module in scheduled:  # cell bodies with a schedule of their own (DARTS-'s decaying skip)
+            module.set_progress(epoch, epochs)
         net.train()
         zero = torch.zeros((), device=device)
         sums = {"train_loss": zero.clone(), "val_loss": zero.clone(), "correct": zero.clone(), "n": 0, "n_val": 0}
