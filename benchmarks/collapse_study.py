@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = "darts,gdas,rome-v2,single-darts,darts-pt,entrannas,beta-darts,darts-minus"
+METHODS = "darts,gdas,rome-v2,single-darts,darts-pt,entrannas,beta-darts,darts-minus,sdarts-rs,sdarts-adv"
 
 
 def budget_sets(args) -> list[str]:
