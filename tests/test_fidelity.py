@@ -87,9 +87,11 @@ def test_xautodl_conv_biases_are_inert_before_an_affine_free_batchnorm():
 
 # DARTS (quark0 PRIMITIVES, 8 ops with none), GDAS (xautodl DARTS_SPACE, none first), Single-DARTS (its
 # DARTS-space search keeps zero ops: "to avoid extra gradients on zero operations"); darts-pt's S5,
-# ROME's S0 and EnTranNAS's standard space have the 7 ops without none.
+# ROME's S0 and EnTranNAS's standard space have the 7 ops without none. The baselines' s5 ("original DARTS
+# space"): beta-DARTS and SDARTS sota/cnn/spaces.py comment 'none' out (7), DARTS- src/spaces.py keeps it (8).
 PAPER_OPS_ON_DARTS = {"darts": 8, "darts-2nd": 8, "gdas": 8, "single-darts": 8, "darts-pt": 7,
-                      "darts-pt-fixed-alpha": 7, "rome-v1": 7, "rome-v2": 7, "entrannas": 7, "entrannas-dst": 7}
+                      "darts-pt-fixed-alpha": 7, "rome-v1": 7, "rome-v2": 7, "entrannas": 7, "entrannas-dst": 7,
+                      "beta-darts": 7, "sdarts-rs": 7, "sdarts-adv": 7, "darts-minus": 8}
 
 
 def test_every_recipe_declares_its_op_set_on_the_darts_space():

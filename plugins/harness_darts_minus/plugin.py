@@ -102,7 +102,7 @@ def harness_register_methods(register):
     register(MethodInfo(
         name="darts-minus", sampler="softmax", optimizer="first-order", selector="argmax", cell="aux-skip",
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
-        op_sets={"darts": "all"},
+        op_sets={"darts": "all"},  # src/spaces.py s5, "original DARTS space": the 8 ops, 'none' included
         paper=PAPER,
         doc="DARTS-: DARTS (1st order) with a decaying auxiliary skip connection on every edge",
     ))

@@ -143,6 +143,7 @@ def harness_register_methods(register):
             defaults={"optimizer": {"perturb": perturb}},
             budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
             space_budgets={"nb201": {"paper": {"search": {"epochs": 100, "batch_size": 64}}}},
-            op_sets={"darts": "all"},
+            # sota/cnn/spaces.py s5, "original DARTS space": PRIMITIVES with 'none' commented out (7 ops)
+            op_sets={"darts": "no-none"},
             paper=PAPER, doc=doc,
         ))
