@@ -776,6 +776,8 @@ def report(store, output, metric, preset, engine, jobs):
 
     if engine not in ENGINES:
         raise HarnessError(f"unknown drawing engine {engine!r}; valid choices: {', '.join(ENGINES)}")
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be 1 or more, not {jobs}")
     records = _read_records(store, None)
     if not records:
         raise HarnessError(f"the store {store} has no runs; make some with `harness run ...`")
@@ -786,8 +788,6 @@ def report(store, output, metric, preset, engine, jobs):
     except HarnessError as exc:  # no completed run yet, say: the rest of the site is still worth having
         why = str(exc)
     spaces = {name: registry.space(name) for name in {r.space for r in records} if name in registry.spaces}
-    if jobs < 1:
-        raise HarnessError(f"--jobs must be 1 or more, not {jobs}")
     index = build(records, output, spaces=spaces, board=board, board_error=why, header=header, engine=engine,
                   title=f"nas-harness report: {store}", jobs=jobs)
     click.echo(f"wrote {index} ({len(records)} run pages); open it in a browser, no server needed", err=True)

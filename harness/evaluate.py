@@ -162,11 +162,13 @@ def retrain(space, genotype, data, budget: EvalBudget, device: torch.device, see
             checkpoint(state(generator=gen.get_state()))
         if on_epoch is not None:
             on_epoch(epoch, curve[-1])
-    if len(curve) == budget.epochs and curve and "test_acc" in curve[-1]:
+    if curve and "test_acc" in curve[-1]:  # taken with the last epoch (above, or before a resume)
         test_acc = curve[-1]["test_acc"]
-    else:  # no retrain epoch at all
+    else:  # no retrain epoch at all, or resumed from a checkpoint written before the final test
         progress.enter("test")
         test_acc = accuracy(net, test_loader)
+        if curve:
+            curve[-1]["test_acc"] = test_acc
     return {
         "test_accuracy": test_acc,
         "source": "retrain",

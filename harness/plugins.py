@@ -146,8 +146,7 @@ class Registry:
         for name, line in getattr(pm, "harness_load_errors", {}).items():  # entry points that failed to import
             self.refused[("plugin", name)] = line
             self._refused_by[("plugin", name)] = name
-        dists = {pm.get_name(plugin): (dist.project_name, dist.version) for plugin, dist in pm.list_plugin_distinfo()}
-        dists.update(getattr(pm, "harness_dists", {}))
+        dists = getattr(pm, "harness_dists", {})  # get_plugin_manager loads the entry points and records these
         for name, plugin in pm.list_name_plugin():
             dist = dists.get(name)
             self.plugins[name] = PluginInfo(

@@ -226,12 +226,11 @@ class ResultStore:
         grids sharing a store thus never run one configuration twice, even when the second planned its
         runs before the first started that one (``taken`` says by which row).
         """
-        record.status = "running"
-        record.created = record.updated = _now()
         with self._transaction() as db:
             if unless_taken and self.taken(record.config_key) is not None:
-                record.status = ""
                 return None
+            record.status = "running"
+            record.created = record.updated = _now()
             (earlier,) = db.execute("SELECT COUNT(*) FROM runs WHERE config_key = ?", (record.config_key,)).fetchone()
             record.attempt = earlier + 1
             cur = db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
