@@ -9,31 +9,38 @@ A plugin builds its components from these and from nothing in another plugin::
   Gumbel-max, one sample per cell kind per forward);
 * cell types: :class:`CellBody` (nodes summing their incoming edges; subclass and give ``edge_forward``),
   :class:`MixedCell` (every op runs, weighted: DARTS; a fused fast path on CUDA), :class:`SinglePathCell`
-  (only the sampled op runs: GDAS, ROME);
+  (only the sampled op runs: GDAS, ROME), :class:`PartialMixedCell` (1/k of the channels through the ops,
+  channel shuffle: PC-DARTS, DrNAS; ``set_partial`` widens it during a search) and :func:`channel_shuffle`;
 * bilevel optimizers: :class:`FirstOrderBilevel` (alternating first-order DARTS with its cosine weight lr,
   the arch step's gradient taken for alpha only) and :class:`SecondOrderBilevel` (unrolled DARTS), both
-  configured by :class:`BilevelConfig` (quark0/darts defaults);
+  configured by :class:`BilevelConfig` (quark0/darts defaults), and :class:`SingleLevel` (one loss, one
+  backward, weights and alpha step together: Single-DARTS, SNAS) with :class:`SingleLevelConfig`;
 * the network side: :class:`Supernet` (what ``weight_parameters`` means) and :func:`set_fast`.
 
 Names here are the public API: they keep their meaning across minor versions of nas-harness.
 """
 
-from harness.nn.bilevel import BilevelConfig, FirstOrderBilevel, SecondOrderBilevel
+from harness.nn.bilevel import BilevelConfig, FirstOrderBilevel, SecondOrderBilevel, SingleLevel, SingleLevelConfig
 from harness.nn.cells import (
     CellBody,
     MixedBody,
     MixedCell,
     MixedConfig,
+    PartialConfig,
+    PartialMixedBody,
+    PartialMixedCell,
     SinglePathBody,
     SinglePathCell,
     SinglePathConfig,
     Supernet,
+    channel_shuffle,
     set_fast,
 )
 from harness.nn.samplers import AlphaSampler, GumbelConfig, GumbelSampler, SoftmaxConfig, SoftmaxSampler, gumbel_hard
 
 __all__ = [
     "AlphaSampler", "BilevelConfig", "CellBody", "FirstOrderBilevel", "GumbelConfig", "GumbelSampler",
-    "MixedBody", "MixedCell", "MixedConfig", "SecondOrderBilevel", "SinglePathBody", "SinglePathCell",
-    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "gumbel_hard", "set_fast",
+    "MixedBody", "MixedCell", "MixedConfig", "PartialConfig", "PartialMixedBody", "PartialMixedCell",
+    "SecondOrderBilevel", "SingleLevel", "SingleLevelConfig", "SinglePathBody", "SinglePathCell",
+    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "channel_shuffle", "gumbel_hard", "set_fast",
 ]

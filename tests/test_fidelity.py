@@ -54,9 +54,14 @@ def test_every_nb201_method_searches_c16_n5(preset):
         assert (r["search"]["channels"], r["search"]["layers"]) == (16, 5), r["method"]
 
 
+# methods whose supernet runs its ops on 1/k of the channels (PC-DARTS): the reference count holds at k=1
+PARTIAL_CHANNEL = {"pc-darts": ("cell", "k", "1")}
+
+
 @pytest.mark.parametrize("method", NB201_METHODS)
 def test_nb201_supernet_has_the_reference_weight_count(method):
-    spec = resolve(REGISTRY, REGISTRY.methods[method], "nb201", "cifar10", 0, "paper", {}, [])
+    sets = [PARTIAL_CHANNEL[method]] if method in PARTIAL_CHANNEL else []
+    spec = resolve(REGISTRY, REGISTRY.methods[method], "nb201", "cifar10", 0, "paper", {}, sets)
     _, net = build_supernet(spec)
     assert sum(p.numel() for p in net.weight_parameters()) == DARTS_PT_NB201_SUPERNET
 
@@ -91,7 +96,8 @@ def test_xautodl_conv_biases_are_inert_before_an_affine_free_batchnorm():
 # space"): beta-DARTS and SDARTS sota/cnn/spaces.py comment 'none' out (7), DARTS- src/spaces.py keeps it (8).
 PAPER_OPS_ON_DARTS = {"darts": 8, "darts-2nd": 8, "gdas": 8, "single-darts": 8, "darts-pt": 7,
                       "darts-pt-fixed-alpha": 7, "rome-v1": 7, "rome-v2": 7, "entrannas": 7, "entrannas-dst": 7,
-                      "beta-darts": 7, "sdarts-rs": 7, "sdarts-adv": 7, "darts-minus": 8}
+                      "beta-darts": 7, "sdarts-rs": 7, "sdarts-adv": 7, "darts-minus": 8,
+                      "pc-darts": 8, "fairdarts": 7}
 
 
 def test_every_recipe_declares_its_op_set_on_the_darts_space():

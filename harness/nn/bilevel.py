@@ -168,3 +168,58 @@ class SecondOrderBilevel(FirstOrderBilevel):
             return super().step(net, train, val)
         finally:
             self._pending_train = None
+
+
+@dataclass(frozen=True)
+class SingleLevelConfig(BilevelConfig):
+    """:class:`BilevelConfig` for :class:`SingleLevel` (``order`` has no meaning there: one loss, one backward)."""
+
+    data: str = "half"  # "half": the weight half of the search split; "full": both halves (see SingleLevel)
+    arch_grad_clip: float | None = None  # clip alpha's gradient norm too (SNAS: 10); None: no clip
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.data not in ("half", "full"):
+            raise ValueError(f"data must be 'half' or 'full', not {self.data!r}")
+
+
+class SingleLevel(FirstOrderBilevel):
+    """w and alpha descend the gradient of one training loss, computed once per step (Single-DARTS Eq. 16;
+    SNAS's joint update): one forward and one backward of cross-entropy (plus the sampler's
+    regularization, if any), then the weight optimizer (SGD, cosine lr, grad-norm clip on the weights)
+    and the architecture optimizer (Adam; its own clip if ``arch_grad_clip``) both step on those gradients.
+
+    ``data="half"`` steps on the weight half of the search split only (the images DARTS trains its weights
+    on); ``data="full"`` also takes a step on a batch of the other half after each, so an epoch covers the
+    whole training set once (SNAS trains on all of it)."""
+
+    needs_val_batch = False
+    graph_capturable = True  # as FirstOrderBilevel: host-side state changes only in set_progress
+
+    def __init__(self, config: SingleLevelConfig, net, steps_per_epoch: int, epochs: int):
+        super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        self.needs_val_batch = config.data == "full"  # the other half's batches, stepped on the same way
+
+    def step(self, net, train: Batch, val: Batch | None = None) -> StepStats:
+        stats = self._single_step(net, train)
+        if self.config.data == "full" and val is not None:
+            other = self._single_step(net, val)
+            return StepStats((stats.train_loss * stats.n + other.train_loss * other.n) / (stats.n + other.n),
+                             None, stats.train_correct + other.train_correct, n=stats.n + other.n)
+        return stats
+
+    def _single_step(self, net, train: Batch) -> StepStats:
+        self.w_opt.zero_grad(set_to_none=True)
+        self.a_opt.zero_grad(set_to_none=True)
+        logits = net(train.x)
+        loss = F.cross_entropy(logits, train.y)
+        reg = net.sampler.regularization()
+        total = loss if reg is None else loss + reg
+        total.backward()
+        nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+        self.w_opt.step()
+        if self.arch_enabled:
+            if self.config.arch_grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.a_params, self.config.arch_grad_clip)
+            self.a_opt.step()
+        return StepStats(loss.detach(), None, _accuracy_count(logits.detach(), train.y), n=train.y.shape[0])

@@ -3,8 +3,9 @@ decide what an edge computes from the sampler's weights (``edge_forward``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import torch
 from torch import nn
 
 from harness.api import ArchWeights, CellSpec
@@ -148,3 +149,121 @@ class SinglePathCell:
 
     def build(self, spec: CellSpec) -> nn.Module:
         return SinglePathBody(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial channel connections (PC-DARTS; DrNAS's progressive search builds on them)
+
+
+def channel_shuffle(x, groups: int):
+    """(B, C, H, W): channel ``g * (C/groups) + i`` moves to ``i * groups + g`` (ShuffleNet's shuffle)."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+@dataclass(frozen=True)
+class PartialConfig:
+    k: int = 4  # 1/k of each edge's channels go through the ops (PC-DARTS: K=4 on CIFAR)
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise ValueError(f"k (the partial channel divisor) must be >= 1, not {self.k}")
+
+
+def _widened(old: torch.Tensor, new_shape, index: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+    out = old
+    for d, (o, n) in enumerate(zip(old.shape, new_shape)):
+        if o != n:
+            out = out.index_select(d, index[(o, n)].to(out.device))
+    return out
+
+
+class PartialMixedBody(MixedBody):
+    """Every op of an edge sees only the first ``C/k`` channels of its input; the other channels bypass
+    the ops (max-pooled 2x2 on a stride-2 edge), are concatenated after the op sum, and the result is
+    channel-shuffled with ``k`` groups, then scaled by the edge weight if the sampler gives one::
+
+        out_e = shuffle(cat(sum_k w[e, k] op_k(x[:, :C/k]), bypass(x[:, C/k:])), k) * edge_weight[e]
+
+    (yuhuixu1993/PC-DARTS ``model_search.py`` ``MixedOp.forward``/``channel_shuffle``; with ``k = 1`` it is
+    the plain mixed edge, as xiangning-chen/DrNAS ``DARTS-space/model_search.py`` returns it.) The ops are
+    built for ``C/k`` channels, so the activations they keep for backward shrink by ``k``.
+    :meth:`set_partial` changes ``k`` during a search (DrNAS's progressive scheme), widening every op."""
+
+    def __init__(self, spec: CellSpec, k: int):
+        if spec.channels % k:
+            raise ValueError(f"partial channels: the cell's {spec.channels} channels are not divisible by k={k}")
+        self.full_spec = spec
+        super().__init__(replace(spec, channels=spec.channels // k))
+        self.k = k
+        self.bypass_pool = nn.MaxPool2d(2, 2)
+        self.register_buffer("partial_k", torch.tensor(k))
+
+    def edge_forward(self, e, x, arch: ArchWeights):
+        if self.k == 1:
+            return super().edge_forward(e, x, arch)
+        part = x.shape[1] // self.k
+        w = arch.weights[self.kind][e]
+        ops = self.ops[e]
+        xa = x[:, :part]
+        out = w[0] * ops[0](xa)
+        for j in range(1, len(ops)):
+            out = out + w[j] * ops[j](xa)
+        rest = x[:, part:]
+        if out.shape[2] != x.shape[2]:
+            rest = self.bypass_pool(rest)
+        out = channel_shuffle(torch.cat([out, rest], dim=1), self.k)
+        if arch.edge_weights is not None:
+            out = out * arch.edge_weights[self.kind][e]
+        return out
+
+    def set_partial(self, k: int, generator: torch.Generator | None = None) -> None:
+        """Rebuild every op for ``C/k`` channels, keeping what was learnt: each tensor's old channels stay
+        where they were and the new ones copy randomly chosen old ones (one draw per op and per width, so
+        a conv's output copies and the BN after it agree), as DrNAS's ``net2wider.py`` widens (its
+        Out/InChannelWider and BNWider: copies of random existing channels)."""
+        if k == self.k:
+            return
+        c = self.full_spec.channels
+        if c % k:
+            raise ValueError(f"partial channels: the cell's {c} channels are not divisible by k={k}")
+        spec = replace(self.full_spec, channels=c // k)
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        for e in range(len(spec.edges)):
+            for j, name in enumerate(spec.ops[e]):
+                old = self.ops[e][j]
+                new = spec.op_factory(name, spec.channels, spec.strides[e]).to(device)
+                index: dict[tuple[int, int], torch.Tensor] = {}
+                state = {}
+                for key, t_new in new.state_dict().items():
+                    t_old = old.state_dict()[key]
+                    for o, n in zip(t_old.shape, t_new.shape):
+                        if o != n and (o, n) not in index:
+                            extra = torch.randint(0, o, (n - o,), generator=generator) if n > o else None
+                            index[(o, n)] = (torch.cat([torch.arange(o), extra]) if extra is not None
+                                             else torch.arange(n))
+                    state[key] = _widened(t_old, t_new.shape, index).clone()
+                new.load_state_dict(state)
+                new.train(old.training)
+                self.ops[e][j] = new
+        self.spec = spec
+        self.k = k
+        self.partial_k.fill_(k)
+        self._fused = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint taken after set_partial holds wider ops: take its k (a persistent buffer) first
+        k = state_dict.get(prefix + "partial_k")
+        if k is not None and int(k) != self.k:
+            self.set_partial(int(k))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class PartialMixedCell:
+    graph_capturable = True  # slicing, pooling, concatenation and a fixed shuffle: no host decisions
+
+    def __init__(self, config: PartialConfig):
+        self.config = config
+
+    def build(self, spec: CellSpec) -> nn.Module:
+        return PartialMixedBody(spec, self.config.k)

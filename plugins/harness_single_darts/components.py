@@ -41,10 +41,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from harness.api import Batch, StepStats
-from harness.blocks import AlphaSampler, FirstOrderBilevel
+from harness.blocks import AlphaSampler, SingleLevelConfig
 
 ACTIVATIONS = ("sigmoid", "softmax")
 
@@ -73,57 +71,8 @@ class SigmoidSampler(AlphaSampler):
 
 
 @dataclass(frozen=True)
-class SingleLevelConfig:
-    lr: float = 0.025
-    lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    nesterov: bool = False
-    grad_clip: float = 5.0
-    arch_lr: float = 3e-4
-    arch_beta1: float = 0.5
-    arch_beta2: float = 0.999
-    arch_weight_decay: float = 0.0
-    warmup_epochs: int = 0  # epochs in which alpha is not stepped (0 in the paper)
-    data: str = "half"  # "half": the weight half of the search split; "full": both halves
+class SingleDartsConfig(SingleLevelConfig):
+    """The shared single-level step (``harness.blocks.SingleLevel``) with the paper's settings as defaults."""
 
-    def __post_init__(self):
-        if self.data not in ("half", "full"):
-            raise ValueError(f"data must be 'half' or 'full', not {self.data!r}")
-
-
-class SingleLevel(FirstOrderBilevel):
-    """w and alpha descend the gradient of one training loss, computed once per step (Eq. 16).
-
-    Reuses FirstOrderBilevel's construction (SGD over ``net.weight_parameters()``, Adam over the
-    sampler's arch parameters) and its cosine weight-lr schedule; only the step differs."""
-
-    needs_val_batch = False
-    graph_capturable = True  # as FirstOrderBilevel: host-side state changes only in set_progress
-
-    def __init__(self, config: SingleLevelConfig, net, steps_per_epoch: int, epochs: int):
-        super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
-        self.needs_val_batch = config.data == "full"  # the other half's batches, stepped on the same way
-
-    def step(self, net, train: Batch, val: Batch | None = None) -> StepStats:
-        stats = self._single_step(net, train)
-        if self.config.data == "full" and val is not None:
-            other = self._single_step(net, val)
-            return StepStats((stats.train_loss * stats.n + other.train_loss * other.n) / (stats.n + other.n),
-                             None, stats.train_correct + other.train_correct, n=stats.n + other.n)
-        return stats
-
-    def _single_step(self, net, train: Batch) -> StepStats:
-        self.w_opt.zero_grad(set_to_none=True)
-        self.a_opt.zero_grad(set_to_none=True)
-        logits = net(train.x)
-        loss = F.cross_entropy(logits, train.y)
-        reg = net.sampler.regularization()
-        total = loss if reg is None else loss + reg
-        total.backward()
-        nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
-        self.w_opt.step()
-        if self.arch_enabled:
-            self.a_opt.step()
-        return StepStats(loss.detach(), None, (logits.detach().argmax(dim=1) == train.y).sum(),
-                         n=train.y.shape[0])
+    lr_min: float = 0.0  # "cosine" without a floor (P-DARTS decays to 0)
+    arch_weight_decay: float = 0.0  # "to avoid extra gradients on zero operations"

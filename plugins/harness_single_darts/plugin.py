@@ -3,7 +3,9 @@
 from harness.api import MethodInfo
 from harness.plugins import hookimpl
 
-from harness_single_darts.components import SigmoidConfig, SigmoidSampler, SingleLevel, SingleLevelConfig
+from harness.blocks import SingleLevel
+
+from harness_single_darts.components import SigmoidConfig, SigmoidSampler, SingleDartsConfig
 from harness_single_darts.reported import REPORTED
 
 # Single-DARTS on NAS-Bench-201 (paper §4.1): SGD lr 0.005 cosine, wd 3e-4, momentum 0.9, batch 64, 50 epochs
@@ -18,7 +20,7 @@ def harness_register_samplers(register):
 
 @hookimpl
 def harness_register_optimizers(register):
-    register("single-level", lambda config, **kw: SingleLevel(config, **kw), SingleLevelConfig,
+    register("single-level", lambda config, **kw: SingleLevel(config, **kw), SingleDartsConfig,
              doc="one training batch, one forward/backward; weights (SGD) and alpha (Adam) both step on it "
                  "(Single-DARTS Eq. 16)")
 

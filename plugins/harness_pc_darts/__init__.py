@@ -1,0 +1,1 @@
+"""PC-DARTS (Xu et al., ICLR 2020) for nas-harness: partial channel connections and edge normalisation."""
