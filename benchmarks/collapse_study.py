@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = "darts,gdas,rome-v2,single-darts,darts-pt,entrannas,beta-darts,darts-minus,sdarts-rs,sdarts-adv"
+METHODS = ("darts,gdas,rome-v2,single-darts,darts-pt,entrannas,beta-darts,darts-minus,sdarts-rs,sdarts-adv,"
+           "pc-darts,fairdarts,snas,drnas")
 
 
 def budget_sets(args) -> list[str]:

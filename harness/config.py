@@ -117,11 +117,16 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
     infos = {kind: registry.component(kind, name) for kind, name in components.items()}
 
     # component hyperparameters: paper defaults <- method defaults <- method's per-space defaults <- the
-    # method's budget for a reduced preset (e.g. DARTS-PT's shorter fine-tuning in `smoke`)
+    # method's budget for a reduced preset (e.g. DARTS-PT's shorter fine-tuning in `smoke`) <- its budget
+    # for that preset on this space (e.g. DrNAS's partial-channel K on a narrow supernet, not on NB201)
     per_kind: dict[str, dict[str, Any]] = {k: {} for k in COMPONENT_KINDS}
-    preset_layer = {} if preset == "paper" else {k: v for k, v in method.budgets.get(preset, {}).items()
-                                                 if k in COMPONENT_KINDS}
-    for layer in (method.defaults, method.space_defaults.get(space, {}), preset_layer):
+
+    def preset_layer(budgets):
+        return {} if preset == "paper" else {k: v for k, v in budgets.get(preset, {}).items()
+                                             if k in COMPONENT_KINDS}
+
+    for layer in (method.defaults, method.space_defaults.get(space, {}), preset_layer(method.budgets),
+                  preset_layer(method.space_budgets.get(space, {}))):
         for kind, values in layer.items():
             if components[kind] == method.components()[kind]:  # a swapped-in component keeps its own
                 per_kind[kind].update(values)

@@ -97,7 +97,7 @@ def test_xautodl_conv_biases_are_inert_before_an_affine_free_batchnorm():
 PAPER_OPS_ON_DARTS = {"darts": 8, "darts-2nd": 8, "gdas": 8, "single-darts": 8, "darts-pt": 7,
                       "darts-pt-fixed-alpha": 7, "rome-v1": 7, "rome-v2": 7, "entrannas": 7, "entrannas-dst": 7,
                       "beta-darts": 7, "sdarts-rs": 7, "sdarts-adv": 7, "darts-minus": 8,
-                      "pc-darts": 8, "fairdarts": 7, "snas": 8}
+                      "pc-darts": 8, "fairdarts": 7, "snas": 8, "drnas": 7}
 
 
 def test_every_recipe_declares_its_op_set_on_the_darts_space():

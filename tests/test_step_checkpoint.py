@@ -79,3 +79,10 @@ def test_a_stop_inside_a_search_and_a_retrain_epoch_resumes_at_that_step_exactly
 @pytest.mark.slow  # Gumbel samples from torch's global generator (with -m slow: the suite's time)
 def test_a_stop_inside_a_gdas_search_epoch_resumes_exactly(tmp_path, monkeypatch):
     assert _stop_and_resume(tmp_path, monkeypatch, "gdas", "search", 0, 1) == _reference("gdas", tmp_path)
+
+
+def test_a_stop_after_drnas_widened_its_cells_resumes_exactly(tmp_path, monkeypatch):
+    """DrNAS's smoke search has two stages of one epoch: the second prunes the ops and widens every
+    partial-channel cell (K 2 -> 1), so the checkpoint holds wider tensors than a fresh supernet and a
+    rebuilt weight optimizer; the resumed run must take them back and end as the uninterrupted one."""
+    assert _stop_and_resume(tmp_path, monkeypatch, "drnas", "search", 1, 1) == _reference("drnas", tmp_path)

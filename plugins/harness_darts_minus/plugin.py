@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.api import MethodInfo
+from harness.api import MethodInfo, Reported
 from harness.blocks import MixedBody
 from harness.nn.ops import FactorizedReduce
 from harness.plugins import hookimpl
@@ -97,6 +97,21 @@ def harness_register_cell_types(register):
              doc="mixed cell plus an auxiliary skip per edge whose weight decays over the search (DARTS-)")
 
 
+_SD_T1 = "as quoted in Single-DARTS (seed 001) Table 1, row 'DARTS- [11]'"
+REPORTED = tuple(
+    Reported("nb201", dataset, metric, mean, f"{_SD_T1}, column '{column}'", std=std, aggregation="mean-std",
+             note="Single-DARTS does not say over how many runs its baseline rows are")
+    for dataset, metric, mean, std, column in (
+        ("cifar10", "valid_accuracy", 91.03, 0.44, "CIFAR-10 validation"),
+        ("cifar10", "test_accuracy", 93.80, 0.40, "CIFAR-10 test"),
+        ("cifar100", "valid_accuracy", 71.36, 1.51, "CIFAR-100 validation"),
+        ("cifar100", "test_accuracy", 71.53, 1.51, "CIFAR-100 test"),
+        ("imagenet16-120", "valid_accuracy", 44.87, 1.46, "ImageNet-16-120 validation"),
+        ("imagenet16-120", "test_accuracy", 45.12, 0.82, "ImageNet-16-120 test"),
+    )
+)
+
+
 @hookimpl
 def harness_register_methods(register):
     register(MethodInfo(
@@ -104,5 +119,6 @@ def harness_register_methods(register):
         budgets={"paper": {"search": {"epochs": 50, "batch_size": 64}}},
         op_sets={"darts": "all"},  # src/spaces.py s5, "original DARTS space": the 8 ops, 'none' included
         paper=PAPER,
+        reported=REPORTED,
         doc="DARTS-: DARTS (1st order) with a decaying auxiliary skip connection on every edge",
     ))
