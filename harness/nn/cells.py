@@ -234,9 +234,9 @@ class PartialMixedBody(MixedBody):
                 old = self.ops[e][j]
                 new = spec.op_factory(name, spec.channels, spec.strides[e]).to(device)
                 index: dict[tuple[int, int], torch.Tensor] = {}
-                state = {}
+                state, old_state = {}, old.state_dict()
                 for key, t_new in new.state_dict().items():
-                    t_old = old.state_dict()[key]
+                    t_old = old_state[key]
                     for o, n in zip(t_old.shape, t_new.shape):
                         if o != n and (o, n) not in index:
                             extra = torch.randint(0, o, (n - o,), generator=generator) if n > o else None

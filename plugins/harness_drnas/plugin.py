@@ -81,6 +81,7 @@ class DirichletSampler(AlphaSampler):
         super().__init__(config, space)
         for kind, a in self.alphas.items():
             self.register_buffer(f"mask_{kind}", torch.ones_like(a, dtype=torch.bool))
+        self._pruned: bool | None = False  # host copy of "some op is masked" (None: read the masks once)
 
     def mask(self, kind: str) -> torch.Tensor:
         return getattr(self, f"mask_{kind}")
@@ -89,11 +90,16 @@ class DirichletSampler(AlphaSampler):
         return F.elu(alpha) + 1
 
     def _masked(self, kind, weights):
-        m = self.mask(kind)
-        if bool(m.all()):  # host check only while nothing is pruned; a run prunes at a stage boundary
+        if self._pruned is None:  # after a checkpoint was loaded: one read of the masks, not one per forward
+            self._pruned = not all(bool(self.mask(k).all()) for k in self.alphas)
+        if not self._pruned:
             return weights
-        weights = weights * m
+        weights = weights * self.mask(kind)
         return weights / weights.sum(-1, keepdim=True)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._pruned = None
 
     def forward(self) -> ArchWeights:
         return ArchWeights({kind: self._masked(kind, torch.distributions.Dirichlet(self.concentration(a)).rsample())
@@ -120,6 +126,7 @@ class DirichletSampler(AlphaSampler):
             top = ranked.topk(min(keep, a.shape[-1]), dim=-1)
             a.copy_(torch.zeros_like(a).scatter(-1, top.indices, top.values))
             m.copy_(torch.zeros_like(m).scatter(-1, top.indices, True))
+        self._pruned = None
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
