@@ -259,6 +259,18 @@ def collapse_measure(record: RunRecord) -> tuple[str, list[tuple[int, float]]] |
     return None
 
 
+def method_styles(methods) -> dict[str, dict[str, str]]:
+    """One look per method that no other method in the figure shares: 20 colours (tab10, then tab20's light
+    shades), then the marker and after that the line style change with each further round."""
+    light = ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d",
+             "#9edae5"]
+    colours = [f"C{i}" for i in range(10)] + light
+    markers, lines = "osD^vPX*", ("-", "--", ":", "-.")
+    return {m: {"color": colours[i % 20], "marker": markers[i // 20 % len(markers)],
+                "linestyle": lines[i // (20 * len(markers)) % len(lines)]}
+            for i, m in enumerate(methods)}
+
+
 def collapse_figure(records: Sequence[RunRecord], space: str | None = None):
     """Parameter-free ops in the derived normal cell per search epoch: one panel per (space, dataset), one line
     per method (mean over seeds) and a band from the fewest to the most over seeds."""
@@ -285,7 +297,7 @@ def collapse_figure(records: Sequence[RunRecord], space: str | None = None):
     fig = Figure(figsize=(4.6 * cols, 3.4 * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     methods = sorted({m for p in panels for m in series[p]})
-    colour = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    style = method_styles(methods)
     for i, panel in enumerate(panels):
         ax = axes[i // cols][i % cols]
         for method, curves in sorted(series[panel].items()):
@@ -295,10 +307,10 @@ def collapse_figure(records: Sequence[RunRecord], space: str | None = None):
                     by_epoch[epoch].append(value)
             xs = sorted(by_epoch)
             mean = [sum(by_epoch[x]) / len(by_epoch[x]) for x in xs]
-            ax.plot(xs, mean, color=colour[method], marker="o", ms=3, lw=1.5, label=f"{method} (n={len(curves)})")
+            ax.plot(xs, mean, ms=3.5, lw=1.5, label=f"{method} (n={len(curves)})", **style[method])
             if len(curves) > 1:
                 ax.fill_between(xs, [min(by_epoch[x]) for x in xs], [max(by_epoch[x]) for x in xs],
-                                color=colour[method], alpha=0.18, lw=0)
+                                color=style[method]["color"], alpha=0.12, lw=0)
         ax.set_title(f"{panel[0]} / {panel[1]}", fontsize=10)
         ax.set_xlabel("search epoch", fontsize=9)
         cell = "normal cell" if what[panel] == "param_free_normal" else "cell"
@@ -307,7 +319,7 @@ def collapse_figure(records: Sequence[RunRecord], space: str | None = None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, ncols=2 if len(series[panel]) > 8 else 1)
     for i in range(len(panels), rows * cols):
         axes[i // cols][i % cols].set_visible(False)
     fig.suptitle("collapse: parameter-free ops of the derived cell per search epoch (line: mean over seeds; "

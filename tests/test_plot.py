@@ -221,3 +221,13 @@ def test_alphas_of_a_record_without_per_epoch_weights_says_so():
     bare.search["curve"][0].pop("param_free_normal")
     with pytest.raises(HarnessError, match="no per-epoch architecture weights"):
         alphas_figure(bare, REGISTRY.space("s2"))
+
+
+def test_every_method_in_a_figure_gets_a_look_of_its_own():
+    """The collapse study has 14 methods; matplotlib's default cycle repeats after 10 colours."""
+    from harness.plot import method_styles
+
+    styles = method_styles([f"m{i}" for i in range(45)])
+    looks = {(s["color"], s["marker"], s["linestyle"]) for s in styles.values()}
+    assert len(looks) == 45
+    assert len({styles[f"m{i}"]["color"] for i in range(20)}) == 20
