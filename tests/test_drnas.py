@@ -112,6 +112,7 @@ def test_the_progressive_stages_prune_widen_and_keep_what_was_learnt():
     (train, val), = random_batches(1)
     opt.step(net, train, val)
     stepped = {id(p) for p in opt.w_params}
+    old_buf = opt.w_opt.state[conv.weight]["momentum_buffer"].clone()
     opt.set_progress(25, 50)  # stage 2: K = 4, 4 ops per edge
     assert {b.k for b in _bodies(net)} == {4}
     assert sampler.mask("normal").sum(-1).tolist() == [4] * 14
@@ -122,6 +123,10 @@ def test_the_progressive_stages_prune_widen_and_keep_what_was_learnt():
     assert [id(p) for p in opt.w_params] == [id(p) for p in net.weight_parameters()]
     assert {id(p) for p in opt.w_opt.param_groups[0]["params"]} == {id(p) for p in net.weight_parameters()}
     assert stepped != {id(p) for p in opt.w_params}
+    # the widened conv's momentum is the old one, widened the same way (net2wider's configure_optimizer)
+    new_buf = opt.w_opt.state[new_conv.weight]["momentum_buffer"]
+    assert new_buf.shape == new_conv.weight.shape
+    assert torch.equal(new_buf[:old_out, :old_buf.shape[1]], old_buf)
     seen = []
     for b in _bodies(net):
         for ops in b.ops:

@@ -217,13 +217,18 @@ class PartialMixedBody(MixedBody):
             out = out * arch.edge_weights[self.kind][e]
         return out
 
-    def set_partial(self, k: int, generator: torch.Generator | None = None) -> None:
+    def set_partial(self, k: int, generator: torch.Generator | None = None) -> dict[int, tuple]:
         """Rebuild every op for ``C/k`` channels, keeping what was learnt: each tensor's old channels stay
         where they were and the new ones copy randomly chosen old ones (one draw per op and per width, so
         a conv's output copies and the BN after it agree), as DrNAS's ``net2wider.py`` widens (its
-        Out/InChannelWider and BNWider: copies of random existing channels)."""
+        Out/InChannelWider and BNWider: copies of random existing channels).
+
+        Returns, per new parameter (by ``id``), ``(old parameter, widen)`` where ``widen(t)`` maps a tensor
+        shaped like the old parameter to the new shape the same way (an optimizer widens its state with it,
+        as net2wider's ``configure_optimizer`` carries the momentum buffers over)."""
         if k == self.k:
-            return
+            return {}
+        carried: dict[int, tuple] = {}
         c = self.full_spec.channels
         if c % k:
             raise ValueError(f"partial channels: the cell's {c} channels are not divisible by k={k}")
@@ -245,11 +250,16 @@ class PartialMixedBody(MixedBody):
                     state[key] = _widened(t_old, t_new.shape, index).clone()
                 new.load_state_dict(state)
                 new.train(old.training)
+                old_params = dict(old.named_parameters())
+                for name_p, p in new.named_parameters():
+                    carried[id(p)] = (old_params[name_p],
+                                      lambda t, shape=p.shape, index=index: _widened(t, shape, index).clone())
                 self.ops[e][j] = new
         self.spec = spec
         self.k = k
         self.partial_k.fill_(k)
         self._fused = None
+        return carried
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a checkpoint taken after set_partial holds wider ops: take its k (a persistent buffer) first

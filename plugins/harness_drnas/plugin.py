@@ -35,8 +35,8 @@ Choices written down:
   C=36 at the paper's size; the ``smoke`` and ``quick`` presets, whose supernets are 4 and 16 channels wide,
   use ``K = 2 -> 1`` and ``4 -> 2``;
 * widening copies random existing channels as net2wider does, one draw per op and width so a conv's copied
-  output channels and the BatchNorm after it agree; the new SGD starts the widened tensors' momentum at zero
-  (net2wider copies the momentum buffers too) and keeps every other tensor's;
+  output channels and the BatchNorm after it agree; the new SGD carries every tensor's momentum over, a
+  widened tensor's widened with the same channel copies (net2wider's ``configure_optimizer``);
 * pruned ops still run (their weight is exactly 0, so the math is the same; the official MixedOp skips them).
 """
 
@@ -192,24 +192,30 @@ class ProgressiveBilevel(FirstOrderBilevel):
         if stage > 0:
             self.net.sampler.prune(c.keeps[stage - 1])
         k = c.stages[stage]
-        widened = False
-        for module in self.net.modules():
+        carried: dict[int, tuple] = {}
+        for module in list(self.net.modules()):
             if isinstance(module, PartialMixedBody) and module.k != k:
-                module.set_partial(k)
-                widened = True
-        if widened:
-            self._rebuild_weight_optimizer()
+                carried.update(module.set_partial(k))
+        if carried:
+            self._rebuild_weight_optimizer(carried)
         self.stage = stage
 
-    def _rebuild_weight_optimizer(self) -> None:
+    def _rebuild_weight_optimizer(self, carried: dict[int, tuple] | None = None) -> None:
+        """A new SGD over the network's weights now; each tensor keeps its momentum, a widened one gets its
+        old tensor's momentum widened the same way (net2wider.py ``configure_optimizer``)."""
         old, lr = self.w_opt, self.lr
         self.w_params = self.net.weight_parameters()
         c = self.config
         self.w_opt = torch.optim.SGD(self.w_params, lr=lr, momentum=c.momentum, weight_decay=c.weight_decay,
                                      nesterov=c.nesterov)
-        for p in self.w_params:  # tensors that were not replaced keep their momentum
+        for p in self.w_params:
             if p in old.state:
                 self.w_opt.state[p] = old.state[p]
+            elif carried and id(p) in carried:
+                before, widen = carried[id(p)]
+                buf = old.state.get(before, {}).get("momentum_buffer")
+                if buf is not None:
+                    self.w_opt.state[p] = {"momentum_buffer": widen(buf)}
 
     def set_progress(self, epoch, total_epochs):
         stage, first, length = self.stage_at(epoch, total_epochs)
