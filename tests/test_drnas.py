@@ -127,14 +127,24 @@ def test_the_progressive_stages_prune_widen_and_keep_what_was_learnt():
     new_buf = opt.w_opt.state[new_conv.weight]["momentum_buffer"]
     assert new_buf.shape == new_conv.weight.shape
     assert torch.equal(new_buf[:old_out, :old_buf.shape[1]], old_buf)
-    seen = []
+    seen, ran = [], set()
+
+    def record(channels, key):
+        def hook(module, args):
+            seen.append((channels, args[0].shape[1]))
+            ran.add(key)
+        return hook
+
     for b in _bodies(net):
-        for ops in b.ops:
-            for op in ops:
-                op.register_forward_pre_hook(lambda m, args, c=b.full_spec.channels: seen.append((c, args[0].shape[1])))
+        for e, ops in enumerate(b.ops):
+            for j, op in enumerate(ops):
+                op.register_forward_pre_hook(record(b.full_spec.channels, (b.kind, e, j)))
     w0 = [p.detach().clone() for p in net.weight_parameters()]
     opt.step(net, train, val)
     assert seen and all(inp == c // 4 for c, inp in seen)
+    # only the 4 kept ops of each edge run (the pruned ones have weight 0; official MixedOp skips them)
+    kept = {(kind, e, j) for kind in ("normal", "reduce") for e, j in sampler.mask(kind).nonzero().tolist()}
+    assert ran == kept
     assert any(not torch.equal(a, b) for a, b in zip(w0, net.weight_parameters()))
 
 

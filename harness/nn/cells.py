@@ -199,16 +199,31 @@ class PartialMixedBody(MixedBody):
         self.bypass_pool = nn.MaxPool2d(2, 2)
         self.register_buffer("partial_k", torch.tensor(k))
 
-    def edge_forward(self, e, x, arch: ArchWeights):
-        if self.k == 1:
-            return super().edge_forward(e, x, arch)
-        part = x.shape[1] // self.k
-        w = arch.weights[self.kind][e]
+    # which ops of each edge run (host lists; None: all). An op whose weight is zero by construction (a
+    # pruned op, DrNAS) contributes nothing and no gradient, so leaving it out is the same math
+    active_ops: list[list[bool]] | None = None
+
+    def set_active_ops(self, active: list[list[bool]] | None) -> None:
+        if active is not None and any(not any(row) for row in active):
+            raise ValueError(f"every edge of a {self.kind} cell needs an op that runs")
+        self.active_ops = active
+
+    def _op_sum(self, e, x, w):
         ops = self.ops[e]
-        xa = x[:, :part]
-        out = w[0] * ops[0](xa)
-        for j in range(1, len(ops)):
-            out = out + w[j] * ops[j](xa)
+        keep = range(len(ops)) if self.active_ops is None else [j for j, on in enumerate(self.active_ops[e]) if on]
+        out = None
+        for j in keep:
+            term = w[j] * ops[j](x)
+            out = term if out is None else out + term
+        return out
+
+    def edge_forward(self, e, x, arch: ArchWeights):
+        w = arch.weights[self.kind][e]
+        if self.k == 1:
+            out = self._op_sum(e, x, w)
+            return out if arch.edge_weights is None else out * arch.edge_weights[self.kind][e]
+        part = x.shape[1] // self.k
+        out = self._op_sum(e, x[:, :part], w)
         rest = x[:, part:]
         if out.shape[2] != x.shape[2]:
             rest = self.bypass_pool(rest)

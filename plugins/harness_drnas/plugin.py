@@ -37,7 +37,8 @@ Choices written down:
 * widening copies random existing channels as net2wider does, one draw per op and width so a conv's copied
   output channels and the BatchNorm after it agree; the new SGD carries every tensor's momentum over, a
   widened tensor's widened with the same channel copies (net2wider's ``configure_optimizer``);
-* pruned ops still run (their weight is exactly 0, so the math is the same; the official MixedOp skips them).
+* pruned ops are skipped, as the official MixedOp does (``if not w == 0``), but decided on the host once per
+  stage from the masks rather than by reading every weight per forward.
 """
 
 from __future__ import annotations
@@ -198,7 +199,19 @@ class ProgressiveBilevel(FirstOrderBilevel):
                 carried.update(module.set_partial(k))
         if carried:
             self._rebuild_weight_optimizer(carried)
+        self._run_only_kept_ops()
         self.stage = stage
+
+    def _run_only_kept_ops(self) -> None:
+        """Pruned ops have weight 0: the cells skip them (official MixedOp: ``if not w == 0``), decided on
+        the host once per stage from the sampler's masks."""
+        sampler = self.net.sampler
+        if not hasattr(sampler, "mask"):
+            return
+        for module in self.net.modules():
+            if isinstance(module, PartialMixedBody):
+                mask = sampler.mask(module.kind)
+                module.set_active_ops(None if bool(mask.all()) else mask.tolist())
 
     def _rebuild_weight_optimizer(self, carried: dict[int, tuple] | None = None) -> None:
         """A new SGD over the network's weights now; each tensor keeps its momentum, a widened one gets its
@@ -237,6 +250,7 @@ class ProgressiveBilevel(FirstOrderBilevel):
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.arch_enabled = state["arch_enabled"]
+        self._run_only_kept_ops()
 
 
 REPORTED = (
