@@ -30,3 +30,11 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
     yield
+
+
+@pytest.fixture(scope="module")
+def official_file(tmp_path_factory) -> Path:
+    """A small NAS-Bench-201 file in the official format (tests/nb201kit.py)."""
+    from tests.nb201kit import write_official_file
+
+    return write_official_file(tmp_path_factory.mktemp("nb201"))

@@ -23,7 +23,7 @@ from harness.data import load_dataset
 from harness.errors import HarnessError
 from harness.safeload import load_dataset_pickle
 
-from tests.test_benchmark_nb201 import ARCH11, official_file  # noqa: F401 - the fixture: an official-format file
+from tests.nb201kit import ARCH11
 from tests.test_data import write_cifar10, write_cifar100, write_imagenet16
 
 
@@ -126,7 +126,7 @@ def _official_with(official: Path, tmp_path: Path, extra) -> Path:
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_a_malicious_pth_is_refused_with_its_checksum_and_the_flag(official_file, tmp_path, payload):  # noqa: F811
+def test_a_malicious_pth_is_refused_with_its_checksum_and_the_flag(official_file, tmp_path, payload):
     nb201.clear_cache()
     marker = tmp_path / "PWNED"
     path = _official_with(official_file, tmp_path, payload(marker))
