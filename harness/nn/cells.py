@@ -248,11 +248,10 @@ class PartialMixedBody(MixedBody):
         if c % k:
             raise ValueError(f"partial channels: the cell's {c} channels are not divisible by k={k}")
         spec = replace(self.full_spec, channels=c // k)
-        device = next(iter(self.parameters()), torch.empty(0)).device
         for e in range(len(spec.edges)):
             for j, name in enumerate(spec.ops[e]):
                 old = self.ops[e][j]
-                new = spec.op_factory(name, spec.channels, spec.strides[e]).to(device)
+                new = spec.op_factory(name, spec.channels, spec.strides[e]).to(self.partial_k.device)
                 index: dict[tuple[int, int], torch.Tensor] = {}
                 state, old_state = {}, old.state_dict()
                 for key, t_new in new.state_dict().items():

@@ -112,10 +112,10 @@ class ThresholdSelector:
 
     def threshold_sparse(self, space, probs) -> DartsGenotype:
         cells = {}
+        dsts = tuple(sorted({dst for _, dst in space.edges}))  # the intermediate nodes, also the concat
         for kind in ("normal", "reduce"):
             p = probs[kind].detach().float().cpu().tolist()
             ops = space.edge_ops(kind)
-            dsts = sorted({dst for _, dst in space.edges})
             nodes = []
             for dst in dsts:
                 best = []  # (value, src, op) of each incoming edge's strongest non-none op
@@ -135,8 +135,7 @@ class ThresholdSelector:
                     kept = [(top[0][2], top[0][1])]
                 nodes.append(kept)
             cells[kind] = nodes
-        concat = tuple(sorted({dst for _, dst in space.edges}))
-        return space.validate(DartsGenotype.from_nodes(cells["normal"], concat, cells["reduce"], concat))
+        return space.validate(DartsGenotype.from_nodes(cells["normal"], dsts, cells["reduce"], dsts))
 
 
 REPORTED = (
