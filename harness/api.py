@@ -184,7 +184,11 @@ class ArchWeights:
     optionally scales whole edges (topology sampling); an edge whose weight is exactly zero by
     construction is listed in ``active[kind]`` as False so cells may skip it. ``host_index`` (and
     ``host_active``) are the same decisions as Python lists, copied from the device once per forward
-    by the sampler, so that single-path cells choose modules without one sync per edge.
+    by the sampler, so that single-path cells choose modules without one sync per edge; a sampler may
+    make them lazily (``harness.nn.samplers.HostLists``: copied on first access), so that cells choosing
+    on the device never wait for it. ``samples`` > 1: the forward holds that many sampled architectures
+    (``harness.nn.groups``): every tensor here has a leading sample dimension and the batch is that many
+    copies of the same images, sample-major.
     """
 
     weights: dict[str, torch.Tensor]
@@ -193,6 +197,7 @@ class ArchWeights:
     host_active: dict[str, list[bool]] | None = None
     edge_weights: dict[str, torch.Tensor] | None = None
     active: dict[str, torch.Tensor] | None = None
+    samples: int = 1
 
 
 @dataclass

@@ -15,12 +15,24 @@ A plugin builds its components from these and from nothing in another plugin::
   the arch step's gradient taken for alpha only) and :class:`SecondOrderBilevel` (unrolled DARTS), both
   configured by :class:`BilevelConfig` (quark0/darts defaults), and :class:`SingleLevel` (one loss, one
   backward, weights and alpha step together: Single-DARTS, SNAS) with :class:`SingleLevelConfig`;
-* the network side: :class:`Supernet` (what ``weight_parameters`` means) and :func:`set_fast`.
+* the network side: :class:`Supernet` (what ``weight_parameters`` means) and :func:`set_fast`;
+* running several sampled architectures as one pass (issue 17): the module :mod:`sample_groups`
+  (``harness.nn.groups``), :func:`exponential_like` (noise drawn in a caller's order), :func:`deferred`
+  (host lists copied from the device only if a cell reads them) and :func:`fill_unused_grads` (every weight
+  steps, as the reference code's ``zero_grad()`` makes it).
 
 Names here are the public API: they keep their meaning across minor versions of nas-harness.
 """
 
-from harness.nn.bilevel import BilevelConfig, FirstOrderBilevel, SecondOrderBilevel, SingleLevel, SingleLevelConfig
+from harness.nn import groups as sample_groups
+from harness.nn.bilevel import (
+    BilevelConfig,
+    FirstOrderBilevel,
+    SecondOrderBilevel,
+    SingleLevel,
+    SingleLevelConfig,
+    fill_unused_grads,
+)
 from harness.nn.cells import (
     CellBody,
     MixedBody,
@@ -36,11 +48,21 @@ from harness.nn.cells import (
     channel_shuffle,
     set_fast,
 )
-from harness.nn.samplers import AlphaSampler, GumbelConfig, GumbelSampler, SoftmaxConfig, SoftmaxSampler, gumbel_hard
+from harness.nn.samplers import (
+    AlphaSampler,
+    GumbelConfig,
+    GumbelSampler,
+    SoftmaxConfig,
+    SoftmaxSampler,
+    deferred,
+    exponential_like,
+    gumbel_hard,
+)
 
 __all__ = [
     "AlphaSampler", "BilevelConfig", "CellBody", "FirstOrderBilevel", "GumbelConfig", "GumbelSampler",
     "MixedBody", "MixedCell", "MixedConfig", "PartialConfig", "PartialMixedBody", "PartialMixedCell",
     "SecondOrderBilevel", "SingleLevel", "SingleLevelConfig", "SinglePathBody", "SinglePathCell",
-    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "channel_shuffle", "gumbel_hard", "set_fast",
+    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "channel_shuffle", "deferred",
+    "exponential_like", "fill_unused_grads", "gumbel_hard", "sample_groups", "set_fast",
 ]

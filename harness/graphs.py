@@ -38,17 +38,23 @@ from harness.errors import HarnessError
 __all__ = ["GraphedStep", "capturable", "why_not_graphed"]
 
 
-def capturable(component) -> bool:
-    """Whether ``component``'s own class (not a base class) declares ``graph_capturable = True``."""
-    return vars(type(component)).get("graph_capturable", False) is True
+def capturable(component, fast: bool = True) -> bool:
+    """Whether ``component``'s own class (not a base class) declares ``graph_capturable = True``, or
+    ``graph_capturable = "fast"`` (capturable on the fast cell path only) and ``fast`` is on."""
+    flag = vars(type(component)).get("graph_capturable", False)
+    return flag is True or (flag == "fast" and fast)
 
 
-def why_not_graphed(*, device, sampler, cell_type, optimizer) -> str | None:
-    """None when a run's search step can be captured, else the reason, naming the component."""
+def why_not_graphed(*, device, sampler, cell_type, optimizer, fast: bool = True) -> str | None:
+    """None when a run's search step can be captured, else the reason, naming the component. ``fast``:
+    whether the run's cells take the fast path (``runtime.fast``)."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device, this run is on {device.type}"
     for kind, component in (("sampler", sampler), ("cell type", cell_type), ("optimizer", optimizer)):
-        if not capturable(component):
+        if not fast and vars(type(component)).get("graph_capturable") == "fast":
+            return (f"{kind} {type(component).__name__} is capturable only on the fast cell path "
+                    "(runtime.fast=false chooses its ops on the host)")
+        if not capturable(component, fast):
             return (f"{kind} {type(component).__name__} does not declare graph_capturable = True (it may decide "
                     "on the host per step, which a replayed graph would freeze)")
     return None

@@ -234,7 +234,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads,
                "deterministic": torch.are_deterministic_algorithms_enabled()}
     if spec.budget.runtime.cuda_graph:
-        why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer)
+        why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer,
+                                  fast=fast)
         if why_not is None:
             optimizer = GraphedStep(optimizer)
             runtime["cuda_graph"] = True

@@ -34,6 +34,18 @@ class BilevelConfig:
             raise ValueError(f"order must be 'arch-first' or 'weight-first', not {self.order!r}")
 
 
+def fill_unused_grads(params) -> None:
+    """Give every weight no path of this step used a zero gradient (None after ``zero_grad``), so that SGD's
+    weight decay and momentum apply to every weight of the supernet at every step, as in the reference
+    code: ``optimizer.zero_grad()`` there (PyTorch 1.x) leaves zeros, not None, so xautodl's GDAS decays
+    and moves an op's weights on steps that did not sample it (issue 17). It also makes a single-path
+    cell's eager path (unchosen ops are not in the graph) and its fast path (every op runs, the unchosen
+    ones weighted by exact zeros) the same optimizer step. A host-side check of ``.grad is None``: no sync."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+
+
 def _accuracy_count(logits, y):
     return (logits.argmax(dim=1) == y).sum()
 
@@ -91,6 +103,7 @@ class FirstOrderBilevel:
         logits = net(train.x)
         loss = F.cross_entropy(logits, train.y)
         loss.backward(inputs=self.w_params)  # alpha's gradient here would be discarded
+        fill_unused_grads(self.w_params)
         nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
         self.w_opt.step()
         return loss.detach(), _accuracy_count(logits.detach(), train.y)

@@ -90,6 +90,11 @@ class MixedBody(CellBody):
         (partial channels, say) must not be replaced by the fused sum of every op."""
         return type(self).edge_forward is MixedBody.edge_forward
 
+    @property
+    def accepts_samples(self) -> bool:
+        """Whether a forward may carry K sample groups (``harness.nn.groups``): on the fast path."""
+        return self.fast and self.supports_fast
+
     def forward(self, states, arch: ArchWeights):
         if self.fast and self.supports_fast:
             if self._fused is None:
@@ -126,7 +131,56 @@ class SinglePathConfig:
 class SinglePathBody(CellBody):
     """Runs only the sampled op of each edge: out = w[k] * op_k(x) + sum_{j != k} w[j], where the
     hard weights make the second term zero-valued but let every op's probability get a gradient
-    (xautodl forward_gdas). Edges a sampler marks inactive are skipped."""
+    (xautodl forward_gdas). Edges a sampler marks inactive are skipped.
+
+    With ``fast`` (issue 17) the path is chosen on the device instead: every op of every edge runs through
+    the fused mixed cell (:class:`harness.nn.fused.FusedMixed`), weighted by the hard one-hot mask m of
+    the sampled ops (detached) times the straight-through weights, and the same per-edge term
+    sum_{j != k} w[j] is added as a bias::
+
+        out_e = a_e * ew_e * (sum_j m_j w_j op_j(x) + sum_j (1 - m_j) w_j)
+
+    (a_e: the sampler's ``active`` mask, ew_e: its edge weights). In value and in every gradient this is
+    the single-path formula above: the unchosen ops' outputs are multiplied by exact zeros, an inactive
+    edge contributes exactly zero and passes no gradient. What differs: the unchosen ops are computed
+    (the compute and activation memory of a DARTS mixed cell), their BatchNorm running statistics are
+    updated by every forward instead of only when chosen (the training forward uses batch statistics, so
+    the trajectory is unchanged), and ``noise`` ops draw for every edge. In exchange the forward makes no
+    host decision (the sampler's host lists are never read), so the step has no host sync and can be
+    captured in a CUDA graph, and its kernels are the fused cell's few large ones. It also accepts K
+    sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot."""
+
+    _fused = None
+
+    @property
+    def supports_fast(self) -> bool:
+        return type(self).edge_forward is SinglePathBody.edge_forward
+
+    @property
+    def accepts_samples(self) -> bool:
+        """Whether a forward may carry K sample groups (``harness.nn.groups``): on the fast path."""
+        return self.fast and self.supports_fast
+
+    def forward(self, states, arch: ArchWeights):
+        if self.fast and self.supports_fast:
+            return self.fused_forward(states, arch)
+        if arch.samples != 1:
+            raise RuntimeError(f"the eager single-path cell runs one sampled architecture per forward, not "
+                               f"{arch.samples} (sample groups need the fast path: harness.nn.cells.set_fast)")
+        return super().forward(states, arch)
+
+    def fused_forward(self, states, arch: ArchWeights):
+        if self._fused is None:
+            self._fused = FusedMixed(self)
+        w = arch.weights[self.kind]
+        chosen = torch.zeros_like(w).scatter_(-1, arch.index[self.kind].unsqueeze(-1), 1.0) * w
+        bias = w.sum(-1) - chosen.sum(-1)
+        if arch.active is not None:
+            on = arch.active[self.kind].to(w.dtype)
+            chosen = chosen * on.unsqueeze(-1)
+            bias = bias * on
+        ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
+        return self._fused.run(states, chosen, ew, bias)
 
     def edge_forward(self, e, x, arch: ArchWeights):
         if arch.host_active is not None and not arch.host_active[self.kind][e]:
@@ -143,6 +197,8 @@ class SinglePathCell:
     # runs the one op per edge a sampler names (ArchWeights.host_index): only with a sampler that declares
     # single_path (harness.testing.check_together refuses any other pairing before a run starts)
     requires = {"sampler": ("single_path",)}
+    # the eager path picks modules on the host; the fast path chooses on the device (harness.graphs)
+    graph_capturable = "fast"
 
     def __init__(self, config: SinglePathConfig):
         self.config = config

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.nn import groups
 from harness.nn.ops import FactorizedReduce, Identity, Noise, Zero
 
 
@@ -152,10 +153,11 @@ class _FusedBN:
             weight = torch.cat([b.weight for b in self.bns])
             bias = torch.cat([b.bias for b in self.bns])
         use_batch_stats = training or not self.track
+        k = groups.current()
         if training and self.track:
-            self.nbt.add_(1)
-        return F.batch_norm(h, self.rm if self.track else None, self.rv if self.track else None, weight, bias,
-                            use_batch_stats, first.momentum, first.eps)
+            self.nbt.add_(k)
+        return groups.batch_norm(h, self.rm if self.track else None, self.rv if self.track else None, weight,
+                                 bias, use_batch_stats, first.momentum, first.eps, k)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,24 +261,60 @@ def _run_fr(group: _Group, srcs: Sequence[int], relu_of, skip_last: bool = False
 # The fused cell forward
 
 
+class _Unit:
+    """One op module of the cell and where its output goes: ``links`` = ((dst, edge, op column), ...).
+    A mixed cell's unit is one (edge, op) with one link; with feature sharing (EnTranNAS) one module per
+    (source, op) feeds every edge that leaves the source with that op."""
+
+    __slots__ = ("uid", "module", "src", "links")
+
+    def __init__(self, uid: int, module: nn.Module, src: int, links: tuple[tuple[int, int, int], ...]):
+        self.uid, self.module, self.src, self.links = uid, module, src, links
+
+
+class _Inputs:
+    """``inputs[src]``: what the ops of a source read, ``prepare(src, states[src])``, once per forward."""
+
+    def __init__(self, states: list, prepare):
+        self.states, self.prepare, self.cache = states, prepare, {}
+
+    def __getitem__(self, src: int) -> torch.Tensor:
+        out = self.cache.get(src)
+        if out is None:
+            x = self.states[src]
+            out = self.cache[src] = x if self.prepare is None else self.prepare(src, x)
+        return out
+
+
 class FusedMixed:
     """Fast forward for a mixed ``CellBody`` (``body.ops[e][k]`` weighted by ``arch.weights[kind][e, k]``).
 
     Not an ``nn.Module``: it holds references to the body's own op modules and parameters, so the
-    parameter list, ``state_dict`` and optimizer state are those of the eager cell."""
+    parameter list, ``state_dict`` and optimizer state are those of the eager cell.
 
-    def __init__(self, body: nn.Module):
+    Other cell types with the same node = weighted sum of op outputs structure give their own ``units``
+    (``(module, src, ((dst, edge, op column), ...))`` in the order their eager forward first runs them,
+    which is the order ``noise`` units draw in), ``prepare(src, x)`` (what a source's ops read, e.g. a
+    bottleneck; default x) and ``finish(dst, sum)`` (the node's state from its sum; default the sum)."""
+
+    def __init__(self, body: nn.Module, units=None, prepare=None, finish=None):
         spec = body.spec
         self.body = body
         self.kind = spec.kind
         self.n_inputs, self.n_nodes = spec.n_inputs, spec.n_nodes
+        self.prepare, self.finish = prepare, finish
         self.eager_units: list[tuple[int, int]] = []
-        self.noise_units: list[tuple[int, int]] = []  # (edge, op) in the eager cell's draw order
-        for dst in range(self.n_inputs, self.n_inputs + self.n_nodes):
-            for e in body.incoming[dst]:
-                for k, op in enumerate(body.ops[e]):
-                    if isinstance(op, Noise):
-                        self.noise_units.append((e, k))
+        if units is None:
+            draw_order = [(e, k) for dst in range(self.n_inputs, self.n_inputs + self.n_nodes)
+                          for e in body.incoming[dst] for k in range(len(body.ops[e]))]
+            rank = {ek: i for i, ek in enumerate(draw_order)}  # the eager cell: node by node, edge by edge
+            flat = [(rank[(e, k)], body.ops[e][k], src, ((dst, e, k),))
+                    for e, (src, dst) in enumerate(spec.edges) for k in range(len(body.ops[e]))]
+            all_units = [_Unit(uid, mod, src, links) for uid, mod, src, links in flat]
+        else:
+            all_units = [_Unit(uid, mod, src, tuple(links)) for uid, (mod, src, links) in enumerate(units)]
+        # noise units drawn in their uid order (the eager forward's)
+        self.noise_units = sorted((u for u in all_units if isinstance(u.module, Noise)), key=lambda u: u.uid)
         first_edge = next(e for e, (src, _) in enumerate(spec.edges) if src == 0)
         self._input_stride = spec.strides[first_edge]  # cell inputs -> intermediate nodes
         sources = sorted({src for src, _ in spec.edges})
@@ -285,20 +323,19 @@ class FusedMixed:
         self.passes = ([first] if first else []) + [(src,) for src in sources if src >= self.n_inputs]
         self.plans = []
         for pass_srcs in self.passes:
-            units, groups = [], {}  # units: (edge, op, dst, src)
-            for e, (src, dst) in enumerate(spec.edges):
-                if src not in pass_srcs:
+            units, groups = [], {}
+            for unit in all_units:
+                if unit.src not in pass_srcs:
                     continue
-                for k, op in enumerate(body.ops[e]):
-                    key = unit_key(op)
-                    if key == ("zero",):
-                        continue
-                    if key is None:
-                        key = ("eager", len(units))
-                        self.eager_units.append((e, k))
-                    units.append((e, k, dst, src))
-                    groups.setdefault(key, []).append(len(units) - 1)
-            targets = sorted({u[2] for u in units})
+                key = unit_key(unit.module)
+                if key == ("zero",):
+                    continue
+                if key is None:
+                    key = ("eager", len(units))
+                    self.eager_units.extend((e, k) for _, e, k in unit.links)
+                units.append(unit)
+                groups.setdefault(key, []).append(len(units) - 1)
+            targets = sorted({dst for src, dst in spec.edges if src in pass_srcs})
             # groups whose last layer is a BatchNorm with the same settings share one BN call (its
             # statistics are per channel, so normalising their concatenation changes nothing)
             tails: dict[tuple, list[tuple]] = {}
@@ -310,24 +347,34 @@ class FusedMixed:
             blocks = []  # (groups with their unit sources, shared final BN or None)
             for tail, keys in tails.items():
                 if len(keys) > 1:
-                    members = [self._group(key, groups[key], units, body, skip_last=True) for key in keys]
+                    members = [self._group(key, groups[key], units, skip_last=True) for key in keys]
                     last = [_last_bn(g, unit) for g, _ in members for unit in range(len(g.units))]
                     blocks.append((members, _FusedBN(last)))
             for key, idx in groups.items():
                 if key not in merged:
-                    blocks.append(([self._group(key, idx, units, body)], None))
+                    blocks.append(([self._group(key, idx, units)], None))
             order = [u for members, _ in blocks for g, _ in members for u in g.units]  # U's unit axis
-            edge_op = torch.tensor([[units[u][0], units[u][1]] for u in order], dtype=torch.long).reshape(-1, 2)
+            # one row per (unit, link): A[target, unit] = w[edge, op] (x edge weight)
+            link_rows = [(targets.index(dst), j, e, k) for j, u in enumerate(order) for dst, e, k in units[u].links]
+            links = torch.tensor(link_rows, dtype=torch.long).reshape(-1, 4)
+            simple = len(link_rows) == len(order)  # one link per unit, in order: A = onehot * w
             onehot = torch.zeros(len(targets), len(order))
-            for j, u in enumerate(order):
-                onehot[targets.index(units[u][2]), j] = 1.0
-            self.plans.append((blocks, order, edge_op, onehot, targets, units))
+            if simple:
+                for t, j, _, _ in link_rows:
+                    onehot[t, j] = 1.0
+            # edge -> target incidence of every edge leaving these sources (`none`-only edges included):
+            # where a per-edge constant (the single-path cell's bias) is added to the target nodes
+            incidence = torch.zeros(len(targets), len(spec.edges))
+            for e, (src, dst) in enumerate(spec.edges):
+                if src in pass_srcs:
+                    incidence[targets.index(dst), e] = 1.0
+            self.plans.append((blocks, order, links, onehot, targets, units, incidence, simple))
         self._device_cache: dict = {}
 
     @staticmethod
-    def _group(key, idx, units, body, skip_last: bool = False):
+    def _group(key, idx, units, skip_last: bool = False):
         """A group and its units' sources; ``skip_last``: its final BN is run by the caller."""
-        mods = [body.ops[units[u][0]][units[u][1]] for u in idx]
+        mods = [units[u].module for u in idx]
         g = _Group(key, idx, mods, skip_last=skip_last)
         if key[0] == "chain":
             g.layers = [_flatten(mod) for mod in mods]
@@ -337,52 +384,76 @@ class FusedMixed:
                     g.bns[li] = _FusedBN([layers[li] for layers in g.layers])
         elif key[0] == "fr" and not skip_last:
             g.bns[0] = _FusedBN([mod.bn for mod in mods])
-        return g, [units[u][3] for u in idx]
+        return g, [units[u].src for u in idx]
 
-    def _node_like(self, states) -> torch.Tensor:
-        """A tensor of the intermediate nodes' shape: the first cell input, strided as its edges are."""
+    def _node_like(self, inputs) -> torch.Tensor:
+        """A tensor of the intermediate nodes' (pre-``finish``) shape: the first source's op input, strided
+        as its edges are."""
         s = self._input_stride
-        return states[0] if s == 1 else states[0][:, :, ::s, ::s]
+        return inputs[0] if s == 1 else inputs[0][:, :, ::s, ::s]
 
-    def _draw_noise(self, states) -> dict:
-        """Every ``noise`` unit's output, drawn now in the eager cell's order (node by node, edge by
-        edge): only the shape matters, and no other op of the cell draws random numbers."""
-        body, spec = self.body, self.body.spec
-        node_like = self._node_like(states)
-        return {(e, k): body.ops[e][k](states[spec.edges[e][0]] if spec.edges[e][0] < self.n_inputs else node_like)
-                for e, k in self.noise_units}
+    def _draw_noise(self, inputs) -> dict:
+        """Every ``noise`` unit's output, drawn now in the eager cell's order: only the shape matters, and
+        no other op of the cell draws random numbers."""
+        node_like = self._node_like(inputs)
+        return {u.uid: u.module(inputs[u.src] if u.src < self.n_inputs else node_like) for u in self.noise_units}
 
     def _consts(self, p: int, device, dtype, n_ops: int):
         key = (p, device, dtype)
         if key not in self._device_cache:
-            _, _, edge_op, onehot, _, _ = self.plans[p]
-            flat = (edge_op[:, 0] * n_ops + edge_op[:, 1]).to(device)
-            self._device_cache[key] = (flat, edge_op[:, 0].to(device), onehot.to(device=device, dtype=dtype))
+            _, order, links, onehot, targets, _, incidence, _ = self.plans[p]
+            self._device_cache[key] = (
+                (links[:, 2] * n_ops + links[:, 3]).to(device), links[:, 2].to(device),
+                onehot.to(device=device, dtype=dtype), incidence.t().to(device=device, dtype=dtype),
+                (links[:, 0] * len(order) + links[:, 1]).to(device))
         return self._device_cache[key]
 
     def __call__(self, states: list[torch.Tensor], arch) -> list[torch.Tensor]:
-        w = arch.weights[self.kind]
         ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
+        return self.run(states, arch.weights[self.kind], ew)
+
+    def run(self, states: list[torch.Tensor], w: torch.Tensor, ew: torch.Tensor | None = None,
+            bias: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Node j = sum over edges e into j of ew[e] * (sum_k w[e, k] op_k(x_src) + bias[e]).
+
+        ``w`` (edges, ops), ``ew`` and ``bias`` (edges,); or, for K sample groups (``harness.nn.groups``:
+        the batch is K blocks, sample-major), (K, edges, ops) and (K, edges): block s is weighted by w[s]."""
+        samples = w.shape[0] if w.dim() == 3 else 0  # 0: no sample dimension
+        if samples and samples != groups.current():
+            raise RuntimeError(f"weights for {samples} samples in a forward run as {groups.current()} sample groups")
+        w2 = w.reshape(samples or 1, -1)
+        ew2 = None if ew is None else ew.reshape(samples or 1, -1)
+        bias2 = None if bias is None else bias.reshape(samples or 1, -1)
+        if bias2 is not None and ew2 is not None:
+            bias2 = bias2 * ew2
         states = list(states)
-        noise = self._draw_noise(states) if self.noise_units else {}
+        inputs = _Inputs(states, self.prepare)
+        noise = self._draw_noise(inputs) if self.noise_units else {}
         acc: dict[int, torch.Tensor] = {}
         relus: dict[int, torch.Tensor] = {}
 
-        def relu_of(src: int) -> torch.Tensor:  # ReLU of a node, once per forward
+        def relu_of(src: int) -> torch.Tensor:  # ReLU of a source's op input, once per forward
             if src not in relus:
-                relus[src] = F.relu(states[src])
+                relus[src] = F.relu(inputs[src])
             return relus[src]
 
         def complete(node: int) -> torch.Tensor:  # a node nothing but `none` feeds is zeros, as in eager
-            if node in acc:
-                return acc.pop(node)
-            return torch.zeros_like(self._node_like(states))
+            out = acc.pop(node) if node in acc else torch.zeros_like(self._node_like(inputs))
+            return out if self.finish is None else self.finish(node, out)
 
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
                 states.append(complete(len(states)))
-            blocks, order, _, _, targets, units = self.plans[p]
+            blocks, order, _, _, targets, units, _, simple = self.plans[p]
+            flat, edges, onehot, incidence, cells = self._consts(p, w.device, w.dtype, w.shape[-1])
             if not order:  # every op leaving these sources is `none`
+                if bias2 is not None:  # ... but a single-path edge still adds its bias
+                    node_bias = bias2 @ incidence  # (samples, targets)
+                    like = self._node_like(inputs)
+                    for d, dst in enumerate(targets):
+                        part = torch.zeros_like(like).view(samples or 1, -1).add_(node_bias[:, d:d + 1])
+                        part = part.view_as(like)
+                        acc[dst] = part if dst not in acc else acc[dst] + part
                 continue
             outs = []
             for members, shared_bn in blocks:
@@ -390,25 +461,37 @@ class FusedMixed:
                 for g, srcs in members:
                     kind = g.key[0]
                     if kind == "chain":
-                        parts.append(_run_chain(g, srcs, states, relu_of, g.skip_last))
+                        parts.append(_run_chain(g, srcs, inputs, relu_of, g.skip_last))
                     elif kind == "identity":
-                        parts.append(_stacked(srcs, states.__getitem__))
+                        parts.append(_stacked(srcs, inputs.__getitem__))
                     elif kind == "fr":
                         parts.append(_run_fr(g, srcs, relu_of, g.skip_last))
                     elif kind == "noise":
-                        parts.append(torch.cat([noise[units[u][:2]] for u in g.units], dim=1))
+                        parts.append(torch.cat([noise[units[u].uid] for u in g.units], dim=1))
                     else:  # eager unit
-                        parts.append(g.modules[0](states[srcs[0]]))
+                        parts.append(g.modules[0](inputs[srcs[0]]))
                 h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
                 outs.append(shared_bn(h) if shared_bn is not None else h)
             u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
             n = u_all.shape[0]
-            flat, edges, onehot = self._consts(p, w.device, w.dtype, w.shape[1])
-            wu = w.reshape(-1).index_select(0, flat)
-            if ew is not None:
-                wu = wu * ew.index_select(0, edges)
-            a = onehot * wu  # (targets, units)
-            contrib = torch.matmul(a, u_all.reshape(n, len(order), -1))  # (B, targets, C*H*W)
+            wu = w2.index_select(1, flat)  # (samples, links)
+            if ew2 is not None:
+                wu = wu * ew2.index_select(1, edges)
+            s1 = samples or 1
+            if simple:
+                a = onehot * wu[:, None, :]  # (samples, targets, units)
+            else:  # units feeding several targets: scatter each link's weight into its (target, unit) cell
+                a = wu.new_zeros(s1, len(targets) * len(order)).index_add_(1, cells, wu)
+                a = a.view(s1, len(targets), len(order))
+            if not samples:
+                contrib = torch.matmul(a[0], u_all.reshape(n, len(order), -1))  # (B, targets, C*H*W)
+                if bias2 is not None:
+                    contrib = contrib + (incidence.t() @ bias2[0])[:, None]
+            else:  # block s of the batch weighted by sample s's architecture: one batched matmul
+                contrib = torch.matmul(a[:, None], u_all.reshape(samples, n // samples, len(order), -1))
+                if bias2 is not None:
+                    contrib = contrib + (bias2 @ incidence)[:, None, :, None]
+                contrib = contrib.reshape(n, len(targets), -1)
             shape = (n, u_all.shape[1] // len(order)) + tuple(u_all.shape[2:])
             for d, dst in enumerate(targets):
                 part = contrib[:, d].reshape(shape)

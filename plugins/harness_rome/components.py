@@ -60,9 +60,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.api import ArchWeights, Batch, SelectionContext
+from harness.api import ArchWeights, Batch, CellSpec, SelectionContext
 from harness.errors import HarnessError
-from harness.blocks import BilevelConfig, FirstOrderBilevel, GumbelSampler, gumbel_hard
+from harness.blocks import (
+    BilevelConfig,
+    FirstOrderBilevel,
+    GumbelSampler,
+    deferred,
+    exponential_like,
+    fill_unused_grads,
+    gumbel_hard,
+    sample_groups,
+)
 
 _PAD = -1e9  # logit of a padding slot: never drawn, zero probability, finite (no inf/NaN gradients)
 
@@ -86,11 +95,6 @@ class RomeSamplerConfig:
             raise ValueError(f"max_inputs must be >= 1, not {self.max_inputs}")
         if not 0 < self.tau_min <= self.tau_max:
             raise ValueError(f"need 0 < tau_min <= tau_max, not {self.tau_min}, {self.tau_max}")
-
-
-def _gumbel_like(x: torch.Tensor) -> torch.Tensor:
-    """Gumbel(0, 1) noise -log(E), E ~ Exp(1) clamped away from 0 (as gumbel_hard)."""
-    return -torch.empty_like(x).exponential_().clamp_min_(torch.finfo(x.dtype).tiny).log()
 
 
 def _inclusion(p: list[float], k: int) -> list[float]:
@@ -135,24 +139,34 @@ class _RomeSampler(GumbelSampler):
     def _layout(self) -> None:
         raise NotImplementedError
 
-    def _sample_topology(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(..., edges) straight-through edge weights and bool kept mask, from (..., params) betas
-        (leading dims: independent samples)."""
+    def _sample_topology(self, beta: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., edges) straight-through edge weights and bool kept mask, from (params,) betas and the
+        Exp(1) draw ``e`` (..., nodes, width) behind the Gumbel noise (leading dims: independent samples)."""
         raise NotImplementedError
 
-    def forward(self) -> ArchWeights:
+    def sample(self, samples: int) -> ArchWeights:
+        """``samples`` architectures (a leading sample dimension when more than one). The noise is drawn
+        sample by sample, per cell kind ops then topology, as ``samples`` successive forwards draw it."""
+        kinds = list(self.alphas)
+        draws = [{kind: (exponential_like(self.alphas[kind]), exponential_like(self.betas[kind], self.slot.shape))
+                  for kind in kinds} for _ in range(samples)]
         weights, index, edge_weights, active = {}, {}, {}, {}
-        for kind, alpha in self.alphas.items():
-            weights[kind], index[kind] = gumbel_hard(alpha, self.tau)
-            edge_weights[kind], active[kind] = self._sample_topology(self.betas[kind])
-        kinds = list(index)
-        # the one device->host copy of this forward: ops to run and edges to skip, every kind
-        host = torch.cat([torch.stack([index[k] for k in kinds]),
-                          torch.stack([active[k] for k in kinds]).long()]).tolist()
-        host_index = dict(zip(kinds, host[:len(kinds)]))
-        host_active = {k: [bool(v) for v in row] for k, row in zip(kinds, host[len(kinds):])}
+        for kind in kinds:
+            alpha, beta = self.alphas[kind], self.betas[kind]
+            e_ops = draws[0][kind][0] if samples == 1 else torch.stack([d[kind][0] for d in draws])
+            e_top = draws[0][kind][1] if samples == 1 else torch.stack([d[kind][1] for d in draws])
+            weights[kind], index[kind] = gumbel_hard(alpha.expand(e_ops.shape), self.tau, e_ops)
+            edge_weights[kind], active[kind] = self._sample_topology(beta, e_top)
+
+        def load():  # the one device->host copy (ops to run, edges to skip), only if a cell reads them
+            host = torch.cat([torch.stack([index[k] for k in kinds]),
+                              torch.stack([active[k] for k in kinds]).long()]).tolist()
+            return (dict(zip(kinds, host[:len(kinds)])),
+                    {k: [bool(v) for v in row] for k, row in zip(kinds, host[len(kinds):])})
+
+        host_index, host_active = deferred(load, 2)
         return ArchWeights(weights, index=index, host_index=host_index, host_active=host_active,
-                           edge_weights=edge_weights, active=active)
+                           edge_weights=edge_weights, active=active, samples=samples)
 
     def topology_probabilities(self) -> dict[str, torch.Tensor]:
         """(edges,) probability that each edge is kept in a sample, per cell kind."""
@@ -189,8 +203,11 @@ class RomeV1Sampler(_RomeSampler):
     def _node_logits(self, beta):
         return beta[..., self.slot].masked_fill(~self.mask, _PAD)
 
-    def _sample_topology(self, beta):
-        st, idx = gumbel_hard(self._node_logits(beta), self.tau)  # (..., nodes, width)
+    graph_capturable = True  # pure tensor ops; host lists copied only if a cell reads them
+
+    def _sample_topology(self, beta, e):
+        logits = self._node_logits(beta)
+        st, idx = gumbel_hard(logits.expand(e.shape), self.tau, e)  # (..., nodes, width)
         edge_weights = torch.einsum("...ns,nse->...e", st, self.member)  # Eq. 13
         nodes = torch.arange(len(self.subsets), device=idx.device)
         chosen = self.member[nodes, idx]  # (..., nodes, edges)
@@ -237,9 +254,11 @@ class RomeV2Sampler(_RomeSampler):
     def _node_log_probs(self, beta):
         return F.log_softmax(beta[..., self.slot].masked_fill(~self.mask, _PAD), dim=-1)  # Eq. 15
 
-    def _sample_topology(self, beta):
-        log_p = self._node_log_probs(beta)  # (..., nodes, width)
-        perturbed = log_p + _gumbel_like(log_p.detach())
+    graph_capturable = True  # pure tensor ops; host lists copied only if a cell reads them
+
+    def _sample_topology(self, beta, e):
+        log_p = self._node_log_probs(beta)  # (nodes, width)
+        perturbed = log_p - e.log()  # + Gumbel noise -log(E), per sample
         relaxed = F.softmax(perturbed / self.tau, dim=-1)  # Eq. 16
         top = perturbed.topk(self.k, dim=-1).indices  # padding ranks last; masked out below
         hard = torch.zeros_like(relaxed).scatter_(-1, top, 1.0) * self.mask  # Eq. 17
@@ -284,9 +303,13 @@ class AccumulateConfig(BilevelConfig):
     arch_reduction: str = "mean"  # Eq. 20: mean of the K validation-loss gradients
     weight_reduction: str = "sum"  # Eq. 21: sum of the K training-loss gradients
     weight_clip: str = "sum"  # clip the summed gradient once ("sum") or each sample's ("per-sample")
+    group_samples: bool = True  # on the fast cell path: the K samples as one grouped pass (issue 17)
+    sample_chunk: int = 0  # samples per grouped pass (0: all K); fewer bound the activation memory
 
     def __post_init__(self):
         super().__post_init__()
+        if self.sample_chunk < 0:
+            raise ValueError(f"sample_chunk must be >= 0 (0: all K samples in one pass), not {self.sample_chunk}")
         if self.weight_clip not in ("sum", "per-sample"):
             raise ValueError(f"weight_clip must be 'sum' or 'per-sample', not {self.weight_clip!r}")
         if self.samples < 1:
@@ -298,15 +321,64 @@ class AccumulateConfig(BilevelConfig):
 
 class AccumulateBilevel(FirstOrderBilevel):
     """ROME's Alg. 1: K sampled architectures per update, gradients accumulated by backward passes
-    one sample at a time (memory of one sample). Each ``net(x)`` draws a fresh architecture."""
+    one sample at a time (memory of one sample). Each ``net(x)`` draws a fresh architecture.
+
+    Grouped (issue 17; ``group_samples``, when every cell of the net is on the fast path and the sampler
+    can draw K samples at once): the K samples run as one forward and one backward
+    (``harness.nn.groups``: the batch repeated K times, each block weighted by its own sampled
+    architecture, BatchNorm statistics per sample), in chunks of ``sample_chunk``. The loss is the sum of
+    the K per-sample losses times the same scale, so the gradients are the eager K-loop's (the same
+    draws in the same order; tested against it). ``weight_clip="per-sample"`` needs each sample's weight
+    gradient alone, so that step stays a loop. Nothing here reads a device value on the host."""
+
+    graph_capturable = True  # host-side decisions only from configuration and module flags
 
     def _scale(self, reduction: str) -> float:
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
+
+    def grouped(self, net, weight_step: bool = False) -> bool:
+        """Whether this step runs its K samples as grouped passes."""
+        c = self.config
+        if not c.group_samples or (weight_step and c.weight_clip == "per-sample"):
+            return False
+        if not callable(getattr(net.sampler, "sample", None)):
+            return False
+        bodies = [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
+        if not bodies or not all(getattr(b, "accepts_samples", False) for b in bodies):
+            return False
+        if sample_groups.why_not(net) is not None:
+            return False
+        if not getattr(self, "_groups_enabled", False):
+            sample_groups.enable(net)
+            self._groups_enabled = True
+        return True
+
+    def _chunks(self):
+        k, chunk = self.config.samples, self.config.sample_chunk or self.config.samples
+        return [min(chunk, k - i) for i in range(0, k, chunk)]
+
+    def _grouped_losses(self, net, batch: Batch, k: int):
+        """(per-sample losses (k,), logits (k*B, classes)) of k architectures sampled now."""
+        arch = net.sampler.sample(k)
+        with sample_groups.sample_groups(k):
+            logits = net(batch.x.repeat(k, 1, 1, 1), arch)
+        losses = F.cross_entropy(logits, batch.y.repeat(k), reduction="none").view(k, -1).mean(1)
+        return losses, logits
 
     def arch_step(self, net, val: Batch):
         self.a_opt.zero_grad(set_to_none=True)
         scale = self._scale(self.config.arch_reduction)
         total = None
+        if self.grouped(net):
+            for k in self._chunks():
+                losses, _ = self._grouped_losses(net, val, k)
+                reg = net.sampler.regularization()
+                if reg is not None:
+                    losses = losses + reg
+                (losses.sum() * scale).backward(inputs=self.a_params)
+                total = losses.detach().sum() if total is None else total + losses.detach().sum()
+            self.a_opt.step()
+            return total / self.config.samples
         for _ in range(self.config.samples):
             loss = self.arch_loss(net, val)
             (loss * scale).backward(inputs=self.a_params)
@@ -317,9 +389,22 @@ class AccumulateBilevel(FirstOrderBilevel):
     def weight_step(self, net, train: Batch):
         self.w_opt.zero_grad(set_to_none=True)
         scale = self._scale(self.config.weight_reduction)
+        k = self.config.samples
+        if self.grouped(net, weight_step=True):
+            total = correct = None
+            for n in self._chunks():
+                losses, logits = self._grouped_losses(net, train, n)
+                (losses.sum() * scale).backward(inputs=self.w_params)
+                hits = (logits.detach().argmax(dim=1) == train.y.repeat(n)).sum()
+                total = losses.detach().sum() if total is None else total + losses.detach().sum()
+                correct = hits if correct is None else correct + hits
+            fill_unused_grads(self.w_params)
+            nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+            self.w_opt.step()
+            return total / k, correct / k
         per_sample = self.config.weight_clip == "per-sample"
         total = correct = summed = None
-        for _ in range(self.config.samples):
+        for _ in range(k):
             logits = net(train.x)
             loss = F.cross_entropy(logits, train.y)
             (loss * scale).backward(inputs=self.w_params)
@@ -335,9 +420,9 @@ class AccumulateBilevel(FirstOrderBilevel):
             for p, g in zip(self.w_params, summed):
                 p.grad = g
         else:
+            fill_unused_grads(self.w_params)  # a weight none of the K samples used: decay and momentum apply
             nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
         self.w_opt.step()
-        k = self.config.samples
         return total / k, correct / k  # mean over the K sampled architectures
 
 

@@ -1,0 +1,119 @@
+"""Several sampled architectures in one forward pass ("sample groups", issue 17).
+
+ROME updates on K sampled architectures per step (its Alg. 1), which the eager optimizer runs as K
+forward/backward passes, each launching the whole network's kernels. Grouped, the K samples run as one
+pass: the batch is repeated K times (sample-major, ``x.repeat(K, 1, 1, 1)``), the sampler's weights get a
+leading sample dimension (K, edges, ops), the fused cells weight each sample's block of the batch with its
+own architecture (one batched matmul), and every layer that works image by image (convolutions, pooling,
+ReLU, the classifier) needs no change. The one layer that mixes images is BatchNorm: in training mode it
+must normalise each sample's images with that sample's statistics, as K separate passes would.
+:func:`batch_norm` does so with one ``F.batch_norm`` call over the samples laid side by side in channels
+(a transpose there and back), and updates the running statistics exactly as K successive passes would
+(momentum applied K times, sample 1 first).
+
+The sample count of the forward in progress is a context variable (:func:`sample_groups`); BatchNorm
+modules read it once :func:`enable` has switched their class to :class:`SampleBatchNorm2d` (identical when
+no groups are active: the same ``state_dict``, the same numerics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_SAMPLES = contextvars.ContextVar("harness_sample_groups", default=1)
+
+
+def current() -> int:
+    """How many samples the forward pass in progress holds (1 outside :func:`sample_groups`)."""
+    return _SAMPLES.get()
+
+
+@contextlib.contextmanager
+def sample_groups(k: int):
+    """Run the forward passes inside as ``k`` sample groups (batch = k blocks of the same images)."""
+    token = _SAMPLES.set(int(k))
+    try:
+        yield
+    finally:
+        _SAMPLES.reset(token)
+
+
+_COEF: dict = {}
+
+
+def _update_coefficients(k: int, momentum: float, device, dtype) -> tuple[torch.Tensor, float]:
+    """(c, a) with c[s] = (1-m)^(k-1-s) and a = (1-m)^k - (1-m) * sum(c): k successive running-statistic
+    updates r <- (1-m) r + m stat_s, written with t_s = (1-m) r0 + m stat_s (what one ``F.batch_norm`` call
+    leaves in a buffer that started at r0), give a * r0 + sum_s c[s] t_s. Cached per setting, so a step
+    makes no host->device copy (a CUDA graph could not replay one)."""
+    key = (k, momentum, device, dtype)
+    if key not in _COEF:
+        decay = 1.0 - momentum
+        c = [decay ** (k - 1 - s) for s in range(k)]
+        _COEF[key] = (torch.tensor(c, dtype=dtype, device=device), decay ** k - decay * sum(c))
+    return _COEF[key]
+
+
+def batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats: bool, momentum: float, eps: float,
+               samples: int) -> torch.Tensor:
+    """``F.batch_norm`` with each of ``samples`` consecutive blocks of the batch normalised by its own
+    statistics (training), and the running statistics updated as ``samples`` successive calls would."""
+    if samples == 1 or not use_batch_stats:  # eval with running statistics: the same for every sample
+        return F.batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, eps)
+    k, c = samples, x.shape[1]
+    n = x.shape[0] // k
+    rest = tuple(x.shape[2:])
+    side = x.view(k, n, c, *rest).transpose(0, 1).reshape(n, k * c, *rest)  # sample s -> channels s*c..
+    track = running_mean is not None
+    tmp = torch.stack([running_mean, running_var]).repeat(1, k) if track else None  # (2, k*c), r0 per sample
+    w = weight.repeat(k) if weight is not None else None
+    b = bias.repeat(k) if bias is not None else None
+    out = F.batch_norm(side, tmp[0] if track else None, tmp[1] if track else None, w, b, True, momentum, eps)
+    if track:
+        with torch.no_grad():
+            coef, a = _update_coefficients(k, momentum, tmp.device, tmp.dtype)
+            summed = torch.matmul(coef, tmp.view(2, k, c))  # (2, c): sum_s c[s] t_s for mean and var
+            torch._foreach_mul_([running_mean, running_var], a)
+            torch._foreach_add_([running_mean, running_var], [summed[0], summed[1]])
+    return out.view(n, k, c, *rest).transpose(0, 1).reshape(k * n, c, *rest)
+
+
+class SampleBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that keeps sample groups apart (:func:`batch_norm`); plain BatchNorm otherwise."""
+
+    def forward(self, x):
+        k = current()
+        if k == 1:
+            return super().forward(x)
+        track = self.track_running_stats and self.running_mean is not None
+        if self.training and track:
+            self.num_batches_tracked.add_(k)
+        return batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                          self.weight, self.bias, self.training or not track, self.momentum, self.eps, k)
+
+
+def why_not(net: nn.Module) -> str | None:
+    """None when every module of ``net`` that mixes images of a batch is a BatchNorm2d this module can
+    keep per sample, else the first one that is not (named)."""
+    for name, m in net.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if not isinstance(m, nn.BatchNorm2d):
+                return f"{name} is a {type(m).__name__} (sample groups know BatchNorm2d)"
+            if m.momentum is None and m.track_running_stats:
+                return f"{name} uses a cumulative moving average (momentum=None)"
+    return None
+
+
+def enable(net: nn.Module) -> None:
+    """Switch every ``nn.BatchNorm2d`` of ``net`` to :class:`SampleBatchNorm2d` (in place; idempotent)."""
+    reason = why_not(net)
+    if reason is not None:
+        raise ValueError(f"cannot run sample groups: {reason}")
+    for m in net.modules():
+        if type(m) is nn.BatchNorm2d:
+            m.__class__ = SampleBatchNorm2d

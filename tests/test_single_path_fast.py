@@ -1,0 +1,158 @@
+"""Issue 17: the single-path methods' fast path (ops chosen on the device, every op through the fused cell
+weighted by the hard one-hot) and ROME's K samples as one grouped pass compute what the eager code
+computes: the same search trajectory in float64 (the eager single-path cell and the eager K-loop are the
+references), BatchNorm statistics per sample as K separate passes keep them, and a step that reads no
+tensor value on the host (run on the meta device, where any such read fails)."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.api import Batch
+from harness.config import resolve
+from harness.nn import groups
+from harness.nn.cells import set_fast
+from harness.spaces import NetShape
+from tests.searchkit import REGISTRY, method_parts, random_batches
+
+
+def _trajectory(method, space_name, fast, steps=4, sets=None):
+    net, sampler, _, opt = method_parts(method, space_name, steps_per_epoch=6)
+    if sets:
+        opt.config = type(opt.config)(**{**opt.config.__dict__, **sets})
+    opt.set_progress(0, 1)
+    set_fast(net, fast)
+    data = random_batches(3)
+    torch.manual_seed(7)
+    losses = []
+    for i in range(steps):
+        train, val = data[i % 3]
+        losses.append(float(opt.step(net, train, val).train_loss))
+    grouped = opt.grouped(net) if hasattr(opt, "grouped") else None
+    return (losses, [a.detach().clone() for a in sampler.arch_parameters()],
+            [p.detach().clone() for p in net.weight_parameters()], grouped)
+
+
+def _rel(a, b):
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / a.abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("method, space_name", [("gdas", "darts"), ("gdas", "nb201"), ("rome-v2", "darts"),
+                                                ("rome-v1", "s3"), ("rome-v2", "nb201")])
+def test_fast_single_path_search_matches_eager_in_float64(method, space_name):
+    """4 steps: losses, arch parameters and every weight agree to 1e-12 (float64). For ROME the fast run
+    takes its K=7 samples as one grouped pass, the eager run loops over them."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        le, ae, we, g_eager = _trajectory(method, space_name, False)
+        lf, af, wf, g_fast = _trajectory(method, space_name, True)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    if method.startswith("rome"):
+        assert g_eager is False and g_fast is True
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-12
+    assert max(_rel(a, b) for a, b in zip(ae, af)) < 1e-12
+    assert max(_rel(a, b) for a, b in zip(we, wf)) < 1e-12
+
+
+def test_grouped_rome_in_chunks_and_per_sample_clipping_match_eager():
+    """sample_chunk=3 (passes of 3, 3 and 1 samples) is the same step; weight_clip="per-sample" keeps the
+    weight step a loop (each sample's gradient is clipped alone) and is the same step too."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        le, ae, _, _ = _trajectory("rome-v2", "s2", False, steps=2)
+        lc, ac, _, grouped = _trajectory("rome-v2", "s2", True, steps=2, sets={"sample_chunk": 3})
+        lp, ap, _, _ = _trajectory("rome-v2", "s2", False, steps=2, sets={"weight_clip": "per-sample"})
+        lq, aq, _, _ = _trajectory("rome-v2", "s2", True, steps=2, sets={"weight_clip": "per-sample"})
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert grouped
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, lc)) < 1e-12
+    assert max(_rel(a, b) for a, b in zip(ae, ac)) < 1e-12
+    assert max(abs(a - b) / abs(a) for a, b in zip(lp, lq)) < 1e-12
+    assert max(_rel(a, b) for a, b in zip(ap, aq)) < 1e-12
+
+
+def test_fast_single_path_forward_and_gradients_match_eager_with_the_same_draw():
+    """One GDAS forward/backward on darts with one architecture drawn once and handed to both nets:
+    outputs and gradients equal; the unchosen ops' weights get exact-zero gradients on the fast path."""
+    net, sampler, _, _ = method_parts("gdas", "darts")
+    fast = copy.deepcopy(net)
+    set_fast(fast, True)
+    x, y = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
+    torch.manual_seed(3)
+    arch = net.sampler()
+    out_e, out_f = net(x, arch), fast(x, arch)
+    assert _rel(out_e, out_f) < 1e-5
+    F.cross_entropy(out_e, y).backward(retain_graph=True)  # both nets' graphs share the sampler's
+    F.cross_entropy(out_f, y).backward()
+    unused = 0
+    names = {id(p): name for name, p in net.named_parameters()}
+    for pe, pf in zip(net.weight_parameters(), fast.weight_parameters()):  # the draw is net.sampler's
+        name = names[id(pe)]
+        if pe.grad is None:  # not on the sampled path: no gradient eagerly, zeros on the fast path
+            assert pf.grad is not None and not pf.grad.any(), name
+            unused += 1
+        else:
+            assert _rel(pe.grad, pf.grad) < 1e-4, name
+    assert unused > 0
+
+
+def test_sample_groups_batch_norm_equals_k_separate_passes():
+    """K blocks of a batch through a SampleBatchNorm2d: outputs normalised per block, and running
+    statistics as K successive nn.BatchNorm2d calls leave them (momentum applied K times, block 1 first)."""
+    torch.manual_seed(0)
+    k, n, c = 3, 5, 4
+    x = torch.randn(k * n, c, 6, 6) * torch.arange(1, k + 1).repeat_interleave(n)[:, None, None, None]
+    ref = nn.BatchNorm2d(c, momentum=0.3)
+    ref.running_mean.uniform_()
+    grouped = copy.deepcopy(ref)
+    groups.enable(grouped)
+    assert type(grouped) is groups.SampleBatchNorm2d
+    outs = [ref(block) for block in x.view(k, n, c, 6, 6)]
+    with groups.sample_groups(k):
+        out = grouped(x)
+    torch.testing.assert_close(out, torch.cat(outs), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grouped.running_mean, ref.running_mean, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grouped.running_var, ref.running_var, rtol=1e-6, atol=1e-7)
+    assert int(grouped.num_batches_tracked) == int(ref.num_batches_tracked) == k
+    assert torch.equal(grouped(x[:n]), ref(x[:n]))  # outside sample groups: plain BatchNorm
+
+
+def test_sample_groups_refuse_other_batch_norms_by_name():
+    net = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm1d(3))
+    assert "1 is a BatchNorm1d" in groups.why_not(net)
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        groups.enable(net)
+
+
+def _meta_step(method, fast):
+    spec = resolve(REGISTRY, REGISTRY.methods[method], "darts", "digits", 0, "paper", {}, [])
+    space = REGISTRY.space("darts", spec.budget.search.op_set)
+    comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
+    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+    net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), 4, 3,
+                                     NetShape(3, 10, 16)).to("meta")
+    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=4, epochs=2)
+    opt.set_progress(0, 2)
+    net.train()
+    set_fast(net, fast)
+
+    def batch():
+        return Batch(torch.empty(2, 3, 16, 16, device="meta"), torch.empty(2, dtype=torch.long, device="meta"))
+
+    opt.step(net, batch(), batch())
+
+
+@pytest.mark.parametrize("method", ["gdas", "rome-v1", "rome-v2"])
+def test_fast_single_path_steps_read_nothing_on_the_host(method):
+    """On the meta device a tensor has no values: any host read (.tolist(), .item(), .cpu()) fails. The
+    eager single-path step reads the sampled ops (it must, to pick modules); the fast step reads nothing,
+    so on a GPU it never waits for the device (what search_step.py --sync-check asserts there)."""
+    with pytest.raises(NotImplementedError, match="meta"):
+        _meta_step(method, fast=False)
+    _meta_step(method, fast=True)
