@@ -41,9 +41,16 @@ def fill_unused_grads(params) -> None:
     and moves an op's weights on steps that did not sample it (issue 17). It also makes a single-path
     cell's eager path (unchosen ops are not in the graph) and its fast path (every op runs, the unchosen
     ones weighted by exact zeros) the same optimizer step. A host-side check of ``.grad is None``: no sync."""
-    for p in params:
+    missing: dict[tuple, list] = {}
+    for p in params:  # the zeros: views of one buffer per device and dtype (one fill kernel in all)
         if p.grad is None:
-            p.grad = torch.zeros_like(p)
+            missing.setdefault((p.device, p.dtype), []).append(p)
+    for (device, dtype), ps in missing.items():
+        flat = torch.zeros(sum(p.numel() for p in ps), device=device, dtype=dtype)
+        offset = 0
+        for p in ps:
+            p.grad = flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
 
 
 def _accuracy_count(logits, y):

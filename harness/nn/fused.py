@@ -150,14 +150,17 @@ class _FusedBN:
             self._bind()
         weight = bias = None
         if first.affine:
-            weight = torch.cat([b.weight for b in self.bns])
-            bias = torch.cat([b.bias for b in self.bns])
+            weight = _cat([b.weight for b in self.bns])
+            bias = _cat([b.bias for b in self.bns])
         use_batch_stats = training or not self.track
         k = groups.current()
         if training and self.track:
             self.nbt.add_(k)
         return groups.batch_norm(h, self.rm if self.track else None, self.rv if self.track else None, weight,
                                  bias, use_batch_stats, first.momentum, first.eps, k)
+
+
+FusedBatchNorm = _FusedBN  # public name: m BatchNorm2d modules as one call (plugins' own fused paths)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +188,11 @@ def _last_bn(group: _Group, unit: int) -> nn.BatchNorm2d:
     return group.layers[unit][-1] if group.key[0] == "chain" else group.modules[unit].bn
 
 
+def _cat(tensors: list[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    """``torch.cat``, except that one tensor is returned as it is (no copy kernel for a group of one)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=dim)
+
+
 def _repeat(x: torch.Tensor, m: int) -> torch.Tensor:
     return x if m == 1 else x.repeat(1, m, 1, 1)
 
@@ -193,7 +201,7 @@ def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
     """The per-unit inputs side by side in channels (unit-major): ``get(src)`` for each unit."""
     if len(set(srcs)) == 1:
         return _repeat(get(srcs[0]), len(srcs))
-    return torch.cat([get(src) for src in srcs], dim=1)
+    return _cat([get(src) for src in srcs], dim=1)
 
 
 def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: bool = False) -> torch.Tensor:
@@ -217,7 +225,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: b
             h = _stacked(srcs, states.__getitem__)
         if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
-            weight = torch.cat([layers[li].weight for layers in group.layers])
+            weight = _cat([layers[li].weight for layers in group.layers])
             if conv_kind == "dw":
                 h = F.conv2d(_repeat(h, m) if shared else h, weight, None, stride, padding, dilation, m * c_in)
             else:
@@ -248,8 +256,8 @@ def _run_fr(group: _Group, srcs: Sequence[int], relu_of, skip_last: bool = False
     shifted = h[:, :, 1:, 1:]
     if shifted.shape[-1] < 1 or shifted.shape[-2] < 1:
         shifted = h
-    a = F.conv2d(h, torch.cat([f.conv_1.weight for f in frs]), None, 2, 0, 1, groups)
-    b = F.conv2d(shifted, torch.cat([f.conv_2.weight for f in frs]), None, 2, 0, 1, groups)
+    a = F.conv2d(h, _cat([f.conv_1.weight for f in frs]), None, 2, 0, 1, groups)
+    b = F.conv2d(shifted, _cat([f.conv_2.weight for f in frs]), None, 2, 0, 1, groups)
     if b.shape[-2:] != a.shape[-2:]:
         b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
     n, _, hh, ww = a.shape
@@ -467,7 +475,7 @@ class FusedMixed:
                     elif kind == "fr":
                         parts.append(_run_fr(g, srcs, relu_of, g.skip_last))
                     elif kind == "noise":
-                        parts.append(torch.cat([noise[units[u].uid] for u in g.units], dim=1))
+                        parts.append(_cat([noise[units[u].uid] for u in g.units], dim=1))
                     else:  # eager unit
                         parts.append(g.modules[0](inputs[srcs[0]]))
                 h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
@@ -493,8 +501,9 @@ class FusedMixed:
                     contrib = contrib + (bias2 @ incidence)[:, None, :, None]
                 contrib = contrib.reshape(n, len(targets), -1)
             shape = (n, u_all.shape[1] // len(order)) + tuple(u_all.shape[2:])
-            for d, dst in enumerate(targets):
-                part = contrib[:, d].reshape(shape)
+            # unbind: its backward is one stack, where a select per target costs a zero-filled copy each
+            for dst, part in zip(targets, contrib.unbind(1)):
+                part = part.reshape(shape)
                 acc[dst] = part if dst not in acc else acc[dst] + part
         while len(states) < self.n_inputs + self.n_nodes:
             states.append(complete(len(states)))

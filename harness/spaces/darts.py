@@ -119,7 +119,7 @@ class DartsFamilySpace(SearchSpace):
         Edge op lists are indexed with the global edge number (RobustDARTS's local-index bug avoided)."""
         cells = {}
         for kind in self.cell_kinds:
-            p = probabilities[kind].detach().float().cpu()
+            p = probabilities[kind].detach().float().cpu().tolist()  # one host read, not one per element
             ops = self._ops[kind]
             chosen: list[tuple[str, int]] = []
             for node in range(STEPS):
@@ -129,8 +129,8 @@ class DartsFamilySpace(SearchSpace):
                         continue
                     best_k, best_w = None, -1.0
                     for k, name in enumerate(ops[e]):
-                        if name != "none" and float(p[e, k]) > best_w:
-                            best_k, best_w = k, float(p[e, k])
+                        if name != "none" and p[e][k] > best_w:
+                            best_k, best_w = k, p[e][k]
                     if best_k is not None:
                         candidates.append((best_w, -src, src, ops[e][best_k]))
                 candidates.sort(reverse=True)

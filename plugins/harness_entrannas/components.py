@@ -108,6 +108,7 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec, SelectionContext
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, NB201Genotype
+from harness.nn.fused import FusedBatchNorm, FusedMixed
 from harness.nn.ops import ReLUConvBN
 from harness.nn.samplers import AlphaSampler
 
@@ -357,6 +358,88 @@ class EngineTransitBody(nn.Module):
             self.reduce = None
             self.restore = None
 
+    fast = False  # set by harness.nn.cells.set_fast (supports_fast)
+    supports_fast = True
+    _fused = None
+    _TRANSIT_CACHE = 64  # fused transit forwards kept, one per derived selection (least recently used out)
+
+    def _fused_forward(self, selection: list[list[int]] | None) -> FusedMixed:
+        """This cell as :class:`harness.nn.fused.FusedMixed` units (issue 17): one per op module that
+        ``selection`` runs (per (source, op) with feature sharing), linked to every selected (edge, op
+        column) it feeds, in the eager forward's first-use order (the order ``noise`` draws in); the
+        bottleneck is the units' ``prepare``, the restoring conv-BN each node's ``finish``. ``selection``
+        None: every op (the engine cell)."""
+        spec = self.spec
+        units, seen = [], {}
+        for dst in range(spec.n_inputs, spec.n_inputs + spec.n_nodes):
+            n_links = 0
+            for e in self.incoming[dst]:
+                for k in (range(len(spec.ops[e])) if selection is None else selection[e]):
+                    key = self.keys[e][k]
+                    if key not in seen:
+                        seen[key] = len(units)
+                        units.append((self.ops[key], spec.edges[e][0], []))
+                    units[seen[key]][2].append((dst, e, k))
+                    n_links += 1
+            if not n_links:
+                raise RuntimeError(f"node {dst} of the {self.kind} cell at position {spec.position} has no "
+                                   f"selected input connection")
+        prepare = None if self.reduce is None else (lambda src, x: self._pre[src] if src in self._pre
+                                                    else self.reduce[str(src)](x))
+        finish = None if self.restore is None else (lambda dst, x: self.restore[dst - spec.n_inputs](x))
+        return FusedMixed(self, units=units, prepare=prepare, finish=finish)
+
+    _pre: dict = {}  # this forward's bottlenecked cell inputs (fast path), by source
+    _reduce_bn = None
+
+    def _reduce_inputs(self, states) -> dict[int, torch.Tensor]:
+        """The cell inputs' bottlenecks (ReLU, 1x1 conv, BN each) as one grouped pass: what
+        ``self.reduce[str(src)](states[src])`` gives for each, in 4 calls instead of 3 per input."""
+        srcs = [s for s in self.sources if s < self.spec.n_inputs]
+        if self.reduce is None or len(srcs) < 2 or len({tuple(states[s].shape) for s in srcs}) > 1:
+            return {}
+        mods = [self.reduce[str(s)] for s in srcs]  # ReLUConvBN: ReLU, Conv2d, BatchNorm2d
+        if self._reduce_bn is None:
+            self._reduce_bn = FusedBatchNorm([m[2] for m in mods])
+        h = F.relu(torch.cat([states[s] for s in srcs], dim=1))
+        h = F.conv2d(h, torch.cat([m[1].weight for m in mods]), None, 1, 0, 1, len(srcs))
+        return dict(zip(srcs, self._reduce_bn(h).chunk(len(srcs), dim=1)))
+
+    def _fast_forward(self, states, arch: ArchWeights):
+        self._pre = self._reduce_inputs(states)
+        try:
+            return self._fast_cell(states, arch)
+        finally:
+            self._pre = {}
+
+    def _fast_cell(self, states, arch: ArchWeights):
+        w = arch.weights[self.kind]
+        if self.is_engine:
+            # every op of every edge, weighted: the ops a DST sampler zeroed (which the eager engine skips
+            # with engine_skip_zero) add exact zeros and pass no gradient (q_hat's ReLU is flat there)
+            if self._fused is None:
+                self._fused = self._fused_forward(None)
+            if arch.active is not None:
+                w = w * arch.active[self.kind].to(w.dtype).unsqueeze(-1)
+            ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
+            return self._fused.run(states, w, ew)
+        # a transit cell: the derived ops only (chosen on the host, as eagerly). A sparse selection (the
+        # derived cell's 2 inputs per node, or fewer ops) runs eagerly: fusing a handful of ops launches more
+        # kernels than it saves (measured, BENCHMARKS.md); a dense one (a DST search's early steps) runs
+        # as one fused forward per distinct selection; unweighted (Eq. 6) unless transit_weighted
+        sel = self.selection(arch)
+        if sum(map(len, sel)) <= 2 * self.spec.n_nodes:
+            return self._eager_forward(states, arch, sel, dict(self._pre))
+        key = tuple(map(tuple, sel))
+        cache = self.__dict__.setdefault("_transit", {})
+        fused = cache.pop(key, None) or self._fused_forward(sel)
+        cache[key] = fused
+        if len(cache) > self._TRANSIT_CACHE:
+            cache.pop(next(iter(cache)))
+        if not self.config.transit_weighted:
+            w = torch.ones_like(w.detach())
+        return fused.run(states, w)
+
     def selection(self, arch: ArchWeights) -> list[list[int]] | None:
         """Per edge the op columns to run; None means every column (a full engine cell)."""
         selected = getattr(arch, "host_selected", None)
@@ -369,14 +452,19 @@ class EngineTransitBody(nn.Module):
         return self._cache.get(arch, self.spec)[self.kind]
 
     def forward(self, states, arch: ArchWeights):
+        if self.fast:
+            return self._fast_forward(states, arch)
+        return self._eager_forward(states, arch, self.selection(arch))
+
+    def _eager_forward(self, states, arch: ArchWeights, sel: list[list[int]] | None,
+                       reduced: dict[int, torch.Tensor] | None = None):
         spec = self.spec
         states = list(states)
-        sel = self.selection(arch)
         weighted = self.is_engine or self.config.transit_weighted
         w = arch.weights[self.kind]
         edge_w = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
         active = arch.host_active[self.kind] if arch.host_active is not None and self.is_engine else None
-        reduced: dict[int, torch.Tensor] = {}
+        reduced = {} if reduced is None else reduced
         feats: dict[str, torch.Tensor] = {}
 
         def feature(e: int, k: int) -> torch.Tensor:
