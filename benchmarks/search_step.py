@@ -60,7 +60,9 @@ def main(argv=None):
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--sync-check", action="store_true",
                     help="run one extra step under torch.cuda.set_sync_debug_mode('error'): fails on any "
-                         "host-device synchronisation inside the step")
+                         "host-device synchronisation inside the step. Off CUDA, the same step (the last mode "
+                         "measured) is built on the meta device, where tensors hold no values: any host read "
+                         "(.item(), .tolist(), .cpu()) fails, which is what a sync would be on a GPU")
     args = ap.parse_args(argv)
 
     import torch
@@ -184,6 +186,8 @@ def main(argv=None):
         run["arch_end"] = [p.detach().clone() for p in run["net"].sampler.arch_parameters()]
 
     syncs = "not checked"
+    if args.sync_check and device.type != "cuda":
+        syncs = _meta_sync_check(comp, spec, space, args.channels, layers, shape, args.batch, modes[-1] != "eager")
     if args.sync_check and device.type == "cuda":
         run = runs[modes[-1]]
         opt = getattr(run["opt"], "inner", run["opt"])  # a graph replay cannot sync: check what it captured
@@ -202,7 +206,14 @@ def main(argv=None):
             if mode == "graph":
                 continue  # a replay dispatches no operators: it is one graph launch
             _set_rng_state(device, runs[mode]["rng"])  # single-path methods: the same sampled paths in each mode
-            op_counts[mode] = _count_ops(lambda: runs[mode]["opt"].step(runs[mode]["net"], *pool[0]))
+            run = runs[mode]
+            op_counts[mode] = _count_ops(lambda: run["opt"].step(run["net"], *pool[0]))
+            # once more with the optimizers' multi-tensor (foreach) code, which CUDA uses by default: on a
+            # CPU torch loops over the parameters instead, one kernel per tensor per operation
+            _set_rng_state(device, run["rng"])
+            with _foreach_optimizers(run["opt"]):
+                foreach = _count_ops(lambda: run["opt"].step(run["net"], *pool[0]))
+            op_counts[mode]["non_view_foreach"] = foreach["non_view"]
 
     base = {
         "command": "python benchmarks/search_step.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
@@ -231,7 +242,8 @@ def main(argv=None):
               f"{results[mode]['images_per_s']} img/s, peak {peak:.2f} GiB, "
               f"{run['fast_cells']} cells on the fast path"
               + (f", {op_counts[mode]['all']} aten ops per step ({op_counts[mode]['non_view']} not views "
-                 f"or allocations)" if mode in op_counts else "")
+                 f"or allocations; {op_counts[mode]['non_view_foreach']} with foreach optimizers)"
+                 if mode in op_counts else "")
               + f"  [{base['device']}, torch {torch.__version__}]")
     def drift(a, b):
         """(max relative loss difference, max relative alpha difference at the end, the first step whose
@@ -266,6 +278,71 @@ def main(argv=None):
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
     return out
+
+
+def _meta_sync_check(comp, spec, space, channels, layers, shape, batch, fast) -> str:
+    """One step of the method built on the meta device (no values): "none", or the host read that failed."""
+    import torch
+
+    from harness.api import Batch
+    from harness.nn.cells import set_fast
+
+    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+    net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), channels, layers,
+                                     shape).to("meta")
+    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
+    opt.set_progress(0, 50)
+    sampler.set_progress(0, 50)
+    net.train()
+    set_fast(net, fast)
+
+    def meta_batch():
+        return Batch(torch.empty(batch, shape.in_channels, shape.resolution, shape.resolution, device="meta"),
+                     torch.empty(batch, dtype=torch.long, device="meta"))
+
+    try:
+        opt.step(net, meta_batch(), meta_batch())
+    except NotImplementedError as exc:  # "Cannot copy out of meta tensor; no data!"
+        return f"host read found (meta device): {str(exc).splitlines()[0]}"
+    return "none (meta device)"
+
+
+class _foreach_optimizers:
+    """Within: every torch optimizer of ``opt`` (its attributes, a GraphedStep's ``inner``) and
+    ``clip_grad_norm_`` take their multi-tensor (foreach) path, as they do by default on CUDA."""
+
+    def __init__(self, opt):
+        import torch
+
+        self.groups, seen, todo = [], set(), [opt]
+        while todo:
+            obj = todo.pop()
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, torch.optim.Optimizer):
+                self.groups += obj.param_groups
+            elif hasattr(obj, "__dict__") and not isinstance(obj, torch.nn.Module):
+                todo += list(vars(obj).values())
+
+    def __enter__(self):
+        import functools
+
+        import torch
+
+        self.saved = [g.get("foreach") for g in self.groups]
+        for g in self.groups:
+            g["foreach"] = True
+        self.clip = torch.nn.utils.clip_grad_norm_
+        torch.nn.utils.clip_grad_norm_ = functools.partial(self.clip, foreach=True)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        for g, v in zip(self.groups, self.saved):
+            g["foreach"] = v
+        torch.nn.utils.clip_grad_norm_ = self.clip
 
 
 NO_KERNEL = {"empty", "empty_like", "empty_strided", "detach", "lift_fresh", "is_same_size"}

@@ -3,12 +3,14 @@ decide what an edge computes from the sampler's weights (``edge_forward``)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from harness.api import ArchWeights, CellSpec
+from harness.nn import groups
 from harness.nn.fused import FusedMixed
 
 
@@ -54,14 +56,25 @@ def set_fast(net: nn.Module, on: bool) -> list[str]:
         if getattr(module, "supports_fast", False):
             module.fast = bool(on)
             switched.append(name)
+    # the supernet's BatchNorm counters as one add per forward (harness.nn.groups.batched_bn_counts)
+    batched = bool(on) and isinstance(net, Supernet) and groups.why_not(net) is None
+    if batched:
+        groups.enable(net)
+    if isinstance(net, Supernet):
+        net.batched_bn_counts = batched
     return switched
 
 
 class Supernet(nn.Module):
     """Base of the spaces' search networks: ``self.sampler`` owns the architecture parameters, every
-    other parameter is a weight."""
+    other parameter is a weight. A space's ``forward`` runs inside :meth:`bn_counts` (set by
+    :func:`set_fast`: the BatchNorm counters of one forward as one multi-tensor add)."""
 
     sampler: nn.Module
+    batched_bn_counts = False
+
+    def bn_counts(self):
+        return groups.batched_bn_counts() if self.batched_bn_counts else contextlib.nullcontext()
 
     def weight_parameters(self) -> list:
         arch = {id(p) for p in self.sampler.arch_parameters()}

@@ -155,7 +155,7 @@ class _FusedBN:
         use_batch_stats = training or not self.track
         k = groups.current()
         if training and self.track:
-            self.nbt.add_(k)
+            groups.count_batches(self.nbt, k)
         return groups.batch_norm(h, self.rm if self.track else None, self.rv if self.track else None, weight,
                                  bias, use_batch_stats, first.momentum, first.eps, k)
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _SAMPLES = contextvars.ContextVar("harness_sample_groups", default=1)
+_COUNTS = contextvars.ContextVar("harness_bn_counts", default=None)
 
 
 def current() -> int:
@@ -59,6 +60,35 @@ def _update_coefficients(k: int, momentum: float, device, dtype) -> tuple[torch.
     return _COEF[key]
 
 
+@contextlib.contextmanager
+def batched_bn_counts():
+    """Within: BatchNorm layers (:class:`SampleBatchNorm2d`, the fused cell's) add to their
+    ``num_batches_tracked`` counters at the end, in one multi-tensor add per increment value, instead of one
+    tiny kernel each (a DARTS supernet forward has ~50 of them outside the fused cells). The counters end
+    with the same values; nothing reads them in between (momentum is set, so they only count)."""
+    pending: dict[int, list] = {}
+    token = _COUNTS.set(pending)
+    try:
+        yield
+    finally:
+        _COUNTS.reset(token)
+        by_step: dict[int, list[torch.Tensor]] = {}
+        for counter, step in pending.values():
+            by_step.setdefault(step, []).append(counter)
+        for step, counters in by_step.items():
+            torch._foreach_add_(counters, step)
+
+
+def count_batches(counter: torch.Tensor, step: int) -> None:
+    """``counter += step`` now, or at the end of the :func:`batched_bn_counts` block in progress."""
+    pending = _COUNTS.get()
+    if pending is None:
+        counter.add_(step)
+        return
+    entry = pending.setdefault(id(counter), [counter, 0])
+    entry[1] += step
+
+
 def batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats: bool, momentum: float, eps: float,
                samples: int) -> torch.Tensor:
     """``F.batch_norm`` with each of ``samples`` consecutive blocks of the batch normalised by its own
@@ -88,11 +118,12 @@ class SampleBatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x):
         k = current()
-        if k == 1:
+        if k == 1 and _COUNTS.get() is None:
             return super().forward(x)
+        self._check_input_dim(x)
         track = self.track_running_stats and self.running_mean is not None
         if self.training and track:
-            self.num_batches_tracked.add_(k)
+            count_batches(self.num_batches_tracked, k)
         return batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
                           self.weight, self.bias, self.training or not track, self.momentum, self.eps, k)
 

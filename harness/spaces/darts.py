@@ -240,9 +240,10 @@ class DartsSearchNetwork(Supernet):
     def forward(self, x, arch: ArchWeights | None = None):
         if arch is None:
             arch = self.sampler()
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, arch)
+        with self.bn_counts():
+            s0 = s1 = self.stem(x)
+            for cell in self.cells:
+                s0, s1 = s1, cell(s0, s1, arch)
         out = self.global_pooling(s1)
         return self.classifier(out.flatten(1))
 

@@ -82,10 +82,11 @@ class NB201SearchNetwork(_Skeleton, Supernet):
     def forward(self, x, arch: ArchWeights | None = None):
         if arch is None:
             arch = self.sampler()
-        x = self.stem(x)
-        for cell in self.cells:
-            x = cell(x, arch) if isinstance(cell, NB201SearchCell) else cell(x)
-        return self.head(x)
+        with self.bn_counts():
+            x = self.stem(x)
+            for cell in self.cells:
+                x = cell(x, arch) if isinstance(cell, NB201SearchCell) else cell(x)
+            return self.head(x)
 
 
 class NB201EvalCell(nn.Module):
