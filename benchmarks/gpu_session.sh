@@ -6,7 +6,9 @@
 #   bash benchmarks/gpu_session.sh all       # ONE device call of at most 9 minutes, in priority order:
 #                                            # 1. darts on darts, 2. darts on nb201 (eager vs fast vs graph,
 #                                            # fp32 drift with the 1-ulp baseline, host-sync check);
-#                                            # 3. every other method on darts; 4. the end-to-end quick nb201
+#                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
+#                                            # with the 1-ulp baseline and the sync check: issue 17);
+#                                            # 4. the end-to-end quick nb201
 #                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
 #                                            # eager. Each item starts only if the time left
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
@@ -95,7 +97,10 @@ case "$phase" in
     step darts nb201 "$long" --drift-baseline --sync-check
     for s in s1 s2 s3 s4; do step darts "$s" "$short"; done ;;
   methods)
-    for m in darts-2nd single-darts darts-pt-fixed-alpha gdas rome-v2 entrannas entrannas-dst; do
+    for m in gdas rome-v2 entrannas entrannas-dst rome-v1; do  # issue 17: own fused / device-chosen paths
+      step "$m" darts 20 --drift-baseline --sync-check
+    done
+    for m in darts-2nd single-darts darts-pt-fixed-alpha; do
       step "$m" darts 20
     done ;;
   drift)

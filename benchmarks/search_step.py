@@ -236,6 +236,10 @@ def main(argv=None):
             opt = run["opt"]
             results[mode].update(graph_captures=opt.captures, graph_replays=opt.replays,
                                  eager_steps=opt.eager_steps)
+        inner = getattr(run["opt"], "inner", run["opt"])
+        if mode != "eager" and callable(getattr(inner, "grouped", None)):  # ROME: K samples per grouped pass
+            results[mode]["grouped"] = inner.grouped(run["net"])
+            results[mode]["sample_chunk"] = inner.config.sample_chunk or inner._auto_chunk
         if mode in op_counts:
             results[mode]["aten_ops_per_step"] = op_counts[mode]
         print(f"{args.method} on {args.space} [{mode}]: {ms:.1f} ms/step (median of {args.steps}), "

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "darts-2nd darts", "gdas darts", "rome-v2 darts", "single-darts darts",
-            "darts-pt-fixed-alpha darts", "entrannas darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
+PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "entrannas darts", "darts-2nd darts",
+            "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
             "e2e eager", "packing"]
 
 
@@ -29,6 +29,12 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     darts = lines[0]
     assert set(darts["modes"]) >= {"eager", "fast"} and darts["device"] == "cpu"
     assert "baseline_loss_max_rel_diff" in darts and darts["command"].startswith("python benchmarks/search_step.py")
+    for item in ("gdas darts", "rome-v2 darts", "entrannas darts"):  # issue 17: drift baseline, sync check
+        rec = lines[PRIORITY.index(item)]
+        assert "baseline_loss_max_rel_diff" in rec and rec["host_syncs_in_step"] != "not checked", rec
+    rome = lines[PRIORITY.index("rome-v2 darts")]
+    assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
+    assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 7
     assert all(r["status"] == "completed" for r in lines[-3:-1])
     assert lines[-2]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-3]["runtime"]
     pack = lines[-1]  # TINY: one nb201 search alone on the CPU (gpu_packing.py's K > 1 was run by hand)

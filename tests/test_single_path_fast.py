@@ -175,3 +175,24 @@ def test_fast_single_path_steps_read_nothing_on_the_host(method):
     with pytest.raises(NotImplementedError, match="meta"):
         _meta_step(method, fast=False)
     _meta_step(method, fast=True)
+
+
+def test_rome_sizes_its_grouped_passes_from_one_samples_memory(monkeypatch):
+    """sample_chunk=0 on CUDA: the first grouped step runs one-sample passes and takes as many samples per
+    pass as fit in 70% of the spare memory (free + cached unused). The allocator's counters are replaced
+    here (no GPU): 100 MiB allocated before, 400 MiB peak -> 300 MiB a sample; 1 GiB free + 200 MiB cached
+    unused -> int(0.7 * 1224 / 300) = 2 samples a pass; on a CPU all K."""
+    mib = 2**20
+    state = {"allocated": 100 * mib}
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: state["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 400 * mib)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1024 * mib, 80 * 1024 * mib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 300 * mib)
+    net, _, _, opt = method_parts("rome-v2", "s2")
+    assert opt._chunks(net) == ([7], False)  # parameters on the CPU: all K at once
+    opt._auto_chunk = None
+    before = opt._probe_start("cuda")
+    opt._probe_end("cuda", before)
+    assert opt._auto_chunk == 2
+    assert opt._chunks(net) == ([2, 2, 2, 1], False)

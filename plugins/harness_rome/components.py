@@ -304,7 +304,9 @@ class AccumulateConfig(BilevelConfig):
     weight_reduction: str = "sum"  # Eq. 21: sum of the K training-loss gradients
     weight_clip: str = "sum"  # clip the summed gradient once ("sum") or each sample's ("per-sample")
     group_samples: bool = True  # on the fast cell path: the K samples as one grouped pass (issue 17)
-    sample_chunk: int = 0  # samples per grouped pass (0: all K); fewer bound the activation memory
+    # samples per grouped pass; 0: auto (all K on a CPU; on CUDA as many as fit in 70% of the free memory,
+    # from the first step's one-sample pass). Fewer bound the activation memory, which grows with it
+    sample_chunk: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -329,7 +331,14 @@ class AccumulateBilevel(FirstOrderBilevel):
     architecture, BatchNorm statistics per sample), in chunks of ``sample_chunk``. The loss is the sum of
     the K per-sample losses times the same scale, so the gradients are the eager K-loop's (the same
     draws in the same order; tested against it). ``weight_clip="per-sample"`` needs each sample's weight
-    gradient alone, so that step stays a loop. Nothing here reads a device value on the host."""
+    gradient alone, so that step stays a loop. Nothing here reads a device value on the host.
+
+    The grouped pass runs every op of every edge for each of its samples (the fused cell's formulation of
+    the single-path choice, ``harness.nn.cells.SinglePathBody``), so its activation memory is about a
+    DARTS supernet's per sample. ``sample_chunk=0`` sizes the passes on CUDA from the first step (one-sample
+    passes, peak memory measured, then as many samples per pass as fit in 70% of what is free); set
+    ``--set optimizer.sample_chunk=N`` to fix it, or ``runtime.fast=false`` for the eager single-path loop
+    (ROME's own memory: one op per edge)."""
 
     graph_capturable = True  # host-side decisions only from configuration and module flags
 
@@ -353,9 +362,31 @@ class AccumulateBilevel(FirstOrderBilevel):
             self._groups_enabled = True
         return True
 
-    def _chunks(self):
-        k, chunk = self.config.samples, self.config.sample_chunk or self.config.samples
-        return [min(chunk, k - i) for i in range(0, k, chunk)]
+    _auto_chunk: int | None = None
+
+    def _chunks(self, net):
+        """Sample counts of this step's grouped passes (and the probe flag: on CUDA with ``sample_chunk=0``
+        the first grouped step runs one-sample passes and measures one's peak memory)."""
+        k, chunk = self.config.samples, self.config.sample_chunk or self._auto_chunk
+        if chunk is None:
+            device = next(iter(net.sampler.arch_parameters())).device
+            if device.type != "cuda":
+                chunk = self._auto_chunk = k
+            else:
+                return [1] * k, True
+        return [min(chunk, k - i) for i in range(0, k, chunk)], False
+
+    def _probe_start(self, device) -> int:
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+
+    def _probe_end(self, device, before: int) -> None:
+        """Samples per pass from one sample's activation memory (peak over what was allocated before) and
+        what the device has free (its free memory plus what the caching allocator holds unused)."""
+        per_sample = max(1, torch.cuda.max_memory_allocated(device) - before)
+        free, _ = torch.cuda.mem_get_info(device)
+        spare = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        self._auto_chunk = max(1, min(self.config.samples, int(0.7 * spare / per_sample)))
 
     def _grouped_losses(self, net, batch: Batch, k: int):
         """(per-sample losses (k,), logits (k*B, classes)) of k architectures sampled now."""
@@ -370,12 +401,16 @@ class AccumulateBilevel(FirstOrderBilevel):
         scale = self._scale(self.config.arch_reduction)
         total = None
         if self.grouped(net):
-            for k in self._chunks():
+            chunks, probe = self._chunks(net)
+            for i, k in enumerate(chunks):
+                before = self._probe_start(val.x.device) if probe and i == 0 else None
                 losses, _ = self._grouped_losses(net, val, k)
                 reg = net.sampler.regularization()
                 if reg is not None:
                     losses = losses + reg
                 (losses.sum() * scale).backward(inputs=self.a_params)
+                if before is not None:
+                    self._probe_end(val.x.device, before)
                 total = losses.detach().sum() if total is None else total + losses.detach().sum()
             self.a_opt.step()
             return total / self.config.samples
@@ -392,9 +427,13 @@ class AccumulateBilevel(FirstOrderBilevel):
         k = self.config.samples
         if self.grouped(net, weight_step=True):
             total = correct = None
-            for n in self._chunks():
+            chunks, probe = self._chunks(net)
+            for i, n in enumerate(chunks):
+                before = self._probe_start(train.x.device) if probe and i == 0 else None
                 losses, logits = self._grouped_losses(net, train, n)
                 (losses.sum() * scale).backward(inputs=self.w_params)
+                if before is not None:
+                    self._probe_end(train.x.device, before)
                 hits = (logits.detach().argmax(dim=1) == train.y.repeat(n)).sum()
                 total = losses.detach().sum() if total is None else total + losses.detach().sum()
                 correct = hits if correct is None else correct + hits
