@@ -139,7 +139,8 @@ def main(argv=None):
     def graph_blocker():
         torch.manual_seed(0)
         sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-        net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), 2, 2, shape)
+        net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), args.channels,
+                                         min(layers, 3), shape)  # partial channels need the real width
         return why_not_graphed(device=device, sampler=sampler, cell_type=comp["cell"].factory(spec.hparams["cell"]),
                                optimizer=comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
                                                                    steps_per_epoch=1, epochs=1))

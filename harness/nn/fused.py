@@ -163,6 +163,39 @@ class _FusedBN:
 FusedBatchNorm = _FusedBN  # public name: m BatchNorm2d modules as one call (plugins' own fused paths)
 
 
+class JointStates(list):
+    """A cell's input states that also come side by side in one tensor: ``joint[(0, 1)]`` is
+    ``torch.cat([states[0], states[1]], 1)`` already computed (the fused forward then reads it instead of
+    concatenating again)."""
+
+    joint: dict
+
+
+def relu_conv_bn_jointly(blocks: Sequence[nn.Module], xs: Sequence[torch.Tensor], bn: _FusedBN) -> torch.Tensor:
+    """m ReLU -> 1x1 Conv2d -> BatchNorm2d blocks (``ReLUConvBN``) on m equally shaped inputs, as one ReLU, one
+    grouped convolution and one BatchNorm call: their outputs side by side in channels (``bn`` holds the
+    blocks' BatchNorm modules, in order)."""
+    h = F.relu(torch.cat(list(xs), dim=1))
+    return bn(F.conv2d(h, _cat([b[1].weight for b in blocks]), None, 1, 0, 1, len(blocks)))
+
+
+def joint_relu_conv_bn_ok(blocks: Sequence[nn.Module]) -> bool:
+    """Whether ``blocks`` are ReLUConvBN blocks (1x1, stride 1, no padding, same shapes) that
+    :func:`relu_conv_bn_jointly` can run together."""
+    keys = set()
+    for b in blocks:
+        layers = _flatten(b)
+        if layers is None or len(layers) != 3:
+            return False
+        key = tuple(_layer_key(m) for m in layers)
+        if key[0] != ("relu",) or key[1][:2] != ("conv", "dense") or key[2][0] != "bn":
+            return False
+        if key[1][4:] != ((1, 1), (1, 1), (0, 0), (1, 1)):
+            return False
+        keys.add(key)
+    return len(keys) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Groups of units
 
@@ -217,12 +250,12 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: b
         kind = desc[0]
         if kind == "relu":
             if li == 0:
-                h = relu_of(srcs[0]) if shared else _stacked(srcs, relu_of)
+                h = relu_of(srcs[0]) if shared else states.stack(srcs, relu=True)
             else:
                 h = F.relu(h)
             continue
         if li == 0 and not shared:
-            h = _stacked(srcs, states.__getitem__)
+            h = states.stack(srcs)
         if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
             weight = _cat([layers[li].weight for layers in group.layers])
@@ -244,14 +277,14 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: b
     return _repeat(h, m) if shared else h
 
 
-def _run_fr(group: _Group, srcs: Sequence[int], relu_of, skip_last: bool = False) -> torch.Tensor:
+def _run_fr(group: _Group, srcs: Sequence[int], inputs, relu_of, skip_last: bool = False) -> torch.Tensor:
     """m FactorizedReduce units (the stride-2 skip_connect), as FactorizedReduce.forward: one pair of
     convolutions for all of them (dense on a shared input, grouped on stacked inputs)."""
     m = len(group.units)
     frs = group.modules
     half = frs[0].conv_1.out_channels
     shared = len(set(srcs)) == 1
-    h = relu_of(srcs[0]) if shared else _stacked(srcs, relu_of)
+    h = relu_of(srcs[0]) if shared else inputs.stack(srcs, relu=True)
     groups = 1 if shared else m
     shifted = h[:, :, 1:, 1:]
     if shifted.shape[-1] < 1 or shifted.shape[-2] < 1:
@@ -281,10 +314,23 @@ class _Unit:
 
 
 class _Inputs:
-    """``inputs[src]``: what the ops of a source read, ``prepare(src, states[src])``, once per forward."""
+    """``inputs[src]``: what the ops of a source read, ``prepare(src, states[src])``, once per forward;
+    ``stack(srcs)``: several units' inputs side by side in channels (their ReLU with ``relu``), taken from
+    ``joint`` when the caller already has them as one tensor (EnTranNAS's jointly bottlenecked inputs)."""
 
-    def __init__(self, states: list, prepare):
+    def __init__(self, states: list, prepare, relu_of=None, joint: dict | None = None):
         self.states, self.prepare, self.cache = states, prepare, {}
+        self.relu_of, self.joint, self.joint_relu = relu_of, joint or {}, {}
+
+    def stack(self, srcs: Sequence[int], relu: bool = False) -> torch.Tensor:
+        key = tuple(srcs)
+        if key in self.joint:
+            if not relu:
+                return self.joint[key]
+            if key not in self.joint_relu:
+                self.joint_relu[key] = F.relu(self.joint[key])
+            return self.joint_relu[key]
+        return _stacked(srcs, self.relu_of if relu else self.__getitem__)
 
     def __getitem__(self, src: int) -> torch.Tensor:
         out = self.cache.get(src)
@@ -365,18 +411,13 @@ class FusedMixed:
             # one row per (unit, link): A[target, unit] = w[edge, op] (x edge weight)
             link_rows = [(targets.index(dst), j, e, k) for j, u in enumerate(order) for dst, e, k in units[u].links]
             links = torch.tensor(link_rows, dtype=torch.long).reshape(-1, 4)
-            simple = len(link_rows) == len(order)  # one link per unit, in order: A = onehot * w
-            onehot = torch.zeros(len(targets), len(order))
-            if simple:
-                for t, j, _, _ in link_rows:
-                    onehot[t, j] = 1.0
             # edge -> target incidence of every edge leaving these sources (`none`-only edges included):
             # where a per-edge constant (the single-path cell's bias) is added to the target nodes
             incidence = torch.zeros(len(targets), len(spec.edges))
             for e, (src, dst) in enumerate(spec.edges):
                 if src in pass_srcs:
                     incidence[targets.index(dst), e] = 1.0
-            self.plans.append((blocks, order, links, onehot, targets, units, incidence, simple))
+            self.plans.append((blocks, order, links, targets, units, incidence))
         self._device_cache: dict = {}
 
     @staticmethod
@@ -406,14 +447,27 @@ class FusedMixed:
         node_like = self._node_like(inputs)
         return {u.uid: u.module(inputs[u.src] if u.src < self.n_inputs else node_like) for u in self.noise_units}
 
-    def _consts(self, p: int, device, dtype, n_ops: int):
-        key = (p, device, dtype)
+    def _consts(self, device, dtype, n_ops: int):
+        """For the whole forward: ``mix`` (edges*ops, sum_p targets_p*units_p), the 0/1 matrix taking the
+        flattened (edge, op) weights to every pass's A[target, unit] (laid out pass after pass), and
+        ``inc`` (edges, sum_p targets_p), every pass's edge -> target incidence; with the offsets of each
+        pass in both. One matmul makes every pass's mixing matrix (no gather or scatter per pass)."""
+        key = (device, dtype, n_ops)
         if key not in self._device_cache:
-            _, order, links, onehot, targets, _, incidence, _ = self.plans[p]
-            self._device_cache[key] = (
-                (links[:, 2] * n_ops + links[:, 3]).to(device), links[:, 2].to(device),
-                onehot.to(device=device, dtype=dtype), incidence.t().to(device=device, dtype=dtype),
-                (links[:, 0] * len(order) + links[:, 1]).to(device))
+            n_edges = len(self.body.spec.edges)
+            cells = sum(len(targets) * len(order) for _, order, _, targets, _, _ in self.plans)
+            mix = torch.zeros(n_edges * n_ops, cells)
+            inc = torch.zeros(n_edges, sum(len(p[3]) for p in self.plans))
+            offsets, cell_off, target_off = [], 0, 0
+            for _, order, links, targets, _, incidence in self.plans:
+                for t, j, e, k in links.tolist():
+                    mix[e * n_ops + k, cell_off + t * len(order) + j] = 1.0
+                inc[:, target_off:target_off + len(targets)] = incidence.t()
+                offsets.append((cell_off, target_off))
+                cell_off += len(targets) * len(order)
+                target_off += len(targets)
+            self._device_cache[key] = (mix.to(device=device, dtype=dtype), inc.to(device=device, dtype=dtype),
+                                       offsets)
         return self._device_cache[key]
 
     def __call__(self, states: list[torch.Tensor], arch) -> list[torch.Tensor]:
@@ -421,11 +475,12 @@ class FusedMixed:
         return self.run(states, arch.weights[self.kind], ew)
 
     def run(self, states: list[torch.Tensor], w: torch.Tensor, ew: torch.Tensor | None = None,
-            bias: torch.Tensor | None = None) -> list[torch.Tensor]:
+            bias: torch.Tensor | None = None, joint: dict | None = None) -> list[torch.Tensor]:
         """Node j = sum over edges e into j of ew[e] * (sum_k w[e, k] op_k(x_src) + bias[e]).
 
         ``w`` (edges, ops), ``ew`` and ``bias`` (edges,); or, for K sample groups (``harness.nn.groups``:
-        the batch is K blocks, sample-major), (K, edges, ops) and (K, edges): block s is weighted by w[s]."""
+        the batch is K blocks, sample-major), (K, edges, ops) and (K, edges): block s is weighted by w[s].
+        ``joint``: {sources: their op inputs side by side in channels}, where the caller has them so."""
         samples = w.shape[0] if w.dim() == 3 else 0  # 0: no sample dimension
         if samples and samples != groups.current():
             raise RuntimeError(f"weights for {samples} samples in a forward run as {groups.current()} sample groups")
@@ -434,8 +489,15 @@ class FusedMixed:
         bias2 = None if bias is None else bias.reshape(samples or 1, -1)
         if bias2 is not None and ew2 is not None:
             bias2 = bias2 * ew2
+        n_ops = w.shape[-1]
+        mix, inc, offsets = self._consts(w.device, w.dtype, n_ops)
+        wx = w2 if ew2 is None else (w2.view(samples or 1, -1, n_ops) * ew2.unsqueeze(-1)).view(samples or 1, -1)
+        a_all = wx @ mix  # every pass's A[target, unit] = w[edge, op] (x edge weight): (samples, cells)
+        node_bias_all = None if bias2 is None else bias2 @ inc  # (samples, every pass's targets)
         states = list(states)
-        inputs = _Inputs(states, self.prepare)
+        if joint is None and self.prepare is None:
+            joint = getattr(states, "joint", None)  # JointStates: the cell inputs already side by side
+        inputs = _Inputs(states, self.prepare, joint=joint)
         noise = self._draw_noise(inputs) if self.noise_units else {}
         acc: dict[int, torch.Tensor] = {}
         relus: dict[int, torch.Tensor] = {}
@@ -445,6 +507,8 @@ class FusedMixed:
                 relus[src] = F.relu(inputs[src])
             return relus[src]
 
+        inputs.relu_of = relu_of
+
         def complete(node: int) -> torch.Tensor:  # a node nothing but `none` feeds is zeros, as in eager
             out = acc.pop(node) if node in acc else torch.zeros_like(self._node_like(inputs))
             return out if self.finish is None else self.finish(node, out)
@@ -452,11 +516,11 @@ class FusedMixed:
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
                 states.append(complete(len(states)))
-            blocks, order, _, _, targets, units, _, simple = self.plans[p]
-            flat, edges, onehot, incidence, cells = self._consts(p, w.device, w.dtype, w.shape[-1])
+            blocks, order, _, targets, units, _ = self.plans[p]
+            cell_off, target_off = offsets[p]
+            node_bias = None if node_bias_all is None else node_bias_all[:, target_off:target_off + len(targets)]
             if not order:  # every op leaving these sources is `none`
-                if bias2 is not None:  # ... but a single-path edge still adds its bias
-                    node_bias = bias2 @ incidence  # (samples, targets)
+                if node_bias is not None:  # ... but a single-path edge still adds its bias
                     like = self._node_like(inputs)
                     for d, dst in enumerate(targets):
                         part = torch.zeros_like(like).view(samples or 1, -1).add_(node_bias[:, d:d + 1])
@@ -471,9 +535,9 @@ class FusedMixed:
                     if kind == "chain":
                         parts.append(_run_chain(g, srcs, inputs, relu_of, g.skip_last))
                     elif kind == "identity":
-                        parts.append(_stacked(srcs, inputs.__getitem__))
+                        parts.append(inputs.stack(srcs))
                     elif kind == "fr":
-                        parts.append(_run_fr(g, srcs, relu_of, g.skip_last))
+                        parts.append(_run_fr(g, srcs, inputs, relu_of, g.skip_last))
                     elif kind == "noise":
                         parts.append(_cat([noise[units[u].uid] for u in g.units], dim=1))
                     else:  # eager unit
@@ -482,28 +546,23 @@ class FusedMixed:
                 outs.append(shared_bn(h) if shared_bn is not None else h)
             u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
             n = u_all.shape[0]
-            wu = w2.index_select(1, flat)  # (samples, links)
-            if ew2 is not None:
-                wu = wu * ew2.index_select(1, edges)
-            s1 = samples or 1
-            if simple:
-                a = onehot * wu[:, None, :]  # (samples, targets, units)
-            else:  # units feeding several targets: scatter each link's weight into its (target, unit) cell
-                a = wu.new_zeros(s1, len(targets) * len(order)).index_add_(1, cells, wu)
-                a = a.view(s1, len(targets), len(order))
+            a = a_all[:, cell_off:cell_off + len(targets) * len(order)].view(samples or 1, len(targets), len(order))
+            # (B, targets, C*H*W) by one bmm with the (targets, units) matrix broadcast over the batch (a
+            # stride-0 batch: torch.matmul would copy U transposed and the result back instead)
+            u3 = u_all.reshape(n, len(order), -1)
             if not samples:
-                contrib = torch.matmul(a[0], u_all.reshape(n, len(order), -1))  # (B, targets, C*H*W)
-                if bias2 is not None:
-                    contrib = contrib + (incidence.t() @ bias2[0])[:, None]
-            else:  # block s of the batch weighted by sample s's architecture: one batched matmul
-                contrib = torch.matmul(a[:, None], u_all.reshape(samples, n // samples, len(order), -1))
-                if bias2 is not None:
-                    contrib = contrib + (bias2 @ incidence)[:, None, :, None]
-                contrib = contrib.reshape(n, len(targets), -1)
+                contrib = torch.bmm(a[0].expand(n, -1, -1), u3)
+                if node_bias is not None:
+                    contrib = contrib + node_bias[0][:, None]
+            else:  # block s of the batch weighted by sample s's architecture
+                per_image = a.unsqueeze(1).expand(samples, n // samples, *a.shape[1:]).reshape(n, *a.shape[1:])
+                contrib = torch.bmm(per_image, u3)
+                if node_bias is not None:
+                    contrib = contrib + node_bias.repeat_interleave(n // samples, dim=0)[:, :, None]
             shape = (n, u_all.shape[1] // len(order)) + tuple(u_all.shape[2:])
             # unbind: its backward is one stack, where a select per target costs a zero-filled copy each
             for dst, part in zip(targets, contrib.unbind(1)):
-                part = part.reshape(shape)
+                part = part.view(shape)  # strided (B, C*H*W) rows: a view, no copy
                 acc[dst] = part if dst not in acc else acc[dst] + part
         while len(states) < self.n_inputs + self.n_nodes:
             states.append(complete(len(states)))

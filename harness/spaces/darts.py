@@ -15,6 +15,7 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, parse_genotype
+from harness.nn.fused import FusedBatchNorm, JointStates, joint_relu_conv_bn_ok, relu_conv_bn_jointly
 from harness.nn.cells import Supernet
 from harness.nn.ops import DARTS_OPS, PARAMETER_FREE, FactorizedReduce, Identity, ReLUConvBN, darts_op
 from harness.spaces import CellEdge, CellGraph, NetShape, SearchSpace
@@ -205,8 +206,20 @@ class SearchCell(nn.Module):
         )
         self.body = cell_type.build(spec)
 
+    _joint_bn = None
+
     def forward(self, s0, s1, arch: ArchWeights):
-        states = self.body([self.preprocess0(s0), self.preprocess1(s1)], arch)
+        pre = (self.preprocess0, self.preprocess1)
+        if getattr(self.body, "fast", False) and s0.shape == s1.shape and joint_relu_conv_bn_ok(pre):
+            # the fast path: both preprocessing blocks as one grouped pass, handed on side by side too
+            if self._joint_bn is None:
+                self._joint_bn = FusedBatchNorm([b[2] for b in pre])
+            h = relu_conv_bn_jointly(pre, (s0, s1), self._joint_bn)
+            inputs = JointStates(h.chunk(2, dim=1))
+            inputs.joint = {(0, 1): h}
+        else:
+            inputs = [self.preprocess0(s0), self.preprocess1(s1)]
+        states = self.body(inputs, arch)
         return torch.cat(states[2:], dim=1)
 
 

@@ -108,7 +108,7 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec, SelectionContext
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, NB201Genotype
-from harness.nn.fused import FusedBatchNorm, FusedMixed
+from harness.nn.fused import FusedBatchNorm, FusedMixed, relu_conv_bn_jointly
 from harness.nn.ops import ReLUConvBN
 from harness.nn.samplers import AlphaSampler
 
@@ -390,6 +390,7 @@ class EngineTransitBody(nn.Module):
         return FusedMixed(self, units=units, prepare=prepare, finish=finish)
 
     _pre: dict = {}  # this forward's bottlenecked cell inputs (fast path), by source
+    _joint: dict = {}  # ... and side by side: {(0, 1): tensor}
     _reduce_bn = None
 
     def _reduce_inputs(self, states) -> dict[int, torch.Tensor]:
@@ -401,16 +402,18 @@ class EngineTransitBody(nn.Module):
         mods = [self.reduce[str(s)] for s in srcs]  # ReLUConvBN: ReLU, Conv2d, BatchNorm2d
         if self._reduce_bn is None:
             self._reduce_bn = FusedBatchNorm([m[2] for m in mods])
-        h = F.relu(torch.cat([states[s] for s in srcs], dim=1))
-        h = F.conv2d(h, torch.cat([m[1].weight for m in mods]), None, 1, 0, 1, len(srcs))
-        return dict(zip(srcs, self._reduce_bn(h).chunk(len(srcs), dim=1)))
+        joint = getattr(states, "joint", {}).get(tuple(srcs))  # the preprocessing's output, side by side
+        xs = [joint] if joint is not None else [states[s] for s in srcs]
+        h = relu_conv_bn_jointly(mods, xs, self._reduce_bn)
+        self._joint = {tuple(srcs): h}  # the fused forward reads both inputs side by side from here
+        return dict(zip(srcs, h.chunk(len(srcs), dim=1)))
 
     def _fast_forward(self, states, arch: ArchWeights):
         self._pre = self._reduce_inputs(states)
         try:
             return self._fast_cell(states, arch)
         finally:
-            self._pre = {}
+            self._pre, self._joint = {}, {}
 
     def _fast_cell(self, states, arch: ArchWeights):
         w = arch.weights[self.kind]
@@ -422,7 +425,7 @@ class EngineTransitBody(nn.Module):
             if arch.active is not None:
                 w = w * arch.active[self.kind].to(w.dtype).unsqueeze(-1)
             ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
-            return self._fused.run(states, w, ew)
+            return self._fused.run(states, w, ew, joint=self._joint)
         # a transit cell: the derived ops only (chosen on the host, as eagerly). A sparse selection (the
         # derived cell's 2 inputs per node, or fewer ops) runs eagerly: fusing a handful of ops launches more
         # kernels than it saves (measured, BENCHMARKS.md); a dense one (a DST search's early steps) runs
@@ -438,7 +441,7 @@ class EngineTransitBody(nn.Module):
             cache.pop(next(iter(cache)))
         if not self.config.transit_weighted:
             w = torch.ones_like(w.detach())
-        return fused.run(states, w)
+        return fused.run(states, w, joint=self._joint)
 
     def selection(self, arch: ArchWeights) -> list[list[int]] | None:
         """Per edge the op columns to run; None means every column (a full engine cell)."""
