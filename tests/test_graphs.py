@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harness.graphs import GraphedStep, capturable, why_not_graphed
+from harness.nn.cells import set_fast
 from tests.searchkit import method_parts, random_batches
 
 
@@ -61,14 +62,20 @@ def test_cpu_runs_are_never_captured():
     assert "CUDA" in why and "cpu" in why
 
 
-@pytest.mark.parametrize("method", ["darts", "darts-2nd", "single-darts"])
+@pytest.mark.parametrize("method", ["darts", "darts-2nd", "single-darts", "gdas", "rome-v2"])
 def test_graphed_step_bookkeeping_and_trajectory(method):
     """Two epochs of 6 steps: per epoch, 3 eager warm-up steps, one capture, 3 replays; the trajectory is
-    the plain optimizer's exactly (a replay runs the same computation on copies of the same batches)."""
+    the plain optimizer's exactly (a replay runs the same computation on copies of the same batches).
+    GDAS and ROME on their fast path (ops chosen on the device; ROME's K samples grouped), where the
+    sampler's Gumbel draws are part of the replayed step."""
     data = random_batches(6)
 
     def trajectory(wrap):
         net, sampler, cell, opt = method_parts(method, "s2", epochs=2)
+        if method in ("gdas", "rome-v2"):
+            assert set_fast(net, True)
+            assert why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell, optimizer=opt) is None
+        torch.manual_seed(11)
         step = ReplayByRerun(opt) if wrap else opt
         losses = []
         for epoch in range(2):
