@@ -181,6 +181,27 @@ def test_pt_on_single_path_sampler():
     assert space.validate(g) is g and net.sampler is original
 
 
+def test_projected_single_path_forward_is_the_same_on_the_fast_path():
+    """An edge the projection switched off is skipped on the eager single-path cell (host_active) and masked
+    on the fast one (active, on the device): the two forwards agree."""
+    import copy
+
+    from harness.nn.cells import set_fast
+    from harness_darts_pt.components import ProjectedSampler
+
+    space, net, opt = build("s2", sampler="gumbel", cell="single-path")
+    net.sampler = ProjectedSampler(net.sampler, space, single_path=True)
+    net.sampler.dropped["normal"].add(0)
+    net.sampler.decided["reduce"][3] = 1  # s2: two ops per edge
+    fast = copy.deepcopy(net)
+    set_fast(fast, True)
+    x = batch().x
+    torch.manual_seed(4)
+    arch = net.sampler()
+    assert arch.host_active["normal"][0] is False and not bool(arch.active["normal"][0])
+    torch.testing.assert_close(fast(x, arch), net(x, arch), rtol=1e-5, atol=1e-6)
+
+
 def test_fixed_uniform_alpha_never_moves():
     for optimizer in ("first-order", "frozen-arch"):
         space, net, opt = build("s2", sampler="fixed-uniform", optimizer=optimizer)

@@ -208,7 +208,8 @@ class ProjectedSampler(nn.Module):
             host = {k: v for k, v in zip(index, torch.stack(list(index.values())).tolist())}
             weights = {k: F.one_hot(index[k], p.shape[-1]).to(p.dtype) for k, p in probs.items()}
             active = {k: self._host_active(None, k, p.shape[0]) for k, p in probs.items()}
-            return ArchWeights(weights, index=index, host_index=host, host_active=active)
+            return ArchWeights(weights, index=index, host_index=host, host_active=active,
+                               active=self._device_active(active, probs))
         arch = self.base()
         weights, index, host = dict(arch.weights), dict(arch.index or {}), {}
         for kind, w in arch.weights.items():
@@ -222,7 +223,13 @@ class ProjectedSampler(nn.Module):
                 index[kind] = torch.tensor(h, device=w.device)
         active = {k: self._host_active(arch.host_active, k, w.shape[0]) for k, w in arch.weights.items()}
         return ArchWeights(weights, index=index or None, host_index=host, host_active=active,
-                           edge_weights=arch.edge_weights, active=arch.active)
+                           edge_weights=arch.edge_weights, active=self._device_active(active, arch.weights))
+
+    @staticmethod
+    def _device_active(active: dict[str, list[bool]], like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The host ``active`` lists on the device too: a single-path cell on its fast path masks edges with
+        them (it never reads the host lists), so both must say the same."""
+        return {k: torch.tensor(v, device=like[k].device) for k, v in active.items()}
 
 
 # ---------------------------------------------------------------------------------------------
