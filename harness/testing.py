@@ -184,6 +184,19 @@ def check_sampler(factory, config, *, space=None, name: str | None = None, plugi
     if getattr(s, "single_path", False) and (arch.index is None or arch.host_index is None):
         raise _fail(kind, name, plugin, "declares single_path but its forward() gives no index/host_index "
                                         "(the op each edge runs)")
+    if getattr(s, "single_path", False):
+        # the eager single-path cell reads the host lists, the fast one the device tensors: they must agree
+        for k in space.cell_kinds:
+            if [int(v) for v in arch.index[k].tolist()] != [int(v) for v in arch.host_index[k]]:
+                raise _fail(kind, name, plugin, f"forward().index[{k!r}] and host_index[{k!r}] name different ops")
+        if (arch.host_active is None) != (arch.active is None):
+            raise _fail(kind, name, plugin, "forward() gives one of host_active/active without the other (the "
+                                            "eager single-path cell skips edges by the first, the fast one by "
+                                            "the second)")
+        if arch.active is not None and any(
+                [bool(v) for v in arch.active[k].tolist()] != list(map(bool, arch.host_active[k]))
+                for k in space.cell_kinds):
+            raise _fail(kind, name, plugin, "forward().active and host_active switch off different edges")
     params = _call(kind, name, plugin, "arch_parameters()", s.arch_parameters)
     if not isinstance(params, (list, tuple)) or not all(isinstance(p, torch.Tensor) for p in params):
         raise _fail(kind, name, plugin, "arch_parameters() is not a list of tensors")

@@ -196,3 +196,32 @@ def test_rome_sizes_its_grouped_passes_from_one_samples_memory(monkeypatch):
     opt._probe_end("cuda", before)
     assert opt._auto_chunk == 2
     assert opt._chunks(net) == ([2, 2, 2, 1], False)
+
+
+def test_sampler_check_refuses_host_and_device_decisions_that_disagree():
+    """The eager single-path cell follows host_index/host_active, the fast one index/active: a sampler whose
+    two copies differ (or that gives only one of the active masks) is refused by name before a run."""
+    from dataclasses import replace as dc_replace
+
+    from harness import testing
+    from harness.errors import HarnessError
+    from harness.nn.samplers import GumbelConfig, GumbelSampler
+
+    space = REGISTRY.space("s2")
+
+    class HostOnlyMask(GumbelSampler):
+        def forward(self):
+            arch = super().forward()
+            return dc_replace(arch, host_index=dict(arch.host_index),
+                              host_active={k: [False] + [True] * (len(v) - 1) for k, v in arch.host_index.items()})
+
+    class StaleHostIndex(GumbelSampler):
+        def forward(self):
+            arch = super().forward()
+            return dc_replace(arch, host_index={k: [1 - int(i) for i in v] for k, v in arch.host_index.items()})
+
+    testing.check_sampler(GumbelSampler, GumbelConfig(), space=space, name="gumbel", plugin="acme")
+    with pytest.raises(HarnessError, match="host_active/active"):
+        testing.check_sampler(HostOnlyMask, GumbelConfig(), space=space, name="mask", plugin="acme")
+    with pytest.raises(HarnessError, match="index.*host_index.*different ops"):
+        testing.check_sampler(StaleHostIndex, GumbelConfig(), space=space, name="stale", plugin="acme")
