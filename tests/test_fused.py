@@ -226,3 +226,29 @@ def test_edges_whose_only_op_is_none():
     F.cross_entropy(out_f, y).backward()
     for pe, pf in zip(eager.sampler.arch_parameters(), fast.sampler.arch_parameters()):
         assert rel(pf.grad, pe.grad) < 1e-4
+
+
+def test_3x3_and_5x5_depthwise_chains_share_one_group_only_where_both_are_several():
+    """On darts, sep_conv_3x3 and sep_conv_5x5 (and the dil_conv pair) of a pass run as one chain with the
+    3x3 weights zero-padded (their units next to each other, 3x3 first); on s2, where sep_conv_3x3 has no
+    5x5 partner, its group keeps its own 3x3 key (no padding). The forward equals the eager cell's
+    (test_forward_backward_and_bn_state_match_eager)."""
+    def kernels(space_name):
+        _, fast = pair(space_name)
+        fast(torch.randn(2, 3, 16, 16))
+        body = fast.cells[0].body
+        out = []
+        for blocks, *_ in body._fused.plans:
+            for members, _ in blocks:
+                for g, _ in members:
+                    if g.key[0] == "chain":
+                        dw = [d for d in g.key[1:] if d[0] == "conv" and d[1] == "dw"]
+                        if dw:
+                            sizes = [layers[1].weight.shape[-1] for layers in g.layers]
+                            out.append((dw[0][4], sizes))
+        return out
+
+    darts = kernels("darts")
+    merged = [sizes for key_kernel, sizes in darts if key_kernel == (5, 5) and 3 in sizes]
+    assert merged and all(sizes == sorted(sizes) for sizes in merged)  # 3x3 units first
+    assert all(key_kernel == (3, 3) and set(sizes) == {3} for key_kernel, sizes in kernels("s2"))

@@ -237,6 +237,61 @@ def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
     return _cat([get(src) for src in srcs], dim=1)
 
 
+MERGE_KERNEL = 5  # depthwise kernels smaller than this (3x3) join the 5x5 groups of the same chain shape
+
+
+def _widened(desc: tuple) -> tuple:
+    """A depthwise conv layer's key as the ``MERGE_KERNEL`` conv that computes the same with its weights
+    zero-padded: same stride and dilation, "same" padding (sep_conv_3x3 -> 5x5, dil_conv_3x3 -> 5x5 at
+    dilation 2). Any other layer as it is."""
+    if desc[0] != "conv" or desc[1] != "dw":
+        return desc
+    _, kind, c_in, c_out, (kh, kw), stride, (ph, pw), (dh, dw) = desc
+    if kh != kw or kh % 2 == 0 or kh >= MERGE_KERNEL or (ph, pw) != (dh * (kh - 1) // 2, dw * (kw - 1) // 2):
+        return desc
+    k = MERGE_KERNEL
+    return ("conv", kind, c_in, c_out, (k, k), stride, (dh * (k - 1) // 2, dw * (k - 1) // 2), (dh, dw))
+
+
+def _merge_kernel_sizes(groups: dict[tuple, list[int]]) -> dict[tuple, list[int]]:
+    """Chain groups that differ only in depthwise kernel sizes (sep_conv_3x3 and sep_conv_5x5; dil_conv_3x3
+    and dil_conv_5x5) become one group under the widened key, the smaller kernels' units first: one chain
+    of kernels instead of two, the 3x3 weights zero-padded to 5x5 in each forward. The same math: the
+    padded taps multiply by zero (the conv's own zero padding covers the wider window), so the results
+    differ only by summation order. A group with no partner, or of a single unit, keeps its own key."""
+    by_wide: dict[tuple, list[tuple]] = {}
+    for key in groups:
+        wide = ("chain",) + tuple(_widened(d) for d in key[1:]) if key[0] == "chain" else key
+        by_wide.setdefault(wide, []).append(key)
+    out: dict[tuple, list[int]] = {}
+    for wide, keys in by_wide.items():
+        if len(keys) == 1 or min(len(groups[key]) for key in keys) < 2:
+            # (a group of one unit: its pad, the concatenation and the shared input's repeat cost more
+            # kernels than the merged chain saves; measured on EnTranNAS's engine cells)
+            for key in keys:
+                out[key] = groups[key]
+        else:  # smaller kernels first: one pad per layer for all of them
+            ordered = sorted(keys, key=lambda key: [d[4] for d in key[1:] if d[0] == "conv"])
+            out[wide] = [u for key in ordered for u in groups[key]]
+    return out
+
+
+def _conv_weight(weights: list[torch.Tensor], kernel: tuple[int, int]) -> torch.Tensor:
+    """The units' conv weights stacked; runs of smaller kernels zero-padded to ``kernel`` (one pad a run)."""
+    runs: list[list[torch.Tensor]] = []
+    for w in weights:
+        if runs and runs[-1][0].shape == w.shape:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    parts = []
+    for run in runs:
+        w = _cat(run)
+        dh, dw = kernel[0] - w.shape[-2], kernel[1] - w.shape[-1]
+        parts.append(w if not (dh or dw) else F.pad(w, (dw // 2, dw // 2, dh // 2, dh // 2)))
+    return _cat(parts)
+
+
 def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: bool = False) -> torch.Tensor:
     """All m units of a chain group -> (B, m*C_out, H, W), unit-major. With one source the units share
     their input until the first layer with per-unit weights; with several (the two cell inputs run
@@ -258,7 +313,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: b
             h = states.stack(srcs)
         if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
-            weight = _cat([layers[li].weight for layers in group.layers])
+            weight = _conv_weight([layers[li].weight for layers in group.layers], desc[4])
             if conv_kind == "dw":
                 h = F.conv2d(_repeat(h, m) if shared else h, weight, None, stride, padding, dilation, m * c_in)
             else:
@@ -389,6 +444,7 @@ class FusedMixed:
                     self.eager_units.extend((e, k) for _, e, k in unit.links)
                 units.append(unit)
                 groups.setdefault(key, []).append(len(units) - 1)
+            groups = _merge_kernel_sizes(groups)
             targets = sorted({dst for src, dst in spec.edges if src in pass_srcs})
             # groups whose last layer is a BatchNorm with the same settings share one BN call (its
             # statistics are per channel, so normalising their concatenation changes nothing)
