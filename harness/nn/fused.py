@@ -292,25 +292,24 @@ def _conv_weight(weights: list[torch.Tensor], kernel: tuple[int, int]) -> torch.
     return _cat(parts)
 
 
-def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: bool = False) -> torch.Tensor:
+def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: bool = False) -> torch.Tensor:
     """All m units of a chain group -> (B, m*C_out, H, W), unit-major. With one source the units share
     their input until the first layer with per-unit weights; with several (the two cell inputs run
     together) the inputs are stacked first and every layer runs per unit (grouped)."""
     m = len(group.units)
     shared = len(set(srcs)) == 1
-    x = states[srcs[0]]
-    h = x
+    h = inputs[srcs[0]]
     layers = group.key[1:-1] if skip_last else group.key[1:]  # skip_last: the caller runs the final BN
     for li, desc in enumerate(layers):
         kind = desc[0]
         if kind == "relu":
             if li == 0:
-                h = relu_of(srcs[0]) if shared else states.stack(srcs, relu=True)
+                h = inputs.relu(srcs[0]) if shared else inputs.stack(srcs, relu=True)
             else:
                 h = F.relu(h)
             continue
         if li == 0 and not shared:
-            h = states.stack(srcs)
+            h = inputs.stack(srcs)
         if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
             weight = _conv_weight([layers[li].weight for layers in group.layers], desc[4])
@@ -332,14 +331,14 @@ def _run_chain(group: _Group, srcs: Sequence[int], states, relu_of, skip_last: b
     return _repeat(h, m) if shared else h
 
 
-def _run_fr(group: _Group, srcs: Sequence[int], inputs, relu_of, skip_last: bool = False) -> torch.Tensor:
+def _run_fr(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: bool = False) -> torch.Tensor:
     """m FactorizedReduce units (the stride-2 skip_connect), as FactorizedReduce.forward: one pair of
     convolutions for all of them (dense on a shared input, grouped on stacked inputs)."""
     m = len(group.units)
     frs = group.modules
     half = frs[0].conv_1.out_channels
     shared = len(set(srcs)) == 1
-    h = relu_of(srcs[0]) if shared else inputs.stack(srcs, relu=True)
+    h = inputs.relu(srcs[0]) if shared else inputs.stack(srcs, relu=True)
     groups = 1 if shared else m
     shifted = h[:, :, 1:, 1:]
     if shifted.shape[-1] < 1 or shifted.shape[-2] < 1:
@@ -369,30 +368,40 @@ class _Unit:
 
 
 class _Inputs:
-    """``inputs[src]``: what the ops of a source read, ``prepare(src, states[src])``, once per forward;
-    ``stack(srcs)``: several units' inputs side by side in channels (their ReLU with ``relu``), taken from
-    ``joint`` when the caller already has them as one tensor (EnTranNAS's jointly bottlenecked inputs)."""
+    """What the ops of one forward read, each computed once: ``inputs[src]`` (``prepare(src, states[src])``,
+    or its slice of a ``joint`` tensor), ``relu(src)``, and ``stack(srcs)``: several units' inputs side by
+    side in channels (their ReLU with ``relu=True``), taken from ``joint`` where the caller already has
+    them as one tensor ({sources: their op inputs side by side}: a cell's jointly preprocessed inputs)."""
 
-    def __init__(self, states: list, prepare, relu_of=None, joint: dict | None = None):
-        self.states, self.prepare, self.cache = states, prepare, {}
-        self.relu_of, self.joint, self.joint_relu = relu_of, joint or {}, {}
-
-    def stack(self, srcs: Sequence[int], relu: bool = False) -> torch.Tensor:
-        key = tuple(srcs)
-        if key in self.joint:
-            if not relu:
-                return self.joint[key]
-            if key not in self.joint_relu:
-                self.joint_relu[key] = F.relu(self.joint[key])
-            return self.joint_relu[key]
-        return _stacked(srcs, self.relu_of if relu else self.__getitem__)
+    def __init__(self, states: list, prepare, joint: dict | None = None):
+        self.states, self.prepare, self.joint = states, prepare, joint or {}
+        self.cache: dict[int, torch.Tensor] = {}
+        self.relus: dict = {}  # by source, or by a joint key
 
     def __getitem__(self, src: int) -> torch.Tensor:
         out = self.cache.get(src)
         if out is None:
-            x = self.states[src]
-            out = self.cache[src] = x if self.prepare is None else self.prepare(src, x)
+            key = next((key for key in self.joint if src in key), None)
+            if key is not None:
+                out = self.joint[key].chunk(len(key), dim=1)[key.index(src)]
+            else:
+                x = self.states[src]
+                out = x if self.prepare is None else self.prepare(src, x)
+            self.cache[src] = out
         return out
+
+    def relu(self, src) -> torch.Tensor:
+        """ReLU of a source's op input (``src`` a joint key: of the joint tensor), once per forward."""
+        out = self.relus.get(src)
+        if out is None:
+            out = self.relus[src] = F.relu(self.joint[src] if isinstance(src, tuple) else self[src])
+        return out
+
+    def stack(self, srcs: Sequence[int], relu: bool = False) -> torch.Tensor:
+        key = tuple(srcs)
+        if key in self.joint:
+            return self.relu(key) if relu else self.joint[key]
+        return _stacked(srcs, self.relu if relu else self.__getitem__)
 
 
 class FusedMixed:
@@ -465,15 +474,8 @@ class FusedMixed:
                     blocks.append(([self._group(key, idx, units)], None))
             order = [u for members, _ in blocks for g, _ in members for u in g.units]  # U's unit axis
             # one row per (unit, link): A[target, unit] = w[edge, op] (x edge weight)
-            link_rows = [(targets.index(dst), j, e, k) for j, u in enumerate(order) for dst, e, k in units[u].links]
-            links = torch.tensor(link_rows, dtype=torch.long).reshape(-1, 4)
-            # edge -> target incidence of every edge leaving these sources (`none`-only edges included):
-            # where a per-edge constant (the single-path cell's bias) is added to the target nodes
-            incidence = torch.zeros(len(targets), len(spec.edges))
-            for e, (src, dst) in enumerate(spec.edges):
-                if src in pass_srcs:
-                    incidence[targets.index(dst), e] = 1.0
-            self.plans.append((blocks, order, links, targets, units, incidence))
+            links = [(targets.index(dst), j, e, k) for j, u in enumerate(order) for dst, e, k in units[u].links]
+            self.plans.append((blocks, order, links, targets, units))
         self._device_cache: dict = {}
 
     @staticmethod
@@ -506,19 +508,23 @@ class FusedMixed:
     def _consts(self, device, dtype, n_ops: int):
         """For the whole forward: ``mix`` (edges*ops, sum_p targets_p*units_p), the 0/1 matrix taking the
         flattened (edge, op) weights to every pass's A[target, unit] (laid out pass after pass), and
-        ``inc`` (edges, sum_p targets_p), every pass's edge -> target incidence; with the offsets of each
-        pass in both. One matmul makes every pass's mixing matrix (no gather or scatter per pass)."""
+        ``inc`` (edges, sum_p targets_p), every pass's edge -> target incidence (`none`-only edges included:
+        where a per-edge constant, the single-path cell's bias, is added to the target nodes); with the
+        offsets of each pass in both. One matmul makes every pass's mixing matrix (no gather or scatter per
+        pass)."""
         key = (device, dtype, n_ops)
         if key not in self._device_cache:
-            n_edges = len(self.body.spec.edges)
-            cells = sum(len(targets) * len(order) for _, order, _, targets, _, _ in self.plans)
-            mix = torch.zeros(n_edges * n_ops, cells)
-            inc = torch.zeros(n_edges, sum(len(p[3]) for p in self.plans))
+            edges = self.body.spec.edges
+            cells = sum(len(targets) * len(order) for _, order, _, targets, _ in self.plans)
+            mix = torch.zeros(len(edges) * n_ops, cells)
+            inc = torch.zeros(len(edges), sum(len(p[3]) for p in self.plans))
             offsets, cell_off, target_off = [], 0, 0
-            for _, order, links, targets, _, incidence in self.plans:
-                for t, j, e, k in links.tolist():
+            for pass_srcs, (_, order, links, targets, _) in zip(self.passes, self.plans):
+                for t, j, e, k in links:
                     mix[e * n_ops + k, cell_off + t * len(order) + j] = 1.0
-                inc[:, target_off:target_off + len(targets)] = incidence.t()
+                for e, (src, dst) in enumerate(edges):
+                    if src in pass_srcs:
+                        inc[e, target_off + targets.index(dst)] = 1.0
                 offsets.append((cell_off, target_off))
                 cell_off += len(targets) * len(order)
                 target_off += len(targets)
@@ -540,14 +546,15 @@ class FusedMixed:
         samples = w.shape[0] if w.dim() == 3 else 0  # 0: no sample dimension
         if samples and samples != groups.current():
             raise RuntimeError(f"weights for {samples} samples in a forward run as {groups.current()} sample groups")
-        w2 = w.reshape(samples or 1, -1)
-        ew2 = None if ew is None else ew.reshape(samples or 1, -1)
-        bias2 = None if bias is None else bias.reshape(samples or 1, -1)
+        s = samples or 1
+        w2 = w.reshape(s, -1)
+        ew2 = None if ew is None else ew.reshape(s, -1)
+        bias2 = None if bias is None else bias.reshape(s, -1)
         if bias2 is not None and ew2 is not None:
             bias2 = bias2 * ew2
         n_ops = w.shape[-1]
         mix, inc, offsets = self._consts(w.device, w.dtype, n_ops)
-        wx = w2 if ew2 is None else (w2.view(samples or 1, -1, n_ops) * ew2.unsqueeze(-1)).view(samples or 1, -1)
+        wx = w2 if ew2 is None else (w2.view(s, -1, n_ops) * ew2.unsqueeze(-1)).view(s, -1)
         a_all = wx @ mix  # every pass's A[target, unit] = w[edge, op] (x edge weight): (samples, cells)
         node_bias_all = None if bias2 is None else bias2 @ inc  # (samples, every pass's targets)
         states = list(states)
@@ -556,14 +563,6 @@ class FusedMixed:
         inputs = _Inputs(states, self.prepare, joint=joint)
         noise = self._draw_noise(inputs) if self.noise_units else {}
         acc: dict[int, torch.Tensor] = {}
-        relus: dict[int, torch.Tensor] = {}
-
-        def relu_of(src: int) -> torch.Tensor:  # ReLU of a source's op input, once per forward
-            if src not in relus:
-                relus[src] = F.relu(inputs[src])
-            return relus[src]
-
-        inputs.relu_of = relu_of
 
         def complete(node: int) -> torch.Tensor:  # a node nothing but `none` feeds is zeros, as in eager
             out = acc.pop(node) if node in acc else torch.zeros_like(self._node_like(inputs))
@@ -572,14 +571,14 @@ class FusedMixed:
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run
                 states.append(complete(len(states)))
-            blocks, order, _, targets, units, _ = self.plans[p]
+            blocks, order, _, targets, units = self.plans[p]
             cell_off, target_off = offsets[p]
             node_bias = None if node_bias_all is None else node_bias_all[:, target_off:target_off + len(targets)]
             if not order:  # every op leaving these sources is `none`
                 if node_bias is not None:  # ... but a single-path edge still adds its bias
                     like = self._node_like(inputs)
                     for d, dst in enumerate(targets):
-                        part = torch.zeros_like(like).view(samples or 1, -1).add_(node_bias[:, d:d + 1])
+                        part = torch.zeros_like(like).view(s, -1).add_(node_bias[:, d:d + 1])
                         part = part.view_as(like)
                         acc[dst] = part if dst not in acc else acc[dst] + part
                 continue
@@ -589,11 +588,11 @@ class FusedMixed:
                 for g, srcs in members:
                     kind = g.key[0]
                     if kind == "chain":
-                        parts.append(_run_chain(g, srcs, inputs, relu_of, g.skip_last))
+                        parts.append(_run_chain(g, srcs, inputs, g.skip_last))
                     elif kind == "identity":
                         parts.append(inputs.stack(srcs))
                     elif kind == "fr":
-                        parts.append(_run_fr(g, srcs, inputs, relu_of, g.skip_last))
+                        parts.append(_run_fr(g, srcs, inputs, g.skip_last))
                     elif kind == "noise":
                         parts.append(_cat([noise[units[u].uid] for u in g.units], dim=1))
                     else:  # eager unit
@@ -602,19 +601,14 @@ class FusedMixed:
                 outs.append(shared_bn(h) if shared_bn is not None else h)
             u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
             n = u_all.shape[0]
-            a = a_all[:, cell_off:cell_off + len(targets) * len(order)].view(samples or 1, len(targets), len(order))
-            # (B, targets, C*H*W) by one bmm with the (targets, units) matrix broadcast over the batch (a
-            # stride-0 batch: torch.matmul would copy U transposed and the result back instead)
-            u3 = u_all.reshape(n, len(order), -1)
-            if not samples:
-                contrib = torch.bmm(a[0].expand(n, -1, -1), u3)
-                if node_bias is not None:
-                    contrib = contrib + node_bias[0][:, None]
-            else:  # block s of the batch weighted by sample s's architecture
-                per_image = a.unsqueeze(1).expand(samples, n // samples, *a.shape[1:]).reshape(n, *a.shape[1:])
-                contrib = torch.bmm(per_image, u3)
-                if node_bias is not None:
-                    contrib = contrib + node_bias.repeat_interleave(n // samples, dim=0)[:, :, None]
+            a = a_all[:, cell_off:cell_off + len(targets) * len(order)].view(s, len(targets), len(order))
+            # (B, targets, C*H*W) by one bmm, block i of the batch weighted by sample i's (targets, units)
+            # matrix, broadcast over the block (stride 0 within it; with one sample the whole batch is a
+            # view: torch.matmul would copy U transposed and the result back instead)
+            per_image = a.unsqueeze(1).expand(s, n // s, *a.shape[1:]).reshape(n, *a.shape[1:])
+            contrib = torch.bmm(per_image, u_all.reshape(n, len(order), -1))
+            if node_bias is not None:
+                contrib = contrib + node_bias.unsqueeze(1).expand(s, n // s, -1).reshape(n, -1, 1)
             shape = (n, u_all.shape[1] // len(order)) + tuple(u_all.shape[2:])
             # unbind: its backward is one stack, where a select per target costs a zero-filled copy each
             for dst, part in zip(targets, contrib.unbind(1)):

@@ -384,18 +384,16 @@ class EngineTransitBody(nn.Module):
             if not n_links:
                 raise RuntimeError(f"node {dst} of the {self.kind} cell at position {spec.position} has no "
                                    f"selected input connection")
-        prepare = None if self.reduce is None else (lambda src, x: self._pre[src] if src in self._pre
-                                                    else self.reduce[str(src)](x))
+        prepare = None if self.reduce is None else (lambda src, x: self.reduce[str(src)](x))
         finish = None if self.restore is None else (lambda dst, x: self.restore[dst - spec.n_inputs](x))
         return FusedMixed(self, units=units, prepare=prepare, finish=finish)
 
-    _pre: dict = {}  # this forward's bottlenecked cell inputs (fast path), by source
-    _joint: dict = {}  # ... and side by side: {(0, 1): tensor}
     _reduce_bn = None
 
-    def _reduce_inputs(self, states) -> dict[int, torch.Tensor]:
-        """The cell inputs' bottlenecks (ReLU, 1x1 conv, BN each) as one grouped pass: what
-        ``self.reduce[str(src)](states[src])`` gives for each, in 4 calls instead of 3 per input."""
+    def _reduce_inputs(self, states) -> dict[tuple[int, ...], torch.Tensor]:
+        """The cell inputs' bottlenecks (ReLU, 1x1 conv, BN each) as one grouped pass, side by side in
+        channels: {input sources: what ``self.reduce[str(src)](states[src])`` gives for each, concatenated},
+        in 4 calls instead of 3 per input ({} where the inputs cannot be run together)."""
         srcs = [s for s in self.sources if s < self.spec.n_inputs]
         if self.reduce is None or len(srcs) < 2 or len({tuple(states[s].shape) for s in srcs}) > 1:
             return {}
@@ -404,18 +402,10 @@ class EngineTransitBody(nn.Module):
             self._reduce_bn = FusedBatchNorm([m[2] for m in mods])
         joint = getattr(states, "joint", {}).get(tuple(srcs))  # the preprocessing's output, side by side
         xs = [joint] if joint is not None else [states[s] for s in srcs]
-        h = relu_conv_bn_jointly(mods, xs, self._reduce_bn)
-        self._joint = {tuple(srcs): h}  # the fused forward reads both inputs side by side from here
-        return dict(zip(srcs, h.chunk(len(srcs), dim=1)))
+        return {tuple(srcs): relu_conv_bn_jointly(mods, xs, self._reduce_bn)}
 
     def _fast_forward(self, states, arch: ArchWeights):
-        self._pre = self._reduce_inputs(states)
-        try:
-            return self._fast_cell(states, arch)
-        finally:
-            self._pre, self._joint = {}, {}
-
-    def _fast_cell(self, states, arch: ArchWeights):
+        joint = self._reduce_inputs(states)  # the fused forwards take the inputs' bottlenecks from here
         w = arch.weights[self.kind]
         if self.is_engine:
             # every op of every edge, weighted: the ops a DST sampler zeroed (which the eager engine skips
@@ -425,14 +415,15 @@ class EngineTransitBody(nn.Module):
             if arch.active is not None:
                 w = w * arch.active[self.kind].to(w.dtype).unsqueeze(-1)
             ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
-            return self._fused.run(states, w, ew, joint=self._joint)
+            return self._fused.run(states, w, ew, joint=joint)
         # a transit cell: the derived ops only (chosen on the host, as eagerly). A sparse selection (the
         # derived cell's 2 inputs per node, or fewer ops) runs eagerly: fusing a handful of ops launches more
         # kernels than it saves (measured, BENCHMARKS.md); a dense one (a DST search's early steps) runs
         # as one fused forward per distinct selection; unweighted (Eq. 6) unless transit_weighted
         sel = self.selection(arch)
         if sum(map(len, sel)) <= 2 * self.spec.n_nodes:
-            return self._eager_forward(states, arch, sel, dict(self._pre))
+            reduced = {src: part for srcs, h in joint.items() for src, part in zip(srcs, h.chunk(len(srcs), 1))}
+            return self._eager_forward(states, arch, sel, reduced)
         key = tuple(map(tuple, sel))
         cache = self.__dict__.setdefault("_transit", {})
         fused = cache.pop(key, None) or self._fused_forward(sel)
@@ -441,7 +432,7 @@ class EngineTransitBody(nn.Module):
             cache.pop(next(iter(cache)))
         if not self.config.transit_weighted:
             w = torch.ones_like(w.detach())
-        return fused.run(states, w, joint=self._joint)
+        return fused.run(states, w, joint=joint)
 
     def selection(self, arch: ArchWeights) -> list[list[int]] | None:
         """Per edge the op columns to run; None means every column (a full engine cell)."""
