@@ -65,6 +65,12 @@ def set_fast(net: nn.Module, on: bool) -> list[str]:
     return switched
 
 
+def _on_fused_path(body) -> bool:
+    """A body with a ``FusedMixed`` fast path is on it: switched to fast, and its own ``edge_forward`` is the
+    one the fused forward computes. Only then may a forward carry K sample groups (``accepts_samples``)."""
+    return body.fast and body.supports_fast
+
+
 class Supernet(nn.Module):
     """Base of the spaces' search networks: ``self.sampler`` owns the architecture parameters, every
     other parameter is a weight. A space's ``forward`` runs inside :meth:`bn_counts` (set by
@@ -103,13 +109,10 @@ class MixedBody(CellBody):
         (partial channels, say) must not be replaced by the fused sum of every op."""
         return type(self).edge_forward is MixedBody.edge_forward
 
-    @property
-    def accepts_samples(self) -> bool:
-        """Whether a forward may carry K sample groups (``harness.nn.groups``): on the fast path."""
-        return self.fast and self.supports_fast
+    accepts_samples = property(_on_fused_path)  # K sample groups (harness.nn.groups) on the fast path
 
     def forward(self, states, arch: ArchWeights):
-        if self.fast and self.supports_fast:
+        if _on_fused_path(self):
             if self._fused is None:
                 self._fused = FusedMixed(self)
             return self._fused(states, arch)
@@ -169,13 +172,10 @@ class SinglePathBody(CellBody):
     def supports_fast(self) -> bool:
         return type(self).edge_forward is SinglePathBody.edge_forward
 
-    @property
-    def accepts_samples(self) -> bool:
-        """Whether a forward may carry K sample groups (``harness.nn.groups``): on the fast path."""
-        return self.fast and self.supports_fast
+    accepts_samples = property(_on_fused_path)  # K sample groups (harness.nn.groups) on the fast path
 
     def forward(self, states, arch: ArchWeights):
-        if self.fast and self.supports_fast:
+        if _on_fused_path(self):
             return self.fused_forward(states, arch)
         if arch.samples != 1:
             raise RuntimeError(f"the eager single-path cell runs one sampled architecture per forward, not "

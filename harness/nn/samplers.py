@@ -152,16 +152,18 @@ class GumbelSampler(AlphaSampler):
     def forward(self) -> ArchWeights:
         return self.sample(1)
 
+    @staticmethod
+    def _per_sample(draws: list[torch.Tensor]) -> torch.Tensor:
+        """One draw per sample -> the draw itself (one sample) or stacked on a leading sample dimension."""
+        return draws[0] if len(draws) == 1 else torch.stack(draws)
+
     def sample(self, samples: int) -> ArchWeights:
         """``samples`` architectures; with more than one, every tensor has a leading sample dimension."""
         draws = [{kind: exponential_like(a) for kind, a in self.alphas.items()} for _ in range(samples)]
         weights, index = {}, {}
         for kind, a in self.alphas.items():
-            if samples == 1:
-                weights[kind], index[kind] = gumbel_hard(a, self.tau, draws[0][kind])
-            else:
-                e = torch.stack([d[kind] for d in draws])
-                weights[kind], index[kind] = gumbel_hard(a.expand(e.shape), self.tau, e)
+            e = self._per_sample([d[kind] for d in draws])
+            weights[kind], index[kind] = gumbel_hard(a.expand(e.shape), self.tau, e)
         kinds = list(index)
 
         def load():  # the one device->host copy, made only if a cell reads the host lists

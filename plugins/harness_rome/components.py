@@ -153,8 +153,8 @@ class _RomeSampler(GumbelSampler):
         weights, index, edge_weights, active = {}, {}, {}, {}
         for kind in kinds:
             alpha, beta = self.alphas[kind], self.betas[kind]
-            e_ops = draws[0][kind][0] if samples == 1 else torch.stack([d[kind][0] for d in draws])
-            e_top = draws[0][kind][1] if samples == 1 else torch.stack([d[kind][1] for d in draws])
+            e_ops = self._per_sample([d[kind][0] for d in draws])
+            e_top = self._per_sample([d[kind][1] for d in draws])
             weights[kind], index[kind] = gumbel_hard(alpha.expand(e_ops.shape), self.tau, e_ops)
             edge_weights[kind], active[kind] = self._sample_topology(beta, e_top)
 
@@ -345,22 +345,21 @@ class AccumulateBilevel(FirstOrderBilevel):
     def _scale(self, reduction: str) -> float:
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
 
+    _bodies: list | None = None  # the net's cell bodies, if it can run sample groups at all (found once)
+
     def grouped(self, net, weight_step: bool = False) -> bool:
-        """Whether this step runs its K samples as grouped passes."""
+        """Whether this step runs its K samples as grouped passes. The network is inspected once (its
+        modules do not change during a ROME search); each step only reads the bodies' fast flags."""
         c = self.config
         if not c.group_samples or (weight_step and c.weight_clip == "per-sample"):
             return False
-        if not callable(getattr(net.sampler, "sample", None)):
-            return False
-        bodies = [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
-        if not bodies or not all(getattr(b, "accepts_samples", False) for b in bodies):
-            return False
-        if sample_groups.why_not(net) is not None:
-            return False
-        if not getattr(self, "_groups_enabled", False):
-            sample_groups.enable(net)
-            self._groups_enabled = True
-        return True
+        if self._bodies is None:
+            bodies = [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
+            able = callable(getattr(net.sampler, "sample", None)) and sample_groups.why_not(net) is None
+            if able:
+                sample_groups.enable(net)  # BatchNorm2d -> SampleBatchNorm2d: the same outside sample groups
+            self._bodies = bodies if able else []
+        return bool(self._bodies) and all(getattr(b, "accepts_samples", False) for b in self._bodies)
 
     _auto_chunk: int | None = None
 
@@ -388,30 +387,37 @@ class AccumulateBilevel(FirstOrderBilevel):
         spare = free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         self._auto_chunk = max(1, min(self.config.samples, int(0.7 * spare / per_sample)))
 
-    def _grouped_losses(self, net, batch: Batch, k: int):
-        """(per-sample losses (k,), logits (k*B, classes)) of k architectures sampled now."""
-        arch = net.sampler.sample(k)
-        with sample_groups.sample_groups(k):
-            logits = net(batch.x.repeat(k, 1, 1, 1), arch)
-        losses = F.cross_entropy(logits, batch.y.repeat(k), reduction="none").view(k, -1).mean(1)
-        return losses, logits
+    def _grouped_backward(self, net, batch: Batch, scale: float, arch_step: bool):
+        """The K samples' losses in grouped passes, each pass's sum times ``scale`` backpropagated to the
+        arch parameters (``arch_step``: with the sampler's regularisation, as ``arch_loss``) or to the
+        weights: (summed loss, summed correct predictions; None for the arch step)."""
+        total = correct = None
+        chunks, probe = self._chunks(net)
+        for i, k in enumerate(chunks):
+            before = self._probe_start(batch.x.device) if probe and i == 0 else None
+            arch = net.sampler.sample(k)
+            with sample_groups.sample_groups(k):
+                logits = net(batch.x.repeat(k, 1, 1, 1), arch)
+            y = batch.y.repeat(k)
+            losses = F.cross_entropy(logits, y, reduction="none").view(k, -1).mean(1)  # one per sample
+            reg = net.sampler.regularization() if arch_step else None
+            if reg is not None:
+                losses = losses + reg
+            (losses.sum() * scale).backward(inputs=self.a_params if arch_step else self.w_params)
+            if before is not None:
+                self._probe_end(batch.x.device, before)
+            total = losses.detach().sum() if total is None else total + losses.detach().sum()
+            if not arch_step:
+                hits = (logits.detach().argmax(dim=1) == y).sum()
+                correct = hits if correct is None else correct + hits
+        return total, correct
 
     def arch_step(self, net, val: Batch):
         self.a_opt.zero_grad(set_to_none=True)
         scale = self._scale(self.config.arch_reduction)
         total = None
         if self.grouped(net):
-            chunks, probe = self._chunks(net)
-            for i, k in enumerate(chunks):
-                before = self._probe_start(val.x.device) if probe and i == 0 else None
-                losses, _ = self._grouped_losses(net, val, k)
-                reg = net.sampler.regularization()
-                if reg is not None:
-                    losses = losses + reg
-                (losses.sum() * scale).backward(inputs=self.a_params)
-                if before is not None:
-                    self._probe_end(val.x.device, before)
-                total = losses.detach().sum() if total is None else total + losses.detach().sum()
+            total, _ = self._grouped_backward(net, val, scale, arch_step=True)
             self.a_opt.step()
             return total / self.config.samples
         for _ in range(self.config.samples):
@@ -426,17 +432,7 @@ class AccumulateBilevel(FirstOrderBilevel):
         scale = self._scale(self.config.weight_reduction)
         k = self.config.samples
         if self.grouped(net, weight_step=True):
-            total = correct = None
-            chunks, probe = self._chunks(net)
-            for i, n in enumerate(chunks):
-                before = self._probe_start(train.x.device) if probe and i == 0 else None
-                losses, logits = self._grouped_losses(net, train, n)
-                (losses.sum() * scale).backward(inputs=self.w_params)
-                if before is not None:
-                    self._probe_end(train.x.device, before)
-                hits = (logits.detach().argmax(dim=1) == train.y.repeat(n)).sum()
-                total = losses.detach().sum() if total is None else total + losses.detach().sum()
-                correct = hits if correct is None else correct + hits
+            total, correct = self._grouped_backward(net, train, scale, arch_step=False)
             fill_unused_grads(self.w_params)
             nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
             self.w_opt.step()
