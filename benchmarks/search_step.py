@@ -97,18 +97,24 @@ def main(argv=None):
                                                       real.info.resolution)
     shape = NetShape(in_channels, args.classes, args.resolution)
 
-    def build(fast: bool, perturb: float = 0.0, graph: bool = False):
-        """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
-        ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline."""
+    def parts(n_layers: int, on):
+        """The method's sampler, cell type, supernet (``n_layers`` cells, at ``args.channels``, moved to
+        ``on``) and optimizer (100 steps an epoch, 50 epochs), seeded 0."""
         torch.manual_seed(0)
         sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
         cell = comp["cell"].factory(spec.hparams["cell"])
-        net = space.build_search_network(sampler, cell, args.channels, layers, shape).to(device)
+        net = space.build_search_network(sampler, cell, args.channels, n_layers, shape).to(on)
+        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
+        return sampler, cell, net, opt
+
+    def build(fast: bool, perturb: float = 0.0, graph: bool = False):
+        """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
+        ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline."""
+        sampler, _, net, opt = parts(layers, device)
         if perturb:
             with torch.no_grad():
                 for p in net.weight_parameters():
                     p.mul_(1.0 + perturb)
-        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
         opt.set_progress(0, 50)
         sampler.set_progress(0, 50)
         net.train()
@@ -139,16 +145,8 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def graph_blocker():
-        torch.manual_seed(0)
-        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-        net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), args.channels,
-                                         min(layers, 3), shape)  # partial channels need the real width
-        return why_not_graphed(device=device, sampler=sampler, cell_type=comp["cell"].factory(spec.hparams["cell"]),
-                               optimizer=comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
-                                                                   steps_per_epoch=1, epochs=1))
-
-    blocker = graph_blocker()
+    sampler, cell, _, opt = parts(min(layers, 3), "cpu")  # partial channels need the real width
+    blocker = why_not_graphed(device=device, sampler=sampler, cell_type=cell, optimizer=opt)
     if args.mode == "graph" and blocker is not None:
         raise SystemExit(f"--mode graph: {blocker}")
     modes = (["eager", "fast"] + (["graph"] if blocker is None else [])) if args.compare else [
@@ -191,7 +189,7 @@ def main(argv=None):
 
     syncs = "not checked"
     if args.sync_check and device.type != "cuda":
-        syncs = _meta_sync_check(comp, spec, space, args.channels, layers, shape, args.batch, modes[-1] != "eager")
+        syncs = _meta_sync_check(*parts(layers, "meta"), shape, args.batch, modes[-1] != "eager")
     if args.sync_check and device.type == "cuda":
         run = runs[modes[-1]]
         opt = getattr(run["opt"], "inner", run["opt"])  # a graph replay cannot sync: check what it captured
@@ -295,17 +293,13 @@ def main(argv=None):
     return out
 
 
-def _meta_sync_check(comp, spec, space, channels, layers, shape, batch, fast) -> str:
+def _meta_sync_check(sampler, cell, net, opt, shape, batch, fast) -> str:
     """One step of the method built on the meta device (no values): "none", or the host read that failed."""
     import torch
 
     from harness.api import Batch
     from harness.nn.cells import set_fast
 
-    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-    net = space.build_search_network(sampler, comp["cell"].factory(spec.hparams["cell"]), channels, layers,
-                                     shape).to("meta")
-    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
     try:  # once per epoch, on the host by design: reading values here is allowed, so only the step is checked
         opt.set_progress(0, 50)
         sampler.set_progress(0, 50)
