@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "entrannas darts", "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
@@ -32,6 +34,11 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     for item in ("gdas darts", "rome-v2 darts", "entrannas darts"):  # issue 17: drift baseline, sync check
         rec = lines[PRIORITY.index(item)]
         assert "baseline_loss_max_rel_diff" in rec and rec["host_syncs_in_step"] != "not checked", rec
+        # the step-by-step drift curves beside each other (a discrete method's maxima alone say little)
+        n = rec["steps_compared"]
+        assert len(rec["loss_rel_diff_per_step"]) == len(rec["baseline_loss_rel_diff_per_step"]) == n > 0
+        assert max(rec["baseline_loss_rel_diff_per_step"]) == pytest.approx(rec["baseline_loss_max_rel_diff"],
+                                                                           rel=1e-2)
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
     assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 7
