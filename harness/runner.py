@@ -251,9 +251,15 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
         progress.line(f"  search epoch {epoch + 1}/{sb.epochs}: train loss {stats['train_loss']:.3f} "
                       f"acc {stats['train_acc']:.1f}% {val} ({stats['seconds']:.1f}s)")
 
-    result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
-                        train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
-                        on_epoch=on_epoch, generator=gen, resume=resume, checkpoint=save)
+    try:
+        result = run_search(net=net, sampler=sampler, optimizer=optimizer, selector=selector, space=space,
+                            train_loader=train_loader, val_loader=val_loader, epochs=sb.epochs, seed=spec.seed,
+                            on_epoch=on_epoch, generator=gen, resume=resume, checkpoint=save)
+    except torch.OutOfMemoryError as exc:
+        hint = single_path_memory_hint(net, spec)
+        if hint is None:
+            raise
+        raise torch.OutOfMemoryError(f"{exc}\n{hint}") from exc
     if isinstance(optimizer, GraphedStep):
         runtime.update(graph_captures=optimizer.captures, graph_replays=optimizer.replays,
                        eager_steps=optimizer.eager_steps)
@@ -269,6 +275,21 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
         save({"phase": "retrain", "epoch": -1, "genotype": record.genotype, "search": record.search,
               "search_s": record.costs["search_s"]})
     return genotype
+
+
+def single_path_memory_hint(net, spec: RunSpec) -> str | None:
+    """What to say when a search step ran out of memory with single-path cells (GDAS, ROME, ...) on the fast
+    path, which computes every op of every edge (a DARTS supernet's activations) instead of the sampled
+    one's; None when ``net`` has none (the other fast cells use about their eager memory)."""
+    from harness.nn.cells import SinglePathBody, _on_fused_path
+
+    bodies = [m for m in net.modules() if isinstance(m, SinglePathBody) and _on_fused_path(m)]
+    if not bodies:
+        return None
+    return (f"{spec.method}'s {len(bodies)} single-path cells were on the fast path (runtime.fast, the default on "
+            f"CUDA), which computes every op of every edge under the sampled one-hot: about a DARTS "
+            f"supernet's activation memory instead of one op's per edge. --set runtime.fast=false runs the "
+            f"method's own one-op cell (its paper's memory).")
 
 
 def _evaluate(registry, spec: RunSpec, space, genotype, data, benchmark, device, record: RunRecord, log, resume,

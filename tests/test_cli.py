@@ -213,6 +213,32 @@ def test_crash_mid_search_is_recorded_as_failed(tmp_path, monkeypatch):
     assert record.status == "failed" and "simulated crash" in record.error
 
 
+def test_out_of_memory_on_the_single_path_fast_path_says_how_to_run_the_methods_own_cell(tmp_path, monkeypatch):
+    """GDAS/ROME's fast cells compute every op (a DARTS supernet's memory, BENCHMARKS.md): a search that runs
+    out of memory there is recorded with the way back to the method's one-op cell; other runs keep the error
+    as raised. The allocator's error is raised by hand (no GPU here); what is tested is what the run records."""
+    import torch
+
+    import harness.search as search
+    from harness.store import ResultStore
+
+    def oom(**kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(search, "run_search", oom)
+    for i, (method, sets, hinted) in enumerate([("gdas", [], True), ("gdas", ["--set", "runtime.fast=false"], False),
+                                                ("darts", [], False)]):
+        store = tmp_path / f"runs{i}.sqlite"
+        result = CliRunner().invoke(cli, ["run", "--plugin", method, "--space", "s2", "--store", str(store),
+                                          *TINY, *sets])
+        assert result.exit_code == 1, result.output
+        (record,) = ResultStore(store).records(None)
+        assert record.status == "failed" and record.error.startswith("OutOfMemoryError: CUDA out of memory")
+        assert ("--set runtime.fast=false runs the method's own one-op cell" in record.error) is hinted, record.error
+        if hinted:  # the smoke preset's 3 cells, on the fast path on a CPU too (runtime.fast_cpu)
+            assert "gdas's 3 single-path cells were on the fast path" in record.error, record.error
+
+
 def test_dry_run_prints_resolved_configs_and_runs_nothing(tmp_path):
     """--dry-run shows what a grid would run, with per-space budgets (DARTS-PT: NB201 supernet 100 epochs)."""
     store = tmp_path / "runs.sqlite"
