@@ -14,6 +14,8 @@
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
+#                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>
+#                                            # prints the BENCHMARKS.md tables, each target judged.
 #
 # The phases below take the same figures at larger sizes, one 10-minute call each:
 #

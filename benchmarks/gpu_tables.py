@@ -1,0 +1,213 @@
+"""The markdown tables for BENCHMARKS.md from one `gpu_session.sh all` file (all.jsonl), each figure judged
+against the speed issues' targets, so that a session lent a GPU spends its time on the run, not on copying
+numbers by hand:
+
+    python benchmarks/gpu_tables.py benchmarks/results/<date>-gpu/all.jsonl >> BENCHMARKS.md
+
+Targets (issues 12 and 17; judged only from the file):
+
+* DARTS first-order on darts (batch 64, C=16, 8 cells): at most 85 ms per step (the faster of fast and
+  graph), with peak memory at most the reference's 7.35 GiB; DARTS on nb201: at most 30 ms.
+* GDAS, ROME (v1, v2) and EnTranNAS(-DST): at least 3x faster per step than their own eager step.
+* fp32 drift within the rounding baseline (eager vs eager with every weight x (1 + 2^-23)). The rule
+  used here, per mode: its loss leaves eager's (relative difference > 1e-4) no earlier than the baseline's
+  does; where neither leaves, its largest relative loss difference is at most 10x the baseline's (or
+  1e-6, float32's rounding of a loss). A discrete-choice method (GDAS, ROME, EnTranNAS) jumps apart at
+  its first flipped choice, so the step of departure, not the maximum after it, is what can be compared
+  (BENCHMARKS.md, "fp32 drift of the device-side choice ..."). The figures are printed beside the verdict.
+* `runtime.cuda_graph` on by default once graph mode has run (captured and replayed) on darts and nb201
+  and its drift is within the baseline.
+
+A record's sizes are printed with it: a TINY (CPU) file gives the same tables at toy sizes, judged the same
+way, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DARTS_MS, NB201_MS, DARTS_PEAK_GIB, SPEEDUP = 85.0, 30.0, 7.35, 3.0
+ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
+MODES = ("eager", "fast", "graph")
+
+
+def load(path: Path) -> list[dict]:
+    """The file's records in order; a line that is not JSON (a write cut off by the time limit) is named."""
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"{path}:{n}: not a JSON line ({exc.msg}); was the run cut off while writing it?")
+    return records
+
+
+def _ms(rec: dict, mode: str) -> float | None:
+    m = rec["modes"].get(mode)
+    return None if m is None else m["ms_per_step_median"]
+
+
+def _fmt(x, spec: str = ".1f", none: str = "-") -> str:
+    if x is None or x != x:  # None or nan (peak memory off CUDA)
+        return none
+    return format(x, spec)
+
+
+def best_mode(rec: dict) -> str:
+    """The faster of fast and graph (graph only where it ran)."""
+    return min((m for m in ("fast", "graph") if m in rec["modes"]), key=lambda m: _ms(rec, m))
+
+
+def drift_verdict(rec: dict, mode: str) -> str | None:
+    """'within' / 'outside: why' for ``mode`` against the rounding baseline (module docstring), or None
+    when the record has no baseline."""
+    if "baseline_loss_max_rel_diff" not in rec:
+        return None
+    suffix = "" if mode == "fast" else f"_{mode}"
+    first, first0 = rec[f"first_step_loss_over_1e-4{suffix}"], rec["baseline_first_step_loss_over_1e-4"]
+    rel, rel0 = rec[f"loss_max_rel_diff{suffix}"], rec["baseline_loss_max_rel_diff"]
+    if first is not None:
+        if first0 is None:
+            return f"outside: leaves eager at step {first}, the baseline never does"
+        if first < first0:
+            return f"outside: leaves eager at step {first}, the baseline at step {first0}"
+        return "within"
+    if first0 is not None:
+        return "within"
+    if rel <= max(10 * rel0, 1e-6):
+        return "within"
+    return f"outside: max loss difference {rel:.1e} > 10x the baseline's {rel0:.1e}"
+
+
+def tables(records: list[dict], source: str = "all.jsonl") -> str:
+    steps = [r for r in records if "modes" in r]
+    e2e = [r for r in records if str(r.get("item", "")).startswith("e2e")]
+    packs = [r for r in records if r.get("item") == "packing"]
+    missing = [r for r in records if "skipped" in r or "failed" in r]
+    first = steps[0] if steps else (records[0] if records else {})
+    out = [f"Source: `{source}` ({len(records)} records); device {first.get('device', '?')}, torch "
+           f"{first.get('torch', '?')}, Python {first.get('python', '?')}, {first.get('date', '?')}. Tables by "
+           f"`python benchmarks/gpu_tables.py {source}`.", ""]
+    if steps and steps[0].get("device") == "cpu":
+        out += ["(A CPU file: the sizes are the TINY ones, the verdicts below say nothing about a GPU.)", ""]
+
+    if steps:
+        out += ["### Search step: eager vs fast vs CUDA graph", "",
+                "| item | batch, C, cells | eager ms | fast ms | graph ms | speedup fast / graph | "
+                "peak GiB eager / fast / graph | cells fast | host syncs in the fast step |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in steps:
+            ms = {m: _ms(r, m) for m in MODES}
+            peaks = " / ".join(_fmt(r["modes"][m]["peak_mem_gib"], ".2f") if m in r["modes"] else "-" for m in MODES)
+            speed = " / ".join(_fmt(ms["eager"] / ms[m], ".2f") + "x" if ms.get(m) else "-" for m in ("fast", "graph"))
+            out.append(f"| {r['item']} | {r['batch']}, {r['channels']}, {r['layers']} | {_fmt(ms['eager'])} | "
+                       f"{_fmt(ms['fast'])} | {_fmt(ms['graph'])} | {speed} | {peaks} | "
+                       f"{r['modes']['fast']['fast_cells']} | {r.get('host_syncs_in_step', 'not checked')} |")
+        out.append("")
+
+        drifted = [r for r in steps if "baseline_loss_max_rel_diff" in r]
+        if drifted:
+            out += ["### fp32 drift against the rounding baseline", "",
+                    "Over each item's compared steps; first step whose loss is off by > 1e-4 relative (- never), "
+                    "the largest relative loss difference, the largest relative arch-parameter difference at the "
+                    "end. Verdict rule: the module docstring of `benchmarks/gpu_tables.py`.", "",
+                    "| item | steps | mode | first step off | max loss diff | arch diff | verdict |",
+                    "|---|---|---|---|---|---|---|"]
+            for r in drifted:
+                rows = [("baseline", "baseline_")] + [(m, "" if m == "fast" else m) for m in ("fast", "graph")
+                                                      if m in r["modes"]]
+                for mode, key in rows:
+                    if mode == "baseline":
+                        first, rel, arch, verdict = (r["baseline_first_step_loss_over_1e-4"],
+                                                     r["baseline_loss_max_rel_diff"], r["baseline_arch_max_rel_diff"],
+                                                     "(reference)")
+                    else:
+                        sfx = "" if mode == "fast" else f"_{mode}"
+                        first, rel, arch = (r[f"first_step_loss_over_1e-4{sfx}"], r[f"loss_max_rel_diff{sfx}"],
+                                            r[f"arch_max_rel_diff{sfx}"])
+                        verdict = drift_verdict(r, mode)
+                    out.append(f"| {r['item']} | {r['steps_compared']} | {mode} | {_fmt(first, 'd')} | "
+                               f"{rel:.1e} | {arch:.1e} | {verdict} |")
+            out.append("")
+
+    out += ["### Targets", "", "| target | figure | met |", "|---|---|---|"]
+    by_item = {r["item"]: r for r in steps}
+    for item, limit in (("darts darts", DARTS_MS), ("darts nb201", NB201_MS)):
+        r = by_item.get(item)
+        if r is None:
+            out.append(f"| {item}: at most {limit:g} ms per step | not measured | no |")
+            continue
+        m = best_mode(r)
+        ms = _ms(r, m)
+        out.append(f"| {item}: at most {limit:g} ms per step | {ms:.1f} ms ({m}) | {'yes' if ms <= limit else 'no'} |")
+        if item == "darts darts":
+            peak = r["modes"][m]["peak_mem_gib"]
+            met = "yes" if peak == peak and peak <= DARTS_PEAK_GIB else "no"
+            out.append(f"| darts darts: peak memory at most {DARTS_PEAK_GIB} GiB | {_fmt(peak, '.2f')} GiB ({m}) "
+                       f"| {met} |")
+    for method in ISSUE_17:
+        r = by_item.get(f"{method} darts")
+        if r is None:
+            continue
+        m = best_mode(r)
+        ratio = _ms(r, "eager") / _ms(r, m)
+        out.append(f"| {method} darts: at least {SPEEDUP:g}x its eager step | {ratio:.2f}x ({m}) | "
+                   f"{'yes' if ratio >= SPEEDUP else 'no'} |")
+    for r in steps:
+        for m in ("fast", "graph"):
+            v = drift_verdict(r, m) if m in r["modes"] else None
+            if v is not None:
+                out.append(f"| {r['item']}, {m}: fp32 drift within the rounding baseline | {v} | "
+                           f"{'yes' if v == 'within' else 'no'} |")
+    graphed = [by_item.get(i) for i in ("darts darts", "darts nb201")]
+    ok = all(r is not None and "graph" in r["modes"] and drift_verdict(r, "graph") == "within" for r in graphed)
+    out.append(f"| runtime.cuda_graph on by default: graph mode ran on darts and nb201 within the baseline | "
+               f"{'ran, within' if ok else 'not shown'} | {'yes' if ok else 'no'} |")
+    out.append("")
+
+    if e2e:
+        out += ["### End-to-end quick search (one search epoch, a 1-epoch retrain)", "",
+                "| item | status | search s | wall s | steps | fast cells | CUDA graph |", "|---|---|---|---|---|---|---|"]
+        for r in e2e:
+            rt = r.get("runtime") or {}
+            graph = "yes" if rt.get("cuda_graph") else ("off: " + rt["cuda_graph_off"] if "cuda_graph_off" in rt else "no")
+            out.append(f"| {r['item']} | {r['status']} | {_fmt(r.get('search_s'))} | {_fmt(r.get('wall_s'))} | "
+                       f"{r.get('steps', '-')} | {rt.get('fast_cells', '-')} | {graph} |")
+        out.append("")
+    if packs:
+        out += ["### Runs packed on one GPU (`--runs-per-gpu K`)", "",
+                "| K | completed | total images/s | mean search s | per-run slowdown |", "|---|---|---|---|---|"]
+        for r in packs:
+            out.append(f"| {r['k']} | {r['completed']} | {_fmt(r.get('total_images_per_s'))} | "
+                       f"{_fmt(r.get('mean_search_s'), '.2f')} | {_fmt(r.get('slowdown'), '.2f')} |")
+        out.append("")
+    if missing:
+        out += ["Not measured in this call:", ""]
+        for r in missing:
+            if "skipped" in r:
+                out.append(f"* {r['skipped']}: skipped ({r['spent_s']} s spent, estimate {r['estimate_s']} s, "
+                           f"budget {r['budget_s']} s)")
+            else:
+                out.append(f"* {r['failed']}: failed: {r['error']}")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jsonl", help="the all.jsonl that `bash benchmarks/gpu_session.sh all` wrote")
+    args = ap.parse_args(argv)
+    path = Path(args.jsonl)
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path} (gpu_session.sh all writes $OUT/all.jsonl)")
+    print(tables(load(path), source=str(path)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

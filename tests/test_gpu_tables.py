@@ -1,0 +1,106 @@
+"""benchmarks/gpu_tables.py: the BENCHMARKS.md tables and target verdicts from a `gpu_session.sh all` file.
+The records here are written by hand with round figures, so every expected ratio and verdict below is
+worked out by hand, not by the script."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("gpu_tables", ROOT / "benchmarks" / "gpu_tables.py")
+gpu_tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_tables)
+
+
+def _step(item, eager, fast, graph=None, peaks=(7.6, 3.0, 3.5), drift=None, syncs="none"):
+    modes = {"eager": {"ms_per_step_median": eager, "peak_mem_gib": peaks[0], "fast_cells": 0},
+             "fast": {"ms_per_step_median": fast, "peak_mem_gib": peaks[1], "fast_cells": 8}}
+    if graph is not None:
+        modes["graph"] = {"ms_per_step_median": graph, "peak_mem_gib": peaks[2], "fast_cells": 8}
+    rec = {"item": item, "method": item.split()[0], "space": item.split()[1], "batch": 64, "channels": 16,
+           "layers": 8, "device": "NVIDIA H200", "torch": "2.11.0+cu130", "python": "3.12.3", "date": "2026-12-05",
+           "host_syncs_in_step": syncs, "steps_compared": 10, "modes": modes}
+    for mode, (first, rel) in (drift or {}).items():
+        sfx = {"fast": "", "graph": "_graph", "baseline": None}[mode]
+        if mode == "baseline":
+            rec.update({"baseline_first_step_loss_over_1e-4": first, "baseline_loss_max_rel_diff": rel,
+                        "baseline_arch_max_rel_diff": 1e-6})
+        else:
+            rec.update({f"first_step_loss_over_1e-4{sfx}": first, f"loss_max_rel_diff{sfx}": rel,
+                        f"arch_max_rel_diff{sfx}": 1e-6})
+    return rec
+
+
+RECORDS = [
+    _step("darts darts", 1000.0, 120.0, 80.0, drift={"baseline": (None, 1e-7), "fast": (None, 5e-7),
+                                                     "graph": (None, 5e-6)}),
+    _step("darts nb201", 300.0, 40.0, drift={"baseline": (None, 2e-7), "fast": (None, 2e-7)}),
+    _step("gdas darts", 200.0, 60.0, 50.0, drift={"baseline": (4, 0.1), "fast": (4, 0.12), "graph": (3, 0.1)}),
+    _step("rome-v2 darts", 726.0, 300.0, drift={"baseline": (None, 1e-7), "fast": (2, 6e-3)}),
+    {"item": "e2e graph", "status": "completed", "search_s": 12.5, "wall_s": 30.0, "steps": 469,
+     "runtime": {"fast": True, "fast_cells": 15, "cuda_graph": True}},
+    {"skipped": "packing", "spent_s": 470.2, "estimate_s": 240, "budget_s": 510.0},
+    {"failed": "entrannas darts", "error": "OutOfMemoryError: CUDA out of memory"},
+]
+
+
+def test_targets_and_verdicts_from_hand_made_records():
+    text = gpu_tables.tables(RECORDS, source="x/all.jsonl")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    # darts darts: graph (80 ms) is the faster mode; 80 <= 85 and its 3.5 GiB <= 7.35
+    assert rows["darts darts: at most 85 ms per step"].endswith("| 80.0 ms (graph) | yes |")
+    assert rows["darts darts: peak memory at most 7.35 GiB"].endswith("| 3.50 GiB (graph) | yes |")
+    assert rows["darts nb201: at most 30 ms per step"].endswith("| 40.0 ms (fast) | no |")  # no graph run
+    assert rows["gdas darts: at least 3x its eager step"].endswith("| 4.00x (graph) | yes |")  # 200 / 50
+    assert rows["rome-v2 darts: at least 3x its eager step"].endswith("| 2.42x (fast) | no |")  # 726 / 300
+    # drift: neither leaves eager -> within 10x of the baseline's maximum (5e-7 vs 1e-7 yes, 5e-6 no)
+    assert rows["darts darts, fast: fp32 drift within the rounding baseline"].endswith("| within | yes |")
+    assert "outside: max loss difference 5.0e-06 > 10x the baseline's 1.0e-07" in \
+        rows["darts darts, graph: fp32 drift within the rounding baseline"]
+    # leaving eager at the baseline's step is within; a step earlier, or where the baseline never does, is not
+    assert rows["gdas darts, fast: fp32 drift within the rounding baseline"].endswith("| within | yes |")
+    assert "leaves eager at step 3, the baseline at step 4" in rows["gdas darts, graph: fp32 drift within the rounding baseline"]
+    assert "leaves eager at step 2, the baseline never does" in rows["rome-v2 darts, fast: fp32 drift within the rounding baseline"]
+    # CUDA graphs on by default needs graph runs within the baseline on darts AND nb201: not shown here
+    assert rows["runtime.cuda_graph on by default: graph mode ran on darts and nb201 within the baseline"].endswith("| no |")
+    # the step table: speedups by hand (1000/120, 1000/80)
+    assert "| darts darts | 64, 16, 8 | 1000.0 | 120.0 | 80.0 | 8.33x / 12.50x | 7.60 / 3.00 / 3.50 | 8 | none |" in text
+    assert "| e2e graph | completed | 12.5 | 30.0 | 469 | 15 | yes |" in text
+    assert "* packing: skipped (470.2 s spent, estimate 240 s, budget 510.0 s)" in text
+    assert "* entrannas darts: failed: OutOfMemoryError: CUDA out of memory" in text
+    assert "device NVIDIA H200, torch 2.11.0+cu130" in text and "(A CPU file" not in text
+
+
+def test_cuda_graph_default_is_said_when_graph_mode_ran_within_the_baseline_on_both_spaces():
+    records = [_step("darts darts", 1000.0, 120.0, 80.0, drift={"baseline": (None, 1e-7), "fast": (None, 1e-7),
+                                                                "graph": (None, 3e-7)}),
+               _step("darts nb201", 300.0, 40.0, 25.0, drift={"baseline": (None, 2e-7), "fast": (None, 2e-7),
+                                                              "graph": (None, 1e-6)})]
+    text = gpu_tables.tables(records)
+    assert "| runtime.cuda_graph on by default: graph mode ran on darts and nb201 within the baseline | ran, within | yes |" in text
+    assert "| darts nb201: at most 30 ms per step | 25.0 ms (graph) | yes |" in text
+
+
+def test_a_line_cut_off_mid_write_is_named(tmp_path):
+    path = tmp_path / "all.jsonl"
+    path.write_text(json.dumps(RECORDS[0]) + "\n" + '{"item": "darts nb2')
+    with pytest.raises(SystemExit, match=r"all.jsonl:2: not a JSON line .*cut off"):
+        gpu_tables.load(path)
+    with pytest.raises(SystemExit, match="no such file"):
+        gpu_tables.main([str(tmp_path / "missing.jsonl")])
+
+
+def test_the_cpu_check_of_the_gpu_script_renders(capsys):
+    """The TINY file committed from the GPU image's versions (torch 2.11, Python 3.12): every item appears."""
+    path = ROOT / "benchmarks" / "results" / "2026-12-04-tiny-torch211-py312" / "all.jsonl"
+    assert gpu_tables.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(A CPU file: the sizes are the TINY ones" in out
+    for rec in gpu_tables.load(path):
+        label = rec.get("item") or rec.get("skipped") or rec.get("failed")
+        if label == "packing":  # its rows go under their own heading, one per K
+            assert f"| {rec['k']} | {rec['completed']} | {rec['total_images_per_s']} |" in out
+        else:
+            assert label in out, label
