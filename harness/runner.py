@@ -279,7 +279,7 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
 
 def single_path_memory_hint(net, spec: RunSpec) -> str | None:
     """What to say when a search step ran out of memory with single-path cells (GDAS, ROME, ...) on the fast
-    path, which computes every op of every edge (a DARTS supernet's activations) instead of the sampled
+    path, which computes every op of every edge (a mixed-op supernet's activations) instead of the sampled
     one's; None when ``net`` has none (the other fast cells use about their eager memory)."""
     from harness.nn.cells import SinglePathBody, _on_fused_path
 
@@ -287,7 +287,7 @@ def single_path_memory_hint(net, spec: RunSpec) -> str | None:
     if not bodies:
         return None
     return (f"{spec.method}'s {len(bodies)} single-path cells were on the fast path (runtime.fast, the default on "
-            f"CUDA), which computes every op of every edge under the sampled one-hot: about a DARTS "
+            f"CUDA), which computes every op of every edge under the sampled one-hot: about a mixed-op "
             f"supernet's activation memory instead of one op's per edge. --set runtime.fast=false runs the "
             f"method's own one-op cell (its paper's memory).")
 
