@@ -27,11 +27,22 @@ OTHER_METHODS = ("gdas", "rome-v2", "entrannas", "darts-2nd", "single-darts", "d
 ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
 
 
-def _search_step():
-    spec = importlib.util.spec_from_file_location("search_step", HERE / "search_step.py")
+def _load(name: str):
+    """One of the benchmark scripts beside this one, as a module."""
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _search_step():
+    return _load("search_step")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def items(tiny: bool):
@@ -57,6 +68,10 @@ def items(tiny: bool):
             "--set", f"eval.max_train_images={256 if tiny else 2000}"]
     out += [(90, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
             (120, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
+    # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
+    # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
+    out += [(40, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",
+                                        "--modes", "eager", "fast"])]
     # issue 13: quick nb201 searches alone, then 4 and 8 at once on the GPU (runs only if the items above
     # took less than their estimates; else `gpu_session.sh packing` takes it in a call of its own)
     out += [(240, "packing", "packing", ["1"] if tiny else ["1", "4", "8"])]  # tiny: the plumbing only
@@ -65,12 +80,7 @@ def items(tiny: bool):
 
 def packing(packs: list[str], tiny: bool, write) -> None:
     """benchmarks/gpu_packing.py's rows: on CUDA K runs on the one GPU; on a CPU (tiny) K workers."""
-    import torch
-
-    spec = importlib.util.spec_from_file_location("gpu_packing", HERE / "gpu_packing.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.measure([int(k) for k in packs], "cuda" if torch.cuda.is_available() else "cpu", tiny, write)
+    _load("gpu_packing").measure([int(k) for k in packs], "cuda" if _cuda() else "cpu", tiny, write)
 
 
 def e2e_run(label: str, args: list[str], out: Path) -> dict:
@@ -120,7 +130,13 @@ def main(argv=None) -> int:
                 packing(item_args, args.tiny, lambda row, t0=t0: write(
                     {"item": label, "item_s": round(time.monotonic() - t0, 1), **row}))
                 continue
-            record = search_step.main(item_args) if kind == "step" else e2e_run(label, item_args, out)
+            if kind == "step":
+                record = search_step.main(item_args)
+            elif kind == "f64":
+                record = _load("drift_vs_float64").main(
+                    [*item_args, "--device", "cuda" if _cuda() else "cpu"])
+            else:
+                record = e2e_run(label, item_args, out)
             record = {"item": label, "item_s": round(time.monotonic() - t0, 1), **record}
         except BaseException as exc:  # noqa: BLE001 - one failed item must not lose the others
             if isinstance(exc, KeyboardInterrupt):

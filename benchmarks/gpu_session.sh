@@ -10,7 +10,9 @@
 #                                            # with the 1-ulp baseline and the sync check: issue 17);
 #                                            # 4. the end-to-end quick nb201
 #                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
-#                                            # eager. Each item starts only if the time left
+#                                            # eager; 5. ROME v2's float32 modes against its
+#                                            # float64 step (toy sizes; benchmarks/drift_vs_float64.py);
+#                                            # 6. packing. Each item starts only if the time left
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).

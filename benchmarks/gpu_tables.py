@@ -85,7 +85,8 @@ def drift_verdict(rec: dict, mode: str) -> str | None:
 
 
 def tables(records: list[dict], source: str = "all.jsonl") -> str:
-    steps = [r for r in records if "modes" in r]
+    f64 = [r for r in records if str(r.get("item", "")).startswith("f64")]
+    steps = [r for r in records if "modes" in r and r not in f64]
     e2e = [r for r in records if str(r.get("item", "")).startswith("e2e")]
     packs = [r for r in records if r.get("item") == "packing"]
     missing = [r for r in records if "skipped" in r or "failed" in r]
@@ -178,6 +179,16 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             graph = "yes" if rt.get("cuda_graph") else ("off: " + rt["cuda_graph_off"] if "cuda_graph_off" in rt else "no")
             out.append(f"| {r['item']} | {r['status']} | {_fmt(r.get('search_s'))} | {_fmt(r.get('wall_s'))} | "
                        f"{r.get('steps', '-')} | {rt.get('fast_cells', '-')} | {graph} |")
+        out.append("")
+    if f64:
+        out += ["### Each float32 mode against the float64 step (`benchmarks/drift_vs_float64.py`)", "",
+                "| item | batch, C, cells | mode | loss relative error per step | largest parameter relative "
+                "error per step |", "|---|---|---|---|---|"]
+        for r in f64:
+            for mode, m in r["modes"].items():
+                out.append(f"| {r['item']} | {r['batch']}, {r['channels']}, {r['layers']} | {mode} | "
+                           + " ".join(f"{v:.1e}" for v in m["loss_rel_err_per_step"]) + " | "
+                           + " ".join(f"{v:.1e}" for v in m["param_max_rel_err_per_step"]) + " |")
         out.append("")
     if packs:
         out += ["### Runs packed on one GPU (`--runs-per-gpu K`)", "",

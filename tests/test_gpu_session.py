@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "entrannas darts", "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
-            "e2e eager", "packing"]
+            "e2e eager", "f64 rome-v2", "packing"]
 
 
 def _env(out: Path) -> dict:
@@ -42,8 +42,11 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
     assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 7
-    assert all(r["status"] == "completed" for r in lines[-3:-1])
-    assert lines[-2]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-3]["runtime"]
+    assert all(r["status"] == "completed" for r in lines[-4:-2])
+    assert lines[-3]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-4]["runtime"]
+    f64 = lines[-2]  # each float32 mode against the float64 step: rounding-sized at the first step
+    assert set(f64["modes"]) == {"eager", "fast"} and f64["device"] == "cpu"
+    assert all(0 < m["loss_rel_err_per_step"][0] < 1e-5 for m in f64["modes"].values()), f64
     pack = lines[-1]  # TINY: one nb201 search alone on the CPU (gpu_packing.py's K > 1 was run by hand)
     assert (pack["k"], pack["completed"], pack["exit"], pack["slowdown"]) == (1, 1, 0, 1.0)
     assert pack["runs"][0]["images_per_s"] > 0 and "--space nb201" in pack["command"]

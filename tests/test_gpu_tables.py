@@ -41,6 +41,9 @@ RECORDS = [
     _step("rome-v2 darts", 726.0, 300.0, drift={"baseline": (None, 1e-7), "fast": (2, 6e-3)}),
     {"item": "e2e graph", "status": "completed", "search_s": 12.5, "wall_s": 30.0, "steps": 469,
      "runtime": {"fast": True, "fast_cells": 15, "cuda_graph": True}},
+    {"item": "f64 rome-v2", "batch": 4, "channels": 4, "layers": 3, "device": "NVIDIA H200",
+     "modes": {"eager": {"loss_rel_err_per_step": [4.6e-09, 1.2e-07], "param_max_rel_err_per_step": [8.9e-07, 2.6e-06]},
+               "fast": {"loss_rel_err_per_step": [1.1e-07, 9.8e-06], "param_max_rel_err_per_step": [2.2e-03, 0.23]}}},
     {"skipped": "packing", "spent_s": 470.2, "estimate_s": 240, "budget_s": 510.0},
     {"failed": "entrannas darts", "error": "OutOfMemoryError: CUDA out of memory"},
 ]
@@ -69,6 +72,9 @@ def test_targets_and_verdicts_from_hand_made_records():
     assert "| darts darts | 64, 16, 8 | 1000.0 | 120.0 | 80.0 | 8.33x / 12.50x | 7.60 / 3.00 / 3.50 | 8 | none |" in text
     assert "| e2e graph | completed | 12.5 | 30.0 | 469 | 15 | yes |" in text
     assert "* packing: skipped (470.2 s spent, estimate 240 s, budget 510.0 s)" in text
+    # the float64 check is its own table, not a step row
+    assert "| f64 rome-v2 | 4, 4, 3 | fast | 1.1e-07 9.8e-06 | 2.2e-03 2.3e-01 |" in text
+    assert "| f64 rome-v2 | 4, 4, 3 | 1" not in text
     assert "* entrannas darts: failed: OutOfMemoryError: CUDA out of memory" in text
     assert "device NVIDIA H200, torch 2.11.0+cu130" in text and "(A CPU file" not in text
 
