@@ -1,0 +1,172 @@
+"""What one search step asks of a GPU, counted without one: kernels, bytes read and written, FLOPs.
+
+A step on a GPU is bound by whichever is largest of its kernel launches, its memory traffic and its
+arithmetic. `search_step.py --count-ops` counts the launches; this script also sums, over every
+operator that launches a kernel (neither a view nor an allocation), the bytes of its tensor inputs
+(read) and outputs (written), and the FLOPs of its convolutions and matrix products. These are counts, not
+timings: dividing them by a device's launch rate, bandwidth and FLOP rate gives floors for its step
+time, never a measurement (BENCHMARKS.md says which rates it uses, and compares with measured steps).
+The optimizers run their per-parameter loops here (foreach has no meta kernels), so the kernel count is
+above a CUDA step's by the optimizer's launches (`search_step.py --count-ops` gives the foreach count);
+their bytes are the same either way.
+
+The step runs on the meta device (shapes only, no arithmetic: paper sizes count in seconds), except
+where a method reads device values on the host (the eager single-path cells pick their op that way):
+then on the CPU, which takes longer but counts the same operators.
+
+    python benchmarks/step_traffic.py --method rome-v2 --space darts
+    python benchmarks/step_traffic.py --method darts --space darts --modes fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--space", default="darts")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--layers", type=int, help="default: 8 (DARTS spaces) / 5 (nb201)")
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--modes", nargs="+", default=["eager", "fast"], choices=["eager", "fast"])
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from harness.api import Batch
+    from harness.config import parse_sets, resolve
+    from harness.nn.cells import set_fast
+    from harness.plugins import load_registry
+    from harness.spaces import NetShape
+
+    no_kernel = _search_step().NO_KERNEL
+    registry = load_registry()
+    spec = resolve(registry, registry.method(args.method), args.space, "cifar10", 0, "paper", {},
+                   parse_sets(args.sets))
+    space = registry.space(args.space, spec.budget.search.op_set)
+    layers = args.layers or space.search_defaults()["layers"]
+    comp = {k: registry.component(k, n) for k, n in spec.components.items()}
+    shape = NetShape(3, args.classes, args.resolution)
+
+    class Traffic(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.kernels = self.read = self.written = self.flops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__
+            if not func.is_view and name not in no_kernel:
+                self.kernels += 1
+                self.read += _bytes(args) + _bytes((kwargs or {}).values())
+                self.written += _bytes(out if isinstance(out, (list, tuple)) else (out,))
+                self.flops += _flops(name, args, out)
+            return out
+
+    def count(mode: str, device: str) -> dict:
+        torch.manual_seed(0)
+        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+        cell = comp["cell"].factory(spec.hparams["cell"])
+        net = space.build_search_network(sampler, cell, args.channels, layers, shape).to(device)
+        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
+        opt.set_progress(0, 50)
+        sampler.set_progress(0, 50)
+        net.train()
+        set_fast(net, mode == "fast")
+        gen = None if device == "meta" else torch.Generator().manual_seed(1234)
+
+        def batch():
+            x = (torch.empty(args.batch, 3, args.resolution, args.resolution, device="meta") if device == "meta"
+                 else torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen))
+            y = (torch.empty(args.batch, dtype=torch.long, device="meta") if device == "meta"
+                 else torch.randint(0, args.classes, (args.batch,), generator=gen))
+            return Batch(x, y)
+
+        train, val = batch(), batch()
+        opt.step(net, train, val)  # a first step outside the count: lazy state (optimizer moments, caches)
+        traffic = Traffic()
+        with traffic:
+            opt.step(net, train, val)
+        return {"device_counted_on": device, "kernels": traffic.kernels, "gb_read": round(traffic.read / 1e9, 3),
+                "gb_written": round(traffic.written / 1e9, 3), "gflops": round(traffic.flops / 1e9, 2)}
+
+    results = {}
+    for mode in args.modes:
+        try:
+            results[mode] = count(mode, "meta")
+        except (NotImplementedError, RuntimeError) as exc:  # a host read of a device value (eager single-path)
+            if "meta" not in str(exc).lower():
+                raise
+            print(f"  ({mode}: {str(exc).splitlines()[0]}; counting on the CPU)", file=sys.stderr)
+            results[mode] = count(mode, "cpu")
+        r = results[mode]
+        print(f"{args.method} on {args.space} [{mode}]: {r['kernels']} kernels, {r['gb_read']} GB read, "
+              f"{r['gb_written']} GB written, {r['gflops']} GFLOP per step (batch {args.batch}, C={args.channels}, "
+              f"{layers} cells; counted on {r['device_counted_on']})")
+    out = {"command": "python benchmarks/step_traffic.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+           "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
+           "layers": layers, "sets": args.sets, "torch": torch.__version__, "python": platform.python_version(),
+           "date": time.strftime("%Y-%m-%d"), "modes": results}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+    return out
+
+
+def _bytes(values) -> int:
+    import torch
+
+    total = 0
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            total += v.numel() * v.element_size()
+        elif isinstance(v, (list, tuple)):
+            total += _bytes(v)
+    return total
+
+
+def _flops(name: str, args, out) -> int:
+    """Multiply-adds x 2 of the convolutions and matrix products (the arithmetic that can bind a step;
+    elementwise work is counted by its bytes). A convolution's backward costs its forward once per gradient
+    it computes (input, weight); counted here from the shapes, because torch's FlopCounterMode counts a
+    grouped (depthwise) convolution's backward as if it were dense (2026-12-04: 6.5 TFLOP for a DARTS
+    supernet step whose forward is 44 GFLOP)."""
+    if name == "convolution":
+        w = args[1]
+        return 2 * out.numel() * w.shape[1] * w[0, 0].numel()
+    if name == "convolution_backward":
+        grad_out, w, mask = args[0], args[2], args[10]
+        return 2 * grad_out.numel() * w.shape[1] * w[0, 0].numel() * (int(mask[0]) + int(mask[1]))
+    if name in ("mm", "bmm"):
+        a, b = args[0], args[1]
+        return 2 * a.numel() * b.shape[-1]
+    if name in ("addmm", "baddbmm"):
+        a, b = args[1], args[2]
+        return 2 * a.numel() * b.shape[-1]
+    return 0
+
+
+def _search_step():
+    """benchmarks/search_step.py as a module: its foreach switch and its list of operators that launch nothing."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("search_step", Path(__file__).resolve().parent / "search_step.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+if __name__ == "__main__":
+    main()
