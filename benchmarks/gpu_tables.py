@@ -63,14 +63,20 @@ def best_mode(rec: dict) -> str:
     return min((m for m in ("fast", "graph") if m in rec["modes"]), key=lambda m: _ms(rec, m))
 
 
+def _drift(rec: dict, mode: str) -> tuple:
+    """(first step off by > 1e-4, max relative loss difference, arch difference) of ``mode`` (fast, graph)
+    or of the rounding ``baseline``, under search_step.py's keys."""
+    pre, suf = ("baseline_", "") if mode == "baseline" else ("", "" if mode == "fast" else f"_{mode}")
+    return tuple(rec[f"{pre}{key}{suf}"] for key in ("first_step_loss_over_1e-4", "loss_max_rel_diff",
+                                                     "arch_max_rel_diff"))
+
+
 def drift_verdict(rec: dict, mode: str) -> str | None:
     """'within' / 'outside: why' for ``mode`` against the rounding baseline (module docstring), or None
     when the record has no baseline."""
     if "baseline_loss_max_rel_diff" not in rec:
         return None
-    suffix = "" if mode == "fast" else f"_{mode}"
-    first, first0 = rec[f"first_step_loss_over_1e-4{suffix}"], rec["baseline_first_step_loss_over_1e-4"]
-    rel, rel0 = rec[f"loss_max_rel_diff{suffix}"], rec["baseline_loss_max_rel_diff"]
+    (first, rel, _), (first0, rel0, _) = _drift(rec, mode), _drift(rec, "baseline")
     if first is not None:
         if first0 is None:
             return f"outside: leaves eager at step {first}, the baseline never does"
@@ -120,18 +126,9 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                     "| item | steps | mode | first step off | max loss diff | arch diff | verdict |",
                     "|---|---|---|---|---|---|---|"]
             for r in drifted:
-                rows = [("baseline", "baseline_")] + [(m, "" if m == "fast" else m) for m in ("fast", "graph")
-                                                      if m in r["modes"]]
-                for mode, key in rows:
-                    if mode == "baseline":
-                        first, rel, arch, verdict = (r["baseline_first_step_loss_over_1e-4"],
-                                                     r["baseline_loss_max_rel_diff"], r["baseline_arch_max_rel_diff"],
-                                                     "(reference)")
-                    else:
-                        sfx = "" if mode == "fast" else f"_{mode}"
-                        first, rel, arch = (r[f"first_step_loss_over_1e-4{sfx}"], r[f"loss_max_rel_diff{sfx}"],
-                                            r[f"arch_max_rel_diff{sfx}"])
-                        verdict = drift_verdict(r, mode)
+                for mode in ["baseline"] + [m for m in ("fast", "graph") if m in r["modes"]]:
+                    first, rel, arch = _drift(r, mode)
+                    verdict = "(reference)" if mode == "baseline" else drift_verdict(r, mode)
                     out.append(f"| {r['item']} | {r['steps_compared']} | {mode} | {_fmt(first, 'd')} | "
                                f"{rel:.1e} | {arch:.1e} | {verdict} |")
             out.append("")
