@@ -24,6 +24,10 @@ import platform
 import shlex
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
+import search_step  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -46,7 +50,6 @@ def main(argv=None) -> dict:
 
     from harness.api import Batch
     from harness.config import parse_sets, resolve
-    from harness.nn.cells import set_fast
     from harness.plugins import load_registry
     from harness.runner import device_name
     from harness.spaces import NetShape
@@ -63,16 +66,10 @@ def main(argv=None) -> dict:
         spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {},
                        parse_sets(sets.split(",")) if sets else [])
         space = registry.space(args.space, spec.budget.search.op_set)
-        comp = {k: registry.component(k, n) for k, n in spec.components.items()}
-        torch.manual_seed(0)  # every mode and dtype starts from the same float32 initialisation
-        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-        cell = comp["cell"].factory(spec.hparams["cell"])
-        net = space.build_search_network(sampler, cell, args.channels, args.layers, shape).to(device, dtype)
-        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
-        opt.set_progress(0, 50)
-        sampler.set_progress(0, 50)
-        net.train()
-        set_fast(net, fast == "fast")
+        # every mode and dtype starts from the same float32 initialisation
+        sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, args.layers, shape,
+                                                      device, dtype)
+        search_step.ready(sampler, net, opt, fast == "fast")
         return net, opt
 
     gen = torch.Generator().manual_seed(1234)

@@ -74,7 +74,6 @@ def main(argv=None):
     from harness.config import parse_sets, resolve
     from harness.graphs import GraphedStep, why_not_graphed
     from harness.plugins import load_registry
-    from harness.nn.cells import set_fast
     from harness.runner import device_name, resolve_device
     from harness.spaces import NetShape
 
@@ -86,7 +85,6 @@ def main(argv=None):
     # same network, as ROME's Table 3 compares them), unless --layers
     space = registry.space(args.space, spec.budget.search.op_set)
     layers = args.layers or space.search_defaults()["layers"]
-    comp = {k: registry.component(k, n) for k, n in spec.components.items()}
     torch.backends.cudnn.benchmark = True
     in_channels = 3
     if args.data != "random":
@@ -98,14 +96,7 @@ def main(argv=None):
     shape = NetShape(in_channels, args.classes, args.resolution)
 
     def parts(n_layers: int, on):
-        """The method's sampler, cell type, supernet (``n_layers`` cells, at ``args.channels``, moved to
-        ``on``) and optimizer (100 steps an epoch, 50 epochs), seeded 0."""
-        torch.manual_seed(0)
-        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-        cell = comp["cell"].factory(spec.hparams["cell"])
-        net = space.build_search_network(sampler, cell, args.channels, n_layers, shape).to(on)
-        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
-        return sampler, cell, net, opt
+        return step_parts(registry, spec, space, args.channels, n_layers, shape, on)
 
     def build(fast: bool, perturb: float = 0.0, graph: bool = False):
         """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
@@ -115,10 +106,7 @@ def main(argv=None):
             with torch.no_grad():
                 for p in net.weight_parameters():
                     p.mul_(1.0 + perturb)
-        opt.set_progress(0, 50)
-        sampler.set_progress(0, 50)
-        net.train()
-        fast_cells = set_fast(net, fast)
+        fast_cells = ready(sampler, net, opt, fast)
         if graph:
             opt = GraphedStep(opt)
         return {"net": net, "opt": opt, "fast_cells": len(fast_cells) if fast else 0, "times": [], "peaks": [],
@@ -295,6 +283,31 @@ def main(argv=None):
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
     return out
+
+
+def step_parts(registry, spec, space, channels: int, layers: int, shape, device, dtype=None):
+    """The resolved ``spec``'s sampler, cell type, supernet (``layers`` cells of ``channels``, built in
+    float32 under seed 0, then moved to ``device`` and ``dtype``) and bilevel optimizer (100 steps an epoch,
+    50 epochs): what every script here measures a step of."""
+    import torch
+
+    comp = {k: registry.component(k, n) for k, n in spec.components.items()}
+    torch.manual_seed(0)
+    sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
+    cell = comp["cell"].factory(spec.hparams["cell"])
+    net = space.build_search_network(sampler, cell, channels, layers, shape).to(device=device, dtype=dtype)
+    opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
+    return sampler, cell, net, opt
+
+
+def ready(sampler, net, opt, fast: bool) -> list[str]:
+    """At the first epoch of 50, in training mode, on the fast path or not: the switched cells' names."""
+    from harness.nn.cells import set_fast
+
+    opt.set_progress(0, 50)
+    sampler.set_progress(0, 50)
+    net.train()
+    return set_fast(net, fast)
 
 
 def _meta_sync_check(sampler, cell, net, opt, shape, batch, fast) -> str:

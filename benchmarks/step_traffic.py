@@ -26,6 +26,11 @@ import platform
 import shlex
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
+import search_step  # noqa: E402
+
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,17 +51,15 @@ def main(argv=None) -> dict:
 
     from harness.api import Batch
     from harness.config import parse_sets, resolve
-    from harness.nn.cells import set_fast
     from harness.plugins import load_registry
     from harness.spaces import NetShape
 
-    no_kernel = _search_step().NO_KERNEL
+    no_kernel = search_step.NO_KERNEL
     registry = load_registry()
     spec = resolve(registry, registry.method(args.method), args.space, "cifar10", 0, "paper", {},
                    parse_sets(args.sets))
     space = registry.space(args.space, spec.budget.search.op_set)
     layers = args.layers or space.search_defaults()["layers"]
-    comp = {k: registry.component(k, n) for k, n in spec.components.items()}
     shape = NetShape(3, args.classes, args.resolution)
 
     class Traffic(TorchDispatchMode):
@@ -75,15 +78,8 @@ def main(argv=None) -> dict:
             return out
 
     def count(mode: str, device: str) -> dict:
-        torch.manual_seed(0)
-        sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)
-        cell = comp["cell"].factory(spec.hparams["cell"])
-        net = space.build_search_network(sampler, cell, args.channels, layers, shape).to(device)
-        opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
-        opt.set_progress(0, 50)
-        sampler.set_progress(0, 50)
-        net.train()
-        set_fast(net, mode == "fast")
+        sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
+        search_step.ready(sampler, net, opt, mode == "fast")
         gen = None if device == "meta" else torch.Generator().manual_seed(1234)
 
         def batch():
@@ -155,17 +151,6 @@ def _flops(name: str, args, out) -> int:
         a, b = args[1], args[2]
         return 2 * a.numel() * b.shape[-1]
     return 0
-
-
-def _search_step():
-    """benchmarks/search_step.py as a module: its foreach switch and its list of operators that launch nothing."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("search_step", Path(__file__).resolve().parent / "search_step.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 if __name__ == "__main__":
