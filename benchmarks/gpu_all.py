@@ -62,6 +62,12 @@ def items(tiny: bool):
              ["--method", m, "--space", "darts", "--steps", few, *step,
               *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else [])])
             for m in OTHER_METHODS]
+    # ROME's other grouped formulation (optimizer.group_ops=chosen: only the sampled ops, one host read per
+    # pass, no CUDA graph) right after its all-op pass: which of the two (or eager) ROME should use on CUDA
+    rome = [label for _, label, _, _ in out].index("rome-v2 darts")
+    out.insert(rome + 1, (45, "rome-v2 darts chosen", "step",
+                          ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
+                           "--set", "optimizer.group_ops=chosen"]))
     e2e = (["--dataset", "digits", "--preset", "smoke", "--set", "search.max_train_images=256"] if tiny else
            ["--dataset", "fashion-mnist", "--data-dir", ".carry", "--preset", "quick"])
     e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1",

@@ -7,7 +7,8 @@
 #                                            # 1. darts on darts, 2. darts on nb201 (eager vs fast vs graph,
 #                                            # fp32 drift with the 1-ulp baseline, host-sync check);
 #                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
-#                                            # with the 1-ulp baseline and the sync check: issue 17);
+#                                            # with the 1-ulp baseline and the sync check: issue 17;
+#                                            # ROME v2 also with optimizer.group_ops=chosen);
 #                                            # 4. the end-to-end quick nb201
 #                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
 #                                            # eager; 5. ROME v2's float32 modes against its
@@ -104,6 +105,7 @@ case "$phase" in
     for m in gdas rome-v2 entrannas entrannas-dst rome-v1; do  # issue 17: own fused / device-chosen paths
       step "$m" darts 20 --drift-baseline --sync-check
     done
+    step rome-v2 darts 20 --drift-baseline --set optimizer.group_ops=chosen  # reads the host: no sync check
     for m in darts-2nd single-darts darts-pt-fixed-alpha; do
       step "$m" darts 20
     done ;;

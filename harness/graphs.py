@@ -19,7 +19,8 @@ What a graph cannot see, and how :class:`GraphedStep` deals with it:
 * Anything that decides on the host from device values (``.item()``, a path chosen in Python) cannot be
   replayed. Components say they contain none with ``graph_capturable = True`` on their own class; the
   flag is not inherited (:func:`capturable`), so a subclass that changes what a step or forward computes
-  has to declare it again after checking.
+  has to declare it again after checking. A capturable class whose setting reads the host anyway names
+  it in a ``graph_blocker`` attribute (a reason string, None when capturable).
 
 Off unless ``--set runtime.cuda_graph=true`` (CUDA only; it captures whichever cell forward the run uses,
 fused or eager): ``benchmarks/search_step.py --mode graph`` measures it.
@@ -57,6 +58,9 @@ def why_not_graphed(*, device, sampler, cell_type, optimizer, fast: bool = True)
         if not capturable(component, fast):
             return (f"{kind} {type(component).__name__} does not declare graph_capturable = True (it may decide "
                     "on the host per step, which a replayed graph would freeze)")
+        blocker = getattr(component, "graph_blocker", None)  # a setting of a capturable class that is not
+        if blocker:
+            return f"{kind} {type(component).__name__}: {blocker}"
     return None
 
 

@@ -110,3 +110,20 @@ def test_the_cpu_check_of_the_gpu_script_renders(capsys):
             assert f"| {rec['k']} | {rec['completed']} | {rec['total_images_per_s']} |" in out
         else:
             assert label in out, label
+
+
+def test_rome_setting_names_the_fastest_of_its_three_steps():
+    """ROME v2 timed with both grouped formulations: the row names the fastest of the all-op pass, the
+    chosen-op pass and the eager K-loop (the mean of the two items' eager medians), with its settings."""
+    chosen = _step("rome-v2 darts chosen", 730.0, 250.0, drift={"baseline": (None, 1e-7), "fast": (None, 2e-7)})
+    text = gpu_tables.tables(RECORDS + [chosen])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert rows["rome-v2 darts chosen: at least 3x its eager step"].endswith("| 2.92x (fast) | no |")  # 730 / 250
+    assert rows["ROME's settings on CUDA: the fastest of its three steps"] == (
+        "| ROME's settings on CUDA: the fastest of its three steps | chosen-op pass (optimizer.group_ops=chosen): "
+        "fast all-op pass 300.0 ms, chosen-op pass 250.0 ms, eager K-loop 728.0 ms | - |")
+    slow = [_step("rome-v2 darts", 726.0, 800.0), _step("rome-v2 darts chosen", 700.0, 900.0)]
+    row = next(line for line in gpu_tables.tables(slow).splitlines() if "ROME's settings" in line)
+    assert ("| eager K-loop (optimizer.group_samples=false): fast all-op pass 800.0 ms, chosen-op pass 900.0 ms, "
+            "eager K-loop 713.0 ms |") in row  # (726 + 700) / 2
+    assert "ROME's settings" not in gpu_tables.tables(RECORDS)  # only with both ROME items

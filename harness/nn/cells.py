@@ -37,10 +37,12 @@ class CellBody(nn.Module):
     def edge_forward(self, e: int, x, arch: ArchWeights):
         raise NotImplementedError
 
-    def forward(self, states, arch: ArchWeights):
+    def forward(self, states, arch: ArchWeights, edge=None):
+        """``edge(e, x, arch)`` computes edge e (default: ``edge_forward``)."""
+        edge = edge or self.edge_forward
         states = list(states)
         for dst in range(self.spec.n_inputs, self.spec.n_inputs + self.spec.n_nodes):
-            outs = [self.edge_forward(e, states[self.spec.edges[e][0]], arch) for e in self.incoming[dst]]
+            outs = [edge(e, states[self.spec.edges[e][0]], arch) for e in self.incoming[dst]]
             outs = [o for o in outs if o is not None]  # an edge a sampler switched off returns None
             if not outs:
                 raise RuntimeError(f"node {dst} of a {self.kind} cell has no active input edge")
@@ -164,9 +166,23 @@ class SinglePathBody(CellBody):
     the trajectory is unchanged), and ``noise`` ops draw for every edge. In exchange the forward makes no
     host decision (the sampler's host lists are never read), so the step has no host sync and can be
     captured in a CUDA graph, and its kernels are the fused cell's few large ones. It also accepts K
-    sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot."""
+    sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot.
+
+    Routed (``route_samples``, set by an optimizer that runs K sample groups, ROME's ``group_ops="chosen"``):
+    on the fast path every forward runs chosen ops only. One of K > 1 sample groups runs, per edge, each op
+    that some sample chose once,
+    on the blocks of the samples that chose it (BatchNorm statistics per sample, running statistics updated
+    in sample order, as K eager forwards update them), and puts the blocks back in sample order::
+
+        out_e[s] = op_{k_s}(x[s]) * (w[s, k_s] c) + (sum_{j != k_s} w[s, j]) c,   c = a[s, e] ew[s, e]
+
+    the eager formula per sample (its scale c folded into both terms), an inactive edge a zero block. Compute and memory are the eager
+    K-loop's (one op per edge and sample), kernels about (distinct ops chosen) per edge instead of K, and
+    one host read per pass (the sampled ops), so such a step cannot be captured in a CUDA graph. A forward
+    of one sample runs as the eager cell."""
 
     _fused = None
+    route_samples = False
 
     @property
     def supports_fast(self) -> bool:
@@ -176,6 +192,9 @@ class SinglePathBody(CellBody):
 
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
+            if self.route_samples:  # chosen ops only: routed sample groups, or one sample as the eager cell
+                self._own_buffers()
+                return self.routed_forward(states, arch) if arch.samples != 1 else super().forward(states, arch)
             return self.fused_forward(states, arch)
         if arch.samples != 1:
             raise RuntimeError(f"the eager single-path cell runs one sampled architecture per forward, not "
@@ -194,6 +213,79 @@ class SinglePathBody(CellBody):
             bias = bias * on
         ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
         return self._fused.run(states, chosen, ew, bias)
+
+    def _own_buffers(self) -> None:
+        """Give every op's BatchNorm its own running buffers again if the fused path had made them views of
+        one tensor (a view shares its base's version counter: one op's in-place running-statistics update
+        would invalidate what another op saved for backward)."""
+        if self._fused is None:
+            return
+        for m in self.ops.modules():
+            for name, t in m._buffers.items():
+                if t is not None and t._base is not None:
+                    m._buffers[name] = t.clone()
+        self._fused = None
+
+    def routed_forward(self, states, arch: ArchWeights):
+        """K sample groups, each edge's chosen ops run once per op on the samples that chose them."""
+        k = arch.samples
+        w = arch.weights[self.kind]  # (K, edges, ops)
+        chosen = w.gather(-1, arch.index[self.kind].unsqueeze(-1)).squeeze(-1)  # (K, edges): w[s, e, k_s]
+        bias = w.sum(-1) - chosen
+        scale = arch.active[self.kind].to(w.dtype) if arch.active is not None else None
+        if arch.edge_weights is not None:
+            ew = arch.edge_weights[self.kind]
+            scale = ew if scale is None else scale * ew
+        if scale is not None:  # (a * ew) folded into both terms: out = op * (w_k a ew) + (sum_{j!=k} w_j) a ew
+            chosen, bias = chosen * scale, bias * scale
+        # one tensor per edge, and each state's K blocks, taken apart once (one backward node each) rather
+        # than sliced per use (a slice's backward writes a zero tensor of the whole size)
+        chosen, bias = chosen.unbind(1), bias.unbind(1)
+        index = arch.host_index[self.kind]  # the one host read of the pass (shared by every cell)
+        active = arch.host_active[self.kind] if arch.host_active is not None else None
+        blocks: dict[int, tuple] = {}
+
+        def edge(e, x, _):
+            src = self.spec.edges[e][0]
+            if src not in blocks:
+                blocks[src] = x.split(x.shape[0] // k)
+            return self._routed_edge(e, x, blocks[src], [row[e] for row in index],
+                                     None if active is None else [row[e] for row in active], chosen[e], bias[e])
+
+        return super().forward(states, arch, edge=edge)
+
+    def _routed_edge(self, e, x, blocks, ops, on, chosen, bias):
+        """Edge e over K sample blocks (``blocks``: x split per sample): ``ops[s]`` is sample s's op,
+        ``on[s]`` whether it keeps the edge; ``chosen``/``bias`` (K,) the folded weights."""
+        k = len(blocks)
+        by_op: dict[int, list[int]] = {}
+        for s in range(k):
+            if on is None or on[s]:
+                by_op.setdefault(ops[s], []).append(s)
+        if not by_op:  # no sample keeps this edge
+            return None
+        out: list = [None] * k  # each sample's op output
+        for j in sorted(by_op):
+            members = by_op[j]
+            xin = x if len(members) == k else blocks[members[0]] if len(members) == 1 else \
+                torch.cat([blocks[s] for s in members])
+            with groups.sample_groups(len(members)):
+                y = self.ops[e][j](xin)
+            for s, part in zip(members, y.split(y.shape[0] // len(members)) if len(members) > 1 else (y,)):
+                out[s] = part
+        m = y.shape[0] // len(by_op[j])
+        if len(by_op) == 1 and len(by_op[j]) == k:
+            whole = y  # every sample chose the same op: already in sample order
+        else:
+            zero = None
+            for s in range(k):
+                if out[s] is None:  # sample s does not keep the edge: zero (times zero weights below)
+                    zero = zero if zero is not None else y.new_zeros((m, *y.shape[1:]))
+                    out[s] = zero
+            whole = torch.cat(out)
+        shape = (k,) + (1,) * whole.dim()
+        whole = torch.addcmul(bias.reshape(shape), whole.view(k, m, *whole.shape[1:]), chosen.reshape(shape))
+        return whole.view(k * m, *whole.shape[2:])
 
     def edge_forward(self, e, x, arch: ArchWeights):
         if arch.host_active is not None and not arch.host_active[self.kind][e]:

@@ -162,7 +162,7 @@ class _RomeSampler(GumbelSampler):
             host = torch.cat([torch.stack([index[k] for k in kinds]),
                               torch.stack([active[k] for k in kinds]).long()]).tolist()
             return (dict(zip(kinds, host[:len(kinds)])),
-                    {k: [bool(v) for v in row] for k, row in zip(kinds, host[len(kinds):])})
+                    {k: _bools(row) for k, row in zip(kinds, host[len(kinds):])})
 
         host_index, host_active = deferred(load, 2)
         return ArchWeights(weights, index=index, host_index=host_index, host_active=host_active,
@@ -178,6 +178,11 @@ class _RomeSampler(GumbelSampler):
 
     def arch_parameters(self):
         return list(self.alphas.values()) + list(self.betas.values())
+
+
+def _bools(rows: list) -> list:
+    """0/1 lists (nested per sample when K > 1) as bools."""
+    return [_bools(v) if isinstance(v, list) else bool(v) for v in rows]
 
 
 class RomeV1Sampler(_RomeSampler):
@@ -304,6 +309,10 @@ class AccumulateConfig(BilevelConfig):
     weight_reduction: str = "sum"  # Eq. 21: sum of the K training-loss gradients
     weight_clip: str = "sum"  # clip the summed gradient once ("sum") or each sample's ("per-sample")
     group_samples: bool = True  # on the fast cell path: the K samples as one grouped pass (issue 17)
+    # what a grouped pass computes per edge: "all" every op, weighted by each sample's one-hot (no host read,
+    # CUDA-graph capturable; a DARTS supernet's compute per sample) or "chosen" only the ops the samples
+    # chose, once per op (the eager loop's compute, one host read per pass, not capturable)
+    group_ops: str = "all"
     # samples per grouped pass; 0: auto (all K on a CPU; on CUDA as many as fit in 70% of the free memory,
     # from the first step's one-sample pass). Fewer bound the activation memory, which grows with it
     sample_chunk: int = 0
@@ -312,6 +321,8 @@ class AccumulateConfig(BilevelConfig):
         super().__post_init__()
         if self.sample_chunk < 0:
             raise ValueError(f"sample_chunk must be >= 0 (0: all K samples in one pass), not {self.sample_chunk}")
+        if self.group_ops not in ("all", "chosen"):
+            raise ValueError(f"group_ops must be 'all' or 'chosen', not {self.group_ops!r}")
         if self.weight_clip not in ("sum", "per-sample"):
             raise ValueError(f"weight_clip must be 'sum' or 'per-sample', not {self.weight_clip!r}")
         if self.samples < 1:
@@ -338,9 +349,20 @@ class AccumulateBilevel(FirstOrderBilevel):
     DARTS supernet's per sample. ``sample_chunk=0`` sizes the passes on CUDA from the first step (one-sample
     passes, peak memory measured, then as many samples per pass as fit in 70% of what is free); set
     ``--set optimizer.sample_chunk=N`` to fix it, or ``runtime.fast=false`` for the eager single-path loop
-    (ROME's own memory: one op per edge)."""
+    (ROME's own memory: one op per edge).
+
+    ``group_ops="chosen"``: the grouped pass runs only the ops the samples chose, each once on the samples
+    that chose it (``SinglePathBody.routed_forward``): the eager loop's compute and memory in fewer kernels,
+    at the cost of one host read of the sampled ops per pass (so no CUDA graph)."""
 
     graph_capturable = True  # host-side decisions only from configuration and module flags
+
+    @property
+    def graph_blocker(self) -> str | None:
+        """Why this configuration's step cannot be captured (``harness.graphs.why_not_graphed``)."""
+        if self.config.group_samples and self.config.group_ops == "chosen":
+            return "optimizer.group_ops='chosen' reads each pass's sampled ops on the host"
+        return None
 
     def _scale(self, reduction: str) -> float:
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
@@ -358,6 +380,9 @@ class AccumulateBilevel(FirstOrderBilevel):
             able = callable(getattr(net.sampler, "sample", None)) and sample_groups.why_not(net) is None
             if able:
                 sample_groups.enable(net)  # BatchNorm2d -> SampleBatchNorm2d: the same outside sample groups
+                for b in bodies:  # single-path bodies run only the chosen ops of a grouped pass
+                    if hasattr(b, "route_samples"):
+                        b.route_samples = c.group_ops == "chosen"
             self._bodies = bodies if able else []
         return bool(self._bodies) and all(getattr(b, "accepts_samples", False) for b in self._bodies)
 
