@@ -281,9 +281,9 @@ def single_path_memory_hint(net, spec: RunSpec) -> str | None:
     """What to say when a search step ran out of memory with single-path cells (GDAS, ROME, ...) on the fast
     path, which computes every op of every edge (a mixed-op supernet's activations) instead of the sampled
     one's; None when ``net`` has none (the other fast cells use about their eager memory)."""
-    from harness.nn.cells import SinglePathBody, _on_fused_path
+    from harness.nn.cells import SinglePathBody
 
-    bodies = [m for m in net.modules() if isinstance(m, SinglePathBody) and _on_fused_path(m)]
+    bodies = [m for m in net.modules() if isinstance(m, SinglePathBody) and m.computes_every_op]
     if not bodies:
         return None
     return (f"{spec.method}'s {len(bodies)} single-path cells were on the fast path (runtime.fast, the default on "

@@ -227,7 +227,9 @@ def test_out_of_memory_on_the_single_path_fast_path_says_how_to_run_the_methods_
 
     monkeypatch.setattr(search, "run_search", oom)
     for i, (method, sets, hinted) in enumerate([("gdas", [], True), ("gdas", ["--set", "runtime.fast=false"], False),
-                                                ("darts", [], False)]):
+                                                ("darts", [], False), ("rome-v2", [], True),
+                                                # ROME's chosen-op pass runs one op per edge and sample
+                                                ("rome-v2", ["--set", "optimizer.group_ops=chosen"], False)]):
         store = tmp_path / f"runs{i}.sqlite"
         result = CliRunner().invoke(cli, ["run", "--plugin", method, "--space", "s2", "--store", str(store),
                                           *TINY, *sets])
@@ -236,7 +238,7 @@ def test_out_of_memory_on_the_single_path_fast_path_says_how_to_run_the_methods_
         assert record.status == "failed" and record.error.startswith("OutOfMemoryError: CUDA out of memory")
         assert ("--set runtime.fast=false runs the method's own one-op cell" in record.error) is hinted, record.error
         if hinted:  # the smoke preset's 3 cells, on the fast path on a CPU too (runtime.fast_cpu)
-            assert "gdas's 3 single-path cells were on the fast path" in record.error, record.error
+            assert f"{method}'s 3 single-path cells were on the fast path" in record.error, record.error
 
 
 def test_dry_run_prints_resolved_configs_and_runs_nothing(tmp_path):

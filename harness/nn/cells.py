@@ -190,6 +190,12 @@ class SinglePathBody(CellBody):
 
     accepts_samples = property(_on_fused_path)  # K sample groups (harness.nn.groups) on the fast path
 
+    @property
+    def computes_every_op(self) -> bool:
+        """Whether a forward computes every op of every edge (the fused path, not routed): a mixed-op
+        supernet's activation memory instead of one op's per edge."""
+        return _on_fused_path(self) and not self.route_samples
+
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
             if self.route_samples:  # chosen ops only: routed sample groups, or one sample as the eager cell

@@ -357,6 +357,17 @@ class AccumulateBilevel(FirstOrderBilevel):
 
     graph_capturable = True  # host-side decisions only from configuration and module flags
 
+    def __init__(self, config: AccumulateConfig, net, steps_per_epoch: int, epochs: int):
+        super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        self._route(net)  # known from the start (the runner's out-of-memory hint reads it)
+
+    def _route(self, net) -> None:
+        """Single-path bodies run only the chosen ops of a grouped pass when ``group_ops="chosen"``."""
+        route = self.config.group_samples and self.config.group_ops == "chosen"
+        for m in net.modules():
+            if isinstance(getattr(m, "spec", None), CellSpec) and hasattr(m, "route_samples"):
+                m.route_samples = route
+
     @property
     def graph_blocker(self) -> str | None:
         """Why this configuration's step cannot be captured (``harness.graphs.why_not_graphed``)."""
@@ -380,9 +391,7 @@ class AccumulateBilevel(FirstOrderBilevel):
             able = callable(getattr(net.sampler, "sample", None)) and sample_groups.why_not(net) is None
             if able:
                 sample_groups.enable(net)  # BatchNorm2d -> SampleBatchNorm2d: the same outside sample groups
-                for b in bodies:  # single-path bodies run only the chosen ops of a grouped pass
-                    if hasattr(b, "route_samples"):
-                        b.route_samples = c.group_ops == "chosen"
+                self._route(net)  # the configuration of now (it may have been replaced since __init__)
             self._bodies = bodies if able else []
         return bool(self._bodies) and all(getattr(b, "accepts_samples", False) for b in self._bodies)
 
