@@ -358,6 +358,10 @@ class ComponentInfo:
     config: type  # a frozen dataclass; its defaults are the paper's settings
     plugin: str = ""
     doc: str = ""
+    # what a reduced preset changes in the config, e.g. {"smoke": {"tune_steps": 1}}: applied wherever the
+    # component runs under that preset (in its own method or swapped into another), before the method's
+    # own settings for the preset
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 REPORTED_METRICS = ("test_error", "test_accuracy", "valid_error", "valid_accuracy")

@@ -116,10 +116,13 @@ def resolve(registry, method: MethodInfo, space: str, dataset: str, seed: int, p
             components[kind] = name
     infos = {kind: registry.component(kind, name) for kind, name in components.items()}
 
-    # component hyperparameters: paper defaults <- method defaults <- method's per-space defaults <- the
-    # method's budget for a reduced preset (e.g. DARTS-PT's shorter fine-tuning in `smoke`) <- its budget
+    # component hyperparameters: paper defaults <- the component's own settings for a reduced preset
+    # (e.g. the perturbation selector's shorter fine-tuning in `smoke`, wherever it is swapped in) <- method
+    # defaults <- method's per-space defaults <- the method's budget for a reduced preset <- its budget
     # for that preset on this space (e.g. DrNAS's partial-channel K on a narrow supernet, not on NB201)
-    per_kind: dict[str, dict[str, Any]] = {k: {} for k in COMPONENT_KINDS}
+    per_kind: dict[str, dict[str, Any]] = {
+        k: dict(infos[k].presets.get(preset, {})) if preset != "paper" and k in infos else {}
+        for k in COMPONENT_KINDS}
 
     def preset_layer(budgets):
         return {} if preset == "paper" else {k: v for k, v in budgets.get(preset, {}).items()

@@ -23,9 +23,11 @@ def harness_register_samplers(register):
     the weights of one forward pass (``harness.api.ArchWeights``): a softmax (DARTS), a Gumbel hard
     one-hot (GDAS), a sigmoid (Single-DARTS), ...
 
-    :param register: call ``register(name, factory, config, doc="")``. ``config`` is a frozen
+    :param register: call ``register(name, factory, config, doc="", presets=None)``. ``config`` is a frozen
         dataclass whose defaults are the paper's settings; ``factory(config, space=)``
-        returns an ``nn.Module`` implementing ``harness.api.Sampler``.
+        returns an ``nn.Module`` implementing ``harness.api.Sampler``. ``presets`` (every kind):
+        what a reduced preset changes in the config, e.g. ``{"smoke": {"tune_steps": 1}}``, applied
+        wherever the component runs under that preset, its own method's settings on top.
 
     A name already registered by another plugin is an error naming both plugins.
     Fires once, when the plugin manager is built.
@@ -40,7 +42,7 @@ def harness_register_optimizers(register):
     validation batch; it owns the weight and architecture optimizers and the weight learning-rate
     schedule (first-order alternating, second-order unrolled, single-level, K-sample accumulation...).
 
-    :param register: call ``register(name, factory, config, doc="")``; ``factory(config, net=,
+    :param register: call ``register(name, factory, config, doc="", presets=None)``; ``factory(config, net=,
         steps_per_epoch=, epochs=)`` returns a ``harness.api.BilevelOptimizer``.
 
     Fires once, when the plugin manager is built.
@@ -51,7 +53,7 @@ def harness_register_optimizers(register):
 def harness_register_selectors(register):
     """Register architecture selectors: supernet -> genotype.
 
-    :param register: call ``register(name, factory, config, doc="")``; ``factory(config)`` returns a
+    :param register: call ``register(name, factory, config, doc="", presets=None)``; ``factory(config)`` returns a
         ``harness.api.Selector`` whose ``select(net, ctx)`` returns a genotype of ``ctx.space``
         (magnitude argmax with the space's rule, perturbation-based selection, ...).
 
@@ -63,7 +65,7 @@ def harness_register_selectors(register):
 def harness_register_cell_types(register):
     """Register cell types: how a search cell computes from the sampler's weights.
 
-    :param register: call ``register(name, factory, config, doc="")``; ``factory(config)`` returns a
+    :param register: call ``register(name, factory, config, doc="", presets=None)``; ``factory(config)`` returns a
         ``harness.api.CellType`` whose ``build(spec)`` makes the body of one cell (mixed: every op
         weighted; single-path: only the sampled op runs; ...).
 

@@ -189,13 +189,14 @@ class Registry:
     def _collect(self) -> None:
         for kind, hook_name in _KIND_HOOKS.items():
             for plugin, fn in self._each_impl(hook_name):
-                def register(name, factory, config, doc="", _kind=kind, _plugin=plugin):
+                def register(name, factory, config, doc="", presets=None, _kind=kind, _plugin=plugin):
                     if self._refuses(_kind, name, _plugin, lambda: _check_registration(
-                            _kind, name, _plugin, factory, config)):
+                            _kind, name, _plugin, factory, config, presets)):
                         return
                     self._claim(_kind, name, _plugin)
                     self.components[_kind][name] = ComponentInfo(
-                        _kind, name, factory, config, plugin=_plugin, doc=doc or (factory.__doc__ or "")
+                        _kind, name, factory, config, plugin=_plugin, doc=doc or (factory.__doc__ or ""),
+                        presets={k: dict(v) for k, v in (presets or {}).items()},
                     )
                 fn(register=register)
         for plugin, fn in self._each_impl("harness_register_spaces"):
@@ -391,15 +392,26 @@ class Registry:
         return used
 
 
-def _check_registration(kind: str, name: str, plugin: str, factory, config) -> None:
+def _check_registration(kind: str, name: str, plugin: str, factory, config, presets=None) -> None:
     """What registration checks without building anything: a callable factory, a frozen dataclass config
-    whose fields all have defaults (``harness.testing.check_config``)."""
+    whose fields all have defaults (``harness.testing.check_config``), and ``presets`` naming reduced
+    presets and keys of that config with valid values."""
+    from harness.config import PRESETS, apply
     from harness.testing import ConformanceError, check_config, kind_label
 
     label = kind_label(kind)
     if not callable(factory):
         raise ConformanceError(f"plugin {plugin!r}: {label} {name!r} has a factory that is not callable")
     check_config(config, kind=label, name=name, plugin=plugin)
+    reduced = [p for p in PRESETS if p != "paper"]
+    for preset, settings in (presets or {}).items():
+        if preset not in reduced:
+            raise ConformanceError(f"plugin {plugin!r}: {label} {name!r} has settings for preset {preset!r}; "
+                                   f"a component's presets are the reduced ones: {', '.join(reduced)}")
+        try:
+            apply(config, settings, f"{label} {name!r} preset {preset!r}")
+        except HarnessError as exc:
+            raise ConformanceError(f"plugin {plugin!r}: {exc}") from None
 
 
 _REGISTRY: Registry | None = None

@@ -252,3 +252,48 @@ def test_a_plugin_that_cannot_be_imported_is_refused_in_one_line_and_the_rest_lo
     assert line.startswith("plugin 'broken' (entry point 'no_such_module_xyz.plugin') could not be loaded: "
                            "ModuleNotFoundError")
     assert capsys.readouterr().err.count(line) == 1
+
+
+def test_a_components_own_preset_settings_go_wherever_it_runs():
+    """The perturbation selector registers its smoke settings (one tuning step per decision, one
+    measurement batch) with itself, so `--selector pt` under `--preset smoke` is small in any method, not
+    only in darts-pt; `paper` keeps the paper's proj_intv of 5 (darts-pt's scripts); --set still wins."""
+    from harness.config import parse_sets, resolve
+    from harness.plugins import load_registry
+
+    registry = load_registry()
+
+    def selector(method, preset, swaps=None, sets=()):
+        spec = resolve(registry, registry.methods[method], "s2", "digits", 0, preset, swaps or {}, parse_sets(sets))
+        sel = spec.hparams["selector"]
+        return sel.tune_epochs_per_decision, sel.tune_steps, sel.max_val_batches
+
+    assert selector("pc-darts", "smoke", {"selector": "pt"}) == (1, 1, 1)
+    assert selector("darts-pt", "smoke") == (1, 1, 1)
+    assert selector("pc-darts", "paper", {"selector": "pt"})[0] == 5
+    assert selector("pc-darts", "smoke", {"selector": "pt"}, ["selector.tune_steps=2"])[1] == 2
+
+
+def test_preset_settings_for_an_unknown_preset_or_key_are_refused_by_name():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class ArgmaxLikeConfig:
+        keep: int = 2
+
+    class Sloppy:
+        @hookimpl
+        def harness_register_selectors(self, register):
+            register("tiny-argmax", lambda config: None, ArgmaxLikeConfig, presets={"tiny": {}})
+            register("bad-key-argmax", lambda config: None, ArgmaxLikeConfig, presets={"smoke": {"tune_steps": 1}})
+            register("good-argmax", lambda config: None, ArgmaxLikeConfig, presets={"smoke": {"keep": 1}})
+
+    pm = get_plugin_manager()
+    pm.register(Sloppy(), name="sloppy")
+    registry = Registry(pm)
+    assert "settings for preset 'tiny'; a component's presets are the reduced ones: smoke, quick" in \
+        registry.refused[("selector", "tiny-argmax")]
+    assert "unknown key for selector 'bad-key-argmax' preset 'smoke' 'tune_steps'; valid choices: keep" in \
+        registry.refused[("selector", "bad-key-argmax")]
+    assert "argmax" in registry.components["selector"]  # the other plugins load
+    assert registry.components["selector"]["good-argmax"].presets == {"smoke": {"keep": 1}}

@@ -16,10 +16,11 @@ from harness_darts_pt.reported import REPORTED
 
 PAPER = "Wang, Cheng, Chen, Tang, Hsieh. Rethinking Architecture Selection in Differentiable NAS. ICLR 2021"
 NB201_BUDGETS = {"paper": {"search": {"epochs": 100}}}
-# smoke: a one-step tuning epoch per decision interval and one measurement batch, so every part of the
-# selection (op decisions, topology, fine-tuning) runs, in seconds
-BUDGETS = {"paper": {"search": {"epochs": 50, "batch_size": 64}},
-           "smoke": {"selector": {"tune_epochs_per_decision": 1, "tune_steps": 1, "max_val_batches": 1}}}
+BUDGETS = {"paper": {"search": {"epochs": 50, "batch_size": 64}}}
+# the selector's own smoke settings (with darts-pt and wherever `--selector pt` swaps it in): a one-step
+# tuning epoch per decision interval and one measurement batch, so every part of the selection (op
+# decisions, topology, fine-tuning) runs, in seconds
+PT_PRESETS = {"smoke": {"tune_epochs_per_decision": 1, "tune_steps": 1, "max_val_batches": 1}}
 # darts-pt's DARTS space ("s5" in sota/cnn/spaces.py) has the 7 ops without `none` (SPEC-FACTS §1.3;
 # paper appendix A.1.1: "we omit none op when applying the proposed selection method on DARTS")
 OP_SETS = {"darts": "no-none"}
@@ -39,7 +40,7 @@ def harness_register_optimizers(register):
 
 @hookimpl
 def harness_register_selectors(register):
-    register("pt", lambda config: PerturbationSelector(config), PTConfig,
+    register("pt", lambda config: PerturbationSelector(config), PTConfig, presets=PT_PRESETS,
              doc="perturbation-based selection: per edge keep the op whose removal hurts validation "
                  "accuracy most, fine-tuning between decisions; then prune to 2 inputs per node (DARTS-PT)")
 
