@@ -255,10 +255,13 @@ def test_dry_run_prints_resolved_configs_and_runs_nothing(tmp_path):
     smoke = invoke("run", "--plugin", "darts-pt", "--space", "nb201", "--dry-run", "--store", store)
     smoke_row = json.loads(smoke.output)
     assert smoke_row["search"]["epochs"] == 2  # the preset's cap still applies
-    # and the method's smoke budget shrinks its own selector's work, which a swapped-in one would keep
+    # and the selector's own smoke settings shrink its work, in darts-pt and wherever it is swapped in
     assert smoke_row["hparams"]["selector"]["tune_steps"] == 1
     swapped = invoke("run", "--plugin", "darts", "--selector", "pt", "--space", "nb201", "--dry-run", "--store", store)
-    assert json.loads(swapped.output)["hparams"]["selector"]["tune_steps"] is None
+    assert json.loads(swapped.output)["hparams"]["selector"]["tune_steps"] == 1
+    paper = invoke("run", "--plugin", "darts", "--selector", "pt", "--space", "nb201", "--dry-run", "--store", store,
+                   "--preset", "paper")
+    assert json.loads(paper.output)["hparams"]["selector"]["tune_steps"] is None  # a whole epoch (the paper)
     bad = invoke("run", "--plugin", "darts-pt", "--dataset", "cifar11", "--dry-run", "--store", store)
     assert bad.exit_code == 2 and "cifar11" in bad.output and "cifar10" in bad.output
 
