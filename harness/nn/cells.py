@@ -169,17 +169,17 @@ class SinglePathBody(CellBody):
     sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot.
 
     Routed (``route_samples``, set by an optimizer that runs K sample groups, ROME's ``group_ops="chosen"``):
-    on the fast path every forward runs chosen ops only. One of K > 1 sample groups runs, per edge, each op
-    that some sample chose once,
-    on the blocks of the samples that chose it (BatchNorm statistics per sample, running statistics updated
-    in sample order, as K eager forwards update them), and puts the blocks back in sample order::
+    on the fast path every forward runs chosen ops only. A forward of K > 1 sample groups runs, per edge,
+    each op that some sample chose once, on the blocks of the samples that chose it (BatchNorm statistics
+    per sample, running statistics updated in sample order, as K eager forwards update them), and puts the
+    blocks back in sample order::
 
         out_e[s] = op_{k_s}(x[s]) * (w[s, k_s] c) + (sum_{j != k_s} w[s, j]) c,   c = a[s, e] ew[s, e]
 
-    the eager formula per sample (its scale c folded into both terms), an inactive edge a zero block. Compute and memory are the eager
-    K-loop's (one op per edge and sample), kernels about (distinct ops chosen) per edge instead of K, and
-    one host read per pass (the sampled ops), so such a step cannot be captured in a CUDA graph. A forward
-    of one sample runs as the eager cell."""
+    the eager formula per sample (its scale c folded into both terms), an inactive edge a zero block.
+    Compute and memory are the eager K-loop's (one op per edge and sample), kernels about (distinct ops
+    chosen) per edge instead of K, and one host read per pass (the sampled ops), so such a step cannot be
+    captured in a CUDA graph. A forward of one sample runs as the eager cell."""
 
     _fused = None
     route_samples = False
