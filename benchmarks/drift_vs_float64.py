@@ -13,6 +13,8 @@ per-tensor relative error max|p32 - p64| / max|p64|.
     python benchmarks/drift_vs_float64.py --method rome-v2 --space darts --modes eager fast fast:optimizer.group_samples=false
 
 A mode is ``eager``, ``fast`` or ``fast:COMPONENT.KEY=VALUE[,...]`` (the fast path with settings changed).
+``--dtype float64`` runs the modes in float64 too: a mode that is the same math as the eager step stays
+within float64 rounding of it over every step, discrete choices included.
 Default sizes are tiny (batch 4, C=4, 3 cells, 16x16 random inputs): float64 on a CPU is slow.
 """
 
@@ -42,6 +44,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0, help="the random stream of the steps (noise, Gumbel draws)")
     ap.add_argument("--modes", nargs="+", default=["eager", "fast"])
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="the modes' precision; float64: whether a mode is the same math as the eager step, "
+                         "discrete choices included (its distance then is float64 rounding, ~1e-15)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
@@ -90,7 +95,7 @@ def main(argv=None) -> dict:
     ref_losses, ref_params = trajectory("eager", torch.float64)
     results = {}
     for mode in args.modes:
-        losses, params = trajectory(mode, torch.float32)
+        losses, params = trajectory(mode, getattr(torch, args.dtype))
         loss_err = [abs(a - b) / max(abs(b), 1e-30) for a, b in zip(losses, ref_losses)]
         param_err, worst = [], []
         for p, r in zip(params, ref_params):
@@ -101,12 +106,13 @@ def main(argv=None) -> dict:
         results[mode] = {"loss_rel_err_per_step": [float(f"{v:.3g}") for v in loss_err],
                          "param_max_rel_err_per_step": [float(f"{v:.3g}") for v in param_err],
                          "worst_param_per_step": worst}
-        print(f"{args.method} on {args.space} [{mode}] vs float64 eager, per step: loss "
+        print(f"{args.method} on {args.space} [{mode}, {args.dtype}] vs float64 eager, per step: loss "
               + " ".join(f"{v:.1e}" for v in loss_err) + "; parameters " + " ".join(f"{v:.1e}" for v in param_err)
               + f" (last worst: {worst[-1]})")
     out = {"command": "python benchmarks/drift_vs_float64.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
-           "layers": args.layers, "steps": args.steps, "seed": args.seed, "device": device_name(device),
+           "layers": args.layers, "steps": args.steps, "seed": args.seed, "dtype": args.dtype,
+           "device": device_name(device),
            "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
            "modes": results}
     if args.json:

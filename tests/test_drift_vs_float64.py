@@ -28,3 +28,14 @@ def test_float32_modes_against_the_float64_step(tmp_path):
 def test_an_unknown_mode_is_named():
     with pytest.raises(SystemExit, match="mode 'graph'"):
         drift.main(["--method", "darts", "--space", "nb201", "--layers", "1", "--steps", "1", "--modes", "graph"])
+
+
+def test_float64_modes_stay_within_float64_rounding_of_the_eager_step():
+    """--dtype float64: ROME's two grouped passes are the eager K-loop's math over every step (a flipped
+    choice would show as an error of order 1e-3, rounding is of order 1e-15)."""
+    out = drift.main(["--method", "rome-v2", "--space", "s2", "--layers", "2", "--channels", "4", "--steps", "3",
+                      "--dtype", "float64", "--modes", "eager", "fast", "fast:optimizer.group_ops=chosen"])
+    assert out["dtype"] == "float64"
+    assert out["modes"]["eager"]["param_max_rel_err_per_step"] == [0.0, 0.0, 0.0]  # the reference itself
+    for mode in ("fast", "fast:optimizer.group_ops=chosen"):
+        assert max(out["modes"][mode]["param_max_rel_err_per_step"]) < 1e-12, out["modes"][mode]
