@@ -68,6 +68,12 @@ def items(tiny: bool):
     out.insert(rome + 1, (45, "rome-v2 darts chosen", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
                            "--set", "optimizer.group_ops=chosen"]))
+    # EnTranNAS with its transit cells derived on the device (no host read: graph mode runs) right after
+    # its default fast path, which derives them on the host
+    ent = [label for _, label, _, _ in out].index("entrannas darts")
+    out.insert(ent + 1, (45, "entrannas darts device", "step",
+                         ["--method", "entrannas", "--space", "darts", "--steps", few, *step, "--drift-baseline",
+                          "--sync-check", "--set", "cell.transit_on_device=true"]))
     e2e = (["--dataset", "digits", "--preset", "smoke", "--set", "search.max_train_images=256"] if tiny else
            ["--dataset", "fashion-mnist", "--data-dir", ".carry", "--preset", "quick"])
     e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1",

@@ -8,7 +8,8 @@
 #                                            # fp32 drift with the 1-ulp baseline, host-sync check);
 #                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
 #                                            # with the 1-ulp baseline and the sync check: issue 17;
-#                                            # ROME v2 also with optimizer.group_ops=chosen);
+#                                            # ROME v2 also with optimizer.group_ops=chosen, EnTranNAS
+#                                            # also with cell.transit_on_device=true);
 #                                            # 4. the end-to-end quick nb201
 #                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
 #                                            # eager; 5. ROME v2's float32 modes against its
@@ -106,6 +107,7 @@ case "$phase" in
       step "$m" darts 20 --drift-baseline --sync-check
     done
     step rome-v2 darts 20 --drift-baseline --set optimizer.group_ops=chosen  # reads the host: no sync check
+    step entrannas darts 20 --drift-baseline --sync-check --set cell.transit_on_device=true
     for m in darts-2nd single-darts darts-pt-fixed-alpha; do
       step "$m" darts 20
     done ;;

@@ -10,7 +10,8 @@ Targets (issues 12 and 17; judged only from the file):
   graph), with peak memory at most the reference's 7.35 GiB; DARTS on nb201: at most 30 ms.
 * GDAS, ROME (v1, v2) and EnTranNAS(-DST): at least 3x faster per step than their own eager step. ROME v2
   is timed with both grouped formulations (the all-op pass and ``optimizer.group_ops=chosen``); a row
-  names the fastest of those and the eager K-loop, with the settings that select it on CUDA.
+  names the fastest of those and the eager K-loop, with the settings that select it on CUDA. EnTranNAS is
+  timed also with ``cell.transit_on_device=true`` (item ``entrannas darts device``: capturable).
 * fp32 drift within the rounding baseline (eager vs eager with every weight x (1 + 2^-23)). The rule
   used here, per mode: its loss leaves eager's (relative difference > 1e-4) no earlier than the baseline's
   does; where neither leaves, its largest relative loss difference is at most 10x the baseline's (or
@@ -166,7 +167,8 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             out.append(f"| darts darts: peak memory at most {DARTS_PEAK_GIB} GiB | {_fmt(peak, '.2f')} GiB ({m}) "
                        f"| {met} |")
     for method in ISSUE_17:
-        for item in (f"{method} darts", f"{method} darts chosen"):  # chosen: ROME's group_ops=chosen
+        # chosen: ROME's group_ops=chosen; device: EnTranNAS's transit_on_device
+        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts device"):
             r = by_item.get(item)
             if r is None:
                 continue

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "rome-v2 darts chosen", "entrannas darts", "darts-2nd darts",
+PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "rome-v2 darts chosen", "entrannas darts",
+            "entrannas darts device", "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
             "e2e eager", "f64 rome-v2", "packing"]
 
@@ -45,6 +46,8 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     chosen = lines[PRIORITY.index("rome-v2 darts chosen")]  # the chosen-op pass: grouped, no graph mode
     assert chosen["sets"] == ["optimizer.group_ops=chosen"] and chosen["modes"]["fast"]["grouped"] is True
     assert "baseline_loss_max_rel_diff" in chosen
+    device = lines[PRIORITY.index("entrannas darts device")]  # transit cells derived on the device
+    assert device["sets"] == ["cell.transit_on_device=true"] and device["host_syncs_in_step"] == "none (meta device)"
     assert all(r["status"] == "completed" for r in lines[-4:-2])
     assert lines[-3]["runtime"]["fast"] is False and "cuda_graph_off" in lines[-4]["runtime"]
     f64 = lines[-2]  # each float32 mode against the float64 step: rounding-sized at the first step

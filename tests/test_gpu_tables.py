@@ -127,3 +127,6 @@ def test_rome_setting_names_the_fastest_of_its_three_steps():
     assert ("| eager K-loop (optimizer.group_samples=false): fast all-op pass 800.0 ms, chosen-op pass 900.0 ms, "
             "eager K-loop 713.0 ms |") in row  # (726 + 700) / 2
     assert "ROME's settings" not in gpu_tables.tables(RECORDS)  # only with both ROME items
+    device = _step("entrannas darts device", 250.0, 120.0, 50.0)  # EnTranNAS, transit cells on the device
+    assert "| entrannas darts device: at least 3x its eager step | 5.00x (graph) | yes |" in \
+        gpu_tables.tables([device])  # 250 / 50

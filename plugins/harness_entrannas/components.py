@@ -60,6 +60,14 @@ Cell type ``engine-transit`` (:class:`EngineTransitCell`)
   through the derived genotype". ``transit_weighted`` = True multiplies each selected op by its
   weight (an alternative the paper does not use). NB201 ``none`` ops in a derived genotype run their
   Zero module (cheap), so a node whose derived inputs are all ``none`` is zeros, as in the benchmark.
+* **On the fast path** (``runtime.fast``, issue 17) engine cells run through the fused mixed cell, and
+  transit cells run their derived ops (chosen on the host, one read per forward). With
+  ``transit_on_device`` = True a transit cell instead derives on the device (:class:`DeviceDerivation`:
+  the space's rule as tensor operations) and runs every op through the fused cell, masked by the
+  derived 0/1 one-hot (detached: unweighted, Eq. 6), so the step reads nothing on the host and can be
+  captured in a CUDA graph. The same values and gradients (float64 tests); what differs: the unselected
+  ops are computed, their BatchNorm running statistics are updated by every forward, ``noise`` draws
+  for every op, and a node left with no derived input would be zeros instead of an error.
 * **Feature sharing** (``feature_sharing`` = True, Sec. 2.3): op k's module depends on the source node
   only (w_k^(i)); its output o_k(x_i) is computed once per forward and reused by every later node.
   Modules are created per (source, op name), the union over the source's outgoing edges (S1 has
@@ -110,7 +118,7 @@ from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, NB201Genotype
 from harness.nn.fused import FusedBatchNorm, FusedMixed, relu_conv_bn_jointly
 from harness.nn.ops import ReLUConvBN
-from harness.nn.samplers import AlphaSampler
+from harness.nn.samplers import AlphaSampler, deferred
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +143,8 @@ class TemperedSoftmaxConfig:
 
 class TemperedSoftmaxSampler(AlphaSampler):
     """p = softmax(alpha / tau) per edge (EnTranNAS Eq. 5), tau annealed geometrically per epoch."""
+
+    graph_capturable = True  # tensor ops only; tau changes in set_progress
 
     def __init__(self, config: TemperedSoftmaxConfig, space):
         if config.tau0 <= 0 or config.tau_decay <= 0:
@@ -171,6 +181,8 @@ class DSTConfig:
 
 class DSTSampler(TemperedSoftmaxSampler):
     """Differentiable sparsification (EnTranNAS-DST, Eqs. 7-9): weights q_hat with exact zeros."""
+
+    graph_capturable = True  # the host copy of the alive ops is made only if a cell reads it
 
     def __init__(self, config: DSTConfig, space):
         super().__init__(TemperedSoftmaxConfig(config.tau0, config.tau_decay, config.init_scale), space)
@@ -210,10 +222,13 @@ class DSTSampler(TemperedSoftmaxSampler):
 
     def forward(self) -> SparseArchWeights:
         weights = {kind: self.coefficients(kind)[0] for kind in self.alphas}
-        # one device->host copy per forward: which (edge, op) connections are alive
-        host = torch.stack([w.detach() > 0 for w in weights.values()]).cpu().tolist()
-        selected = {kind: [[k for k, alive in enumerate(row) if alive] for row in rows]
-                    for kind, rows in zip(weights, host)}
+
+        def load():  # one device->host copy per forward, made only if a cell reads which ops are alive
+            host = torch.stack([w.detach() > 0 for w in weights.values()]).cpu().tolist()
+            return ({kind: [[k for k, alive in enumerate(row) if alive] for row in rows]
+                     for kind, rows in zip(weights, host)},)
+
+        (selected,) = deferred(load, 1)
         return SparseArchWeights(weights, host_selected=selected)
 
     @torch.no_grad()
@@ -254,6 +269,9 @@ class EngineTransitConfig:
     transit_weighted: bool = False  # Eq. 6: transit cells sum the derived ops unweighted
     engine_skip_zero: bool = True  # engine cells skip ops whose weight is exactly zero (DST)
     engine_cells: str = "first"  # "first": first normal + first reduction cell; "all": every cell
+    # on the fast path: transit cells derive on the device and run every op masked by the derived one-hot
+    # (no host read: the step can be captured in a CUDA graph); False: the derived ops only, chosen on the host
+    transit_on_device: bool = False
 
     def __post_init__(self):
         if self.bottleneck < 1:
@@ -306,6 +324,52 @@ def genotype_selection(genotype, space) -> dict[str, list[list[int]]]:
                                f"(space {space.name!r}); they know DARTS and NB201 genotypes")
         out[kind] = sel
     return out
+
+
+class DeviceDerivation:
+    """The transit cells' derivation as tensor operations on the device (``transit_on_device``): the (edges,
+    ops) 0/1 mask of the derived ops, equal to what :func:`derive_selection` reads on the host. Rules: DST
+    weights, every op with q_hat > 0; the DARTS spaces, per node the 2 incoming edges with the largest
+    non-``none`` weight (ties to the smaller source, as ``DartsFamilySpace.derive`` sorts them) and on each
+    its first largest non-``none`` op; NB201, the first largest op per edge (``NB201Space.derive``). Weights
+    are compared in float32, as the host rules compare them."""
+
+    def __init__(self, spec: CellSpec):
+        from harness.spaces.darts import DartsFamilySpace
+        from harness.spaces.nb201 import NB201Space
+
+        if isinstance(spec.space, NB201Space):
+            self.rule = "argmax"
+        elif isinstance(spec.space, DartsFamilySpace):
+            self.rule = "top2"
+        else:
+            raise HarnessError(f"transit_on_device knows the DARTS and NB201 derivation rules, not space "
+                               f"{getattr(spec.space, 'name', spec.space)!r}; use transit_on_device=false")
+        self.is_none = torch.tensor([[name == "none" for name in ops] for ops in spec.ops])
+        n_edges = len(spec.edges)
+        incoming = [[e for e, (_, dst) in enumerate(spec.edges) if dst == spec.n_inputs + n]
+                    for n in range(spec.n_nodes)]  # in edge order: ascending source
+        width = max(map(len, incoming))
+        self.node_edges = torch.tensor([inc + [n_edges] * (width - len(inc)) for inc in incoming])
+        self._on: dict = {}
+
+    def mask(self, w: torch.Tensor, sparse: bool) -> torch.Tensor:
+        w = w.detach()
+        if sparse:  # DST: the alive connections
+            return (w > 0).to(w.dtype)
+        p = w.float()
+        key = p.device
+        if key not in self._on:
+            self._on[key] = (self.is_none.to(p.device), self.node_edges.to(p.device))
+        is_none, node_edges = self._on[key]
+        if self.rule == "argmax":
+            return F.one_hot(p.argmax(dim=-1), p.shape[-1]).to(w.dtype)
+        masked = p.masked_fill(is_none, -1.0)  # weights are >= 0: a non-none op always wins
+        best = masked.argmax(dim=-1)
+        strength = torch.cat([masked.gather(-1, best[:, None]).squeeze(-1), p.new_full((1,), float("-inf"))])
+        order = torch.sort(strength[node_edges], dim=1, descending=True, stable=True).indices[:, :2]
+        keep = torch.zeros_like(strength).scatter_(0, node_edges.gather(1, order).flatten(), 1.0)[:-1]
+        return (F.one_hot(best, p.shape[-1]) * keep[:, None]).to(w.dtype)
 
 
 def derive_selection(arch: ArchWeights, space) -> dict[str, list[list[int]]]:
@@ -361,6 +425,7 @@ class EngineTransitBody(nn.Module):
     fast = False  # set by harness.nn.cells.set_fast (supports_fast)
     supports_fast = True
     _fused = None
+    _derivation = None  # DeviceDerivation (transit_on_device)
     _TRANSIT_CACHE = 64  # fused transit forwards kept, one per derived selection (least recently used out)
 
     def _fused_forward(self, selection: list[list[int]] | None) -> FusedMixed:
@@ -416,6 +481,13 @@ class EngineTransitBody(nn.Module):
                 w = w * arch.active[self.kind].to(w.dtype).unsqueeze(-1)
             ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
             return self._fused.run(states, w, ew, joint=joint)
+        if self.config.transit_on_device:  # every op, masked by the derivation made on the device
+            if self._derivation is None:
+                self._derivation = DeviceDerivation(self.spec)
+            mask = self._derivation.mask(w, sparse=getattr(arch, "host_selected", None) is not None)
+            if self._fused is None:
+                self._fused = self._fused_forward(None)
+            return self._fused.run(states, w * mask if self.config.transit_weighted else mask, joint=joint)
         # a transit cell: the derived ops only (chosen on the host, as eagerly). A sparse selection (the
         # derived cell's 2 inputs per node, or fewer ops) runs eagerly: fusing a handful of ops launches more
         # kernels than it saves (measured, BENCHMARKS.md); a dense one (a DST search's early steps) runs
@@ -499,6 +571,14 @@ class EngineTransitBody(nn.Module):
 class EngineTransitCell:
     """Builds Engine cells (CellSpec.first_of_kind) and Transit cells; cells of one network share the
     per-forward derivation cache."""
+
+    graph_capturable = "fast"  # with transit_on_device (graph_blocker says so otherwise)
+
+    @property
+    def graph_blocker(self) -> str | None:
+        if not self.config.transit_on_device:
+            return "transit cells derive their ops on the host (cell.transit_on_device=true derives on the device)"
+        return None
 
     def __init__(self, config: EngineTransitConfig):
         self.config = config
