@@ -38,20 +38,23 @@ def _worst(a: dict, b: dict) -> tuple[float, str]:
 def test_chosen_ops_pass_matches_the_eager_k_loop_in_float64(method, space_name, sets):
     """3 steps in float64: losses and every floating tensor of the state (weights, arch parameters,
     BatchNorm running means and variances) agree with the eager loop to 1e-12. The all-op grouped pass
-    leaves different running statistics (it runs every op), which shows the comparison can fail."""
+    leaves different running statistics (it runs every op), which shows the comparison can fail (checked on
+    darts)."""
+    discriminate = (method, space_name) == ("rome-v2", "darts")  # once is enough to show it can fail
     torch.set_default_dtype(torch.float64)
     try:
         le, se, g_eager = _run(method, space_name, False)
         lc, sc, g_chosen = _run(method, space_name, True, group_ops="chosen", **sets)
-        _, sa, _ = _run(method, space_name, True, group_ops="all", **sets)
+        sa = _run(method, space_name, True, group_ops="all", **sets)[1] if discriminate else None
     finally:
         torch.set_default_dtype(torch.float32)
     assert g_eager is False and g_chosen is True
     assert max(abs(a - b) / abs(a) for a, b in zip(le, lc)) < 1e-12
     worst, key = _worst(se, sc)
     assert worst < 1e-12, key
-    worst_all, key_all = _worst(se, sa)
-    assert worst_all > 1e-3 and "running_" in key_all
+    if discriminate:
+        worst_all, key_all = _worst(se, sa)
+        assert worst_all > 1e-3 and "running_" in key_all
 
 
 def test_each_chosen_op_runs_once_per_pass_and_no_other_op_runs():
