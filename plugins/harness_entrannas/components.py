@@ -362,14 +362,15 @@ class DeviceDerivation:
         if key not in self._on:
             self._on[key] = (self.is_none.to(p.device), self.node_edges.to(p.device))
         is_none, node_edges = self._on[key]
+        # one-hots by scatter (F.one_hot may check its indices on the host)
         if self.rule == "argmax":
-            return F.one_hot(p.argmax(dim=-1), p.shape[-1]).to(w.dtype)
+            return torch.zeros_like(w).scatter_(-1, p.argmax(dim=-1, keepdim=True), 1.0)
         masked = p.masked_fill(is_none, -1.0)  # weights are >= 0: a non-none op always wins
-        best = masked.argmax(dim=-1)
-        strength = torch.cat([masked.gather(-1, best[:, None]).squeeze(-1), p.new_full((1,), float("-inf"))])
+        best = masked.argmax(dim=-1, keepdim=True)
+        strength = torch.cat([masked.gather(-1, best).squeeze(-1), p.new_full((1,), float("-inf"))])
         order = torch.sort(strength[node_edges], dim=1, descending=True, stable=True).indices[:, :2]
         keep = torch.zeros_like(strength).scatter_(0, node_edges.gather(1, order).flatten(), 1.0)[:-1]
-        return (F.one_hot(best, p.shape[-1]) * keep[:, None]).to(w.dtype)
+        return torch.zeros_like(w).scatter_(-1, best, 1.0) * keep[:, None].to(w.dtype)
 
 
 def derive_selection(arch: ArchWeights, space) -> dict[str, list[list[int]]]:
