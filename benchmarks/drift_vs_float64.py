@@ -34,13 +34,7 @@ import search_step  # noqa: E402
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--space", default="darts")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--channels", type=int, default=4)
-    ap.add_argument("--layers", type=int, default=3)
-    ap.add_argument("--resolution", type=int, default=16)
-    ap.add_argument("--classes", type=int, default=10)
+    search_step.step_arguments(ap, space="darts", batch=4, channels=4, layers=3, resolution=16)  # toy sizes
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0, help="the random stream of the steps (noise, Gumbel draws)")
     ap.add_argument("--modes", nargs="+", default=["eager", "fast"])

@@ -22,13 +22,7 @@ import time
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--space", required=True)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--channels", type=int, default=16)
-    ap.add_argument("--layers", type=int, help="default: 8 (DARTS spaces) / 5 (nb201)")
-    ap.add_argument("--resolution", type=int, default=32)
-    ap.add_argument("--classes", type=int, default=10)
+    step_arguments(ap)
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="auto")
@@ -283,6 +277,20 @@ def main(argv=None):
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)
     return out
+
+
+def step_arguments(ap, space: str | None = None, batch: int = 64, channels: int = 16, layers: int | None = None,
+                   resolution: int = 32) -> None:
+    """The method and the step's sizes, as the scripts building one step take them (``space`` None:
+    required; ``layers`` None: the space's search default, 8 on the DARTS spaces, 5 on nb201)."""
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--space", required=space is None, default=space)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--channels", type=int, default=channels)
+    ap.add_argument("--layers", type=int, default=layers,
+                    help=None if layers is not None else "default: 8 (DARTS spaces) / 5 (nb201)")
+    ap.add_argument("--resolution", type=int, default=resolution)
+    ap.add_argument("--classes", type=int, default=10)
 
 
 def step_parts(registry, spec, space, channels: int, layers: int, shape, device, dtype=None):

@@ -34,13 +34,7 @@ import search_step  # noqa: E402
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--space", default="darts")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--channels", type=int, default=16)
-    ap.add_argument("--layers", type=int, help="default: 8 (DARTS spaces) / 5 (nb201)")
-    ap.add_argument("--resolution", type=int, default=32)
-    ap.add_argument("--classes", type=int, default=10)
+    search_step.step_arguments(ap, space="darts")
     ap.add_argument("--modes", nargs="+", default=["eager", "fast"], choices=["eager", "fast"])
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
     ap.add_argument("--json", help="also write the figures to this JSON file")

@@ -58,7 +58,7 @@ def why_not_graphed(*, device, sampler, cell_type, optimizer, fast: bool = True)
         if not capturable(component, fast):
             return (f"{kind} {type(component).__name__} does not declare graph_capturable = True (it may decide "
                     "on the host per step, which a replayed graph would freeze)")
-        blocker = getattr(component, "graph_blocker", None)  # a setting of a capturable class that is not
+        blocker = getattr(component, "graph_blocker", None)  # this instance's settings read the host anyway
         if blocker:
             return f"{kind} {type(component).__name__}: {blocker}"
     return None

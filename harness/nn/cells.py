@@ -277,10 +277,10 @@ class SinglePathBody(CellBody):
                 torch.cat([blocks[s] for s in members])
             with groups.sample_groups(len(members)):
                 y = self.ops[e][j](xin)
-            for s, part in zip(members, y.split(y.shape[0] // len(members)) if len(members) > 1 else (y,)):
+            m = y.shape[0] // len(members)  # output rows per sample (the same for every op of the edge)
+            for s, part in zip(members, y.split(m) if len(members) > 1 else (y,)):
                 out[s] = part
-        m = y.shape[0] // len(by_op[j])
-        if len(by_op) == 1 and len(by_op[j]) == k:
+        if len(by_op) == 1 and len(members) == k:
             whole = y  # every sample chose the same op: already in sample order
         else:
             zero = None

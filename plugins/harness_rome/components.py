@@ -332,6 +332,11 @@ class AccumulateConfig(BilevelConfig):
                 raise ValueError(f"{name} must be 'mean' or 'sum', not {getattr(self, name)!r}")
 
 
+def _cell_bodies(net) -> list:
+    """The network's cell bodies (modules holding a CellSpec)."""
+    return [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
+
+
 class AccumulateBilevel(FirstOrderBilevel):
     """ROME's Alg. 1: K sampled architectures per update, gradients accumulated by backward passes
     one sample at a time (memory of one sample). Each ``net(x)`` draws a fresh architecture.
@@ -359,21 +364,22 @@ class AccumulateBilevel(FirstOrderBilevel):
 
     def __init__(self, config: AccumulateConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
-        self._route(net)  # known from the start (the runner's out-of-memory hint reads it)
+        self._route(_cell_bodies(net))  # known from the start (the runner's out-of-memory hint reads it)
 
-    def _route(self, net) -> None:
-        """Single-path bodies run only the chosen ops of a grouped pass when ``group_ops="chosen"``."""
-        route = self.config.group_samples and self.config.group_ops == "chosen"
-        for m in net.modules():
-            if isinstance(getattr(m, "spec", None), CellSpec) and hasattr(m, "route_samples"):
-                m.route_samples = route
+    @property
+    def _routes(self) -> bool:
+        """Whether grouped passes run only the chosen ops (``group_ops="chosen"``)."""
+        return self.config.group_samples and self.config.group_ops == "chosen"
+
+    def _route(self, bodies) -> None:
+        for b in bodies:  # single-path bodies; other cell types have no chosen-op pass
+            if hasattr(b, "route_samples"):
+                b.route_samples = self._routes
 
     @property
     def graph_blocker(self) -> str | None:
         """Why this configuration's step cannot be captured (``harness.graphs.why_not_graphed``)."""
-        if self.config.group_samples and self.config.group_ops == "chosen":
-            return "optimizer.group_ops='chosen' reads each pass's sampled ops on the host"
-        return None
+        return "optimizer.group_ops='chosen' reads each pass's sampled ops on the host" if self._routes else None
 
     def _scale(self, reduction: str) -> float:
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
@@ -387,11 +393,11 @@ class AccumulateBilevel(FirstOrderBilevel):
         if not c.group_samples or (weight_step and c.weight_clip == "per-sample"):
             return False
         if self._bodies is None:
-            bodies = [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
+            bodies = _cell_bodies(net)
             able = callable(getattr(net.sampler, "sample", None)) and sample_groups.why_not(net) is None
             if able:
                 sample_groups.enable(net)  # BatchNorm2d -> SampleBatchNorm2d: the same outside sample groups
-                self._route(net)  # the configuration of now (it may have been replaced since __init__)
+                self._route(bodies)  # the configuration of now (it may have been replaced since __init__)
             self._bodies = bodies if able else []
         return bool(self._bodies) and all(getattr(b, "accepts_samples", False) for b in self._bodies)
 
