@@ -386,7 +386,12 @@ class _foreach_optimizers:
         torch.nn.utils.clip_grad_norm_ = self.clip
 
 
-NO_KERNEL = {"empty", "empty_like", "empty_strided", "detach", "lift_fresh", "is_same_size"}
+# operators that are neither views nor kernels: allocations, metadata, profiler markers. ``_unsafe_view`` is
+# the reshape that ends ``reshape``/``matmul`` on a fresh tensor (an alias with new sizes that autograd does
+# not track as a view; counted as a kernel before 2026-12-04's fourth session, see BENCHMARKS.md)
+NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "detach", "lift_fresh",
+             "is_same_size", "_unsafe_view", "alias", "set_", "resize_", "_record_function_enter_new",
+             "_record_function_exit"}
 
 
 def _count_ops(fn) -> dict:

@@ -37,3 +37,17 @@ def test_a_step_is_counted_on_the_meta_device(tmp_path):
     assert fast["kernels"] < eager["kernels"]  # the fused cell's point
     assert all(m["gflops"] > 0 and m["gb_written"] > 0 for m in (eager, fast))
     assert (tmp_path / "t.json").exists()
+
+
+def test_only_operators_that_launch_a_kernel_are_counted():
+    import search_step  # on sys.path: step_traffic puts the benchmarks folder there
+
+    a = torch.randn(3, 4, 5)
+    # matmul of a 3-D by a 2-D tensor is one mm on the flattened rows; the reshapes around it are aliases
+    assert search_step._count_ops(lambda: torch.matmul(a, torch.randn(5, 2)))["non_view"] == 2  # randn + mm
+    # reshaping a transposed tensor copies once (clone); the alias that follows is not a kernel
+    t = a.transpose(0, 1)
+    assert search_step._count_ops(lambda: t.reshape(-1))["non_view"] == 1
+    # an allocation alone launches nothing; zeros fills, so it does
+    assert search_step._count_ops(lambda: a.new_empty(4))["non_view"] == 0
+    assert search_step._count_ops(lambda: a.new_zeros(4))["non_view"] == 1
