@@ -121,11 +121,14 @@ def test_fast_single_path_forward_and_gradients_match_eager_with_the_same_draw()
     assert unused > 0
 
 
-def test_sample_groups_batch_norm_equals_k_separate_passes():
+@pytest.mark.parametrize("per_block_up_to", [0, 7])  # side by side in channels / one call per block
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_sample_groups_batch_norm_equals_k_separate_passes(k, per_block_up_to, monkeypatch):
     """K blocks of a batch through a SampleBatchNorm2d: outputs normalised per block, and running
     statistics as K successive nn.BatchNorm2d calls leave them (momentum applied K times, block 1 first)."""
+    monkeypatch.setattr(groups, "PER_BLOCK_UP_TO", per_block_up_to)
     torch.manual_seed(0)
-    k, n, c = 3, 5, 4
+    n, c = 5, 4
     x = torch.randn(k * n, c, 6, 6) * torch.arange(1, k + 1).repeat_interleave(n)[:, None, None, None]
     ref = nn.BatchNorm2d(c, momentum=0.3)
     ref.running_mean.uniform_()
@@ -139,6 +142,11 @@ def test_sample_groups_batch_norm_equals_k_separate_passes():
     torch.testing.assert_close(grouped.running_mean, ref.running_mean, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(grouped.running_var, ref.running_var, rtol=1e-6, atol=1e-7)
     assert int(grouped.num_batches_tracked) == int(ref.num_batches_tracked) == k
+    seed = torch.randn_like(out)  # and the affine gradients: summed over the K passes
+    torch.autograd.backward(outs, list(seed.view(k, n, c, 6, 6)))
+    out.backward(seed)
+    torch.testing.assert_close(grouped.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grouped.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
     assert torch.equal(grouped(x[:n]), ref(x[:n]))  # outside sample groups: plain BatchNorm
 
 

@@ -7,9 +7,9 @@ leading sample dimension (K, edges, ops), the fused cells weight each sample's b
 own architecture (one batched matmul), and every layer that works image by image (convolutions, pooling,
 ReLU, the classifier) needs no change. The one layer that mixes images is BatchNorm: in training mode it
 must normalise each sample's images with that sample's statistics, as K separate passes would.
-:func:`batch_norm` does so with one ``F.batch_norm`` call over the samples laid side by side in channels
-(a transpose there and back), and updates the running statistics exactly as K successive passes would
-(momentum applied K times, sample 1 first).
+:func:`batch_norm` does so with one ``F.batch_norm`` call per sample's block for a few samples, and beyond
+that with one call over the samples laid side by side in channels (a transpose there and back); either way the
+running statistics end as K successive passes would leave them (momentum applied K times, sample 1 first).
 
 The sample count of the forward in progress is a context variable (:func:`sample_groups`); BatchNorm
 modules read it once :func:`enable` has switched their class to :class:`SampleBatchNorm2d` (identical when
@@ -89,12 +89,27 @@ def count_batches(counter: torch.Tensor, step: int) -> None:
     entry[1] += step
 
 
+# Up to this many samples, :func:`batch_norm` normalises each block with its own call: 4k + 1 kernels for the
+# forward and backward (k normalisations each way, a concatenation and its backward, the affine gradients summed
+# over k uses), against 15 for the side-by-side call at any k, which also copies the activations there and back
+# in both passes (counted by benchmarks/search_step.py's counter, 2026-12-04; ROME's chosen-op pass normalises
+# mostly groups of 1-3 samples, its all-op pass always K = 7). Inside a CUDA graph capture a launch costs next
+# to nothing and the copies are what remains, so a captured step normalises block by block at any k (ROME's
+# all-op step at the paper's size: 903 instead of 1,016 GB moved, for 821 more kernels;
+# benchmarks/results/2026-12-04-kernels-recounted/).
+PER_BLOCK_UP_TO = 3
+
+
 def batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats: bool, momentum: float, eps: float,
                samples: int) -> torch.Tensor:
     """``F.batch_norm`` with each of ``samples`` consecutive blocks of the batch normalised by its own
     statistics (training), and the running statistics updated as ``samples`` successive calls would."""
     if samples == 1 or not use_batch_stats:  # eval with running statistics: the same for every sample
         return F.batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, eps)
+    if samples <= PER_BLOCK_UP_TO or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+        # one call per block, in sample order: what successive passes do
+        return torch.cat([F.batch_norm(block, running_mean, running_var, weight, bias, True, momentum, eps)
+                          for block in x.split(x.shape[0] // samples)])
     k, c = samples, x.shape[1]
     n = x.shape[0] // k
     rest = tuple(x.shape[2:])
