@@ -22,6 +22,7 @@ then on the CPU, which takes longer but counts the same operators.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import shlex
@@ -41,8 +42,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--as-captured", action="store_true",
                     help="count the step as a CUDA graph capture runs it: the layers that take another form "
-                         "while capturing (sample-group BatchNorm: one call per sample's block at any group size, "
-                         "harness.nn.groups.PER_BLOCK_UP_TO) take that form")
+                         "while capturing (sample-group BatchNorm: one call per sample's block at any group size) "
+                         "take that form (harness.nn.groups.as_captured)")
     args = ap.parse_args(argv)
 
     import torch
@@ -99,10 +100,7 @@ def main(argv=None) -> dict:
     from harness.nn import groups
 
     results = {}
-    per_block = groups.PER_BLOCK_UP_TO
-    if args.as_captured:
-        groups.PER_BLOCK_UP_TO = sys.maxsize
-    try:
+    with groups.as_captured() if args.as_captured else contextlib.nullcontext():
         for mode in args.modes:
             try:
                 results[mode] = count(mode, "meta")
@@ -115,8 +113,6 @@ def main(argv=None) -> dict:
             print(f"{args.method} on {args.space} [{mode}]: {r['kernels']} kernels, {r['gb_read']} GB read, "
                   f"{r['gb_written']} GB written, {r['gflops']} GFLOP per step (batch {args.batch}, "
                   f"C={args.channels}, {layers} cells; counted on {r['device_counted_on']})")
-    finally:
-        groups.PER_BLOCK_UP_TO = per_block
     out = {"command": "python benchmarks/step_traffic.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
            "layers": layers, "sets": args.sets, "as_captured": args.as_captured, "torch": torch.__version__,

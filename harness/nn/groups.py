@@ -27,6 +27,7 @@ from torch import nn
 
 _SAMPLES = contextvars.ContextVar("harness_sample_groups", default=1)
 _COUNTS = contextvars.ContextVar("harness_bn_counts", default=None)
+_AS_CAPTURED = contextvars.ContextVar("harness_as_captured", default=False)
 
 
 def current() -> int:
@@ -89,6 +90,23 @@ def count_batches(counter: torch.Tensor, step: int) -> None:
     entry[1] += step
 
 
+@contextlib.contextmanager
+def as_captured():
+    """Within: layers take the form they take while a CUDA graph is being captured, on any device
+    (``benchmarks/step_traffic.py --as-captured`` counts such a step without a GPU)."""
+    token = _AS_CAPTURED.set(True)
+    try:
+        yield
+    finally:
+        _AS_CAPTURED.reset(token)
+
+
+def capturing(x: torch.Tensor) -> bool:
+    """Whether the step in progress is being captured into a CUDA graph (``x``: a tensor of the step), or
+    counted as if (:func:`as_captured`)."""
+    return _AS_CAPTURED.get() or (x.is_cuda and torch.cuda.is_current_stream_capturing())
+
+
 # Up to this many samples, :func:`batch_norm` normalises each block with its own call: 4k + 1 kernels for the
 # forward and backward (k normalisations each way, a concatenation and its backward, the affine gradients summed
 # over k uses), against 15 for the side-by-side call at any k, which also copies the activations there and back
@@ -106,7 +124,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats: bool
     statistics (training), and the running statistics updated as ``samples`` successive calls would."""
     if samples == 1 or not use_batch_stats:  # eval with running statistics: the same for every sample
         return F.batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, eps)
-    if samples <= PER_BLOCK_UP_TO or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+    if samples <= PER_BLOCK_UP_TO or capturing(x):
         # one call per block, in sample order: what successive passes do
         return torch.cat([F.batch_norm(block, running_mean, running_var, weight, bias, True, momentum, eps)
                           for block in x.split(x.shape[0] // samples)])
