@@ -55,6 +55,26 @@ def _ms(rec: dict, mode: str) -> float | None:
     return None if m is None else m["ms_per_step_median"]
 
 
+def _peak(rec: dict, mode: str) -> float | None:
+    """A mode's peak memory in GiB, None where unknown: a graph's peak from a file written before
+    search_step.py counted its capture (the replays allocate nothing, so it held the static tensors only)."""
+    m = rec["modes"].get(mode)
+    if m is None or (mode == "graph" and not m.get("peak_includes_capture")):
+        return None
+    return m["peak_mem_gib"]
+
+
+def _syncs(rec: dict) -> str:
+    """The sync check's verdict, and which mode's step it checked. Files written before 2026-12-04's fix
+    checked the last mode, the eager rounding baseline under --drift-baseline, not the fast step."""
+    said = rec.get("host_syncs_in_step", "not checked")
+    if said == "not checked" or "sync_checked_mode" in rec:
+        return said + (f" ({rec['sync_checked_mode']} step)" if rec.get("sync_checked_mode") else "")
+    if "eager-perturbed" in rec["modes"] and not said.startswith("none"):
+        return f"{said} (the eager-perturbed step: not the fast one)"
+    return said
+
+
 def _fmt(x, spec: str = ".1f", none: str = "-") -> str:
     if x is None or x != x:  # None or nan (peak memory off CUDA)
         return none
@@ -100,7 +120,7 @@ def rome_setting(all_ops: dict | None, chosen: dict | None) -> str | None:
         return None
     eager = (_ms(all_ops, "eager") + _ms(chosen, "eager")) / 2
     m = best_mode(all_ops)
-    options = {f"{m} all-op pass (default settings{', runtime.cuda_graph=true' if m == 'graph' else ''})":
+    options = {f"{m} all-op pass (optimizer.group_ops=all{', runtime.cuda_graph=true' if m == 'graph' else ''})":
                _ms(all_ops, m),
                "chosen-op pass (optimizer.group_ops=chosen)": _ms(chosen, "fast"),
                "eager K-loop (optimizer.group_samples=false)": eager}
@@ -128,11 +148,14 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in steps:
             ms = {m: _ms(r, m) for m in MODES}
-            peaks = " / ".join(_fmt(r["modes"][m]["peak_mem_gib"], ".2f") if m in r["modes"] else "-" for m in MODES)
+            peaks = " / ".join(_fmt(_peak(r, m), ".2f", "?" if m in r["modes"] else "-") for m in MODES)
             speed = " / ".join(_fmt(ms["eager"] / ms[m], ".2f") + "x" if ms.get(m) else "-" for m in ("fast", "graph"))
             out.append(f"| {r['item']} | {r['batch']}, {r['channels']}, {r['layers']} | {_fmt(ms['eager'])} | "
                        f"{_fmt(ms['fast'])} | {_fmt(ms['graph'])} | {speed} | {peaks} | "
-                       f"{r['modes']['fast']['fast_cells']} | {r.get('host_syncs_in_step', 'not checked')} |")
+                       f"{r['modes']['fast']['fast_cells']} | {_syncs(r)} |")
+        if any("graph" in r["modes"] and _peak(r, "graph") is None for r in steps):
+            out += ["", "(? : a graph's peak memory that this file does not have: it was written before "
+                    "`search_step.py` counted the capture, where a graph's memory is taken.)"]
         out.append("")
 
         drifted = [r for r in steps if "baseline_loss_max_rel_diff" in r]
@@ -162,13 +185,14 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
         ms = _ms(r, m)
         out.append(f"| {item}: at most {limit:g} ms per step | {ms:.1f} ms ({m}) | {'yes' if ms <= limit else 'no'} |")
         if item == "darts darts":
-            peak = r["modes"][m]["peak_mem_gib"]
-            met = "yes" if peak == peak and peak <= DARTS_PEAK_GIB else "no"
-            out.append(f"| darts darts: peak memory at most {DARTS_PEAK_GIB} GiB | {_fmt(peak, '.2f')} GiB ({m}) "
-                       f"| {met} |")
+            peak = _peak(r, m)
+            met = "yes" if peak is not None and peak == peak and peak <= DARTS_PEAK_GIB else "no"
+            figure = (f"{_fmt(peak, '.2f')} GiB ({m})" if peak is not None else
+                      f"not in this file ({m}: written before the capture was counted)")
+            out.append(f"| darts darts: peak memory at most {DARTS_PEAK_GIB} GiB | {figure} | {met} |")
     for method in ISSUE_17:
-        # chosen: ROME's group_ops=chosen; device: EnTranNAS's transit_on_device
-        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts device"):
+        # chosen / all: ROME's group_ops; device: EnTranNAS's transit_on_device
+        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts all", f"{method} darts device"):
             r = by_item.get(item)
             if r is None:
                 continue
@@ -176,7 +200,13 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             ratio = _ms(r, "eager") / _ms(r, m)
             out.append(f"| {item}: at least {SPEEDUP:g}x its eager step | {ratio:.2f}x ({m}) | "
                        f"{'yes' if ratio >= SPEEDUP else 'no'} |")
-    rome = rome_setting(by_item.get("rome-v2 darts"), by_item.get("rome-v2 darts chosen"))
+    # files since 2026-12-04's H200 run: "rome-v2 darts" takes the default (group_ops=auto: the chosen-op pass
+    # on CUDA) and "rome-v2 darts all" the all-op pass; before, the default was the all-op pass and
+    # "rome-v2 darts chosen" the other
+    if "rome-v2 darts all" in by_item:
+        rome = rome_setting(by_item["rome-v2 darts all"], by_item.get("rome-v2 darts"))
+    else:
+        rome = rome_setting(by_item.get("rome-v2 darts"), by_item.get("rome-v2 darts chosen"))
     if rome is not None:
         out.append(f"| ROME's settings on CUDA: the fastest of its three steps | {rome} | - |")
     for r in steps:

@@ -12,6 +12,7 @@ the command, device and versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import shlex
@@ -67,6 +68,7 @@ def main(argv=None):
     from harness.api import Batch
     from harness.config import parse_sets, resolve
     from harness.graphs import GraphedStep, why_not_graphed
+    from harness.nn import groups
     from harness.plugins import load_registry
     from harness.runner import device_name, resolve_device
     from harness.spaces import NetShape
@@ -143,9 +145,11 @@ def main(argv=None):
         modes.append("eager-perturbed")
         runs["eager-perturbed"] = build(False, perturb=2.0 ** -23)
 
-    def step(run, i, timed: bool):
+    def step(run, i, timed: bool, graph: bool = False):
         _set_rng_state(device, run["rng"])  # each mode has its own random stream (noise, Gumbel draws)
-        if timed and device.type == "cuda":
+        # a graph's memory is its private pool, taken while it is captured (in a warm-up step): a replay
+        # allocates nothing, so its peak counts the warm-up and capture steps too
+        if (timed or graph) and device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         sync()
         t0 = time.perf_counter()
@@ -153,14 +157,14 @@ def main(argv=None):
         sync()
         if timed:
             run["times"].append(1000 * (time.perf_counter() - t0))
-            if device.type == "cuda":
-                run["peaks"].append(torch.cuda.max_memory_allocated() / 2**30)
+        if (timed or graph) and device.type == "cuda":
+            run["peaks"].append(torch.cuda.max_memory_allocated() / 2**30)
         run["losses"].append(float(stats.train_loss))
         run["rng"] = _rng_state(device)
 
     for i in range(args.warmup):  # modes alternate step by step, so drifts in clocks hit both alike
         for mode in modes:
-            step(runs[mode], i, timed=False)
+            step(runs[mode], i, timed=False, graph=mode == "graph")
     for i in range(args.warmup, args.warmup + args.steps):
         for mode in modes:
             step(runs[mode], i, timed=True)
@@ -169,15 +173,24 @@ def main(argv=None):
     for run in runs.values():
         run["arch_end"] = [p.detach().clone() for p in run["net"].sampler.arch_parameters()]
 
-    syncs = "not checked"
+    syncs, checked = "not checked", None
     if args.sync_check and device.type != "cuda":
-        syncs = _meta_sync_check(*parts(layers, "meta"), shape, args.batch, modes[-1] != "eager")
+        checked = next((m for m in ("graph", "fast") if m in modes), modes[0])
+        if checked == "fast" and why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell,
+                                                 optimizer=opt) is None:
+            checked = "graph"  # on CUDA this step would be captured: check it in the form the capture takes
+        with groups.as_captured() if checked == "graph" else contextlib.nullcontext():
+            syncs = _meta_sync_check(*parts(layers, "meta"), shape, args.batch, checked != "eager")
     if args.sync_check and device.type == "cuda":
-        run = runs[modes[-1]]
-        opt = getattr(run["opt"], "inner", run["opt"])  # a graph replay cannot sync: check what it captured
+        # the fastest mode's step (graph: what it captured, since a replay cannot sync; else fast), not
+        # modes[-1], which is the eager rounding baseline under --drift-baseline
+        checked = next((m for m in ("graph", "fast") if m in runs), modes[0])
+        run = runs[checked]
+        opt = getattr(run["opt"], "inner", run["opt"])
         torch.cuda.set_sync_debug_mode("error")
         try:
-            opt.step(run["net"], *pool[0])
+            with groups.as_captured() if checked == "graph" else contextlib.nullcontext():
+                opt.step(run["net"], *pool[0])
             syncs = "none"
         except RuntimeError as exc:
             syncs = f"sync found: {str(exc).splitlines()[0]}"
@@ -211,7 +224,7 @@ def main(argv=None):
         "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
         "layers": layers, "data": args.data, "device": device_name(device), "torch": torch.__version__,
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
-        "host_syncs_in_step": syncs,
+        "host_syncs_in_step": syncs, "sync_checked_mode": checked,
     }
     results = {}
     for mode in modes:
@@ -226,7 +239,7 @@ def main(argv=None):
         if mode == "graph":
             opt = run["opt"]
             results[mode].update(graph_captures=opt.captures, graph_replays=opt.replays,
-                                 eager_steps=opt.eager_steps)
+                                 eager_steps=opt.eager_steps, peak_includes_capture=True)
         inner = getattr(run["opt"], "inner", run["opt"])
         if mode != "eager" and callable(getattr(inner, "grouped", None)):  # ROME: K samples per grouped pass
             results[mode]["grouped"] = inner.grouped(run["net"])

@@ -14,11 +14,13 @@ gpu_tables = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_tables)
 
 
-def _step(item, eager, fast, graph=None, peaks=(7.6, 3.0, 3.5), drift=None, syncs="none"):
+def _step(item, eager, fast, graph=None, peaks=(7.6, 3.0, 3.5), drift=None, syncs="none", counted_capture=True):
     modes = {"eager": {"ms_per_step_median": eager, "peak_mem_gib": peaks[0], "fast_cells": 0},
              "fast": {"ms_per_step_median": fast, "peak_mem_gib": peaks[1], "fast_cells": 8}}
     if graph is not None:
         modes["graph"] = {"ms_per_step_median": graph, "peak_mem_gib": peaks[2], "fast_cells": 8}
+        if counted_capture:
+            modes["graph"]["peak_includes_capture"] = True
     rec = {"item": item, "method": item.split()[0], "space": item.split()[1], "batch": 64, "channels": 16,
            "layers": 8, "device": "NVIDIA H200", "torch": "2.11.0+cu130", "python": "3.12.3", "date": "2026-12-05",
            "host_syncs_in_step": syncs, "steps_compared": 10, "modes": modes}
@@ -127,6 +129,30 @@ def test_rome_setting_names_the_fastest_of_its_three_steps():
     assert ("| eager K-loop (optimizer.group_samples=false): fast all-op pass 800.0 ms, chosen-op pass 900.0 ms, "
             "eager K-loop 713.0 ms |") in row  # (726 + 700) / 2
     assert "ROME's settings" not in gpu_tables.tables(RECORDS)  # only with both ROME items
+    # files since the default became group_ops=auto: "rome-v2 darts" is the chosen-op pass on CUDA, "... all" the other
+    now = [_step("rome-v2 darts", 850.0, 480.0), _step("rome-v2 darts all", 800.0, 790.0, 760.0)]
+    row = next(line for line in gpu_tables.tables(now).splitlines() if "ROME's settings" in line)
+    assert ("| chosen-op pass (optimizer.group_ops=chosen): graph all-op pass 760.0 ms, chosen-op pass 480.0 ms, "
+            "eager K-loop 825.0 ms |") in row  # (850 + 800) / 2
     device = _step("entrannas darts device", 250.0, 120.0, 50.0)  # EnTranNAS, transit cells on the device
     assert "| entrannas darts device: at least 3x its eager step | 5.00x (graph) | yes |" in \
         gpu_tables.tables([device])  # 250 / 50
+
+
+def test_files_from_before_the_capture_and_sync_fixes_are_not_judged_on_them():
+    """2026-12-04's H200 file: a graph's peak left out its capture (0.42 GiB where fast took 8.25), and the
+    sync check ran the eager rounding baseline's step (modes[-1]), not the fast one."""
+    old = _step("darts darts", 722.8, 251.6, 115.8, peaks=(7.92, 8.25, 0.42), counted_capture=False,
+                syncs="sync found: called a synchronizing CUDA operation")
+    old["modes"]["eager-perturbed"] = dict(old["modes"]["eager"])
+    text = gpu_tables.tables([old], source="x/all.jsonl")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert rows["darts darts: peak memory at most 7.35 GiB"].endswith(
+        "| not in this file (graph: written before the capture was counted) | no |")
+    assert "| 7.92 / 8.25 / ? | 8 | sync found: called a synchronizing CUDA operation (the eager-perturbed step: " \
+        "not the fast one) |" in text
+    new = _step("darts darts", 722.8, 251.6, 115.8, peaks=(7.92, 8.25, 8.4))
+    new["sync_checked_mode"] = "graph"
+    text = gpu_tables.tables([new], source="x/all.jsonl")
+    assert "| 7.92 / 8.25 / 8.40 | 8 | none (graph step) |" in text
+    assert "| darts darts: peak memory at most 7.35 GiB | 8.40 GiB (graph) | no |" in text
