@@ -46,47 +46,49 @@ def _cuda() -> bool:
 
 
 def items(tiny: bool):
-    """(estimate_s, label, kind, args) in priority order. Estimates are for an H100/H200 from the eager
-    step times in BENCHMARKS.md (darts ~1 s, nb201 ~0.3 s, the others 0.2-3 s per step, three modes plus
-    the rounding baseline), generous so that an item is not cut in the middle."""
+    """(estimate_s, label, kind, args) in priority order. Estimates: each item's time on the H200 of
+    2026-12-04 (benchmarks/results/2026-12-04-gpu/all.jsonl, ``item_s``) at the sizes below, times about
+    1.3, so that an item is not cut in the middle; about 410 s in all there, packing (~160 s) only if the
+    items before it took less than their estimates (else `gpu_session.sh packing` takes it on its own)."""
     size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
-    mid, few, warm = ("2", "1", "1") if tiny else ("30", "10", "5")
+    mid, few, warm = ("2", "1", "1") if tiny else ("20", "6", "5")
     step = ["--warmup", warm, "--compare", *size]
-    out = [(150, "darts darts", "step", ["--method", "darts", "--space", "darts", "--steps", mid, *step,
-                                         "--drift-baseline", "--sync-check"]),
-           (60, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", mid, *step,
-                                        "--drift-baseline", "--sync-check"])]
+    out = [(90, "darts darts", "step", ["--method", "darts", "--space", "darts", "--steps", mid, *step,
+                                        "--drift-baseline", "--sync-check"]),
+           (35, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", "2" if tiny else "30",
+                                        *step, "--drift-baseline", "--sync-check"])]
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
-    # check; ROME's eager step is ~0.8 s, its grouped one K=7 samples of every op
-    out += [(45 if m in ISSUE_17 else 35, f"{m} darts", "step",
+    # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
+    est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 45}
+    out += [(est.get(m, 20), f"{m} darts", "step",
              ["--method", m, "--space", "darts", "--steps", few, *step,
               *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else [])])
             for m in OTHER_METHODS]
-    # ROME's other grouped formulation (optimizer.group_ops=chosen: only the sampled ops, one host read per
-    # pass, no CUDA graph) right after its all-op pass: which of the two (or eager) ROME should use on CUDA
+    # ROME's default (optimizer.group_ops=auto: on CUDA the chosen-op pass, one host read per pass, no CUDA
+    # graph) and right after it its all-op pass (no host read, capturable): which of the two (or eager) wins
     rome = [label for _, label, _, _ in out].index("rome-v2 darts")
-    out.insert(rome + 1, (45, "rome-v2 darts chosen", "step",
+    out.insert(rome + 1, (45, "rome-v2 darts all", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                           "--set", "optimizer.group_ops=chosen"]))
-    # EnTranNAS with its transit cells derived on the device (no host read: graph mode runs) right after
-    # its default fast path, which derives them on the host
-    ent = [label for _, label, _, _ in out].index("entrannas darts")
-    out.insert(ent + 1, (45, "entrannas darts device", "step",
-                         ["--method", "entrannas", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                          "--sync-check", "--set", "cell.transit_on_device=true"]))
+                           "--sync-check", "--set", "optimizer.group_ops=all"]))
+    # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
+    # default, derives on the device only in the captured step, on the host otherwise)
+    for m in ("entrannas", "entrannas-dst"):
+        at = [label for _, label, _, _ in out].index(f"{m} darts")
+        out.insert(at + 1, (20, f"{m} darts device", "step",
+                            ["--method", m, "--space", "darts", "--steps", few, *step, "--drift-baseline",
+                             "--sync-check", "--set", "cell.transit_on_device=true"]))
     e2e = (["--dataset", "digits", "--preset", "smoke", "--set", "search.max_train_images=256"] if tiny else
            ["--dataset", "fashion-mnist", "--data-dir", ".carry", "--preset", "quick"])
     e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1",
             "--set", f"eval.max_train_images={256 if tiny else 2000}"]
-    out += [(90, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
-            (120, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
+    out += [(30, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
+            (60, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
-    out += [(40, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",
+    out += [(25, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",
                                         "--modes", "eager", "fast"])]
-    # issue 13: quick nb201 searches alone, then 4 and 8 at once on the GPU (runs only if the items above
-    # took less than their estimates; else `gpu_session.sh packing` takes it in a call of its own)
-    out += [(240, "packing", "packing", ["1"] if tiny else ["1", "4", "8"])]  # tiny: the plumbing only
+    # issue 13: quick nb201 searches alone, then 4 and 8 at once on the GPU (162 s on the H200)
+    out += [(200, "packing", "packing", ["1"] if tiny else ["1", "4", "8"])]  # tiny: the plumbing only
     return out
 
 
@@ -118,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget", type=float, default=510.0, help="seconds for all items together")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
+    ap.add_argument("--only", default="", help="comma-separated item labels (e.g. 'e2e graph,e2e eager'): "
+                    "take just these, in priority order (what an earlier call's time limit skipped)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +133,15 @@ def main(argv=None) -> int:
         with open(jsonl, "a") as fh:  # appended and closed at once: survives a kill right after
             fh.write(json.dumps(record) + "\n")
 
-    for estimate, label, kind, item_args in items(args.tiny):
+    todo = items(args.tiny)
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        labels = [label for _, label, _, _ in todo]
+        unknown = [w for w in wanted if w not in labels]
+        if unknown:
+            ap.error(f"--only: unknown item(s) {unknown}; items are {labels}")
+        todo = [item for item in todo if item[1] in wanted]
+    for estimate, label, kind, item_args in todo:
         spent = time.monotonic() - start
         if spent + estimate > args.budget:
             write({"skipped": label, "spent_s": round(spent, 1), "estimate_s": estimate, "budget_s": args.budget})

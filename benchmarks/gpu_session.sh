@@ -8,7 +8,7 @@
 #                                            # fp32 drift with the 1-ulp baseline, host-sync check);
 #                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
 #                                            # with the 1-ulp baseline and the sync check: issue 17;
-#                                            # ROME v2 also with optimizer.group_ops=chosen, EnTranNAS
+#                                            # ROME v2 also with optimizer.group_ops=all, EnTranNAS(-DST)
 #                                            # also with cell.transit_on_device=true);
 #                                            # 4. the end-to-end quick nb201
 #                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
@@ -18,6 +18,9 @@
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
+#                                            # ~410 s on an H200 (2026-12-04) before packing (~160 s).
+#                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
+#                                            # an earlier call's budget skipped), in the same order.
 #                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>
 #                                            # prints the BENCHMARKS.md tables, each target judged.
 #
@@ -96,7 +99,8 @@ EOF
 case "$phase" in
   all)
     # one process for every step measurement (torch imported once), the two e2e searches as subprocesses
-    python3 benchmarks/gpu_all.py --out "$out" --budget "${ALL_BUDGET_S:-510}" ${TINY:+--tiny} 2>&1 |
+    python3 benchmarks/gpu_all.py --out "$out" --budget "${ALL_BUDGET_S:-510}" ${TINY:+--tiny} \
+      ${ALL_ONLY:+--only "$ALL_ONLY"} 2>&1 |
       tee -a "$log" ;;
   steps)
     step darts darts "$long" --drift-baseline --sync-check

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "rome-v2 darts chosen", "entrannas darts",
-            "entrannas darts device", "darts-2nd darts",
-            "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "rome-v1 darts", "e2e graph",
+PRIORITY = ["darts darts", "darts nb201", "gdas darts", "rome-v2 darts", "rome-v2 darts all", "entrannas darts",
+            "entrannas darts device", "darts-2nd darts", "single-darts darts", "darts-pt-fixed-alpha darts",
+            "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts", "e2e graph",
             "e2e eager", "f64 rome-v2", "packing"]
 
 
@@ -43,9 +43,9 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
     assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 7
-    chosen = lines[PRIORITY.index("rome-v2 darts chosen")]  # the chosen-op pass: grouped, no graph mode
-    assert chosen["sets"] == ["optimizer.group_ops=chosen"] and chosen["modes"]["fast"]["grouped"] is True
-    assert "baseline_loss_max_rel_diff" in chosen
+    all_ops = lines[PRIORITY.index("rome-v2 darts all")]  # the all-op pass (the default off CUDA, as here)
+    assert all_ops["sets"] == ["optimizer.group_ops=all"] and all_ops["modes"]["fast"]["grouped"] is True
+    assert "baseline_loss_max_rel_diff" in all_ops
     device = lines[PRIORITY.index("entrannas darts device")]  # transit cells derived on the device
     assert device["sets"] == ["cell.transit_on_device=true"] and device["host_syncs_in_step"] == "none (meta device)"
     assert all(r["status"] == "completed" for r in lines[-4:-2])
