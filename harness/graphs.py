@@ -35,6 +35,7 @@ import torch
 
 from harness.api import Batch, StepStats
 from harness.errors import HarnessError
+from harness.nn import groups
 
 __all__ = ["GraphedStep", "capturable", "why_not_graphed"]
 
@@ -149,7 +150,11 @@ class GraphedStep:
             if self._warm < self.warmup_steps:
                 self._warm += 1
                 self.eager_steps += 1
-                with self._side_stream(train.x.device):
+                # in the form the capture will take (harness.nn.groups.capturing): a layer that runs
+                # differently while captured (a single-path or transit cell's device-side choice,
+                # block-by-block sample BatchNorm) meets its shapes, kernels and lazy state here, not
+                # first inside the capture
+                with self._side_stream(train.x.device), groups.as_captured():
                     return self.inner.step(net, train, val)
             self._capture_now(net, train, val, key)
         static_train, static_val = self._static

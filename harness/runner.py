@@ -232,7 +232,9 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
                                           steps_per_epoch=len(train_loader), epochs=sb.epochs)
     selector = comp["selector"].factory(spec.hparams["selector"])
     runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads,
-               "deterministic": torch.are_deterministic_algorithms_enabled()}
+               "deterministic": torch.are_deterministic_algorithms_enabled(),
+               # what a component chose for this device (ROME's group_ops=auto: "chosen" on CUDA)
+               **(getattr(optimizer, "runtime_choices", None) or {})}
     if spec.budget.runtime.cuda_graph:
         why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer,
                                   fast=fast)

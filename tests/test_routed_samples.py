@@ -94,11 +94,19 @@ def test_chosen_ops_are_refused_for_cuda_graphs_by_name():
     opt.config = type(opt.config)(**{**opt.config.__dict__, "group_ops": "chosen"})
     reason = why_not_graphed(device=cuda, sampler=sampler, cell_type=cell, optimizer=opt)
     assert "AccumulateBilevel" in reason and "group_ops='chosen'" in reason
+    # the default, auto: the chosen-op pass for a network on CUDA (the fastest there, BENCHMARKS.md), the
+    # all-op pass elsewhere; refused by name with the setting that captures
+    opt.config = type(opt.config)(**{**opt.config.__dict__, "group_ops": "auto"})
+    assert opt.group_ops == "all" and opt.graph_blocker is None
+    opt._device_type = "cuda"  # as built for a network on CUDA, without one
+    assert opt.group_ops == "chosen" and opt.runtime_choices == {"group_ops": "chosen"}  # recorded by the runner
+    reason = why_not_graphed(device=cuda, sampler=sampler, cell_type=cell, optimizer=opt)
+    assert "('auto' on CUDA; optimizer.group_ops=all captures)" in reason
 
 
 def test_group_ops_names_the_valid_choices():
     _, _, _, opt = method_parts("rome-v2", "s2")
-    with pytest.raises(ValueError, match=r"group_ops must be 'all' or 'chosen', not 'some'"):
+    with pytest.raises(ValueError, match=r"group_ops must be 'auto', 'all' or 'chosen', not 'some'"):
         type(opt.config)(**{**opt.config.__dict__, "group_ops": "some"})
 
 

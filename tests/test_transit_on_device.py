@@ -113,8 +113,10 @@ def test_the_device_derived_step_reads_nothing_on_the_host(method):
 
 def test_cuda_graphs_are_refused_by_name_unless_transit_cells_derive_on_the_device():
     cuda = torch.device("cuda")  # a device object: no GPU needed to ask
-    for sets, fast, reason in (([], True, "transit_on_device=true derives on the device"),
-                               (ON, False, "capturable only on the fast cell path"), (ON, True, None)):
+    off = ["cell.transit_on_device=false"]
+    for sets, fast, reason in ((off, True, "transit_on_device=true or auto derives on the device"),
+                               (ON, False, "capturable only on the fast cell path"), (ON, True, None),
+                               ([], True, None)):  # the default, auto: on the device while captured
         _, sampler, cell, opt = _parts("entrannas-dst", "s2", sets)
         why = why_not_graphed(device=cuda, sampler=sampler, cell_type=cell, optimizer=opt, fast=fast)
         assert (why is None) if reason is None else (reason in why), why
@@ -124,3 +126,34 @@ def test_an_unknown_space_is_named():
     spec = _spec(REGISTRY.space("darts"), "normal")
     with pytest.raises(HarnessError, match="not space 'mine'.*transit_on_device=false"):
         DeviceDerivation(type(spec)(**{**spec.__dict__, "space": type("S", (), {"name": "mine"})()}))
+
+
+def test_auto_derives_on_the_device_only_while_captured():
+    """transit_on_device=auto (the default): the host path uncaptured, the device path in the form a CUDA graph
+    capture takes (harness.nn.groups.as_captured, which GraphedStep's warm-up steps use too); the same
+    outputs either way (float64), and a bad value is named."""
+    from harness.nn import groups
+    from harness_entrannas.components import EngineTransitConfig
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        net, sampler, cell, _ = _parts("entrannas", "s2")
+        assert cell.config.transit_on_device == "auto"
+        set_fast(net, True)
+        x = random_batches(1)[0][0].x
+        transit = [m for m in net.modules() if hasattr(m, "is_engine") and not m.is_engine]
+        assert transit
+        torch.manual_seed(3)
+        host = net(x)
+        assert all(m._derivation is None for m in transit)  # uncaptured: derived on the host
+        torch.manual_seed(3)
+        with groups.as_captured():
+            device = net(x)
+        assert all(m._derivation is not None for m in transit)
+        torch.testing.assert_close(device, host, rtol=1e-12, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    for good, value in (("true", True), ("False", False), ("auto", "auto"), (True, True)):
+        assert EngineTransitConfig(transit_on_device=good).transit_on_device == value
+    with pytest.raises(ValueError, match="transit_on_device must be true, false or auto, not 'sometimes'"):
+        EngineTransitConfig(transit_on_device="sometimes")

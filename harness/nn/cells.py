@@ -67,6 +67,12 @@ def set_fast(net: nn.Module, on: bool) -> list[str]:
     return switched
 
 
+def launch_bound(x: torch.Tensor) -> bool:
+    """Whether ``x``'s device pays per kernel launch more than for arithmetic (CUDA): where an uncaptured
+    forward should run only the ops it needs rather than every op in fewer kernels."""
+    return x.is_cuda
+
+
 def _on_fused_path(body) -> bool:
     """A body with a ``FusedMixed`` fast path is on it: switched to fast, and its own ``edge_forward`` is the
     one the fused forward computes. Only then may a forward carry K sample groups (``accepts_samples``)."""
@@ -143,7 +149,17 @@ class MixedCell:
 
 @dataclass(frozen=True)
 class SinglePathConfig:
-    pass
+    # on the fast path, what a forward of one sampled architecture runs. "auto": the fused all-op form
+    # (every op, masked by the hard one-hot: no host read, capturable) on a CPU and while a CUDA graph is
+    # captured (harness.nn.groups.capturing), the sampled op per edge (the eager form, one host read) on CUDA
+    # otherwise: uncaptured, computing every op costs more than the launches it saves (H200, GDAS on darts,
+    # batch 64: 259 ms fused vs 167 ms eager, 118 ms captured; BENCHMARKS.md, "GPU figures, 2026-12-04").
+    # "always": the fused form everywhere. An optimizer that runs sample groups (ROME) keeps it fused
+    fused: str = "auto"
+
+    def __post_init__(self):
+        if self.fused not in ("auto", "always"):
+            raise ValueError(f"fused must be 'auto' or 'always', not {self.fused!r}")
 
 
 class SinglePathBody(CellBody):
@@ -166,7 +182,9 @@ class SinglePathBody(CellBody):
     the trajectory is unchanged), and ``noise`` ops draw for every edge. In exchange the forward makes no
     host decision (the sampler's host lists are never read), so the step has no host sync and can be
     captured in a CUDA graph, and its kernels are the fused cell's few large ones. It also accepts K
-    sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot.
+    sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot. A forward
+    of one sample takes this form on a CPU and while captured; on CUDA uncaptured it runs the eager cell,
+    which is faster there (``SinglePathConfig.fused``).
 
     Routed (``route_samples``, set by an optimizer that runs K sample groups, ROME's ``group_ops="chosen"``):
     on the fast path every forward runs chosen ops only. A forward of K > 1 sample groups runs, per edge,
@@ -183,6 +201,9 @@ class SinglePathBody(CellBody):
 
     _fused = None
     route_samples = False
+    fused_mode = "always"  # SinglePathConfig.fused (SinglePathCell sets it; "always" for a body built alone)
+    keep_fused = False  # set by an optimizer that runs sample groups through the fused form (ROME's all-op pass)
+    took_fused = True  # whether the last forward on the fast path took the fused all-op form
 
     @property
     def supports_fast(self) -> bool:
@@ -194,18 +215,29 @@ class SinglePathBody(CellBody):
     def computes_every_op(self) -> bool:
         """Whether a forward computes every op of every edge (the fused path, not routed): a mixed-op
         supernet's activation memory instead of one op's per edge."""
-        return _on_fused_path(self) and not self.route_samples
+        return _on_fused_path(self) and not self.route_samples and self.took_fused
 
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
             if self.route_samples:  # chosen ops only: routed sample groups, or one sample as the eager cell
                 self._own_buffers()
                 return self.routed_forward(states, arch) if arch.samples != 1 else super().forward(states, arch)
+            self.took_fused = arch.samples != 1 or self._fused_alone(states[0])
+            if not self.took_fused:
+                return super().forward(states, arch)
             return self.fused_forward(states, arch)
         if arch.samples != 1:
             raise RuntimeError(f"the eager single-path cell runs one sampled architecture per forward, not "
                                f"{arch.samples} (sample groups need the fast path: harness.nn.cells.set_fast)")
         return super().forward(states, arch)
+
+    def _fused_alone(self, x: torch.Tensor) -> bool:
+        """Whether a forward of one sampled architecture takes the fused all-op form (``fused_mode``). Once
+        built (a captured run's warm-up), a body stays on it: its ops' BatchNorm buffers are then views of one
+        tensor, which the eager form's in-place running-statistics updates would break for backward (the
+        routed path gives them back with :meth:`_own_buffers`, which a captured graph's copies would miss)."""
+        return (self.fused_mode == "always" or self.keep_fused or self._fused is not None
+                or not launch_bound(x) or groups.capturing(x))
 
     def fused_forward(self, states, arch: ArchWeights):
         if self._fused is None:
@@ -315,7 +347,9 @@ class SinglePathCell:
         self.config = config
 
     def build(self, spec: CellSpec) -> nn.Module:
-        return SinglePathBody(spec)
+        body = SinglePathBody(spec)
+        body.fused_mode = self.config.fused
+        return body
 
 
 # ---------------------------------------------------------------------------------------------

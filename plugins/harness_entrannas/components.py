@@ -65,7 +65,9 @@ Cell type ``engine-transit`` (:class:`EngineTransitCell`)
   ``transit_on_device`` = True a transit cell instead derives on the device (:class:`DeviceDerivation`:
   the space's rule as tensor operations) and runs every op through the fused cell, masked by the
   derived 0/1 one-hot (detached: unweighted, Eq. 6), so the step reads nothing on the host and can be
-  captured in a CUDA graph. The same values and gradients (float64 tests); what differs: the unselected
+  captured in a CUDA graph; with "auto" (the default) a transit cell derives on the device only while a
+  CUDA graph is captured (uncaptured, its host path is faster). The same values and gradients (float64
+  tests); what differs: the unselected
   ops are computed, their BatchNorm running statistics are updated by every forward, ``noise`` draws
   for every op, and a node left with no derived input would be zeros instead of an error.
 * **Feature sharing** (``feature_sharing`` = True, Sec. 2.3): op k's module depends on the source node
@@ -116,6 +118,7 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec, SelectionContext
 from harness.errors import HarnessError
 from harness.genotypes import DartsGenotype, NB201Genotype
+from harness.nn import groups
 from harness.nn.fused import FusedBatchNorm, FusedMixed, relu_conv_bn_jointly
 from harness.nn.ops import ReLUConvBN
 from harness.nn.samplers import AlphaSampler, deferred
@@ -269,11 +272,18 @@ class EngineTransitConfig:
     transit_weighted: bool = False  # Eq. 6: transit cells sum the derived ops unweighted
     engine_skip_zero: bool = True  # engine cells skip ops whose weight is exactly zero (DST)
     engine_cells: str = "first"  # "first": first normal + first reduction cell; "all": every cell
-    # on the fast path: transit cells derive on the device and run every op masked by the derived one-hot
-    # (no host read: the step can be captured in a CUDA graph); False: the derived ops only, chosen on the host
-    transit_on_device: bool = False
+    # on the fast path: True, transit cells derive on the device and run every op masked by the derived
+    # one-hot (no host read: the step can be captured in a CUDA graph); False, the derived ops only, chosen
+    # on the host; "auto", on the device while a CUDA graph is captured (harness.nn.groups.capturing) and on
+    # the host otherwise. Measured on an H200 (entrannas, darts, batch 64; BENCHMARKS.md, "GPU figures,
+    # 2026-12-04"): host 160 ms a step uncaptured, device 242 ms uncaptured and 44 ms captured
+    transit_on_device: str | bool = "auto"
 
     def __post_init__(self):
+        value = {"true": True, "false": False, "auto": "auto"}.get(str(self.transit_on_device).lower())
+        if value is None:
+            raise ValueError(f"transit_on_device must be true, false or auto, not {self.transit_on_device!r}")
+        object.__setattr__(self, "transit_on_device", value)
         if self.bottleneck < 1:
             raise ValueError(f"bottleneck must be >= 1 (1 disables), not {self.bottleneck}")
         if self.engine_cells not in ("first", "all"):
@@ -482,7 +492,10 @@ class EngineTransitBody(nn.Module):
                 w = w * arch.active[self.kind].to(w.dtype).unsqueeze(-1)
             ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
             return self._fused.run(states, w, ew, joint=joint)
-        if self.config.transit_on_device:  # every op, masked by the derivation made on the device
+        on_device = self.config.transit_on_device
+        if on_device == "auto":  # once derived on the device (a captured run's warm-up) it stays there, as the
+            on_device = self._derivation is not None or groups.capturing(w)  # single-path cell's fused form
+        if on_device:  # every op, masked by the derivation made on the device
             if self._derivation is None:
                 self._derivation = DeviceDerivation(self.spec)
             mask = self._derivation.mask(w, sparse=getattr(arch, "host_selected", None) is not None)
@@ -577,8 +590,9 @@ class EngineTransitCell:
 
     @property
     def graph_blocker(self) -> str | None:
-        if not self.config.transit_on_device:
-            return "transit cells derive their ops on the host (cell.transit_on_device=true derives on the device)"
+        if self.config.transit_on_device is False:
+            return ("transit cells derive their ops on the host (cell.transit_on_device=true or auto derives on "
+                    "the device)")
         return None
 
     def __init__(self, config: EngineTransitConfig):

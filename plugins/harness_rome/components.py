@@ -311,8 +311,12 @@ class AccumulateConfig(BilevelConfig):
     group_samples: bool = True  # on the fast cell path: the K samples as one grouped pass (issue 17)
     # what a grouped pass computes per edge: "all" every op, weighted by each sample's one-hot (no host read,
     # CUDA-graph capturable; a DARTS supernet's compute per sample) or "chosen" only the ops the samples
-    # chose, once per op (the eager loop's compute, one host read per pass, not capturable)
-    group_ops: str = "all"
+    # chose, once per op (the eager loop's compute, one host read per pass, not capturable). "auto": chosen
+    # on CUDA, all elsewhere. Measured on an H200 (rome-v2, darts, batch 64, C=16, 8 cells; BENCHMARKS.md,
+    # "GPU figures, 2026-12-04"): chosen 486 ms a step, all 794 ms (765 ms captured, 56 GiB uncaptured),
+    # the eager K-loop 828 ms. On a CPU the fast path is off unless runtime.fast_cpu (the smoke preset's
+    # tiny supernets, where the all-op pass was measured fastest)
+    group_ops: str = "auto"
     # samples per grouped pass; 0: auto (all K on a CPU; on CUDA as many as fit in 70% of the free memory,
     # from the first step's one-sample pass). Fewer bound the activation memory, which grows with it
     sample_chunk: int = 0
@@ -321,8 +325,8 @@ class AccumulateConfig(BilevelConfig):
         super().__post_init__()
         if self.sample_chunk < 0:
             raise ValueError(f"sample_chunk must be >= 0 (0: all K samples in one pass), not {self.sample_chunk}")
-        if self.group_ops not in ("all", "chosen"):
-            raise ValueError(f"group_ops must be 'all' or 'chosen', not {self.group_ops!r}")
+        if self.group_ops not in ("auto", "all", "chosen"):
+            raise ValueError(f"group_ops must be 'auto', 'all' or 'chosen', not {self.group_ops!r}")
         if self.weight_clip not in ("sum", "per-sample"):
             raise ValueError(f"weight_clip must be 'sum' or 'per-sample', not {self.weight_clip!r}")
         if self.samples < 1:
@@ -364,22 +368,40 @@ class AccumulateBilevel(FirstOrderBilevel):
 
     def __init__(self, config: AccumulateConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        self._device_type = next(iter(net.sampler.arch_parameters())).device.type
         self._route(_cell_bodies(net))  # known from the start (the runner's out-of-memory hint reads it)
 
     @property
+    def group_ops(self) -> str:
+        """``config.group_ops`` with "auto" resolved for the network's device: "chosen" on CUDA, else "all"."""
+        if self.config.group_ops != "auto":
+            return self.config.group_ops
+        return "chosen" if getattr(self, "_device_type", "cpu") == "cuda" else "all"
+
+    @property
+    def runtime_choices(self) -> dict:
+        """What this run resolved for its device, recorded with the run's runtime settings."""
+        return {"group_ops": self.group_ops}
+
+    @property
     def _routes(self) -> bool:
-        """Whether grouped passes run only the chosen ops (``group_ops="chosen"``)."""
-        return self.config.group_samples and self.config.group_ops == "chosen"
+        """Whether grouped passes run only the chosen ops (``group_ops`` "chosen", or "auto" on CUDA)."""
+        return self.config.group_samples and self.group_ops == "chosen"
 
     def _route(self, bodies) -> None:
         for b in bodies:  # single-path bodies; other cell types have no chosen-op pass
             if hasattr(b, "route_samples"):
                 b.route_samples = self._routes
+                # the all-op pass's one-sample passes (the CUDA memory probe, chunks of 1) stay fused
+                b.keep_fused = self.config.group_samples and not self._routes
 
     @property
     def graph_blocker(self) -> str | None:
         """Why this configuration's step cannot be captured (``harness.graphs.why_not_graphed``)."""
-        return "optimizer.group_ops='chosen' reads each pass's sampled ops on the host" if self._routes else None
+        if not self._routes:
+            return None
+        auto = " ('auto' on CUDA; optimizer.group_ops=all captures)" if self.config.group_ops == "auto" else ""
+        return f"optimizer.group_ops='chosen'{auto} reads each pass's sampled ops on the host"
 
     def _scale(self, reduction: str) -> float:
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
