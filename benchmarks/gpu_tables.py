@@ -169,7 +169,9 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             for r in drifted:
                 for mode in ["baseline"] + [m for m in ("fast", "graph") if m in r["modes"]]:
                     first, rel, arch = _drift(r, mode)
-                    verdict = "(reference)" if mode == "baseline" else drift_verdict(r, mode)
+                    draws = r.get("baseline_draws", 1)
+                    verdict = (("(reference)" if draws == 1 else f"(reference: the spread of {draws} draws)")
+                               if mode == "baseline" else drift_verdict(r, mode))
                     out.append(f"| {r['item']} | {r['steps_compared']} | {mode} | {_fmt(first, 'd')} | "
                                f"{rel:.1e} | {arch:.1e} | {verdict} |")
             out.append("")

@@ -48,6 +48,11 @@ def main(argv=None):
     ap.add_argument("--drift-baseline", action="store_true",
                     help="with --compare: also run eager with every weight scaled by (1 + 2^-23), to show how "
                          "far float32 rounding alone moves the trajectory")
+    ap.add_argument("--baseline-draws", type=int, default=1,
+                    help="with --drift-baseline: this many rounding baselines, the first as above, each other "
+                         "with every weight element scaled by (1 + s * 2^-23), s a random sign (seeded by the "
+                         "draw); the baseline recorded is their spread: the earliest departure, the largest "
+                         "differences (one draw underestimates how far rounding alone moves a trajectory)")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten operators one step dispatches (forward, backward, optimizer): "
                          "on a GPU each is at least one kernel launch, so this is the launch count any device "
@@ -94,14 +99,20 @@ def main(argv=None):
     def parts(n_layers: int, on):
         return step_parts(registry, spec, space, args.channels, n_layers, shape, on)
 
-    def build(fast: bool, perturb: float = 0.0, graph: bool = False):
+    def build(fast: bool, perturb: float = 0.0, graph: bool = False, draw: int = 0):
         """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
-        ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline."""
+        ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline (``draw`` > 0: each
+        element by (1 + s * perturb), s a random sign drawn with seed ``draw``)."""
         sampler, _, net, opt = parts(layers, device)
         if perturb:
+            signs = torch.Generator().manual_seed(draw)
             with torch.no_grad():
                 for p in net.weight_parameters():
-                    p.mul_(1.0 + perturb)
+                    if draw == 0:
+                        p.mul_(1.0 + perturb)
+                    else:
+                        s = torch.randint(0, 2, p.shape, generator=signs).to(p.device, p.dtype) * 2 - 1
+                        p.mul_(1.0 + perturb * s)
         fast_cells = ready(sampler, net, opt, fast)
         if graph:
             opt = GraphedStep(opt)
@@ -142,8 +153,12 @@ def main(argv=None):
     if "graph" in modes:  # GraphedStep's eager warm-up steps and its capture happen before timing
         args.warmup = max(args.warmup, runs["graph"]["opt"].warmup_steps + 1)
     if args.compare and args.drift_baseline:  # eager again, weights moved by one float32 ulp
-        modes.append("eager-perturbed")
-        runs["eager-perturbed"] = build(False, perturb=2.0 ** -23)
+        if args.baseline_draws < 1:
+            raise SystemExit(f"--baseline-draws must be at least 1, not {args.baseline_draws}")
+        for d in range(args.baseline_draws):
+            name = "eager-perturbed" if d == 0 else f"eager-perturbed-{d}"
+            modes.append(name)
+            runs[name] = build(False, perturb=2.0 ** -23, draw=d)
 
     def step(run, i, timed: bool, graph: bool = False):
         _set_rng_state(device, run["rng"])  # each mode has its own random stream (noise, Gumbel draws)
@@ -276,14 +291,23 @@ def main(argv=None):
                          f"loss_rel_diff_per_step{suffix}": [float(f"{v:.3g}") for v in curve]})
             print(f"speedup eager/{mode}: {ratio:.2f}x; over {len(e['losses'])} steps: max relative loss "
                   f"difference {rel:.2e}, arch parameters {alpha:.2e}; loss first off by >1e-4 at step {first}")
-        if "eager-perturbed" in runs:
-            rel0, alpha0, first0, curve0 = drift(e, runs["eager-perturbed"])
+        draws = [drift(e, runs[m]) for m in modes if m.startswith("eager-perturbed")]
+        if draws:  # the rounding spread: the earliest departure and the largest differences of the draws
+            firsts = [d[2] for d in draws if d[2] is not None]
+            rel0, alpha0 = max(d[0] for d in draws), max(d[1] for d in draws)
+            first0 = min(firsts) if firsts else None
+            curve0 = [max(vs) for vs in zip(*(d[3] for d in draws))]
             base.update({"baseline_loss_max_rel_diff": rel0, "baseline_arch_max_rel_diff": alpha0,
                          "baseline_first_step_loss_over_1e-4": first0,
-                         "baseline_loss_rel_diff_per_step": [float(f"{v:.3g}") for v in curve0]})
-            print(f"baseline, eager vs eager with weights x (1 + 2^-23): loss {rel0:.2e}, arch parameters "
-                  f"{alpha0:.2e}; loss first off by >1e-4 at step {first0} (rounding alone moves the "
-                  "trajectory this far)")
+                         "baseline_loss_rel_diff_per_step": [float(f"{v:.3g}") for v in curve0],
+                         "baseline_draws": len(draws),
+                         "baseline_draws_first_step_loss_over_1e-4": [d[2] for d in draws],
+                         "baseline_draws_loss_max_rel_diff": [d[0] for d in draws]})
+            what = ("eager with weights x (1 + 2^-23)" if len(draws) == 1 else
+                    f"eager with weights moved by one ulp, {len(draws)} draws (their spread)")
+            print(f"baseline, eager vs {what}: loss {rel0:.2e}, arch parameters {alpha0:.2e}; loss first off by "
+                  f">1e-4 at step {first0} (rounding alone moves the trajectory this far; per draw: "
+                  f"{[d[2] for d in draws]})")
     out = {**base, **({"modes": results} if args.compare else {"mode": modes[0], **results[modes[0]]})}
     print(json.dumps(out))
     if args.json:

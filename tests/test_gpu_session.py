@@ -32,6 +32,12 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     darts = lines[0]
     assert set(darts["modes"]) >= {"eager", "fast"} and darts["device"] == "cpu"
     assert "baseline_loss_max_rel_diff" in darts and darts["command"].startswith("python benchmarks/search_step.py")
+    # three rounding baselines, recorded as their spread: the earliest departure, the largest difference
+    assert darts["baseline_draws"] == 3 and len(darts["baseline_draws_loss_max_rel_diff"]) == 3
+    assert darts["baseline_loss_max_rel_diff"] == max(darts["baseline_draws_loss_max_rel_diff"])
+    firsts = [f for f in darts["baseline_draws_first_step_loss_over_1e-4"] if f is not None]
+    assert darts["baseline_first_step_loss_over_1e-4"] == (min(firsts) if firsts else None)
+    assert {"eager-perturbed", "eager-perturbed-1", "eager-perturbed-2"} <= set(darts["modes"])
     for item in ("gdas darts", "rome-v2 darts", "entrannas darts"):  # issue 17: drift baseline, sync check
         rec = lines[PRIORITY.index(item)]
         assert "baseline_loss_max_rel_diff" in rec and rec["host_syncs_in_step"] != "not checked", rec

@@ -151,8 +151,12 @@ def test_files_from_before_the_capture_and_sync_fixes_are_not_judged_on_them():
         "| not in this file (graph: written before the capture was counted) | no |")
     assert "| 7.92 / 8.25 / ? | 8 | sync found: called a synchronizing CUDA operation (the eager-perturbed step: " \
         "not the fast one) |" in text
-    new = _step("darts darts", 722.8, 251.6, 115.8, peaks=(7.92, 8.25, 8.4))
+    new = _step("darts darts", 722.8, 251.6, 115.8, peaks=(7.92, 8.25, 8.4),
+                drift={"baseline": (3, 0.2), "fast": (3, 0.1), "graph": (2, 0.1)})
     new["sync_checked_mode"] = "graph"
+    new["baseline_draws"] = 3  # search_step.py --baseline-draws 3: the baseline row is their spread
+    assert "| darts darts | 10 | baseline | 3 | 2.0e-01 | 1.0e-06 | (reference: the spread of 3 draws) |" in \
+        gpu_tables.tables([new], source="x/all.jsonl")
     text = gpu_tables.tables([new], source="x/all.jsonl")
     assert "| 7.92 / 8.25 / 8.40 | 8 | none (graph step) |" in text
     assert "| darts darts: peak memory at most 7.35 GiB | 8.40 GiB (graph) | no |" in text
