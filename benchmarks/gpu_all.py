@@ -51,14 +51,18 @@ def items(tiny: bool):
     1.3, so that an item is not cut in the middle; about 460 s in all there, packing (~160 s) only if the
     items before it took less than their estimates (else `gpu_session.sh packing` takes it on its own)."""
     size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
-    mid, few, warm = ("2", "1", "1") if tiny else ("20", "6", "5")
+    mid, few, warm = ("2", "1", "1") if tiny else ("15", "6", "5")
     step = ["--warmup", warm, "--compare", *size]
     # DARTS: the drift verdict that decides runtime.cuda_graph's default, against three rounding baselines
     # (one draw left the darts graph step "outside" by one step on 2026-12-04; BENCHMARKS.md)
     draws = ["--drift-baseline", "--baseline-draws", "3", "--sync-check"]
     out = [(130, "darts darts", "step", ["--method", "darts", "--space", "darts", "--steps", mid, *step, *draws]),
            (50, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", "2" if tiny else "30",
-                                        *step, *draws])]
+                                        *step, *draws]),
+           # issue 12's memory target: the fused sums recomputed in backward (1.4 GiB less kept, counted on a
+           # CPU: BENCHMARKS.md), timed against the same eager step
+           (40, "darts darts recompute", "step", ["--method", "darts", "--space", "darts", "--steps", few if tiny else "10",
+                                                  *step, "--set", "runtime.fast_recompute=true"])]
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
     est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 45}

@@ -113,7 +113,7 @@ def main(argv=None):
                     else:
                         s = torch.randint(0, 2, p.shape, generator=signs).to(p.device, p.dtype) * 2 - 1
                         p.mul_(1.0 + perturb * s)
-        fast_cells = ready(sampler, net, opt, fast)
+        fast_cells = ready(sampler, net, opt, fast, spec.budget.runtime.fast_recompute)
         if graph:
             opt = GraphedStep(opt)
         return {"net": net, "opt": opt, "fast_cells": len(fast_cells) if fast else 0, "times": [], "peaks": [],
@@ -345,14 +345,15 @@ def step_parts(registry, spec, space, channels: int, layers: int, shape, device,
     return sampler, cell, net, opt
 
 
-def ready(sampler, net, opt, fast: bool) -> list[str]:
-    """At the first epoch of 50, in training mode, on the fast path or not: the switched cells' names."""
+def ready(sampler, net, opt, fast: bool, recompute: bool = False) -> list[str]:
+    """At the first epoch of 50, in training mode, on the fast path or not (``recompute``:
+    runtime.fast_recompute): the switched cells' names."""
     from harness.nn.cells import set_fast
 
     opt.set_progress(0, 50)
     sampler.set_progress(0, 50)
     net.train()
-    return set_fast(net, fast)
+    return set_fast(net, fast, recompute=recompute)
 
 
 def _meta_sync_check(sampler, cell, net, opt, shape, batch, fast) -> str:

@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
 
     def count(mode: str, device: str) -> dict:
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
-        search_step.ready(sampler, net, opt, mode == "fast")
+        search_step.ready(sampler, net, opt, mode == "fast", spec.budget.runtime.fast_recompute)
         gen = None if device == "meta" else torch.Generator().manual_seed(1234)
 
         def batch():

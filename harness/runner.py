@@ -226,12 +226,13 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     # with runtime.fast_cpu (tiny supernets: the smoke preset). runtime.fast=false switches it off.
     rt = spec.budget.runtime
     fast = rt.fast and (device.type == "cuda" or rt.fast_cpu)
-    fast_cells = set_fast(net, fast) if fast else []
+    fast_cells = set_fast(net, fast, recompute=rt.fast_recompute) if fast else []
     threads = torch.get_num_threads()  # set for this run by execute() (runtime.threads)
     optimizer = comp["optimizer"].factory(spec.hparams["optimizer"], net=net,
                                           steps_per_epoch=len(train_loader), epochs=sb.epochs)
     selector = comp["selector"].factory(spec.hparams["selector"])
     runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads,
+               **({"fast_recompute": True} if fast and rt.fast_recompute else {}),
                "deterministic": torch.are_deterministic_algorithms_enabled(),
                # what a component chose for this device (ROME's group_ops=auto: "chosen" on CUDA)
                **(getattr(optimizer, "runtime_choices", None) or {})}

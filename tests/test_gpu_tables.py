@@ -160,3 +160,8 @@ def test_files_from_before_the_capture_and_sync_fixes_are_not_judged_on_them():
     text = gpu_tables.tables([new], source="x/all.jsonl")
     assert "| 7.92 / 8.25 / 8.40 | 8 | none (graph step) |" in text
     assert "| darts darts: peak memory at most 7.35 GiB | 8.40 GiB (graph) | no |" in text
+    assert "darts darts recompute" not in text  # an item of files since, judged where it is there:
+    rc = _step("darts darts recompute", 722.8, 260.0, 120.0, peaks=(7.92, 6.9, 7.0))
+    text = gpu_tables.tables([new, rc], source="x/all.jsonl")
+    assert "| darts darts recompute: at most 85 ms per step | 120.0 ms (graph) | no |" in text
+    assert "| darts darts recompute: peak memory at most 7.35 GiB | 7.00 GiB (graph) | yes |" in text

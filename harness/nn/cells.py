@@ -50,13 +50,15 @@ class CellBody(nn.Module):
         return states
 
 
-def set_fast(net: nn.Module, on: bool) -> list[str]:
-    """Switch every cell body of ``net`` that has a fast path (``supports_fast``) to it, or back.
+def set_fast(net: nn.Module, on: bool, recompute: bool = False) -> list[str]:
+    """Switch every cell body of ``net`` that has a fast path (``supports_fast``) to it, or back; with
+    ``recompute`` its fused sums recompute their inputs in backward (``runtime.fast_recompute``).
     Returns the names of the bodies switched, so callers can report what runs fast."""
     switched = []
     for name, module in net.named_modules():
         if getattr(module, "supports_fast", False):
             module.fast = bool(on)
+            module.fast_recompute = bool(on and recompute)
             switched.append(name)
     # the supernet's BatchNorm counters as one add per forward (harness.nn.groups.batched_bn_counts)
     batched = bool(on) and isinstance(net, Supernet) and groups.why_not(net) is None

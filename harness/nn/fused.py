@@ -39,11 +39,13 @@ search trajectory.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from harness.nn import groups
@@ -116,6 +118,12 @@ def unit_key(module: nn.Module):
 # Fused BatchNorm over several modules
 
 
+# True while a pass's mix is recomputed in backward (FusedMixed ``recompute``): BatchNorm normalises by the
+# batch statistics again but leaves the running statistics and the batch counters alone (updated once, by
+# the forward)
+_RECOMPUTING = contextvars.ContextVar("fused_recomputing", default=False)
+
+
 class _FusedBN:
     """m BatchNorm2d modules with equal settings, normalised by one call over their concatenated
     channels; their running buffers are views of one tensor each."""
@@ -154,10 +162,45 @@ class _FusedBN:
             bias = _cat([b.bias for b in self.bns])
         use_batch_stats = training or not self.track
         k = groups.current()
+        rm, rv = (self.rm, self.rv) if self.track else (None, None)
         if training and self.track:
-            groups.count_batches(self.nbt, k)
-        return groups.batch_norm(h, self.rm if self.track else None, self.rv if self.track else None, weight,
-                                 bias, use_batch_stats, first.momentum, first.eps, k)
+            if _RECOMPUTING.get():  # the same call (autograd keeps the same tensors), its updates thrown away
+                rm, rv = rm.clone(), rv.clone()
+            else:
+                groups.count_batches(self.nbt, k)
+        return groups.batch_norm(h, rm, rv, weight, bias, use_batch_stats, first.momentum, first.eps, k)
+
+
+def _mix(per_image, hs, bns, n_units):
+    """A pass's weighted sum: U = its unit outputs (each block's closing BatchNorm applied) side by side, then
+    (B, targets, units) @ (B, units, C*H*W). Returns it and the shape of one target's part."""
+    outs = [bn(h) if bn is not None else h for h, bn in zip(hs, bns)]
+    u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+    n = u_all.shape[0]
+    shape = (n, u_all.shape[1] // n_units) + tuple(u_all.shape[2:])
+    return torch.bmm(per_image, u_all.reshape(n, n_units, -1)), shape
+
+
+def _recomputed_mix(per_image, hs, bns, n_units):
+    """:func:`_mix` under activation checkpointing: backward keeps only its inputs (the BatchNorm inputs,
+    which BatchNorm keeps anyway, and the weights) and runs it again, in the forward's sample groups, with
+    the running statistics left alone."""
+    k, calls = groups.current(), []
+    shape = []
+
+    def region(per_image, *hs):
+        token = _RECOMPUTING.set(bool(calls))
+        calls.append(1)
+        try:
+            with groups.sample_groups(k):
+                out, sh = _mix(per_image, hs, bns, n_units)
+        finally:
+            _RECOMPUTING.reset(token)
+        shape[:] = [sh]
+        return out
+
+    out = torch.utils.checkpoint.checkpoint(region, per_image, *hs, use_reentrant=False, preserve_rng_state=False)
+    return out, shape[0]
 
 
 FusedBatchNorm = _FusedBN  # public name: m BatchNorm2d modules as one call (plugins' own fused paths)
@@ -415,6 +458,14 @@ class FusedMixed:
     which is the order ``noise`` units draw in), ``prepare(src, x)`` (what a source's ops read, e.g. a
     bottleneck; default x) and ``finish(dst, sum)`` (the node's state from its sum; default the sum)."""
 
+    # recompute each pass's mix (its units' closing BatchNorm, their concatenation U and the weighted sum) in
+    # backward instead of keeping U for it: U is a copy of every op output, 1.6 of the 7.8 GiB a DARTS search
+    # step keeps at batch 64, C=16, 8 cells (BENCHMARKS.md); the cost is that BatchNorm and GEMM once more.
+    # Read from the body (``harness.nn.cells.set_fast(..., recompute=True)``: runtime.fast_recompute)
+    @property
+    def recompute(self) -> bool:
+        return getattr(self.body, "fast_recompute", False)
+
     def __init__(self, body: nn.Module, units=None, prepare=None, finish=None):
         spec = body.spec
         self.body = body
@@ -582,7 +633,7 @@ class FusedMixed:
                         part = part.view_as(like)
                         acc[dst] = part if dst not in acc else acc[dst] + part
                 continue
-            outs = []
+            hs, bns = [], []
             for members, shared_bn in blocks:
                 parts = []
                 for g, srcs in members:
@@ -597,19 +648,20 @@ class FusedMixed:
                         parts.append(_cat([noise[units[u].uid] for u in g.units], dim=1))
                     else:  # eager unit
                         parts.append(g.modules[0](inputs[srcs[0]]))
-                h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-                outs.append(shared_bn(h) if shared_bn is not None else h)
-            u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
-            n = u_all.shape[0]
+                hs.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
+                bns.append(shared_bn)
+            n = hs[0].shape[0]
             a = a_all[:, cell_off:cell_off + len(targets) * len(order)].view(s, len(targets), len(order))
             # (B, targets, C*H*W) by one bmm, block i of the batch weighted by sample i's (targets, units)
             # matrix, broadcast over the block (stride 0 within it; with one sample the whole batch is a
             # view: torch.matmul would copy U transposed and the result back instead)
             per_image = a.unsqueeze(1).expand(s, n // s, *a.shape[1:]).reshape(n, *a.shape[1:])
-            contrib = torch.bmm(per_image, u_all.reshape(n, len(order), -1))
+            if self.recompute and torch.is_grad_enabled() and self.body.training:
+                contrib, shape = _recomputed_mix(per_image, hs, bns, len(order))
+            else:
+                contrib, shape = _mix(per_image, hs, bns, len(order))
             if node_bias is not None:
                 contrib = contrib + node_bias.unsqueeze(1).expand(s, n // s, -1).reshape(n, -1, 1)
-            shape = (n, u_all.shape[1] // len(order)) + tuple(u_all.shape[2:])
             # unbind: its backward is one stack, where a select per target costs a zero-filled copy each
             for dst, part in zip(targets, contrib.unbind(1)):
                 part = part.view(shape)  # strided (B, C*H*W) rows: a view, no copy
