@@ -330,6 +330,21 @@ def step_arguments(ap, space: str | None = None, batch: int = 64, channels: int 
     ap.add_argument("--classes", type=int, default=10)
 
 
+def resolve_step(args):
+    """(registry, resolved spec, space, cells, input shape) of the step that ``args`` name (``step_arguments``
+    and ``--set``), at the paper's budget on CIFAR-10's shape: the setup the counting scripts share."""
+    from harness.config import parse_sets, resolve
+    from harness.plugins import load_registry
+    from harness.spaces import NetShape
+
+    registry = load_registry()
+    spec = resolve(registry, registry.method(args.method), args.space, "cifar10", 0, "paper", {},
+                   parse_sets(args.sets))
+    space = registry.space(args.space, spec.budget.search.op_set)
+    layers = args.layers or space.search_defaults()["layers"]
+    return registry, spec, space, layers, NetShape(3, args.classes, args.resolution)
+
+
 def step_parts(registry, spec, space, channels: int, layers: int, shape, device, dtype=None):
     """The resolved ``spec``'s sampler, cell type, supernet (``layers`` cells of ``channels``, built in
     float32 under seed 0, then moved to ``device`` and ``dtype``) and bilevel optimizer (100 steps an epoch,

@@ -39,16 +39,7 @@ def main(argv=None) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from harness.config import parse_sets, resolve
-    from harness.plugins import load_registry
-    from harness.spaces import NetShape
-
-    registry = load_registry()
-    spec = resolve(registry, registry.method(args.method), args.space, "cifar10", 0, "paper", {},
-                   parse_sets(args.sets))
-    space = registry.space(args.space, spec.budget.search.op_set)
-    layers = args.layers or space.search_defaults()["layers"]
-    shape = NetShape(3, args.classes, args.resolution)
+    registry, spec, space, layers, shape = search_step.resolve_step(args)
     results = {}
     for mode in args.modes:
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "cpu")

@@ -50,17 +50,9 @@ def main(argv=None) -> dict:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from harness.api import Batch
-    from harness.config import parse_sets, resolve
-    from harness.plugins import load_registry
-    from harness.spaces import NetShape
 
     no_kernel = search_step.NO_KERNEL
-    registry = load_registry()
-    spec = resolve(registry, registry.method(args.method), args.space, "cifar10", 0, "paper", {},
-                   parse_sets(args.sets))
-    space = registry.space(args.space, spec.budget.search.op_set)
-    layers = args.layers or space.search_defaults()["layers"]
-    shape = NetShape(3, args.classes, args.resolution)
+    registry, spec, space, layers, shape = search_step.resolve_step(args)
 
     class Traffic(TorchDispatchMode):
         def __init__(self):

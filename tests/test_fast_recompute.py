@@ -68,3 +68,24 @@ def test_recomputing_keeps_no_copy_of_the_op_outputs():
     total_rc, kept_u_rc = _saved_bytes(True)
     assert kept_u > 0 and kept_u_rc < kept_u / 100  # what stays 3-d: the (B, targets, units) weights
     assert total_rc < total, (total, total_rc, kept_u)
+
+
+def test_step_saved_script_counts_each_mode(tmp_path):
+    """benchmarks/step_saved.py (the figures in BENCHMARKS.md) at toy size: every mode counted, recomputing
+    keeps less, and the JSON says how it was run."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "step_saved.py"
+    spec = importlib.util.spec_from_file_location("step_saved", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "saved.json"
+    mod.main(["--method", "darts", "--space", "darts", "--batch", "4", "--channels", "4", "--layers", "3",
+              "--resolution", "16", "--json", str(out)])
+    rec = json.loads(out.read_text())
+    modes = rec["modes"]
+    assert set(modes) == {"eager", "fast", "fast-recompute"}
+    assert 0 < modes["fast-recompute"]["saved_gib"] < modes["fast"]["saved_gib"]
+    assert rec["command"].startswith("python benchmarks/step_saved.py --method darts") and rec["layers"] == 3
