@@ -89,3 +89,28 @@ def test_step_saved_script_counts_each_mode(tmp_path):
     assert set(modes) == {"eager", "fast", "fast-recompute"}
     assert 0 < modes["fast-recompute"]["saved_gib"] < modes["fast"]["saved_gib"]
     assert rec["command"].startswith("python benchmarks/step_saved.py --method darts") and rec["layers"] == 3
+
+
+def test_recomputed_sums_under_a_graphed_step():
+    """With GraphedStep (its capture replaced by a re-run, as in test_graphs): the recomputation happens in
+    the captured form and the trajectory is the plain optimizer's in that form, exactly."""
+    import contextlib
+
+    from harness.nn import groups
+    from tests.test_graphs import ReplayByRerun
+
+    data = random_batches(4)
+
+    def trajectory(wrap):
+        net, sampler, _, opt = method_parts("darts", "s2", epochs=1)
+        set_fast(net, True, recompute=True)
+        opt.set_progress(0, 1)
+        torch.manual_seed(11)
+        step = ReplayByRerun(opt) if wrap else opt
+        with contextlib.nullcontext() if wrap else groups.as_captured():
+            losses = [float(step.step(net, *data[i % 4]).train_loss) for i in range(6)]
+        return losses, step
+
+    plain, _ = trajectory(False)
+    graphed, step = trajectory(True)
+    assert graphed == plain and (step.captures, step.replays, step.eager_steps) == (1, 3, 3)
