@@ -62,7 +62,10 @@ def items(tiny: bool):
            # issue 12's memory target: the fused sums recomputed in backward (1.4 GiB less kept, counted on a
            # CPU: BENCHMARKS.md), timed against the same eager step
            (40, "darts darts recompute", "step", ["--method", "darts", "--space", "darts", "--steps", few if tiny else "10",
-                                                  *step, "--set", "runtime.fast_recompute=true"])]
+                                                  *step, "--set", "runtime.fast_recompute=true"]),
+           # issue 12: which kernels hold DARTS's step (115.8 ms captured against a 23 ms traffic floor)
+           (40, "profile darts darts", "profile", ["--method", "darts", "--space", "darts", *size, "--top", "25",
+                                                   "--steps", "1" if tiny else "3", "--warmup", warm])]
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
     est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 45}
@@ -162,6 +165,8 @@ def main(argv=None) -> int:
                 continue
             if kind == "step":
                 record = search_step.main(item_args)
+            elif kind == "profile":
+                record = _load("step_profile").main(item_args)
             elif kind == "f64":
                 record = _load("drift_vs_float64").main(
                     [*item_args, "--device", "cuda" if _cuda() else "cpu"])

@@ -5,7 +5,9 @@
 #
 #   bash benchmarks/gpu_session.sh all       # ONE device call of at most 9 minutes, in priority order:
 #                                            # 1. darts on darts, 2. darts on nb201 (eager vs fast vs graph,
-#                                            # fp32 drift with the 1-ulp baseline, host-sync check);
+#                                            # fp32 drift with three 1-ulp baselines, host-sync check);
+#                                            # darts with runtime.fast_recompute; a kernel profile of the
+#                                            # darts step (benchmarks/step_profile.py);
 #                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
 #                                            # with the 1-ulp baseline and the sync check: issue 17;
 #                                            # ROME v2 also with optimizer.group_ops=all, EnTranNAS(-DST)

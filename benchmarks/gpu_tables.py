@@ -234,6 +234,15 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             out.append(f"| {r['item']} | {r['status']} | {_fmt(r.get('search_s'))} | {_fmt(r.get('wall_s'))} | "
                        f"{r.get('steps', '-')} | {rt.get('fast_cells', '-')} | {graph} |")
         out.append("")
+    profiles = [r for r in records if str(r.get("item", "")).startswith("profile")]
+    for r in profiles:
+        out += [f"### Where the step's time goes: {r['item']} (`benchmarks/step_profile.py`)", "",
+                f"{r['method']} on {r['space']} [{r['mode']}], batch {r['batch']}, C={r['channels']}, {r['layers']} "
+                f"cells, {r['device']}: {r['wall_ms_per_step']:.1f} ms a step (wall, uncaptured), "
+                f"{r['summed_ms_per_step']:.1f} ms of {r['what']} summed; `{r['command']}`", "",
+                "| name | calls a step | ms a step |", "|---|---|---|"]
+        out += [f"| {t['name'][:90]} | {t['calls_per_step']:.0f} | {t['ms_per_step']:.2f} |" for t in r["top"]]
+        out.append("")
     if f64:
         out += ["### Each float32 mode against the float64 step (`benchmarks/drift_vs_float64.py`)", "",
                 "| item | batch, C, cells | mode | loss relative error per step | largest parameter relative "

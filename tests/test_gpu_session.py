@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "gdas darts", "rome-v2 darts", "rome-v2 darts all", "entrannas darts",
+PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts", "rome-v2 darts", "rome-v2 darts all", "entrannas darts",
             "entrannas darts device", "darts-2nd darts", "single-darts darts", "darts-pt-fixed-alpha darts",
             "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts", "e2e graph",
             "e2e eager", "f64 rome-v2", "packing"]
@@ -46,6 +46,9 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
         assert len(rec["loss_rel_diff_per_step"]) == len(rec["baseline_loss_rel_diff_per_step"]) == n > 0
         assert max(rec["baseline_loss_rel_diff_per_step"]) == pytest.approx(rec["baseline_loss_max_rel_diff"],
                                                                            rel=1e-2)
+    prof = lines[PRIORITY.index("profile darts darts")]  # on a CPU the operators' own times, largest first
+    assert prof["top"] and prof["what"].startswith("operators") and prof["summed_ms_per_step"] > 0
+    assert prof["top"][0]["ms_per_step"] >= prof["top"][-1]["ms_per_step"]
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
     assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 7
