@@ -48,8 +48,9 @@ def _cuda() -> bool:
 def items(tiny: bool):
     """(estimate_s, label, kind, args) in priority order. Estimates: each item's time on the H200 of
     2026-12-04 (benchmarks/results/2026-12-04-gpu/all.jsonl, ``item_s``) at the sizes below, times about
-    1.3, so that an item is not cut in the middle; about 460 s in all there, packing (~160 s) only if the
-    items before it took less than their estimates (else `gpu_session.sh packing` takes it on its own)."""
+    1.3, so that an item is not cut in the middle; about 480 s in all there (projected, with the recompute
+    and profile items), packing (~160 s) only if the items before it took less than their estimates (else
+    `gpu_session.sh packing` takes it on its own)."""
     size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
     mid, few, warm = ("2", "1", "1") if tiny else ("15", "6", "5")
     step = ["--warmup", warm, "--compare", *size]

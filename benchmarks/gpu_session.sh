@@ -20,7 +20,7 @@
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
-#                                            # ~460 s on an H200 (2026-12-04) before packing (~160 s).
+#                                            # ~480 s on an H200 (projected) before packing (~160 s).
 #                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
 #                                            # an earlier call's budget skipped), in the same order.
 #                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>
