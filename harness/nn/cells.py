@@ -156,12 +156,13 @@ class SinglePathConfig:
     # captured (harness.nn.groups.capturing), the sampled op per edge (the eager form, one host read) on CUDA
     # otherwise: uncaptured, computing every op costs more than the launches it saves (H200, GDAS on darts,
     # batch 64: 259 ms fused vs 167 ms eager, 118 ms captured; BENCHMARKS.md, "GPU figures, 2026-12-04").
-    # "always": the fused form everywhere. An optimizer that runs sample groups (ROME) keeps it fused
+    # "always": the fused form everywhere; "never": the sampled op per edge everywhere except inside a CUDA
+    # graph (which cannot read the host). An optimizer that runs sample groups (ROME) keeps it fused
     fused: str = "auto"
 
     def __post_init__(self):
-        if self.fused not in ("auto", "always"):
-            raise ValueError(f"fused must be 'auto' or 'always', not {self.fused!r}")
+        if self.fused not in ("auto", "always", "never"):
+            raise ValueError(f"fused must be 'auto', 'always' or 'never', not {self.fused!r}")
 
 
 class SinglePathBody(CellBody):
@@ -223,21 +224,45 @@ class SinglePathBody(CellBody):
         if _on_fused_path(self):
             if self.route_samples:  # chosen ops only: routed sample groups, or one sample as the eager cell
                 self._own_buffers()
-                return self.routed_forward(states, arch) if arch.samples != 1 else super().forward(states, arch)
+                return self.routed_forward(states, arch) if arch.samples != 1 else self.chosen_forward(states, arch)
             self.took_fused = arch.samples != 1 or self._fused_alone(states[0])
             if not self.took_fused:
-                return super().forward(states, arch)
+                return self.chosen_forward(states, arch)
             return self.fused_forward(states, arch)
         if arch.samples != 1:
             raise RuntimeError(f"the eager single-path cell runs one sampled architecture per forward, not "
                                f"{arch.samples} (sample groups need the fast path: harness.nn.cells.set_fast)")
         return super().forward(states, arch)
 
+    def chosen_forward(self, states, arch: ArchWeights):
+        """One sample, the sampled op of each edge (the eager cell's compute, one host read) with each edge's
+        weights folded into one multiply-add, made for every edge of the cell at once:
+        out_e = op_k(x) * (w[k] c) + (sum_{j != k} w[j]) c, c = ew[e] (the eager formula, its edge weight
+        folded into both terms): per edge the op and one ``addcmul`` instead of four or five small kernels."""
+        w = arch.weights[self.kind]  # (edges, ops)
+        chosen = w.gather(-1, arch.index[self.kind].unsqueeze(-1)).squeeze(-1)  # (edges,): w[e, k_e]
+        bias = w.sum(-1) - chosen
+        if arch.edge_weights is not None:
+            ew = arch.edge_weights[self.kind]
+            chosen, bias = chosen * ew, bias * ew
+        chosen, bias = chosen.unbind(0), bias.unbind(0)
+        index = arch.host_index[self.kind]
+        active = arch.host_active[self.kind] if arch.host_active is not None else None
+
+        def edge(e, x, _):
+            if active is not None and not active[e]:
+                return None
+            return torch.addcmul(bias[e], self.ops[e][index[e]](x), chosen[e])
+
+        return super().forward(states, arch, edge=edge)
+
     def _fused_alone(self, x: torch.Tensor) -> bool:
         """Whether a forward of one sampled architecture takes the fused all-op form (``fused_mode``). Once
         built (a captured run's warm-up), a body stays on it: its ops' BatchNorm buffers are then views of one
         tensor, which the eager form's in-place running-statistics updates would break for backward (the
         routed path gives them back with :meth:`_own_buffers`, which a captured graph's copies would miss)."""
+        if self.fused_mode == "never" and not self.keep_fused:
+            return groups.capturing(x) or self._fused is not None
         return (self.fused_mode == "always" or self.keep_fused or self._fused is not None
                 or not launch_bound(x) or groups.capturing(x))
 

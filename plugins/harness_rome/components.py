@@ -412,7 +412,12 @@ class AccumulateBilevel(FirstOrderBilevel):
         """Whether this step runs its K samples as grouped passes. The network is inspected once (its
         modules do not change during a ROME search); each step only reads the bodies' fast flags."""
         c = self.config
-        if not c.group_samples or (weight_step and c.weight_clip == "per-sample"):
+        if not c.group_samples:
+            if self._bodies is None:  # the configuration of now for one-sample forwards (no sample groups)
+                self._bodies = []
+                self._route(_cell_bodies(net))
+            return False
+        if weight_step and c.weight_clip == "per-sample":
             return False
         if self._bodies is None:
             bodies = _cell_bodies(net)
