@@ -74,7 +74,7 @@ class RuntimeOptions:
     fast_cpu: bool = False
     # on the fused path, recompute each mixed-op sum's inputs in backward instead of keeping a copy of every
     # op output for it (harness.nn.fused.FusedMixed.recompute): a DARTS search step at batch 64, C=16, 8
-    # cells keeps 1.6 GiB less for backward (6.2 instead of 7.8, counted on a CPU; BENCHMARKS.md), for one
+    # cells keeps 1.4 GiB less for backward (6.4 instead of 7.8, counted on a CPU; BENCHMARKS.md), for one
     # more BatchNorm and GEMM per pass. Same math (the same operations again). Off until timed on a GPU
     fast_recompute: bool = False
     # replay each search step from a CUDA graph (harness.graphs): the kernels the eager step runs, launched

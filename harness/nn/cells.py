@@ -186,8 +186,8 @@ class SinglePathBody(CellBody):
     host decision (the sampler's host lists are never read), so the step has no host sync and can be
     captured in a CUDA graph, and its kernels are the fused cell's few large ones. It also accepts K
     sample groups (weights (K, edges, ops), ``harness.nn.groups``), which the eager path cannot. A forward
-    of one sample takes this form on a CPU and while captured; on CUDA uncaptured it runs the eager cell,
-    which is faster there (``SinglePathConfig.fused``).
+    of one sample takes this form on a CPU and while captured; on CUDA uncaptured it runs the sampled op
+    per edge (:meth:`chosen_forward`), which is faster there (``SinglePathConfig.fused``).
 
     Routed (``route_samples``, set by an optimizer that runs K sample groups, ROME's ``group_ops="chosen"``):
     on the fast path every forward runs chosen ops only. A forward of K > 1 sample groups runs, per edge,
@@ -200,7 +200,7 @@ class SinglePathBody(CellBody):
     the eager formula per sample (its scale c folded into both terms), an inactive edge a zero block.
     Compute and memory are the eager K-loop's (one op per edge and sample), kernels about (distinct ops
     chosen) per edge instead of K, and one host read per pass (the sampled ops), so such a step cannot be
-    captured in a CUDA graph. A forward of one sample runs as the eager cell."""
+    captured in a CUDA graph. A forward of one sample runs :meth:`chosen_forward`."""
 
     _fused = None
     route_samples = False

@@ -460,7 +460,8 @@ class FusedMixed:
 
     # recompute each pass's mix (its units' closing BatchNorm, their concatenation U and the weighted sum) in
     # backward instead of keeping U for it: U is a copy of every op output, 1.6 of the 7.8 GiB a DARTS search
-    # step keeps at batch 64, C=16, 8 cells (BENCHMARKS.md); the cost is that BatchNorm and GEMM once more.
+    # forward keeps at batch 64, C=16, 8 cells (6.4 with this; BENCHMARKS.md); the cost is that BatchNorm and
+    # GEMM once more.
     # Read from the body (``harness.nn.cells.set_fast(..., recompute=True)``: runtime.fast_recompute)
     @property
     def recompute(self) -> bool:
