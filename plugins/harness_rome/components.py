@@ -407,14 +407,15 @@ class AccumulateBilevel(FirstOrderBilevel):
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
 
     _bodies: list | None = None  # the net's cell bodies, if it can run sample groups at all (found once)
+    _ungrouped_routed = False  # group_samples=false: the bodies told so (once)
 
     def grouped(self, net, weight_step: bool = False) -> bool:
         """Whether this step runs its K samples as grouped passes. The network is inspected once (its
         modules do not change during a ROME search); each step only reads the bodies' fast flags."""
         c = self.config
         if not c.group_samples:
-            if self._bodies is None:  # the configuration of now for one-sample forwards (no sample groups)
-                self._bodies = []
+            if not self._ungrouped_routed:  # the configuration of now for one-sample forwards (no sample groups)
+                self._ungrouped_routed = True
                 self._route(_cell_bodies(net))
             return False
         if weight_step and c.weight_clip == "per-sample":
