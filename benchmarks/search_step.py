@@ -189,17 +189,17 @@ def main(argv=None):
         run["arch_end"] = [p.detach().clone() for p in run["net"].sampler.arch_parameters()]
 
     syncs, checked = "not checked", None
-    if args.sync_check and device.type != "cuda":
+    if args.sync_check:
+        # the fastest mode's step (graph: what it captured, since a replay cannot sync; else fast), not
+        # modes[-1], which is the eager rounding baseline under --drift-baseline
         checked = next((m for m in ("graph", "fast") if m in modes), modes[0])
+    if args.sync_check and device.type != "cuda":
         if checked == "fast" and why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell,
                                                  optimizer=opt) is None:
             checked = "graph"  # on CUDA this step would be captured: check it in the form the capture takes
         with groups.as_captured() if checked == "graph" else contextlib.nullcontext():
             syncs = _meta_sync_check(*parts(layers, "meta"), shape, args.batch, checked != "eager")
     if args.sync_check and device.type == "cuda":
-        # the fastest mode's step (graph: what it captured, since a replay cannot sync; else fast), not
-        # modes[-1], which is the eager rounding baseline under --drift-baseline
-        checked = next((m for m in ("graph", "fast") if m in runs), modes[0])
         run = runs[checked]
         opt = getattr(run["opt"], "inner", run["opt"])
         torch.cuda.set_sync_debug_mode("error")

@@ -206,7 +206,6 @@ class SinglePathBody(CellBody):
     route_samples = False
     fused_mode = "always"  # SinglePathConfig.fused (SinglePathCell sets it; "always" for a body built alone)
     keep_fused = False  # set by an optimizer that runs sample groups through the fused form (ROME's all-op pass)
-    took_fused = True  # whether the last forward on the fast path took the fused all-op form
 
     @property
     def supports_fast(self) -> bool:
@@ -218,15 +217,17 @@ class SinglePathBody(CellBody):
     def computes_every_op(self) -> bool:
         """Whether a forward computes every op of every edge (the fused path, not routed): a mixed-op
         supernet's activation memory instead of one op's per edge."""
-        return _on_fused_path(self) and not self.route_samples and self.took_fused
+        if not _on_fused_path(self) or self.route_samples:
+            return False
+        some = next(self.parameters(), None)  # the form a forward takes depends on its device
+        return some is None or self._fused_alone(some)
 
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
             if self.route_samples:  # chosen ops only: routed sample groups, or one sample as the eager cell
                 self._own_buffers()
                 return self.routed_forward(states, arch) if arch.samples != 1 else self.chosen_forward(states, arch)
-            self.took_fused = arch.samples != 1 or self._fused_alone(states[0])
-            if not self.took_fused:
+            if arch.samples == 1 and not self._fused_alone(states[0]):
                 return self.chosen_forward(states, arch)
             return self.fused_forward(states, arch)
         if arch.samples != 1:
@@ -234,18 +235,28 @@ class SinglePathBody(CellBody):
                                f"{arch.samples} (sample groups need the fast path: harness.nn.cells.set_fast)")
         return super().forward(states, arch)
 
+    def _folded_weights(self, arch: ArchWeights):
+        """The eager formula's two weights of each edge's sampled op k, its scale c (the sampler's device-side
+        active mask times the edge weight, where given) folded into both: (w[k] c, (sum_{j != k} w[j]) c),
+        each (edges,), or (K, edges) for K sample groups."""
+        w = arch.weights[self.kind]
+        chosen = w.gather(-1, arch.index[self.kind].unsqueeze(-1)).squeeze(-1)
+        bias = w.sum(-1) - chosen
+        scale = arch.active[self.kind].to(w.dtype) if arch.active is not None else None
+        if arch.edge_weights is not None:
+            ew = arch.edge_weights[self.kind]
+            scale = ew if scale is None else scale * ew
+        if scale is not None:
+            chosen, bias = chosen * scale, bias * scale
+        return chosen, bias
+
     def chosen_forward(self, states, arch: ArchWeights):
         """One sample, the sampled op of each edge (the eager cell's compute, one host read) with each edge's
         weights folded into one multiply-add, made for every edge of the cell at once:
-        out_e = op_k(x) * (w[k] c) + (sum_{j != k} w[j]) c, c = ew[e] (the eager formula, its edge weight
-        folded into both terms): per edge the op and one ``addcmul`` instead of four or five small kernels."""
-        w = arch.weights[self.kind]  # (edges, ops)
-        chosen = w.gather(-1, arch.index[self.kind].unsqueeze(-1)).squeeze(-1)  # (edges,): w[e, k_e]
-        bias = w.sum(-1) - chosen
-        if arch.edge_weights is not None:
-            ew = arch.edge_weights[self.kind]
-            chosen, bias = chosen * ew, bias * ew
-        chosen, bias = chosen.unbind(0), bias.unbind(0)
+        out_e = op_k(x) * (w[k] c) + (sum_{j != k} w[j]) c (the eager formula, its scale c folded into both
+        terms: :meth:`_folded_weights`): per edge the op and one ``addcmul`` instead of four or five small
+        kernels. An edge the sampler switched off (host_active) is skipped, as eagerly."""
+        chosen, bias = (t.unbind(0) for t in self._folded_weights(arch))  # one per edge
         index = arch.host_index[self.kind]
         active = arch.host_active[self.kind] if arch.host_active is not None else None
 
@@ -261,10 +272,9 @@ class SinglePathBody(CellBody):
         built (a captured run's warm-up), a body stays on it: its ops' BatchNorm buffers are then views of one
         tensor, which the eager form's in-place running-statistics updates would break for backward (the
         routed path gives them back with :meth:`_own_buffers`, which a captured graph's copies would miss)."""
-        if self.fused_mode == "never" and not self.keep_fused:
-            return groups.capturing(x) or self._fused is not None
-        return (self.fused_mode == "always" or self.keep_fused or self._fused is not None
-                or not launch_bound(x) or groups.capturing(x))
+        if self.keep_fused or self._fused is not None or groups.capturing(x):
+            return True
+        return self.fused_mode == "always" or (self.fused_mode == "auto" and not launch_bound(x))
 
     def fused_forward(self, states, arch: ArchWeights):
         if self._fused is None:
@@ -294,15 +304,7 @@ class SinglePathBody(CellBody):
     def routed_forward(self, states, arch: ArchWeights):
         """K sample groups, each edge's chosen ops run once per op on the samples that chose them."""
         k = arch.samples
-        w = arch.weights[self.kind]  # (K, edges, ops)
-        chosen = w.gather(-1, arch.index[self.kind].unsqueeze(-1)).squeeze(-1)  # (K, edges): w[s, e, k_s]
-        bias = w.sum(-1) - chosen
-        scale = arch.active[self.kind].to(w.dtype) if arch.active is not None else None
-        if arch.edge_weights is not None:
-            ew = arch.edge_weights[self.kind]
-            scale = ew if scale is None else scale * ew
-        if scale is not None:  # (a * ew) folded into both terms: out = op * (w_k a ew) + (sum_{j!=k} w_j) a ew
-            chosen, bias = chosen * scale, bias * scale
+        chosen, bias = self._folded_weights(arch)  # (K, edges) each
         # one tensor per edge, and each state's K blocks, taken apart once (one backward node each) rather
         # than sliced per use (a slice's backward writes a zero tensor of the whole size)
         chosen, bias = chosen.unbind(1), bias.unbind(1)

@@ -173,34 +173,29 @@ class _FusedBN:
 
 def _mix(per_image, hs, bns, n_units):
     """A pass's weighted sum: U = its unit outputs (each block's closing BatchNorm applied) side by side, then
-    (B, targets, units) @ (B, units, C*H*W). Returns it and the shape of one target's part."""
+    (B, targets, units) @ (B, units, C*H*W)."""
     outs = [bn(h) if bn is not None else h for h, bn in zip(hs, bns)]
     u_all = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
-    n = u_all.shape[0]
-    shape = (n, u_all.shape[1] // n_units) + tuple(u_all.shape[2:])
-    return torch.bmm(per_image, u_all.reshape(n, n_units, -1)), shape
+    return torch.bmm(per_image, u_all.reshape(u_all.shape[0], n_units, -1))
 
 
 def _recomputed_mix(per_image, hs, bns, n_units):
     """:func:`_mix` under activation checkpointing: backward keeps only its inputs (the BatchNorm inputs,
     which BatchNorm keeps anyway, and the weights) and runs it again, in the forward's sample groups, with
     the running statistics left alone."""
-    k, calls = groups.current(), []
-    shape = []
+    k, again = groups.current(), False
 
     def region(per_image, *hs):
-        token = _RECOMPUTING.set(bool(calls))
-        calls.append(1)
+        nonlocal again
+        token = _RECOMPUTING.set(again)
+        again = True
         try:
             with groups.sample_groups(k):
-                out, sh = _mix(per_image, hs, bns, n_units)
+                return _mix(per_image, hs, bns, n_units)
         finally:
             _RECOMPUTING.reset(token)
-        shape[:] = [sh]
-        return out
 
-    out = torch.utils.checkpoint.checkpoint(region, per_image, *hs, use_reentrant=False, preserve_rng_state=False)
-    return out, shape[0]
+    return torch.utils.checkpoint.checkpoint(region, per_image, *hs, use_reentrant=False, preserve_rng_state=False)
 
 
 FusedBatchNorm = _FusedBN  # public name: m BatchNorm2d modules as one call (plugins' own fused paths)
@@ -657,10 +652,10 @@ class FusedMixed:
             # matrix, broadcast over the block (stride 0 within it; with one sample the whole batch is a
             # view: torch.matmul would copy U transposed and the result back instead)
             per_image = a.unsqueeze(1).expand(s, n // s, *a.shape[1:]).reshape(n, *a.shape[1:])
-            if self.recompute and torch.is_grad_enabled() and self.body.training:
-                contrib, shape = _recomputed_mix(per_image, hs, bns, len(order))
-            else:
-                contrib, shape = _mix(per_image, hs, bns, len(order))
+            mix = _recomputed_mix if self.recompute and torch.is_grad_enabled() and self.body.training else _mix
+            contrib = mix(per_image, hs, bns, len(order))
+            # one target's part: the units' channels (BatchNorm keeps them) shared out, spatial dims as they are
+            shape = (n, sum(h.shape[1] for h in hs) // len(order)) + tuple(hs[0].shape[2:])
             if node_bias is not None:
                 contrib = contrib + node_bias.unsqueeze(1).expand(s, n // s, -1).reshape(n, -1, 1)
             # unbind: its backward is one stack, where a select per target costs a zero-filled copy each

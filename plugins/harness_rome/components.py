@@ -407,25 +407,22 @@ class AccumulateBilevel(FirstOrderBilevel):
         return 1.0 / self.config.samples if reduction == "mean" else 1.0
 
     _bodies: list | None = None  # the net's cell bodies, if it can run sample groups at all (found once)
-    _ungrouped_routed = False  # group_samples=false: the bodies told so (once)
+    _rerouted = False  # the bodies told the configuration of the first step (once)
 
     def grouped(self, net, weight_step: bool = False) -> bool:
         """Whether this step runs its K samples as grouped passes. The network is inspected once (its
         modules do not change during a ROME search); each step only reads the bodies' fast flags."""
         c = self.config
-        if not c.group_samples:
-            if not self._ungrouped_routed:  # the configuration of now for one-sample forwards (no sample groups)
-                self._ungrouped_routed = True
-                self._route(_cell_bodies(net))
-            return False
-        if weight_step and c.weight_clip == "per-sample":
+        if not self._rerouted:  # the configuration of now (it may have been replaced since __init__)
+            self._rerouted = True
+            self._route(_cell_bodies(net))
+        if not c.group_samples or (weight_step and c.weight_clip == "per-sample"):
             return False
         if self._bodies is None:
             bodies = _cell_bodies(net)
             able = callable(getattr(net.sampler, "sample", None)) and sample_groups.why_not(net) is None
             if able:
                 sample_groups.enable(net)  # BatchNorm2d -> SampleBatchNorm2d: the same outside sample groups
-                self._route(bodies)  # the configuration of now (it may have been replaced since __init__)
             self._bodies = bodies if able else []
         return bool(self._bodies) and all(getattr(b, "accepts_samples", False) for b in self._bodies)
 
