@@ -7,7 +7,9 @@
 #                                            # 1. darts on darts, 2. darts on nb201 (eager vs fast vs graph,
 #                                            # fp32 drift with three 1-ulp baselines, host-sync check);
 #                                            # darts with runtime.fast_recompute; a kernel profile of the
-#                                            # darts step (benchmarks/step_profile.py);
+#                                            # darts step (benchmarks/step_profile.py); the captured step in
+#                                            # other forms of the same math (benchmarks/step_variants.py,
+#                                            # darts and nb201);
 #                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
 #                                            # with the 1-ulp baseline and the sync check: issue 17;
 #                                            # ROME v2 also with optimizer.group_ops=all, EnTranNAS(-DST)
@@ -20,7 +22,8 @@
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
-#                                            # ~480 s on an H200 (projected) before packing (~160 s).
+#                                            # ~480 s on an H200 (projected) before packing (~160 s), and
+#                                            # ~60 s more for the variants items (estimated, not yet run).
 #                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
 #                                            # an earlier call's budget skipped), in the same order.
 #                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>

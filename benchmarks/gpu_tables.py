@@ -243,6 +243,19 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                 "| name | calls a step | ms a step |", "|---|---|---|"]
         out += [f"| {t['name'][:90]} | {t['calls_per_step']:.0f} | {t['ms_per_step']:.2f} |" for t in r["top"]]
         out.append("")
+    for r in (r for r in records if str(r.get("item", "")).startswith("variants")):
+        vs = r["variants"]
+        first = next(iter(vs))
+        out += [f"### The same step in other forms of the same math: {r['item']} (`benchmarks/step_variants.py`)",
+                "", f"{r['method']} on {r['space']} [{r['mode']}], batch {r['batch']}, C={r['channels']}, "
+                f"{r['layers']} cells, {r['device']}; median of {r['steps']} steps; `{r['command']}`", "",
+                f"| variant | ms a step | peak GiB | speedup vs {first} |", "|---|---|---|---|"]
+        out += [f"| {name} | {v['ms_per_step_median']:.1f} | {_fmt(v.get('peak_mem_gib'), '.2f')} | "
+                f"{v['vs_first']:.2f}x |" for name, v in vs.items()]
+        best = min(vs, key=lambda name: vs[name]["ms_per_step_median"])
+        out += ["", f"Fastest: {best} ({vs[best]['ms_per_step_median']:.1f} ms)."
+                + ("" if best == first else f" Its settings: {vs[best]['settings']} (harness.nn.fused, or the "
+                   "memory format)."), ""]
     if f64:
         out += ["### Each float32 mode against the float64 step (`benchmarks/drift_vs_float64.py`)", "",
                 "| item | batch, C, cells | mode | loss relative error per step | largest parameter relative "

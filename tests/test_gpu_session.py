@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts", "rome-v2 darts", "rome-v2 darts all", "entrannas darts",
+PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "variants darts darts",
+            "variants darts nb201", "gdas darts", "rome-v2 darts", "rome-v2 darts all", "entrannas darts",
             "entrannas darts device", "darts-2nd darts", "single-darts darts", "darts-pt-fixed-alpha darts",
             "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts", "e2e graph",
             "e2e eager", "f64 rome-v2", "packing"]
@@ -49,6 +50,13 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     prof = lines[PRIORITY.index("profile darts darts")]  # on a CPU the operators' own times, largest first
     assert prof["top"] and prof["what"].startswith("operators") and prof["summed_ms_per_step"] > 0
     assert prof["top"][0]["ms_per_step"] >= prof["top"][-1]["ms_per_step"]
+    variants = lines[PRIORITY.index("variants darts darts")]  # the same step in other forms, timed side by side
+    assert variants["mode"] == "fast" and set(variants["variants"]) == {
+        "default", "no-merge", "pw-matmul", "no-merge+pw-matmul", "channels-last"}
+    assert all(v["ms_per_step_median"] > 0 for v in variants["variants"].values())
+    first = variants["variants"]["default"]["losses"][0]  # same net, data and seed: the first loss to rounding
+    assert all(abs(v["losses"][0] - first) < 1e-4 * first for v in variants["variants"].values()), variants
+    assert list(lines[PRIORITY.index("variants darts nb201")]["variants"]) == ["default", "pw-matmul", "channels-last"]
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
     assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 7

@@ -165,3 +165,14 @@ def test_files_from_before_the_capture_and_sync_fixes_are_not_judged_on_them():
     text = gpu_tables.tables([new, rc], source="x/all.jsonl")
     assert "| darts darts recompute: at most 85 ms per step | 120.0 ms (graph) | no |" in text
     assert "| darts darts recompute: peak memory at most 7.35 GiB | 7.00 GiB (graph) | yes |" in text
+
+
+def test_variants_table_names_the_fastest_form():
+    rec = {"item": "variants darts darts", "method": "darts", "space": "darts", "mode": "graph", "batch": 64,
+           "channels": 16, "layers": 8, "device": "cuda:H", "steps": 10, "command": "python benchmarks/step_variants.py",
+           "variants": {"default": {"ms_per_step_median": 115.8, "peak_mem_gib": 8.3, "vs_first": 1.0, "settings": {}},
+                        "no-merge": {"ms_per_step_median": 90.0, "peak_mem_gib": 8.1, "vs_first": 1.287,
+                                     "settings": {"MERGE_KERNEL": 0}}}}
+    text = gpu_tables.tables([rec])
+    assert "| no-merge | 90.0 | 8.10 | 1.29x |" in text
+    assert "Fastest: no-merge (90.0 ms). Its settings: {'MERGE_KERNEL': 0}" in text

@@ -214,7 +214,10 @@ def relu_conv_bn_jointly(blocks: Sequence[nn.Module], xs: Sequence[torch.Tensor]
     grouped convolution and one BatchNorm call: their outputs side by side in channels (``bn`` holds the
     blocks' BatchNorm modules, in order)."""
     h = F.relu(torch.cat(list(xs), dim=1))
-    return bn(F.conv2d(h, _cat([b[1].weight for b in blocks]), None, 1, 0, 1, len(blocks)))
+    weight = _cat([b[1].weight for b in blocks])
+    if POINTWISE_MATMUL:
+        return bn(_pointwise(h, weight, len(blocks)))
+    return bn(F.conv2d(h, weight, None, 1, 0, 1, len(blocks)))
 
 
 def joint_relu_conv_bn_ok(blocks: Sequence[nn.Module]) -> bool:
@@ -276,6 +279,23 @@ def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
 
 
 MERGE_KERNEL = 5  # depthwise kernels smaller than this (3x3) join the 5x5 groups of the same chain shape
+
+# How the fused chains compute, two forms of the same math whose speed only a GPU can rank (the captured
+# DARTS step took 115.8 ms on an H200 against a 23 ms traffic floor, BENCHMARKS.md): a widened 5x5
+# depthwise conv does 25 taps where a 3x3 unit needs 9 (its weight gradient reads the activations once per
+# tap), and a grouped 1x1 conv goes to cuDNN where a batched matrix product goes to cuBLAS.
+# ``benchmarks/step_variants.py`` times the step with each (variants "no-merge": MERGE_KERNEL = 0, no
+# widening; "pw-matmul": POINTWISE_MATMUL = True); the defaults stay until a GPU has ranked them.
+POINTWISE_MATMUL = False
+
+
+def _pointwise(h: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """A 1x1 convolution (stride 1, no padding) with ``groups`` groups as one batched matrix product:
+    (g, out/g, in/g) @ (B, g, in/g, H*W) -> (B, out, H, W)."""
+    n, c, hh, ww = h.shape
+    w = weight.view(groups, weight.shape[0] // groups, c // groups)
+    return torch.matmul(w, h.reshape(n, groups, c // groups, hh * ww)).view(n, weight.shape[0], hh, ww)
+
 
 
 def _widened(desc: tuple) -> tuple:
@@ -353,6 +373,8 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
             weight = _conv_weight([layers[li].weight for layers in group.layers], desc[4])
             if conv_kind == "dw":
                 h = F.conv2d(_repeat(h, m) if shared else h, weight, None, stride, padding, dilation, m * c_in)
+            elif POINTWISE_MATMUL and desc[4] == (1, 1) and stride == (1, 1) and padding == (0, 0):
+                h = _pointwise(h, weight, 1 if shared else m)
             else:
                 h = F.conv2d(h, weight, None, stride, padding, dilation, 1 if shared else m)
             shared = False
