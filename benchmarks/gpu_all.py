@@ -49,8 +49,8 @@ def items(tiny: bool):
     """(estimate_s, label, kind, args) in priority order. Estimates: each item's time on the H200 of
     2026-12-04 (benchmarks/results/2026-12-04-gpu/all.jsonl, ``item_s``) at the sizes below, times about
     1.3, so that an item is not cut in the middle; about 480 s in all there (projected, with the recompute
-    and profile items; the variants items, added since, estimated at about 60 s and not yet run: within the
-    default budget they push the end-to-end and float64 items out), packing (~160 s) only if the items before it took less than their estimates (else
+    and profile items; the variants items, added since, about 60 s more by estimate, come after the items
+    issue 12 asks for, so a tight budget skips them and the float64 check first), packing (~160 s) only if the items before it took less than their estimates (else
     `gpu_session.sh packing` takes it on its own)."""
     size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
     mid, few, warm = ("2", "1", "1") if tiny else ("15", "6", "5")
@@ -67,14 +67,7 @@ def items(tiny: bool):
                                                   *step, "--set", "runtime.fast_recompute=true"]),
            # issue 12: which kernels hold DARTS's step (115.8 ms captured against a 23 ms traffic floor)
            (40, "profile darts darts", "profile", ["--method", "darts", "--space", "darts", *size, "--top", "25",
-                                                   "--steps", "1" if tiny else "3", "--warmup", warm]),
-           # issue 12: the same step in other forms of the same math (no widened depthwise kernels, 1x1 convs as
-           # a batched matrix product, channels_last), captured: which kernels the fused cell should take
-           (55, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
-                                                     "--steps", "1" if tiny else "10", "--warmup", warm]),
-           (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
-                                                     "--variants", "default,pw-matmul,channels-last",
-                                                     "--steps", "1" if tiny else "10", "--warmup", warm])]
+                                                   "--steps", "1" if tiny else "3", "--warmup", warm])]
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
     est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 45}
@@ -101,6 +94,14 @@ def items(tiny: bool):
             "--set", f"eval.max_train_images={256 if tiny else 2000}"]
     out += [(30, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
             (60, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false"])]
+    # issue 12: the captured DARTS step in other forms of the same math (no widened depthwise kernels, 1x1
+    # convs as a batched matrix product, channels_last): which kernels the fused cell should take. After the
+    # items issue 12 asks `all` for (a tight budget skips these first), before the diagnostics
+    out += [(55, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
+                                                      "--steps", "1" if tiny else "10", "--warmup", warm]),
+            (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
+                                                      "--variants", "default,pw-matmul,channels-last",
+                                                      "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
     out += [(25, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",

@@ -19,7 +19,9 @@ A plugin builds its components from these and from nothing in another plugin::
 * running several sampled architectures as one pass (issue 17): the module :mod:`sample_groups`
   (``harness.nn.groups``), :func:`exponential_like` (noise drawn in a caller's order), :func:`deferred`
   (host lists copied from the device only if a cell reads them) and :func:`fill_unused_grads` (every weight
-  steps, as the reference code's ``zero_grad()`` makes it).
+  steps, as the reference code's ``zero_grad()`` makes it);
+* :func:`clip_grad_norm`: ``torch.nn.utils.clip_grad_norm_``'s 2-norm clipping without a host call per
+  gradient (what a launch-bound GPU step pays for a supernet's ~1,400 gradients).
 
 Names here are the public API: they keep their meaning across minor versions of nas-harness.
 """
@@ -31,6 +33,7 @@ from harness.nn.bilevel import (
     SecondOrderBilevel,
     SingleLevel,
     SingleLevelConfig,
+    clip_grad_norm,
     fill_unused_grads,
 )
 from harness.nn.cells import (
@@ -63,6 +66,6 @@ __all__ = [
     "AlphaSampler", "BilevelConfig", "CellBody", "FirstOrderBilevel", "GumbelConfig", "GumbelSampler",
     "MixedBody", "MixedCell", "MixedConfig", "PartialConfig", "PartialMixedBody", "PartialMixedCell",
     "SecondOrderBilevel", "SingleLevel", "SingleLevelConfig", "SinglePathBody", "SinglePathCell",
-    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "channel_shuffle", "deferred",
+    "SinglePathConfig", "SoftmaxConfig", "SoftmaxSampler", "Supernet", "channel_shuffle", "clip_grad_norm", "deferred",
     "exponential_like", "fill_unused_grads", "gumbel_hard", "sample_groups", "set_fast",
 ]

@@ -66,6 +66,7 @@ from harness.blocks import (
     BilevelConfig,
     FirstOrderBilevel,
     GumbelSampler,
+    clip_grad_norm,
     deferred,
     exponential_like,
     fill_unused_grads,
@@ -499,7 +500,7 @@ class AccumulateBilevel(FirstOrderBilevel):
         if self.grouped(net, weight_step=True):
             total, correct = self._grouped_backward(net, train, scale, arch_step=False)
             fill_unused_grads(self.w_params)
-            nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+            clip_grad_norm(self.w_params, self.config.grad_clip)
             self.w_opt.step()
             return total / k, correct / k
         per_sample = self.config.weight_clip == "per-sample"
@@ -509,7 +510,7 @@ class AccumulateBilevel(FirstOrderBilevel):
             loss = F.cross_entropy(logits, train.y)
             (loss * scale).backward(inputs=self.w_params)
             if per_sample:  # clip this sample's gradient alone, then add it to the sum
-                nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+                clip_grad_norm(self.w_params, self.config.grad_clip)
                 grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.w_params]
                 summed = grads if summed is None else torch._foreach_add(summed, grads)
                 self.w_opt.zero_grad(set_to_none=True)
@@ -521,7 +522,7 @@ class AccumulateBilevel(FirstOrderBilevel):
                 p.grad = g
         else:
             fill_unused_grads(self.w_params)  # a weight none of the K samples used: decay and momentum apply
-            nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+            clip_grad_norm(self.w_params, self.config.grad_clip)
         self.w_opt.step()
         return total / k, correct / k  # mean over the K sampled architectures
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from harness.api import ArchWeights, Batch, MethodInfo, Reported
-from harness.blocks import BilevelConfig, FirstOrderBilevel
+from harness.blocks import BilevelConfig, FirstOrderBilevel, clip_grad_norm
 from harness.plugins import hookimpl
 
 PAPER = ("Chen, Hsieh. Stabilizing Differentiable Architecture Search via Perturbation-based Regularization. "
@@ -123,7 +122,7 @@ class SmoothBilevel(FirstOrderBilevel):
         logits = net(train.x, arch=ArchWeights(weights=weights))
         loss = F.cross_entropy(logits, train.y)
         loss.backward(inputs=self.w_params)
-        nn.utils.clip_grad_norm_(self.w_params, self.config.grad_clip)
+        clip_grad_norm(self.w_params, self.config.grad_clip)
         self.w_opt.step()
         return loss.detach(), (logits.detach().argmax(dim=1) == train.y).sum()
 
