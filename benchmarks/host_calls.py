@@ -59,8 +59,10 @@ def launches(name: str) -> bool:
     if base in NO_LAUNCH or base in search_step.NO_KERNEL:
         return False
     packet = getattr(torch.ops.aten, base, None)
-    overload = getattr(packet, "default", None) if packet is not None else None
-    return not (overload is not None and overload.is_view)
+    if packet is None:
+        return True
+    # a view under any overload ('slice' has only slice.Tensor, 'select' select.int, ...)
+    return not any(getattr(packet, name).is_view for name in packet.overloads())
 
 
 def main(argv=None) -> dict:

@@ -64,6 +64,15 @@ def test_fill_unused_grads_gives_zero_gradients_of_each_shape_and_keeps_the_othe
     # the optimizer's in-place update (clipping scales every gradient) touches each weight's own part only
     filled[0].add_(1.0)
     assert not filled[1].any() and not filled[2].any()
+    # the next step hands out the same tensors again (made once), zeroed again whatever was done to them
+    for p in ps:
+        p.grad = None
+    fill_unused_grads(ps)
+    assert all(not p.grad.any() for p in ps) and ps[1].grad is filled[0]
+    # a weight moved to another dtype since gets a zero of its own dtype
+    ps[2].data, ps[2].grad = ps[2].data.double(), None
+    fill_unused_grads(ps)
+    assert ps[2].grad.dtype == torch.float64 and not ps[2].grad.any() and ps[2].grad.shape == ps[2].shape
 
 
 def test_host_calls_counts_the_operators_a_caller_makes_not_the_ones_nested_inside():

@@ -40,17 +40,38 @@ def fill_unused_grads(params) -> None:
     code: ``optimizer.zero_grad()`` there (PyTorch 1.x) leaves zeros, not None, so xautodl's GDAS decays
     and moves an op's weights on steps that did not sample it (issue 17). It also makes a single-path
     cell's eager path (unchosen ops are not in the graph) and its fast path (every op runs, the unchosen
-    ones weighted by exact zeros) the same optimizer step. A host-side check of ``.grad is None``: no sync."""
-    missing: dict[tuple, list] = {}
-    for p in params:  # the zeros: views of one buffer per device and dtype (one fill kernel in all)
-        if p.grad is None:
-            missing.setdefault((p.device, p.dtype), []).append(p)
-    for (device, dtype), ps in missing.items():
+    ones weighted by exact zeros) the same optimizer step. A host-side check of ``.grad is None``: no sync.
+
+    Each weight's zero gradient is made once (views of one buffer) and kept on the parameter; a step zeroes
+    the ones it hands out in one multi-tensor call (the optimizer may have scaled them in place since) and
+    assigns them: no allocation and no operator call per weight, where a DARTS-space single-path step
+    leaves about 1,200 weights without a gradient and a launch-bound GPU step pays for every host call."""
+    missing = [p for p in params if p.grad is None]
+    if not missing:
+        return
+    fresh: dict[tuple, list] = {}
+    kept = []
+    for p in missing:
+        z = p.__dict__.get(_ZERO_GRAD)
+        if z is None or z.shape != p.shape:
+            fresh.setdefault((p.device, p.dtype), []).append(p)
+        else:
+            kept.append(z)
+    if kept:
+        torch._foreach_zero_(kept)
+    for (device, dtype), ps in fresh.items():  # first use (or a reshaped weight): one buffer, one fill
         sizes = [p.numel() for p in ps]
-        # one split for all the pieces, not a slice each: a DARTS-space single-path step leaves about 1,200
-        # weights without a gradient, and each host call costs a launch-bound GPU step time
         for p, piece in zip(ps, torch.zeros(sum(sizes), device=device, dtype=dtype).split(sizes)):
-            p.grad = piece.view(p.shape)
+            p.__dict__[_ZERO_GRAD] = piece.view(p.shape)
+    for p in missing:
+        try:
+            p.grad = p.__dict__[_ZERO_GRAD]
+        except RuntimeError:  # the weight moved to another device or dtype since: a zero of its own
+            p.__dict__[_ZERO_GRAD] = torch.zeros_like(p)
+            p.grad = p.__dict__[_ZERO_GRAD]
+
+
+_ZERO_GRAD = "_harness_zero_grad"  # a parameter's zero gradient, kept by fill_unused_grads
 
 
 def clip_grad_norm(params, max_norm: float) -> torch.Tensor:
