@@ -145,3 +145,27 @@ def test_chosen_ops_after_the_fused_path_was_built():
     finally:
         torch.set_default_dtype(torch.float32)
     assert max(abs(a - b) / abs(a) for a, b in zip(*results)) < 1e-12
+
+
+@pytest.mark.parametrize("sets", [{"group_ops": "chosen"}, {"group_ops": "chosen", "group_samples": False}])
+def test_cells_whose_nodes_edges_are_not_consecutive_weight_each_edge_alone(sets, monkeypatch):
+    """A cell type whose edges into a node are not listed one after another cannot weight a node's edges with
+    one product (SinglePathBody._node_ranges is None): the K-sample pass and the one-sample chosen form
+    (cell.fused=never) then weight each edge with a multiply-add, the same math (float64, 2 steps, against
+    the eager K-loop, BatchNorm running statistics included)."""
+    monkeypatch.setattr(SinglePathBody, "_node_ranges", lambda self: None)
+    monkeypatch.setattr(SinglePathBody, "_fused_alone", lambda self, x: False)  # one sample: the chosen form
+    calls = []
+    real = SinglePathBody.chosen_forward if "group_samples" in sets else SinglePathBody.routed_forward
+    name = "chosen_forward" if "group_samples" in sets else "routed_forward"
+    monkeypatch.setattr(SinglePathBody, name, lambda self, *a: calls.append(1) or real(self, *a))
+    torch.set_default_dtype(torch.float64)
+    try:
+        le, se, _ = _run("rome-v2", "darts", False, steps=2)
+        lc, sc, _ = _run("rome-v2", "darts", True, steps=2, **sets)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert calls  # the form under test ran
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, lc)) < 1e-12
+    worst, key = _worst(se, sc)
+    assert worst < 1e-12, key

@@ -366,36 +366,71 @@ class SinglePathBody(CellBody):
         self._fused = None
 
     def routed_forward(self, states, arch: ArchWeights):
-        """K sample groups, each edge's chosen ops run once per op on the samples that chose them."""
+        """K sample groups, each edge's chosen ops run once per op on the samples that chose them; each
+        node's edges weighted per sample and summed by one batched matrix product (as :meth:`chosen_forward`
+        does for one sample): node[s] = b_node[s] + [w_e c_e][s] @ [op_e(x)[s]]_e."""
         k = arch.samples
         chosen, bias = self._folded_weights(arch)  # (K, edges) each
-        # one tensor per edge, and each state's K blocks, taken apart once (one backward node each) rather
-        # than sliced per use (a slice's backward writes a zero tensor of the whole size)
-        chosen, bias = chosen.unbind(1), bias.unbind(1)
         index = arch.host_index[self.kind]  # the one host read of the pass (shared by every cell)
         active = arch.host_active[self.kind] if arch.host_active is not None else None
+        ranges = self._node_ranges()
+        states = list(states)
+        # each state's K blocks, taken apart once (one backward node each) rather than sliced per use (a
+        # slice's backward writes a zero tensor of the whole size)
         blocks: dict[int, tuple] = {}
 
-        def edge(e, x, _):
+        def pieces(e, x):
             src = self.spec.edges[e][0]
             if src not in blocks:
                 blocks[src] = x.split(x.shape[0] // k)
-            return self._routed_edge(e, x, blocks[src], [row[e] for row in index],
-                                     None if active is None else [row[e] for row in active], chosen[e], bias[e])
+            return self._routed_pieces(e, x, blocks[src], [row[e] for row in index],
+                                       None if active is None else [row[e] for row in active])
 
-        return super().forward(states, arch, edge=edge)
+        if ranges is None:  # nodes whose edges are not consecutive: a multiply-add per edge
+            chosen, bias = chosen.unbind(1), bias.unbind(1)
 
-    def _routed_edge(self, e, x, blocks, ops, on, chosen, bias):
+            def edge(e, x, _):
+                out = pieces(e, x)
+                if out is None:
+                    return None
+                like = next(t for t in out if t is not None)
+                whole = torch.cat([like.new_zeros(like.shape) if t is None else t for t in out])
+                shape = (k,) + (1,) * whole.dim()
+                whole = torch.addcmul(bias[e].reshape(shape), whole.view(k, -1, *whole.shape[1:]),
+                                      chosen[e].reshape(shape))
+                return whole.view(-1, *whole.shape[2:])
+
+            return super().forward(states, arch, edge=edge)
+        weights = chosen.split([hi - lo for lo, hi in ranges], dim=1)
+        node_bias = (bias @ self._incidence(bias)).unbind(1)  # (K,) per node
+        zero = None
+        for d, (lo, hi) in enumerate(ranges):
+            outs = [pieces(e, states[self.spec.edges[e][0]]) for e in range(lo, hi)]
+            like = next((t for out in outs if out is not None for t in out if t is not None), None)
+            if like is None:  # no sample keeps any edge into this node
+                raise RuntimeError(f"node {len(states)} of a {self.kind} cell has no active input edge")
+            gaps = any(out is None or any(t is None for t in out) for out in outs)
+            if gaps and (zero is None or zero.shape != like.shape):  # one zero block for the cell
+                zero = like.new_zeros(like.shape)
+            # sample-major, then edge: Y[s, e] = edge e's output for sample s (zeros where s keeps no e)
+            y = torch.cat([zero if outs[i] is None or outs[i][s] is None else outs[i][s]
+                           for s in range(k) for i in range(hi - lo)])
+            node = torch.baddbmm(node_bias[d].view(k, 1, 1), weights[d].unsqueeze(1), y.view(k, hi - lo, -1))
+            states.append(node.view(k * like.shape[0], *like.shape[1:]))
+        return states
+
+    def _routed_pieces(self, e, x, blocks, ops, on):
         """Edge e over K sample blocks (``blocks``: x split per sample): ``ops[s]`` is sample s's op,
-        ``on[s]`` whether it keeps the edge; ``chosen``/``bias`` (K,) the folded weights."""
+        ``on[s]`` whether it keeps the edge. Each sample's op output (None where it does not keep the
+        edge), or None if no sample keeps it."""
         k = len(blocks)
         by_op: dict[int, list[int]] = {}
         for s in range(k):
             if on is None or on[s]:
                 by_op.setdefault(ops[s], []).append(s)
-        if not by_op:  # no sample keeps this edge
+        if not by_op:
             return None
-        out: list = [None] * k  # each sample's op output
+        out: list = [None] * k
         for j in sorted(by_op):
             members = by_op[j]
             xin = x if len(members) == k else blocks[members[0]] if len(members) == 1 else \
@@ -405,18 +440,7 @@ class SinglePathBody(CellBody):
             m = y.shape[0] // len(members)  # output rows per sample (the same for every op of the edge)
             for s, part in zip(members, y.split(m) if len(members) > 1 else (y,)):
                 out[s] = part
-        if len(by_op) == 1 and len(members) == k:
-            whole = y  # every sample chose the same op: already in sample order
-        else:
-            zero = None
-            for s in range(k):
-                if out[s] is None:  # sample s does not keep the edge: zero (times zero weights below)
-                    zero = zero if zero is not None else y.new_zeros((m, *y.shape[1:]))
-                    out[s] = zero
-            whole = torch.cat(out)
-        shape = (k,) + (1,) * whole.dim()
-        whole = torch.addcmul(bias.reshape(shape), whole.view(k, m, *whole.shape[1:]), chosen.reshape(shape))
-        return whole.view(k * m, *whole.shape[2:])
+        return out
 
     def edge_forward(self, e, x, arch: ArchWeights):
         if arch.host_active is not None and not arch.host_active[self.kind][e]:

@@ -73,7 +73,7 @@ def main() -> None:
         pred = a * la + b * ot
         print(f"| {name} | {ms:.1f} | {la:,.0f} | {ot:,.0f} | {1000 * ms / (la + ot):.1f} | {pred:.1f} | "
               f"{pred / ms:.2f} | {why} |")
-    extra = [json.loads(Path(p).read_text()) for p in sys.argv[1:]]
+    extra = [r for r in (json.loads(Path(p).read_text()) for p in sys.argv[1:]) if "calls" in r]  # host_calls.py's
     if extra:
         print("\nPredicted (no H200 figure):\n\n| step | launching | other | fit ms |\n|---|---|---|---|")
         for c in extra:
