@@ -21,7 +21,6 @@ Default sizes are tiny (batch 4, C=4, 3 cells, 16x16 random inputs): float64 on 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -109,10 +108,7 @@ def main(argv=None) -> dict:
            "device": device_name(device),
            "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
            "modes": results}
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    return search_step.write_json(out, args.json)
 
 
 if __name__ == "__main__":

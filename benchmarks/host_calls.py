@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import platform
 import shlex
 import sys
@@ -124,10 +123,7 @@ def main(argv=None) -> dict:
           f"(mean of {n} steps; torch {torch.__version__})")
     for k, v in calls.most_common(args.top):
         print(f"  {v / n:8.1f}  {k}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    return search_step.write_json(out, args.json)
 
 
 if __name__ == "__main__":

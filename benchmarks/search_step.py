@@ -310,8 +310,13 @@ def main(argv=None):
                   f"{[d[2] for d in draws]})")
     out = {**base, **({"modes": results} if args.compare else {"mode": modes[0], **results[modes[0]]})}
     print(json.dumps(out))
-    if args.json:
-        with open(args.json, "w") as fh:
+    return write_json(out, args.json)
+
+
+def write_json(out: dict, path: str | None) -> dict:
+    """``out`` written to ``path`` (the scripts' ``--json``), if given; returns ``out``."""
+    if path:
+        with open(path, "w") as fh:
             json.dump(out, fh, indent=2)
     return out
 

@@ -14,7 +14,6 @@ time, whose difference is what launches and host work add uncaptured).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -94,10 +93,7 @@ def main(argv=None) -> dict:
            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
            "wall_ms_per_step": round(wall_ms, 2), "summed_ms_per_step": round(total, 2), "what": what,
            "top": [{**r, "ms_per_step": round(r["ms_per_step"], 3)} for r in rows[:args.top]]}
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    return search_step.write_json(out, args.json)
 
 
 if __name__ == "__main__":

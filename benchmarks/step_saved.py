@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import platform
 import shlex
 import sys
@@ -75,10 +74,7 @@ def main(argv=None) -> dict:
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
            "layers": layers, "sets": args.sets, "torch": torch.__version__, "python": platform.python_version(),
            "date": time.strftime("%Y-%m-%d"), "modes": results}
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    return search_step.write_json(out, args.json)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import shlex
 import sys
@@ -109,10 +108,7 @@ def main(argv=None) -> dict:
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
            "layers": layers, "sets": args.sets, "as_captured": args.as_captured, "torch": torch.__version__,
            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "modes": results}
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    return search_step.write_json(out, args.json)
 
 
 def _bytes(values) -> int:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import shlex
 import statistics
@@ -159,10 +158,7 @@ def main(argv=None) -> dict:
     for name, r in results.items():
         peak = "-" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f}"
         print(f"| {name} | {r['ms_per_step_median']:.1f} | {r['ms_per_step_min']:.1f} | {peak} | {r['vs_first']:.2f}x |")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
-    return out
+    return search_step.write_json(out, args.json)
 
 
 if __name__ == "__main__":
