@@ -391,9 +391,9 @@ class SinglePathBody(CellBody):
 
             def edge(e, x, _):
                 out = pieces(e, x)
-                if out is None:
+                like = next((t for t in out if t is not None), None)
+                if like is None:  # no sample keeps this edge
                     return None
-                like = next(t for t in out if t is not None)
                 whole = torch.cat([like.new_zeros(like.shape) if t is None else t for t in out])
                 shape = (k,) + (1,) * whole.dim()
                 whole = torch.addcmul(bias[e].reshape(shape), whole.view(k, -1, *whole.shape[1:]),
@@ -406,30 +406,26 @@ class SinglePathBody(CellBody):
         zero = None
         for d, (lo, hi) in enumerate(ranges):
             outs = [pieces(e, states[self.spec.edges[e][0]]) for e in range(lo, hi)]
-            like = next((t for out in outs if out is not None for t in out if t is not None), None)
+            like = next((t for out in outs for t in out if t is not None), None)
             if like is None:  # no sample keeps any edge into this node
                 raise RuntimeError(f"node {len(states)} of a {self.kind} cell has no active input edge")
-            gaps = any(out is None or any(t is None for t in out) for out in outs)
+            gaps = any(t is None for out in outs for t in out)
             if gaps and (zero is None or zero.shape != like.shape):  # one zero block for the cell
                 zero = like.new_zeros(like.shape)
             # sample-major, then edge: Y[s, e] = edge e's output for sample s (zeros where s keeps no e)
-            y = torch.cat([zero if outs[i] is None or outs[i][s] is None else outs[i][s]
-                           for s in range(k) for i in range(hi - lo)])
+            y = torch.cat([zero if outs[i][s] is None else outs[i][s] for s in range(k) for i in range(hi - lo)])
             node = torch.baddbmm(node_bias[d].view(k, 1, 1), weights[d].unsqueeze(1), y.view(k, hi - lo, -1))
             states.append(node.view(k * like.shape[0], *like.shape[1:]))
         return states
 
     def _routed_pieces(self, e, x, blocks, ops, on):
         """Edge e over K sample blocks (``blocks``: x split per sample): ``ops[s]`` is sample s's op,
-        ``on[s]`` whether it keeps the edge. Each sample's op output (None where it does not keep the
-        edge), or None if no sample keeps it."""
+        ``on[s]`` whether it keeps the edge. Each sample's op output, None where it does not keep the edge."""
         k = len(blocks)
         by_op: dict[int, list[int]] = {}
         for s in range(k):
             if on is None or on[s]:
                 by_op.setdefault(ops[s], []).append(s)
-        if not by_op:
-            return None
         out: list = [None] * k
         for j in sorted(by_op):
             members = by_op[j]
