@@ -71,16 +71,19 @@ def items(tiny: bool):
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
     est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 45}
+    # TINY: ROME with K=3 samples (its grouped and routed passes are the same code; the CPU check stays under
+    # a minute)
+    k3 = ["--set", "optimizer.samples=3"] if tiny else []
     out += [(est.get(m, 20), f"{m} darts", "step",
              ["--method", m, "--space", "darts", "--steps", few, *step,
-              *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else [])])
+              *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else []), *(k3 if m.startswith("rome") else [])])
             for m in OTHER_METHODS]
     # ROME's default (optimizer.group_ops=auto: on CUDA the chosen-op pass, one host read per pass, no CUDA
     # graph) and right after it its all-op pass (no host read, capturable): which of the two (or eager) wins
     rome = [label for _, label, _, _ in out].index("rome-v2 darts")
     out.insert(rome + 1, (45, "rome-v2 darts all", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                           "--sync-check", "--set", "optimizer.group_ops=all"]))
+                           "--sync-check", "--set", "optimizer.group_ops=all", *k3]))
     # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
     # default, derives on the device only in the captured step, on the host otherwise)
     for m in ("entrannas", "entrannas-dst"):
@@ -97,10 +100,13 @@ def items(tiny: bool):
     # issue 12: the captured DARTS step in other forms of the same math (no widened depthwise kernels, 1x1
     # convs as a batched matrix product, channels_last): which kernels the fused cell should take. After the
     # items issue 12 asks `all` for (a tight budget skips these first), before the diagnostics
+    # (TINY: two forms each, both switches and the memory format exercised, so the CPU check stays under a minute)
     out += [(55, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
+                                                      *(["--variants", "default,no-merge+pw-matmul"] if tiny else []),
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
-                                                      "--variants", "default,pw-matmul,channels-last",
+                                                      "--variants", "default,channels-last" if tiny else
+                                                      "default,pw-matmul,channels-last",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
