@@ -12,7 +12,6 @@ from torch import nn
 from harness.api import ArchWeights, CellSpec
 from harness.nn import groups
 from harness.nn.fused import FusedMixed
-from harness.nn.ops import Zero
 
 
 class CellBody(nn.Module):
@@ -258,51 +257,14 @@ class SinglePathBody(CellBody):
             node = sum_e (op_e(x) * (w[k] c) + (sum_{j != k} w[j]) c)  =  b_node + [w_e c_e]_e @ [op_e(x)]_e
 
         (the eager formula, the edge's scale c folded into both terms: :meth:`_folded_weights`; b_node the
-        node's summed second terms, for the whole cell in one product). Per node the stacked op outputs and
-        one ``addmm`` (its backward three kernels), instead of a multiply-add per edge (four kernels back)
-        and the adds between them: GDAS on darts about 800 fewer kernels a step. An edge the sampler
-        switched off (host_active), or whose sampled op is ``none``, stacks zeros: its weight multiplies
-        zeros, as the eager cell's ``none`` output does (an off edge's weights are zero by its scale)."""
-        ranges = self._node_ranges()
+        node's summed second terms, for the whole cell in one product): per node the op outputs side by side
+        and one matrix product (its backward three kernels), instead of a multiply-add per edge (four kernels
+        back) and the adds between them. An edge the sampler switched off (host_active) adds zeros. The
+        routed pass of one sample group (:meth:`routed_forward`)."""
+        active = arch.host_active[self.kind] if arch.host_active is not None else None
         chosen, bias = self._folded_weights(arch)  # (edges,) each
-        if ranges is None:  # a cell whose nodes' edges are not consecutive: a multiply-add per edge
-            return self._chosen_per_edge(states, arch, chosen, bias)
-        index = arch.host_index[self.kind]
-        active = arch.host_active[self.kind] if arch.host_active is not None else None
-        sizes = [hi - lo for lo, hi in ranges]
-        weights = chosen.split(sizes)  # one backward node for all of them (a slice each would zero-fill)
-        node_bias = (bias @ self._incidence(bias)).unbind(0)
-        states = list(states)
-        zeros = None
-        for d, (lo, hi) in enumerate(ranges):
-            if active is not None and not any(active[lo:hi]):
-                raise RuntimeError(f"node {len(states)} of a {self.kind} cell has no active input edge")
-            ys = []
-            for e in range(lo, hi):
-                op = self.ops[e][index[e]]
-                if (active is not None and not active[e]) or isinstance(op, Zero):
-                    ys.append(None)
-                else:
-                    ys.append(op(states[self.spec.edges[e][0]]))
-            if zeros is None and any(y is None for y in ys):
-                like = next((y for y in ys if y is not None), None)
-                zeros = torch.zeros_like(like if like is not None else self._node_like(states))
-            ys = [zeros if y is None else y for y in ys]
-            y = torch.stack(ys).view(len(ys), -1)
-            states.append(torch.addmm(node_bias[d], weights[d].unsqueeze(0), y).view(ys[0].shape))
-        return states
-
-    def _chosen_per_edge(self, states, arch: ArchWeights, chosen, bias):
-        chosen, bias = chosen.unbind(0), bias.unbind(0)  # one per edge
-        index = arch.host_index[self.kind]
-        active = arch.host_active[self.kind] if arch.host_active is not None else None
-
-        def edge(e, x, _):
-            if active is not None and not active[e]:
-                return None
-            return torch.addcmul(bias[e], self.ops[e][index[e]](x), chosen[e])
-
-        return super().forward(states, arch, edge=edge)
+        return self._routed(states, [arch.host_index[self.kind]], None if active is None else [active],
+                            chosen.unsqueeze(0), bias.unsqueeze(0), arch)
 
     def _node_ranges(self) -> list[tuple[int, int]] | None:
         """Each node's incoming edges as a range (lo, hi) of edge indices, or None if some node's are not
@@ -325,11 +287,6 @@ class SinglePathBody(CellBody):
                 inc[e, dst - self.spec.n_inputs] = 1.0
             cache[key] = inc.to(device=like.device, dtype=like.dtype)
         return cache[key]
-
-    def _node_like(self, states) -> torch.Tensor:
-        """A tensor of an intermediate node's shape: the first input, strided as its edges are."""
-        s = self.spec.strides[self.incoming[self.spec.n_inputs][0]]
-        return states[0] if s == 1 else states[0][:, :, ::s, ::s]
 
     def _fused_alone(self, x: torch.Tensor) -> bool:
         """Whether a forward of one sampled architecture takes the fused all-op form (``fused_mode``). Once
@@ -369,10 +326,17 @@ class SinglePathBody(CellBody):
         """K sample groups, each edge's chosen ops run once per op on the samples that chose them; each
         node's edges weighted per sample and summed by one batched matrix product (as :meth:`chosen_forward`
         does for one sample): node[s] = b_node[s] + [w_e c_e][s] @ [op_e(x)[s]]_e."""
-        k = arch.samples
         chosen, bias = self._folded_weights(arch)  # (K, edges) each
-        index = arch.host_index[self.kind]  # the one host read of the pass (shared by every cell)
+        # the one host read of the pass (shared by every cell): per sample, each edge's op and whether it
+        # keeps the edge
+        index = arch.host_index[self.kind]
         active = arch.host_active[self.kind] if arch.host_active is not None else None
+        return self._routed(states, index, active, chosen, bias, arch)
+
+    def _routed(self, states, index, active, chosen, bias, arch: ArchWeights):
+        """K = len(index) sample groups (``index[s][e]``: sample s's op on edge e; ``active[s][e]``: whether
+        it keeps the edge; ``chosen``/``bias`` (K, edges) the folded weights)."""
+        k = len(index)
         ranges = self._node_ranges()
         states = list(states)
         # each state's K blocks, taken apart once (one backward node each) rather than sliced per use (a
@@ -382,7 +346,7 @@ class SinglePathBody(CellBody):
         def pieces(e, x):
             src = self.spec.edges[e][0]
             if src not in blocks:
-                blocks[src] = x.split(x.shape[0] // k)
+                blocks[src] = (x,) if k == 1 else x.split(x.shape[0] // k)
             return self._routed_pieces(e, x, blocks[src], [row[e] for row in index],
                                        None if active is None else [row[e] for row in active])
 

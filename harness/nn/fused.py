@@ -297,7 +297,6 @@ def _pointwise(h: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tens
     return torch.matmul(w, h.reshape(n, groups, c // groups, hh * ww)).view(n, weight.shape[0], hh, ww)
 
 
-
 def _widened(desc: tuple) -> tuple:
     """A depthwise conv layer's key as the ``MERGE_KERNEL`` conv that computes the same with its weights
     zero-padded: same stride and dilation, "same" padding (sep_conv_3x3 -> 5x5, dil_conv_3x3 -> 5x5 at
