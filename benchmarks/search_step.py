@@ -78,6 +78,7 @@ def main(argv=None):
     from harness.runner import device_name, resolve_device
     from harness.spaces import NetShape
 
+    tf32 = set_tf32(args)
     registry = load_registry()
     device = resolve_device(args.device)
     method = registry.method(args.method)
@@ -140,7 +141,9 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    sampler, cell, _, opt = parts(min(layers, 3), "cpu")  # partial channels need the real width
+    # on the run's device: a component may resolve its settings by device (ROME's group_ops=auto is the
+    # chosen-op pass on CUDA, which reads the host and so blocks a capture; on a CPU it is the all-op pass)
+    sampler, cell, _, opt = parts(min(layers, 3), device)  # partial channels need the real width
     blocker = why_not_graphed(device=device, sampler=sampler, cell_type=cell, optimizer=opt)
     if args.mode == "graph" and blocker is not None:
         raise SystemExit(f"--mode graph: {blocker}")
@@ -239,7 +242,7 @@ def main(argv=None):
         "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch, "channels": args.channels,
         "layers": layers, "data": args.data, "device": device_name(device), "torch": torch.__version__,
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
-        "host_syncs_in_step": syncs, "sync_checked_mode": checked,
+        "host_syncs_in_step": syncs, "sync_checked_mode": checked, "tf32": tf32,
     }
     results = {}
     for mode in modes:
@@ -333,6 +336,26 @@ def step_arguments(ap, space: str | None = None, batch: int = 64, channels: int 
                     help=None if layers is not None else "default: 8 (DARTS spaces) / 5 (nb201)")
     ap.add_argument("--resolution", type=int, default=resolution)
     ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--tf32", choices=("torch", "off"), default="torch",
+                    help="torch: torch's defaults (cuDNN convolutions may use TF32 on Ampere and later GPUs, "
+                         "matrix products not), as a run has them; off: plain fp32 everywhere, where a 1-ulp "
+                         "rounding baseline (--drift-baseline) is not below the kernels' own rounding")
+
+
+_TF32_DEFAULTS: list = []  # torch's own settings, read at the first call (gpu_all.py runs items in one process)
+
+
+def set_tf32(args) -> dict:
+    """Apply ``--tf32`` (off: no TF32 in cuDNN or cuBLAS; torch: torch's settings as this process found
+    them, so an earlier item's "off" does not leak); what the step's kernels may use, for its record."""
+    import torch
+
+    if not _TF32_DEFAULTS:
+        _TF32_DEFAULTS.extend([torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32])
+    cudnn, matmul = (False, False) if args.tf32 == "off" else _TF32_DEFAULTS
+    torch.backends.cudnn.allow_tf32 = cudnn
+    torch.backends.cuda.matmul.allow_tf32 = matmul
+    return {"cudnn": cudnn, "matmul": matmul}
 
 
 def resolve_step(args):
@@ -342,6 +365,7 @@ def resolve_step(args):
     from harness.plugins import load_registry
     from harness.spaces import NetShape
 
+    set_tf32(args)
     registry = load_registry()
     spec = resolve(registry, registry.method(args.method), args.space, "cifar10", 0, "paper", {},
                    parse_sets(args.sets))
