@@ -124,9 +124,9 @@ case "$phase" in
     for s in darts nb201; do
       step darts "$s" "$long" --drift-baseline --data fashion-mnist --data-dir .carry
     done ;;
-  e2e-eager) e2e_run eager --set runtime.fast=false ;;
+  e2e-eager) e2e_run eager --set runtime.fast=false --set runtime.cuda_graph=false ;;
   e2e-fast)
-    e2e_run fast
+    e2e_run fast --set runtime.cuda_graph=false
     e2e_run graph --set runtime.cuda_graph=true
     # the data never starves the GPU: batches are gathered and augmented on the device, so one CPU core
     # should give the same search time

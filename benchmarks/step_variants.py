@@ -4,16 +4,19 @@ floor (BENCHMARKS.md); these forms change the kernels, not the arithmetic (float
 eager cell's: ``tests/test_fused.py::test_layout_variants_follow_the_eager_trajectory_in_float64``).
 
     python benchmarks/step_variants.py --method darts --space darts             # CUDA: the graph step
-    python benchmarks/step_variants.py --method darts --space darts --variants default,no-merge
+    python benchmarks/step_variants.py --method darts --space darts --variants default,merge+conv
 
-Variants (``harness.nn.fused``'s module settings, or the memory format):
+Variants (``harness.nn.fused``'s module settings, or the memory format), each written in full so that a
+name means the same kernels whatever the shipped defaults are:
 
-* ``default``: as shipped.
-* ``no-merge``: ``MERGE_KERNEL = 0``: 3x3 depthwise units keep their own groups instead of joining the 5x5
-  ones zero-padded (9 taps, not 25, for half the separable and dilated units; more kernels).
-* ``pw-matmul``: ``POINTWISE_MATMUL = True``: grouped 1x1 convolutions as one batched matrix product (cuBLAS
-  instead of cuDNN).
-* ``no-merge+pw-matmul``: both.
+* ``default``: as shipped (since the H200 ranking of 2026-12-04: ``MERGE_KERNEL = 0``,
+  ``POINTWISE_MATMUL = True``).
+* ``no-merge+pw-matmul``: ``MERGE_KERNEL = 0`` (3x3 depthwise units keep their own groups: 9 taps each)
+  and ``POINTWISE_MATMUL = True`` (grouped 1x1 convolutions as one batched matrix product, cuBLAS).
+* ``no-merge``: ``MERGE_KERNEL = 0`` with the 1x1 convolutions grouped in cuDNN.
+* ``pw-matmul``: ``POINTWISE_MATMUL = True`` with the 3x3 depthwise units widened into the 5x5 groups
+  (``MERGE_KERNEL = 5``: 25 taps, one conv less per chain shape).
+* ``merge+conv``: ``MERGE_KERNEL = 5`` and grouped cuDNN 1x1 convolutions (the shipped form before).
 * ``channels-last``: the network's parameters and the inputs in ``torch.channels_last`` (cuDNN's depthwise
   kernels instead of torch's own, which fp32 NCHW tensors take).
 
@@ -38,9 +41,10 @@ import search_step  # noqa: E402
 
 VARIANTS = {
     "default": {},
-    "no-merge": {"MERGE_KERNEL": 0},
-    "pw-matmul": {"POINTWISE_MATMUL": True},
     "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True},
+    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False},
+    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True},
+    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False},
     "channels-last": {"channels_last": True},
 }
 
@@ -88,7 +92,9 @@ def main(argv=None) -> dict:
     if cuda:
         torch.backends.cudnn.benchmark = True
     registry, spec, space, layers, shape = search_step.resolve_step(args)
-    sampler, cell, _, opt = search_step.step_parts(registry, spec, space, args.channels, min(layers, 3), shape, "cpu")
+    # on the run's device: a component may resolve its settings by device (ROME's group_ops=auto)
+    sampler, cell, _, opt = search_step.step_parts(registry, spec, space, args.channels, min(layers, 3), shape,
+                                                   device)
     graph = cuda and why_not_graphed(device=device, sampler=sampler, cell_type=cell, optimizer=opt) is None
     mode = "graph" if graph else "fast"
     gen = torch.Generator(device=device).manual_seed(1234)
@@ -151,7 +157,7 @@ def main(argv=None) -> dict:
            "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch,
            "channels": args.channels, "layers": layers, "mode": mode, "device": device_name(device),
            "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-           "steps": args.steps, "variants": results}
+           "steps": args.steps, "tf32": search_step.set_tf32(args), "variants": results}
     print(f"{args.method} on {args.space} [{mode}], batch {args.batch}, C={args.channels}, {layers} cells, "
           f"{out['device']}, torch {torch.__version__}; median of {args.steps} steps")
     print("| variant | ms a step | min ms | peak GiB | speedup vs " + names[0] + " |\n|---|---|---|---|---|")

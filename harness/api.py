@@ -75,12 +75,16 @@ class RuntimeOptions:
     # on the fused path, recompute each mixed-op sum's inputs in backward instead of keeping a copy of every
     # op output for it (harness.nn.fused.FusedMixed.recompute): a DARTS search step at batch 64, C=16, 8
     # cells keeps 1.4 GiB less for backward (6.4 instead of 7.8, counted on a CPU; BENCHMARKS.md), for one
-    # more BatchNorm and GEMM per pass. Same math (the same operations again). Off until timed on a GPU
+    # more BatchNorm and GEMM per pass. Same math (the same operations again). Timed on an H200 (captured):
+    # 7.18 instead of 8.29 GiB peak, 122.8 instead of 115.2 ms a step; off by default (the step's time first)
     fast_recompute: bool = False
-    # replay each search step from a CUDA graph (harness.graphs): the kernels the eager step runs, launched
-    # as one. Off by default until it has been measured on a GPU (BENCHMARKS.md). Needs a CUDA device and
-    # components that declare graph_capturable; otherwise the run logs and records why and steps eagerly.
-    cuda_graph: bool = False
+    # replay each search step from a CUDA graph (harness.graphs): the kernels the step runs, launched as one.
+    # "auto" (the default): on a CUDA device, on the fast path, whenever the run's components declare
+    # graph_capturable (DARTS on an H200: 7.0x / 7.2x its eager step on darts / nb201, fp32 drift within the
+    # rounding baseline on both: BENCHMARKS.md, "GPU figures, 2026-12-04, the second H200 run"); a CPU run or
+    # a component that reads the host steps uncaptured, said in the record (and the log on CUDA). true: also with
+    # runtime.fast=false (the eager cell captured), logging why not where it cannot. false: never.
+    cuda_graph: str | bool = "auto"
     log_every: int = 50
     # test accuracy after every N retrain epochs, kept in the retrain curve (0: only the final test). An
     # observation only: the test pass draws no random numbers, so the training and its result are the same.
@@ -103,6 +107,11 @@ class RuntimeOptions:
     track_dir: str = ""
 
     def __post_init__(self):
+        graph = {**dict.fromkeys(("true", "1", "yes", "on"), True), **dict.fromkeys(("false", "0", "no", "off"), False),
+                 "auto": "auto"}.get(str(self.cuda_graph).lower())
+        if graph is None:
+            raise ValueError(f"cuda_graph must be true, false or auto, not {self.cuda_graph!r}")
+        object.__setattr__(self, "cuda_graph", graph)
         if self.test_every < 0:
             raise ValueError(f"test_every must be 0 (only the final test) or a positive count, not {self.test_every}")
         if self.threads < 0:

@@ -22,8 +22,9 @@ What a graph cannot see, and how :class:`GraphedStep` deals with it:
   has to declare it again after checking. A capturable class whose setting reads the host anyway names
   it in a ``graph_blocker`` attribute (a reason string, None when capturable).
 
-Off unless ``--set runtime.cuda_graph=true`` (CUDA only; it captures whichever cell forward the run uses,
-fused or eager): ``benchmarks/search_step.py --mode graph`` measures it.
+On by default where it can be (``runtime.cuda_graph=auto``: a CUDA device, the fast cell path, capturable
+components); ``--set runtime.cuda_graph=true`` captures whichever cell forward the run uses, fused or
+eager, and ``false`` never. ``benchmarks/search_step.py --mode graph`` measures it.
 """
 
 from __future__ import annotations

@@ -234,17 +234,25 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     runtime = {"fast": fast, "fast_cells": len(fast_cells), "cuda_graph": False, "threads": threads,
                **({"fast_recompute": True} if fast and rt.fast_recompute else {}),
                "deterministic": torch.are_deterministic_algorithms_enabled(),
+               # on CUDA, whether cuDNN convolutions / cuBLAS matrix products may round to TF32 (torch's
+               # defaults: convolutions yes, matrix products no; a 10-bit mantissa where fp32 has 23)
+               **({"tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
+                            "matmul": torch.backends.cuda.matmul.allow_tf32}} if device.type == "cuda" else {}),
                # what a component chose for this device (ROME's group_ops=auto: "chosen" on CUDA)
                **(getattr(optimizer, "runtime_choices", None) or {})}
-    if spec.budget.runtime.cuda_graph:
+    graph = rt.cuda_graph  # True, False or "auto" (on CUDA, on the fast path, where the components allow)
+    if graph is True or (graph == "auto" and fast):
         why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer,
                                   fast=fast)
         if why_not is None:
             optimizer = GraphedStep(optimizer)
             runtime["cuda_graph"] = True
-        else:
+        elif graph is True:
             runtime["cuda_graph_off"] = why_not
             log(f"  runtime.cuda_graph=true ignored: {why_not}")
+        elif device.type == "cuda":  # "auto": a CPU run is never captured, nothing to say there
+            runtime["cuda_graph_off"] = why_not
+            log(f"  step not captured in a CUDA graph: {why_not}")
 
     def on_epoch(epoch, stats):
         registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)

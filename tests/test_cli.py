@@ -90,6 +90,15 @@ def test_cpu_runs_take_the_fused_cell_only_in_the_smoke_preset(tmp_path):
     assert rows["smoke"]["fast_cpu"] is True
     assert rows["quick"]["fast_cpu"] is False and rows["paper"]["fast_cpu"] is False
     assert all(r["fast"] is True for r in rows.values())  # CUDA takes it in every preset
+    # and captures the step where it can (issue 12: on by default once measured within the rounding baseline)
+    assert all(r["cuda_graph"] == "auto" for r in rows.values())
+
+
+def test_cuda_graph_takes_true_false_or_auto_and_names_them_otherwise(tmp_path):
+    base = ["run", "--plugin", "darts", "--space", "s2", "--dry-run", "--store", str(tmp_path / "runs.sqlite")]
+    assert json.loads(invoke(*base, "--set", "runtime.cuda_graph=off").output)["runtime"]["cuda_graph"] is False
+    result = CliRunner().invoke(cli, [*base, "--set", "runtime.cuda_graph=sometimes"])
+    assert result.exit_code != 0 and "'sometimes'" in result.output and "true, false or auto" in result.output
 
 
 def test_cuda_graph_asked_for_on_cpu_is_recorded_as_off_with_the_reason(tmp_path):

@@ -228,11 +228,15 @@ def test_edges_whose_only_op_is_none():
         assert rel(pf.grad, pe.grad) < 1e-4
 
 
-def test_3x3_and_5x5_depthwise_chains_share_one_group_only_where_both_are_several():
-    """On darts, sep_conv_3x3 and sep_conv_5x5 (and the dil_conv pair) of a pass run as one chain with the
+def test_3x3_and_5x5_depthwise_chains_share_one_group_only_where_both_are_several(monkeypatch):
+    """With MERGE_KERNEL = 5 (not the default since the H200 ranking): on darts, sep_conv_3x3 and sep_conv_5x5 (and the dil_conv pair) of a pass run as one chain with the
     3x3 weights zero-padded (their units next to each other, 3x3 first); on s2, where sep_conv_3x3 has no
     5x5 partner, its group keeps its own 3x3 key (no padding). The forward equals the eager cell's
     (test_forward_backward_and_bn_state_match_eager)."""
+    import harness.nn.fused as fused
+
+    monkeypatch.setattr(fused, "MERGE_KERNEL", 5)
+
     def kernels(space_name):
         _, fast = pair(space_name)
         fast(torch.randn(2, 3, 16, 16))
@@ -254,21 +258,20 @@ def test_3x3_and_5x5_depthwise_chains_share_one_group_only_where_both_are_severa
     assert all(key_kernel == (3, 3) and set(sizes) == {3} for key_kernel, sizes in kernels("s2"))
 
 
-@pytest.mark.parametrize("space_name, variant", [("darts", "no-merge+pw-matmul"), ("nb201", "pw-matmul"),
-                                                 ("darts", "channels-last")])
-def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, variant, monkeypatch):
-    """The forms benchmarks/step_variants.py times on a GPU (no kernel widening; 1x1 convolutions as one
-    batched matrix product; the net and its inputs in channels_last) compute the eager cell's math: 2 DARTS
-    steps in float64, losses and alpha to 1e-9 of the eager cells'."""
+@pytest.mark.parametrize("space_name, merge, matmul, last", [("darts", 5, False, False), ("nb201", 0, False, False),
+                                                              ("darts", 0, True, True)])
+def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merge, matmul, last, monkeypatch):
+    """The forms benchmarks/step_variants.py times on a GPU (3x3 depthwise kernels widened to 5x5 or not;
+    1x1 convolutions as one batched matrix product or grouped convolutions; the net and its inputs in
+    channels_last) compute the eager cell's math: 2 DARTS steps in float64, losses and alpha to 1e-9 of the
+    eager cells'."""
     import harness.nn.fused as fused
 
-    if "no-merge" in variant:
-        monkeypatch.setattr(fused, "MERGE_KERNEL", 0)
-    if "pw-matmul" in variant:
-        monkeypatch.setattr(fused, "POINTWISE_MATMUL", True)
-        calls = []
-        real = fused._pointwise
-        monkeypatch.setattr(fused, "_pointwise", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(fused, "MERGE_KERNEL", merge)
+    monkeypatch.setattr(fused, "POINTWISE_MATMUL", matmul)
+    calls = []
+    real = fused._pointwise
+    monkeypatch.setattr(fused, "_pointwise", lambda *a: calls.append(1) or real(*a))
     torch.set_default_dtype(torch.float64)
     try:
         data = random_batches(2)
@@ -277,22 +280,20 @@ def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, vari
             net, sampler, _, opt = method_parts("darts", space_name, steps_per_epoch=12)
             opt.set_progress(0, 1)
             set_fast(net, fast)
-            last = fast and variant == "channels-last"
-            if last:
+            if fast and last:
                 net = net.to(memory_format=torch.channels_last)
             losses = []
             for i in range(2):
-                train, val = (Batch(b.x.contiguous(memory_format=torch.channels_last), b.y) if last else b
-                              for b in data[i])
+                train, val = (Batch(b.x.contiguous(memory_format=torch.channels_last), b.y) if fast and last
+                              else b for b in data[i])
                 losses.append(float(opt.step(net, train, val).train_loss))
             return losses, [a.detach().clone() for a in sampler.arch_parameters()], net
 
         (le, ae, _), (lf, af, net) = trajectory(False), trajectory(True)
         assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-9
         assert max(rel(b, a) for a, b in zip(ae, af)) < 1e-9
-        if "pw-matmul" in variant:
-            assert calls  # the matrix-product form ran
-        if "no-merge" in variant:
+        assert bool(calls) == matmul  # the matrix-product form ran exactly when asked for
+        if space_name == "darts" and merge == 0:
             keys = [g.key for blocks, *_ in net.cells[0].body._fused.plans for members, _ in blocks
                     for g, _ in members if g.key[0] == "chain"]
             dw = {d[4] for key in keys for d in key[1:] if d[0] == "conv" and d[1] == "dw"}

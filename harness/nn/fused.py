@@ -278,15 +278,17 @@ def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
     return _cat([get(src) for src in srcs], dim=1)
 
 
-MERGE_KERNEL = 5  # depthwise kernels smaller than this (3x3) join the 5x5 groups of the same chain shape
-
-# How the fused chains compute, two forms of the same math whose speed only a GPU can rank (the captured
-# DARTS step took 115.8 ms on an H200 against a 23 ms traffic floor, BENCHMARKS.md): a widened 5x5
-# depthwise conv does 25 taps where a 3x3 unit needs 9 (its weight gradient reads the activations once per
-# tap), and a grouped 1x1 conv goes to cuDNN where a batched matrix product goes to cuBLAS.
-# ``benchmarks/step_variants.py`` times the step with each (variants "no-merge": MERGE_KERNEL = 0, no
-# widening; "pw-matmul": POINTWISE_MATMUL = True); the defaults stay until a GPU has ranked them.
-POINTWISE_MATMUL = False
+# How the fused chains compute, two choices of kernels for the same math, ranked on an H200 by
+# ``benchmarks/step_variants.py`` (BENCHMARKS.md, "GPU figures, 2026-12-04, the second H200 run"): the captured
+# DARTS step on darts took 106.4 ms with both as set here against 115.7 ms with the 3x3 depthwise units
+# widened to 5x5 and the 1x1 convs grouped in cuDNN (the form before; 1.09x), nb201 31.4 against 31.5 ms;
+# on a CPU at the smoke preset's size 1.18x (darts) and 1.10x (nb201).
+# MERGE_KERNEL: depthwise kernels smaller than this join the groups of this size of the same chain shape,
+# zero-padded (5: a 3x3 unit widened to 25 taps where it needs 9, one conv less per chain shape; 0: none).
+MERGE_KERNEL = 0
+# POINTWISE_MATMUL: grouped 1x1 convolutions as one batched matrix product (cuBLAS) instead of a grouped
+# cuDNN convolution.
+POINTWISE_MATMUL = True
 
 
 def _pointwise(h: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
