@@ -46,12 +46,12 @@ def _cuda() -> bool:
 
 
 def items(tiny: bool):
-    """(estimate_s, label, kind, args) in priority order. Estimates: each item's time on the H200 of
-    2026-12-04 (benchmarks/results/2026-12-04-gpu/all.jsonl, ``item_s``) at the sizes below, times about
-    1.3, so that an item is not cut in the middle; about 480 s in all there (projected, with the recompute
-    and profile items; the variants items, added since, about 60 s more by estimate, come after the items
-    issue 12 asks for, so a tight budget skips them and the float64 check first), packing (~160 s) only if the items before it took less than their estimates (else
-    `gpu_session.sh packing` takes it on its own)."""
+    """(estimate_s, label, kind, args) in priority order. Estimates: each item's time on the H200 runs of
+    2026-12-04 (benchmarks/results/2026-12-04-gpu/ and 2026-12-04b-gpu/, ``item_s``) at the sizes below,
+    times about 1.3, so that an item is not cut in the middle. Measured there: about 490 s up to and
+    including the end-to-end items (ROME's two chosen-op items estimated: they failed that run), the
+    variants items about 50 s more, the float64 check 19 s, packing 306 s: a 510 s budget skips the last
+    ones, and a second call takes them (``--only``)."""
     size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
     mid, few, warm = ("2", "1", "1") if tiny else ("15", "6", "5")
     step = ["--warmup", warm, "--compare", *size]
@@ -70,7 +70,7 @@ def items(tiny: bool):
                                                    "--steps", "1" if tiny else "3", "--warmup", warm])]
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
-    est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 45}
+    est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 51}
     # TINY: ROME with K=3 samples (its grouped and routed passes are the same code; the CPU check stays under
     # a minute)
     k3 = ["--set", "optimizer.samples=3"] if tiny else []
@@ -81,7 +81,7 @@ def items(tiny: bool):
     # ROME's default (optimizer.group_ops=auto: on CUDA the chosen-op pass, one host read per pass, no CUDA
     # graph) and right after it its all-op pass (no host read, capturable): which of the two (or eager) wins
     rome = [label for _, label, _, _ in out].index("rome-v2 darts")
-    out.insert(rome + 1, (45, "rome-v2 darts all", "step",
+    out.insert(rome + 1, (57, "rome-v2 darts all", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
                            "--sync-check", "--set", "optimizer.group_ops=all", *k3]))
     # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
@@ -95,27 +95,31 @@ def items(tiny: bool):
            ["--dataset", "fashion-mnist", "--data-dir", ".carry", "--preset", "quick"])
     e2e += ["--set", "search.epochs=1", "--set", "eval.epochs=1",
             "--set", f"eval.max_train_images={256 if tiny else 2000}"]
-    out += [(30, "e2e graph", "e2e", [*e2e, "--set", "runtime.cuda_graph=true"]),
-            (60, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false", "--set", "runtime.cuda_graph=false"])]
+    # "e2e graph" as a user runs it: runtime.cuda_graph=auto (the default since 2026-12-04) captures on CUDA
+    out += [(30, "e2e graph", "e2e", e2e),
+            (73, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false", "--set", "runtime.cuda_graph=false"])]
     # issue 12: the captured DARTS step in other forms of the same math (3x3 depthwise kernels widened to
     # 5x5, 1x1 convs grouped in cuDNN, channels_last; step_variants.py): which kernels the fused cell should
     # take (the shipped default is the fastest of the H200 run of 2026-12-04). After the
     # items issue 12 asks `all` for (a tight budget skips these first), before the diagnostics
     # (TINY: two forms each, both switches and the memory format exercised, so the CPU check stays under a minute)
-    out += [(55, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
-                                                      "--variants", "default,merge+conv" if tiny else
-                                                      "default,no-merge,pw-matmul,merge+conv,channels-last",
+    # Ranked on 2026-12-04 (no-merge+pw-matmul 1.09x, channels_last 0.79x): now the shipped default against
+    # the old form only, a check that the ranking holds (TINY: darts with channels_last as well, so the CPU
+    # check exercises both switches and the memory format)
+    out += [(40, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
+                                                      "--variants", "default,merge+conv",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
                                                       "--variants", "default,channels-last" if tiny else
-                                                      "default,no-merge,channels-last",
+                                                      "default,no-merge",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
     out += [(25, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",
                                         "--modes", "eager", "fast"])]
     # issue 13: quick nb201 searches alone, then 4 and 8 at once on the GPU (162 s on the H200)
-    out += [(200, "packing", "packing", ["1"] if tiny else ["1", "4", "8"])]  # tiny: the plumbing only
+    # (306 s on the H200 of the second 2026-12-04 run: 25 + 84 + 197)
+    out += [(320, "packing", "packing", ["1"] if tiny else ["1", "4", "8"])]  # tiny: the plumbing only
     return out
 
 

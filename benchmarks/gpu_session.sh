@@ -22,8 +22,9 @@
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
-#                                            # ~480 s on an H200 (projected) before packing (~160 s), and
-#                                            # ~60 s more for the variants items (estimated, not yet run).
+#                                            # Measured on an H200 (2026-12-04, second run): ~490 s to the
+#                                            # end-to-end items, ~50 s variants, 19 s float64, 306 s packing:
+#                                            # a second call with ALL_ONLY takes what the budget skipped.
 #                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
 #                                            # an earlier call's budget skipped), in the same order.
 #                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>

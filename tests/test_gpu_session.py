@@ -70,7 +70,10 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     assert device["sets"] == ["cell.transit_on_device=true"] and device["host_syncs_in_step"] == "none (meta device)"
     e2e = [lines[PRIORITY.index(item)] for item in ("e2e graph", "e2e eager")]
     assert all(r["status"] == "completed" for r in e2e)
-    assert e2e[1]["runtime"]["fast"] is False and "cuda_graph_off" in e2e[0]["runtime"]
+    assert e2e[1]["runtime"]["fast"] is False and "runtime.cuda_graph=false" in e2e[1]["command"]
+    # the graph item as a user runs it (cuda_graph=auto): on a CPU uncaptured, and nothing to explain
+    assert "cuda_graph" not in e2e[0]["command"] and e2e[0]["runtime"]["cuda_graph"] is False
+    assert "cuda_graph_off" not in e2e[0]["runtime"]
     f64 = lines[-2]  # each float32 mode against the float64 step: rounding-sized at the first step
     assert set(f64["modes"]) == {"eager", "fast"} and f64["device"] == "cpu"
     assert all(0 < m["loss_rel_err_per_step"][0] < 1e-5 for m in f64["modes"].values()), f64
