@@ -32,11 +32,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--modes", nargs="+", default=["eager", "fast", "fast-recompute"],
                     choices=["eager", "fast", "fast-recompute"])
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
+    ap.add_argument("--as-captured", action="store_true",
+                    help="the forward in the form a CUDA graph capture takes (harness.nn.groups.as_captured; "
+                         "the default step on CUDA)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
+    import contextlib
+
     import torch
     import torch.nn.functional as F
+
+    from harness.nn import groups
 
     registry, spec, space, layers, shape = search_step.resolve_step(args)
     results = {}
@@ -58,21 +65,22 @@ def main(argv=None) -> dict:
 
         torch.manual_seed(0)
         t0 = time.perf_counter()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        captured = groups.as_captured() if args.as_captured else contextlib.nullcontext()
+        with captured, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             loss = F.cross_entropy(net(x), y)
         seconds = time.perf_counter() - t0
         del loss
         saved = sum(seen.values())
         weights = sum(p.numel() * p.element_size() for p in net.parameters())
-        results[mode] = {"saved_gib": round(saved / 2**30, 3), "saved_tensors": len(seen),
+        results[mode] = {"saved_gib": round(saved / 2**30, 3), "saved_bytes": saved, "saved_tensors": len(seen),
                          "params_mib": round(weights / 2**20, 2), "forward_s": round(seconds, 1),
                          "largest": [[list(s), round(b / 2**20, 1)] for s, b in by_shape.most_common(8)]}
-        print(f"{args.method} on {args.space} [{mode}]: one forward keeps {saved / 2**30:.3f} GiB for backward in "
+        print(f"{args.method} on {args.space} [{mode}{', as captured' if args.as_captured else ''}]: one forward keeps {saved / 2**30:.3f} GiB for backward in "
               f"{len(seen)} tensors (batch {args.batch}, C={args.channels}, {layers} cells; parameters "
               f"{weights / 2**20:.1f} MiB)", flush=True)
     out = {"command": "python benchmarks/step_saved.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
-           "layers": layers, "sets": args.sets, "torch": torch.__version__, "python": platform.python_version(),
+           "layers": layers, "sets": args.sets, "as_captured": args.as_captured, "torch": torch.__version__, "python": platform.python_version(),
            "date": time.strftime("%Y-%m-%d"), "modes": results}
     return search_step.write_json(out, args.json)
 

@@ -3,6 +3,8 @@ BatchNorm, their concatenation U) in backward instead of keeping U. References: 
 (the same operations, so the same trajectory), the eager cell, and the tensors autograd keeps, counted
 with saved-tensor hooks."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -46,7 +48,9 @@ def test_recomputed_sums_give_the_same_trajectory_and_running_statistics(method,
         assert counters and all(int(again[2][n]) == int(c) for n, c in counters.items())
 
 
-def _saved_bytes(recompute):
+def _saved_bytes(recompute, captured=False):
+    from harness.nn import groups
+
     net, _, _, _ = method_parts("darts", "s2")
     set_fast(net, True, recompute=recompute)
     seen = {}
@@ -56,24 +60,22 @@ def _saved_bytes(recompute):
         return t
 
     x = random_batches(1, size=16)[0][0].x
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    form = groups.as_captured() if captured else contextlib.nullcontext()
+    with form, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         net(x).sum()
     return sum(b for b, _ in seen.values()), sum(b for b, d in seen.values() if d == 3)
 
 
-def test_recomputing_keeps_no_copy_of_the_op_outputs(monkeypatch):
+def test_recomputing_keeps_no_copy_of_the_op_outputs():
     """Without it, each pass's bmm keeps U (B, units, C*H*W): a copy of every op output. With it, backward
     keeps no such tensor (only the small (B, targets, units) weights are 3-d) and fewer bytes in all. The
-    3-d count picks out U only while 1x1 convolutions are convolutions (as batched matrix products, the
-    default, they keep their inputs 3-d too): counted with POINTWISE_MATMUL off, the bytes in both forms."""
-    import harness.nn.fused as fused
-
+    3-d count picks out U in the form a CUDA graph captures (uncaptured, torch.matmul's 1x1 products keep
+    3-d weight copies too); the bytes in both forms."""
     total, _ = _saved_bytes(False)
     total_rc, _ = _saved_bytes(True)
     assert total_rc < total, (total, total_rc)
-    monkeypatch.setattr(fused, "POINTWISE_MATMUL", False)
-    total, kept_u = _saved_bytes(False)
-    total_rc, kept_u_rc = _saved_bytes(True)
+    total, kept_u = _saved_bytes(False, captured=True)
+    total_rc, kept_u_rc = _saved_bytes(True, captured=True)
     assert kept_u > 0 and kept_u_rc < kept_u / 100  # what stays 3-d: the (B, targets, units) weights
     assert total_rc < total, (total, total_rc, kept_u)
 
@@ -97,6 +99,11 @@ def test_step_saved_script_counts_each_mode(tmp_path):
     assert set(modes) == {"eager", "fast", "fast-recompute"}
     assert 0 < modes["fast-recompute"]["saved_gib"] < modes["fast"]["saved_gib"]
     assert rec["command"].startswith("python benchmarks/step_saved.py --method darts") and rec["layers"] == 3
+    # as a CUDA graph captures it: the 1x1 products keep their operands only (no weight copy per image)
+    captured = mod.main(["--method", "darts", "--space", "darts", "--batch", "4", "--channels", "4", "--layers",
+                         "3", "--resolution", "16", "--modes", "fast", "--as-captured"])
+    assert captured["as_captured"] is True and rec["as_captured"] is False
+    assert 0 < captured["modes"]["fast"]["saved_bytes"] < modes["fast"]["saved_bytes"]
 
 
 def test_recomputed_sums_under_a_graphed_step():

@@ -1,6 +1,7 @@
 """The fast (fused) mixed cell computes what the eager cell computes: outputs, gradients, BatchNorm
 state, noise draws, and a short search trajectory (in float64, where rounding cannot hide a wrong term)."""
 
+import contextlib
 import copy
 
 import pytest
@@ -300,3 +301,55 @@ def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merg
             assert dw == {(3, 3), (5, 5)}  # both kernel sizes kept their own groups
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def test_parameter_free_ops_of_a_source_run_once_for_all_its_edges():
+    """NB201's cell (4 nodes, an edge from every node to every later one): node 0 feeds 3 edges, node 1
+    feeds 2, node 2 feeds 1. Its skip_connect (Identity) and avg_pool_3x3 (no weights, no BatchNorm) give
+    one unit per source feeding each of those edges; the convolutions keep one unit per edge. The forward
+    equals the eager cell's (test_forward_backward_and_bn_state_match_eager)."""
+    _, fast = pair("nb201")
+    body = fast.cells[0].body
+    fast(torch.randn(2, 3, 16, 16))
+    feeds = {}
+    for blocks, order, links, targets, units in body._fused.plans:
+        for members, _ in blocks:
+            for g, srcs in members:
+                kind = "skip" if g.key[0] == "identity" else "pool" if g.key[1][0] == "avgpool" else "conv"
+                for u, src in zip(g.units, srcs):
+                    feeds.setdefault((kind, src), []).append(len(units[u].links))
+    assert feeds[("skip", 0)] == feeds[("pool", 0)] == [3]
+    assert feeds[("skip", 1)] == feeds[("pool", 1)] == [2]
+    assert feeds[("skip", 2)] == feeds[("pool", 2)] == [1]
+    assert sorted(feeds[("conv", 0)]) == [1] * 6  # conv_1x1 and conv_3x3 on each of node 0's 3 edges
+
+
+@pytest.mark.parametrize("n_groups, captured", [(1, True), (3, True), (3, False)])
+def test_pointwise_matmul_is_the_grouped_1x1_convolution(n_groups, captured):
+    """harness.nn.fused._pointwise against F.conv2d (float64): output and both gradients, in both its forms;
+    the captured form (harness.nn.groups.as_captured) keeps only its input and weight for backward, not
+    the weight broadcast over the batch, and computes only the gradients a backward pass asks for."""
+    from harness.nn import groups
+    from harness.nn.fused import _pointwise
+
+    gen = torch.Generator().manual_seed(n_groups)
+    x0 = torch.randn(5, 6, 4, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    x = x0 * 1.0  # a non-leaf input, as in a cell
+    w = torch.randn(9, 6 // n_groups, 1, 1, dtype=torch.float64, generator=gen, requires_grad=True)
+    g = torch.randn(5, 9, 4, 3, dtype=torch.float64, generator=gen)
+    saved = []
+    form = groups.as_captured() if captured else contextlib.nullcontext()
+    with form, torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        out = _pointwise(x, w, n_groups)
+    ref = F.conv2d(x, w, None, 1, 0, 1, n_groups)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    got = torch.autograd.grad(out, (x0, w), g, retain_graph=True)
+    want = torch.autograd.grad(ref, (x0, w), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    (only_w,) = torch.autograd.grad(out, (w,), g)  # the input's gradient not asked for
+    torch.testing.assert_close(only_w, want[1], rtol=1e-12, atol=1e-12)
+    if captured:
+        assert sorted(saved) == sorted([x.shape, w.shape])
+    else:
+        assert (5 * n_groups, 9 // n_groups, 6 // n_groups) in saved  # torch.matmul keeps the broadcast weight

@@ -291,12 +291,58 @@ MERGE_KERNEL = 0
 POINTWISE_MATMUL = True
 
 
-def _pointwise(h: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+def _engine_needs(t: torch.Tensor) -> bool:
+    """Inside a backward: whether this backward pass uses ``t``'s gradient. ``ctx.needs_input_grad`` says
+    only that ``t`` requires one; a step's backward asks for some gradients only (the architecture step's
+    for alpha: no weight gradients), and autograd's own formulas skip the rest, as this lets a Function do
+    (torch's engine query, the one ``torch.autograd.graph.register_multi_grad_hook`` uses)."""
+    try:
+        return torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node)
+    except (AttributeError, RuntimeError):  # a torch without the query: compute it
+        return True
+
+
+class _Pointwise(torch.autograd.Function):
     """A 1x1 convolution (stride 1, no padding) with ``groups`` groups as one batched matrix product:
-    (g, out/g, in/g) @ (B, g, in/g, H*W) -> (B, out, H, W)."""
+    (g, out/g, in/g) @ (B, g, in/g, H*W) -> (B, out, H, W). Its own backward so that it keeps only its
+    input and weight for it: autograd's matmul would keep the weight broadcast over the batch, a (B*g,
+    out/g, in/g) copy per call (0.3 GiB of a DARTS forward at batch 64, C=16, 8 cells: BENCHMARKS.md)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.groups = groups
+        n, c, hh, ww = h.shape
+        w = weight.view(groups, weight.shape[0] // groups, c // groups)
+        return torch.matmul(w, h.reshape(n, groups, c // groups, hh * ww)).view(n, weight.shape[0], hh, ww)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, weight = ctx.saved_tensors
+        g = ctx.groups
+        n, c, hh, ww = h.shape
+        o = weight.shape[0]
+        w = weight.view(g, o // g, c // g)
+        grad = grad.reshape(n, g, o // g, hh * ww)
+        grad_h = grad_w = None
+        if ctx.needs_input_grad[0] and _engine_needs(h):
+            grad_h = torch.matmul(w.transpose(1, 2), grad).view(n, c, hh, ww)
+        if ctx.needs_input_grad[1] and _engine_needs(weight):  # per image (B, g, out/g, in/g), summed
+            grad_w = torch.matmul(grad, h.reshape(n, g, c // g, hh * ww).transpose(2, 3)).sum(0).view_as(weight)
+        return grad_h, grad_w, None
+
+
+def _pointwise(h: torch.Tensor, weight: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """A 1x1 convolution (stride 1, no padding) with ``n_groups`` groups as one batched matrix product.
+    While a CUDA graph is captured (the default step on CUDA) by :class:`_Pointwise`, which keeps 0.3 GiB
+    less for backward in a DARTS step; uncaptured by ``torch.matmul`` (the weight copies kept), since a
+    Python autograd Function costs host time per call: 12-30% of a small host-bound fused step on a CPU
+    (BENCHMARKS.md), where a replayed graph pays none."""
+    if groups.capturing(h):
+        return _Pointwise.apply(h, weight, n_groups)
     n, c, hh, ww = h.shape
-    w = weight.view(groups, weight.shape[0] // groups, c // groups)
-    return torch.matmul(w, h.reshape(n, groups, c // groups, hh * ww)).view(n, weight.shape[0], hh, ww)
+    w = weight.view(n_groups, weight.shape[0] // n_groups, c // n_groups)
+    return torch.matmul(w, h.reshape(n, n_groups, c // n_groups, hh * ww)).view(n, weight.shape[0], hh, ww)
 
 
 def _widened(desc: tuple) -> tuple:
@@ -465,6 +511,25 @@ class _Inputs:
         return _stacked(srcs, self.relu if relu else self.__getitem__)
 
 
+def _share_stateless(units: list[_Unit]) -> list[_Unit]:
+    """One unit for the ops of a source that compute the same output and hold no parameters or buffers
+    (skip_connect's Identity, NB201's bare avg_pool_3x3): every edge leaving the node with that op reads
+    it, so it is computed and kept in U once, feeding all their links (the eager cell computes it once per
+    edge; the weighted sum is the same). Ops with weights or BatchNorm statistics keep one unit per edge,
+    and ``noise`` draws per edge."""
+    out, first = [], {}
+    for u in units:
+        key = unit_key(u.module)
+        if (key is not None and key[0] in ("identity", "chain") and next(u.module.parameters(), None) is None
+                and next(u.module.buffers(), None) is None):
+            kept = first.setdefault((u.src, key), u)
+            if kept is not u:
+                kept.links = kept.links + u.links
+                continue
+        out.append(u)
+    return out
+
+
 class FusedMixed:
     """Fast forward for a mixed ``CellBody`` (``body.ops[e][k]`` weighted by ``arch.weights[kind][e, k]``).
 
@@ -498,7 +563,7 @@ class FusedMixed:
             rank = {ek: i for i, ek in enumerate(draw_order)}  # the eager cell: node by node, edge by edge
             flat = [(rank[(e, k)], body.ops[e][k], src, ((dst, e, k),))
                     for e, (src, dst) in enumerate(spec.edges) for k in range(len(body.ops[e]))]
-            all_units = [_Unit(uid, mod, src, links) for uid, mod, src, links in flat]
+            all_units = _share_stateless([_Unit(uid, mod, src, links) for uid, mod, src, links in flat])
         else:
             all_units = [_Unit(uid, mod, src, tuple(links)) for uid, (mod, src, links) in enumerate(units)]
         # noise units drawn in their uid order (the eager forward's)
