@@ -98,16 +98,15 @@ def items(tiny: bool):
     # "e2e graph" as a user runs it: runtime.cuda_graph=auto (the default since 2026-12-04) captures on CUDA
     out += [(30, "e2e graph", "e2e", e2e),
             (73, "e2e eager", "e2e", [*e2e, "--set", "runtime.fast=false", "--set", "runtime.cuda_graph=false"])]
-    # issue 12: the captured DARTS step in other forms of the same math (3x3 depthwise kernels widened to
-    # 5x5, 1x1 convs grouped in cuDNN, channels_last; step_variants.py): which kernels the fused cell should
-    # take (the shipped default is the fastest of the H200 run of 2026-12-04). After the
-    # items issue 12 asks `all` for (a tight budget skips these first), before the diagnostics
-    # (TINY: two forms each, both switches and the memory format exercised, so the CPU check stays under a minute)
-    # Ranked on 2026-12-04 (no-merge+pw-matmul 1.09x, channels_last 0.79x): now the shipped default against
-    # the old form only, a check that the ranking holds (TINY: darts with channels_last as well, so the CPU
-    # check exercises both switches and the memory format)
-    out += [(40, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
-                                                      "--variants", "default,merge+conv",
+    # issue 12: the captured DARTS step in other forms of the same math (step_variants.py), after the items
+    # issue 12 asks `all` for (a tight budget skips these first). Ranked on 2026-12-04 (no-merge+pw-matmul
+    # 1.09x the old merge+conv form, channels_last 0.79x); the default since also spreads the first
+    # depthwise conv per source (SPREAD_DEPTHWISE: 0.94 GiB less kept for backward, counted on a CPU), so
+    # darts times the default against both earlier forms. TINY: two forms each, the switches and the memory
+    # format exercised (nb201 with channels_last), so the CPU check stays under a minute.
+    out += [(55, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
+                                                      "--variants", "default,merge+conv" if tiny else
+                                                      "default,no-merge+pw-matmul,merge+conv",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
                                                       "--variants", "default,channels-last" if tiny else

@@ -9,10 +9,12 @@ eager cell's: ``tests/test_fused.py::test_layout_variants_follow_the_eager_traje
 Variants (``harness.nn.fused``'s module settings, or the memory format), each written in full so that a
 name means the same kernels whatever the shipped defaults are:
 
-* ``default``: as shipped (since the H200 ranking of 2026-12-04: ``MERGE_KERNEL = 0``,
-  ``POINTWISE_MATMUL = True``).
+* ``default``: as shipped (``spread`` since 2026-12-04).
+* ``spread``: ``no-merge+pw-matmul`` with ``SPREAD_DEPTHWISE = True`` (a group's first depthwise conv on
+  each source once, k filters per channel, instead of on the source repeated for its k units).
 * ``no-merge+pw-matmul``: ``MERGE_KERNEL = 0`` (3x3 depthwise units keep their own groups: 9 taps each)
-  and ``POINTWISE_MATMUL = True`` (grouped 1x1 convolutions as one batched matrix product, cuBLAS).
+  and ``POINTWISE_MATMUL = True`` (grouped 1x1 convolutions as one batched matrix product, cuBLAS); the
+  fastest form of the H200 ranking of 2026-12-04. This and the forms below: ``SPREAD_DEPTHWISE = False``.
 * ``no-merge``: ``MERGE_KERNEL = 0`` with the 1x1 convolutions grouped in cuDNN.
 * ``pw-matmul``: ``POINTWISE_MATMUL = True`` with the 3x3 depthwise units widened into the 5x5 groups
   (``MERGE_KERNEL = 5``: 25 taps, one conv less per chain shape).
@@ -41,10 +43,11 @@ import search_step  # noqa: E402
 
 VARIANTS = {
     "default": {},
-    "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True},
-    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False},
-    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True},
-    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False},
+    "spread": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True},
+    "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False},
+    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False},
+    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False},
+    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False},
     "channels-last": {"channels_last": True},
 }
 

@@ -259,17 +259,20 @@ def test_3x3_and_5x5_depthwise_chains_share_one_group_only_where_both_are_severa
     assert all(key_kernel == (3, 3) and set(sizes) == {3} for key_kernel, sizes in kernels("s2"))
 
 
-@pytest.mark.parametrize("space_name, merge, matmul, last", [("darts", 5, False, False), ("nb201", 0, False, False),
-                                                              ("darts", 0, True, True)])
-def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merge, matmul, last, monkeypatch):
+@pytest.mark.parametrize("space_name, merge, matmul, last, spread", [("darts", 5, False, False, False),
+                                                                      ("nb201", 0, False, False, True),
+                                                                      ("darts", 0, True, True, True)])
+def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merge, matmul, last, spread,
+                                                                monkeypatch):
     """The forms benchmarks/step_variants.py times on a GPU (3x3 depthwise kernels widened to 5x5 or not;
-    1x1 convolutions as one batched matrix product or grouped convolutions; the net and its inputs in
-    channels_last) compute the eager cell's math: 2 DARTS steps in float64, losses and alpha to 1e-9 of the
-    eager cells'."""
+    1x1 convolutions as one batched matrix product or grouped convolutions; the first depthwise conv per
+    source or on its repeated input; the net and its inputs in channels_last) compute the eager cell's
+    math: 2 DARTS steps in float64, losses and alpha to 1e-9 of the eager cells'."""
     import harness.nn.fused as fused
 
     monkeypatch.setattr(fused, "MERGE_KERNEL", merge)
     monkeypatch.setattr(fused, "POINTWISE_MATMUL", matmul)
+    monkeypatch.setattr(fused, "SPREAD_DEPTHWISE", spread)
     calls = []
     real = fused._pointwise
     monkeypatch.setattr(fused, "_pointwise", lambda *a: calls.append(1) or real(*a))
@@ -353,3 +356,23 @@ def test_pointwise_matmul_is_the_grouped_1x1_convolution(n_groups, captured):
         assert sorted(saved) == sorted([x.shape, w.shape])
     else:
         assert (5 * n_groups, 9 // n_groups, 6 // n_groups) in saved  # torch.matmul keeps the broadcast weight
+
+
+def test_first_depthwise_conv_keeps_each_source_once_for_backward(monkeypatch):
+    """SPREAD_DEPTHWISE: the separable and dilated convs of a DARTS cell read each source's ReLU output
+    once instead of a copy per edge; in one forward of the 5-cell test supernet that is less kept for
+    backward (and the same math: test_layout_variants_follow_the_eager_trajectory_in_float64)."""
+    import harness.nn.fused as fused
+
+    def saved_bytes(spread):
+        monkeypatch.setattr(fused, "SPREAD_DEPTHWISE", spread)
+        _, fast = pair("darts")
+        seen = {}
+        with torch.autograd.graph.saved_tensors_hooks(
+                lambda t: (seen.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()), t)[1],
+                lambda t: t):
+            fast(torch.randn(8, 3, 16, 16))
+        return sum(seen.values())
+
+    spread, repeated = saved_bytes(True), saved_bytes(False)
+    assert spread < 0.95 * repeated, (spread, repeated)  # here 0.87 (0.88: 6.73 against 7.68 GiB at paper size)

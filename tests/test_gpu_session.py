@@ -55,7 +55,8 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     assert prof["top"][0]["ms_per_step"] >= prof["top"][-1]["ms_per_step"]
     variants = lines[PRIORITY.index("variants darts darts")]  # the same step in other forms, timed side by side
     assert variants["mode"] == "fast" and list(variants["variants"]) == ["default", "merge+conv"]
-    assert variants["variants"]["merge+conv"]["settings"] == {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False}
+    assert variants["variants"]["merge+conv"]["settings"] == {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False,
+                                                              "SPREAD_DEPTHWISE": False}
     assert all(v["ms_per_step_median"] > 0 for v in variants["variants"].values())
     first = variants["variants"]["default"]["losses"][0]  # same net, data and seed: the first loss to rounding
     assert all(abs(v["losses"][0] - first) < 1e-4 * first for v in variants["variants"].values()), variants

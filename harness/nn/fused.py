@@ -249,6 +249,45 @@ class _Group:
     layers: list[list[nn.Module]] = field(default_factory=list)  # per unit, its flattened layers
     bns: dict[int, _FusedBN] = field(default_factory=dict)  # layer index -> fused BN
     skip_last: bool = False  # the final BN is shared with other groups and run by the caller
+    spread: dict = field(default_factory=dict)  # _spread_plan's result and its index tensor per device
+
+
+def _spread_plan(srcs: Sequence[int]) -> tuple | None:
+    """For a group whose units read S distinct sources, each the same k > 1 times (a source's edges, or
+    the two cell inputs' edges): (the distinct sources in order, k, the units ordered source by source,
+    for each unit its (source index, occurrence)). None otherwise."""
+    distinct = list(dict.fromkeys(srcs))
+    k, rem = divmod(len(srcs), len(distinct))
+    if k < 2 or rem or any(srcs.count(src) != k for src in distinct):
+        return None
+    seen = {src: 0 for src in distinct}
+    where = []
+    for src in srcs:
+        where.append((distinct.index(src), seen[src]))
+        seen[src] += 1
+    order = sorted(range(len(srcs)), key=lambda u: where[u])
+    return distinct, k, order, where
+
+
+def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> torch.Tensor:
+    """A group's first depthwise conv (after its ReLU) on each distinct source once, instead of on the
+    units' inputs side by side (a source's input repeated per unit): one depthwise conv with k outputs
+    per input channel (the units of that source), its outputs then gathered into the units' order. The
+    same products; what backward keeps is the S sources' ReLU output (kept by the ReLU anyway) where it
+    was the m = S*k repeated inputs, and the gather keeps only its index."""
+    distinct, k, order, where = plan
+    desc = group.key[1:][li]
+    _, _, c_in, _, kernel, stride, padding, dilation = desc
+    n_src = len(distinct)
+    # weights of the units source by source, then (source, channel, occurrence): k filters per channel
+    w = _conv_weight([group.layers[u][li].weight for u in order], kernel)
+    w = w.view(n_src, k, c_in, 1, *w.shape[-2:]).transpose(1, 2).reshape(n_src * c_in * k, 1, *w.shape[-2:])
+    out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
+    idx = group.spread.get(h.device)
+    if idx is None:  # unit i's channel c is output channel (s_i * C + c) * k + j_i
+        idx = group.spread[h.device] = torch.tensor(
+            [(s * c_in + c) * k + j for s, j in where for c in range(c_in)], device=h.device)
+    return out.index_select(1, idx)
 
 
 def _tail_bn_key(key: tuple) -> tuple | None:
@@ -289,6 +328,11 @@ MERGE_KERNEL = 0
 # POINTWISE_MATMUL: grouped 1x1 convolutions as one batched matrix product (cuBLAS) instead of a grouped
 # cuDNN convolution.
 POINTWISE_MATMUL = True
+# SPREAD_DEPTHWISE: a group's first depthwise conv runs on each source once, k filters per channel, instead
+# of on the source's input repeated for its k units (_spread_depthwise): a DARTS forward keeps 0.94 GiB
+# less for backward (7.68 -> 6.73 GiB as captured, batch 64, C=16, 8 cells; counted on a CPU,
+# BENCHMARKS.md), for +2% kernels; its GPU time is for step_variants.py ("spread" vs "no-merge+pw-matmul").
+SPREAD_DEPTHWISE = True
 
 
 def _engine_needs(t: torch.Tensor) -> bool:
@@ -405,13 +449,25 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
     shared = len(set(srcs)) == 1
     h = inputs[srcs[0]]
     layers = group.key[1:-1] if skip_last else group.key[1:]  # skip_last: the caller runs the final BN
+    # ReLU -> depthwise conv on sources that several units read: the conv per source (_spread_depthwise)
+    spread = None
+    if SPREAD_DEPTHWISE and len(layers) > 1 and layers[0][0] == "relu" and layers[1][:2] == ("conv", "dw"):
+        if "plan" not in group.spread:
+            group.spread["plan"] = _spread_plan(list(srcs))
+        spread = group.spread["plan"]
     for li, desc in enumerate(layers):
         kind = desc[0]
         if kind == "relu":
-            if li == 0:
+            if li == 0 and spread is not None:
+                distinct = spread[0]
+                h = inputs.relu(distinct[0]) if len(distinct) == 1 else inputs.stack(distinct, relu=True)
+            elif li == 0:
                 h = inputs.relu(srcs[0]) if shared else inputs.stack(srcs, relu=True)
             else:
                 h = F.relu(h)
+            continue
+        if li == 1 and spread is not None:
+            h, shared = _spread_depthwise(group, li, h, spread), False
             continue
         if li == 0 and not shared:
             h = inputs.stack(srcs)
