@@ -284,6 +284,8 @@ def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> t
     w = w.view(n_src, k, c_in, 1, *w.shape[-2:]).transpose(1, 2).reshape(n_src * c_in * k, 1, *w.shape[-2:])
     out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
     idx = group.spread.get(h.device)
+    # made at the first forward on a device (GraphedStep's warm-up steps come before its capture, which
+    # could not copy it from the host), as FusedMixed._consts makes its matrices
     if idx is None:  # unit i's channel c is output channel (s_i * C + c) * k + j_i
         idx = group.spread[h.device] = torch.tensor(
             [(s * c_in + c) * k + j for s, j in where for c in range(c_in)], device=h.device)
@@ -321,7 +323,7 @@ def _stacked(srcs: Sequence[int], get) -> torch.Tensor:
 # ``benchmarks/step_variants.py`` (BENCHMARKS.md, "GPU figures, 2026-12-04, the second H200 run"): the captured
 # DARTS step on darts took 106.4 ms with both as set here against 115.7 ms with the 3x3 depthwise units
 # widened to 5x5 and the 1x1 convs grouped in cuDNN (the form before; 1.09x), nb201 31.4 against 31.5 ms;
-# on a CPU at the smoke preset's size 1.18x (darts) and 1.10x (nb201).
+# on a CPU at the smoke preset's supernet size 1.06-1.20x (benchmarks/results/2026-12-04b-cpu-fused/).
 # MERGE_KERNEL: depthwise kernels smaller than this join the groups of this size of the same chain shape,
 # zero-padded (5: a 3x3 unit widened to 25 taps where it needs 9, one conv less per chain shape; 0: none).
 MERGE_KERNEL = 0
@@ -380,7 +382,7 @@ def _pointwise(h: torch.Tensor, weight: torch.Tensor, n_groups: int) -> torch.Te
     """A 1x1 convolution (stride 1, no padding) with ``n_groups`` groups as one batched matrix product.
     While a CUDA graph is captured (the default step on CUDA) by :class:`_Pointwise`, which keeps 0.3 GiB
     less for backward in a DARTS step; uncaptured by ``torch.matmul`` (the weight copies kept), since a
-    Python autograd Function costs host time per call: 12-30% of a small host-bound fused step on a CPU
+    Python autograd Function costs host time per call: up to 14% of a small host-bound fused step on a CPU
     (BENCHMARKS.md), where a replayed graph pays none."""
     if groups.capturing(h):
         return _Pointwise.apply(h, weight, n_groups)
