@@ -259,15 +259,19 @@ def test_3x3_and_5x5_depthwise_chains_share_one_group_only_where_both_are_severa
     assert all(key_kernel == (3, 3) and set(sizes) == {3} for key_kernel, sizes in kernels("s2"))
 
 
-@pytest.mark.parametrize("space_name, merge, matmul, last, spread", [("darts", 5, False, False, False),
-                                                                      ("nb201", 0, False, False, True),
-                                                                      ("darts", 0, True, True, True)])
-def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merge, matmul, last, spread,
+@pytest.mark.parametrize("space_name, merge, matmul, last, spread, captured", [
+    ("darts", 5, False, False, False, False), ("nb201", 0, False, False, True, False),
+    ("darts", 0, True, True, True, False), ("darts", 0, True, False, True, True)])
+def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merge, matmul, last, spread, captured,
                                                                 monkeypatch):
     """The forms benchmarks/step_variants.py times on a GPU (3x3 depthwise kernels widened to 5x5 or not;
     1x1 convolutions as one batched matrix product or grouped convolutions; the first depthwise conv per
-    source or on its repeated input; the net and its inputs in channels_last) compute the eager cell's
-    math: 2 DARTS steps in float64, losses and alpha to 1e-9 of the eager cells'."""
+    source or on its repeated input; the net and its inputs in channels_last), and the default form as a
+    CUDA graph captures it (groups.as_captured: the 1x1 products and pools as harness.nn.fused's own
+    Functions), compute the eager cell's math: 2 DARTS steps in float64, losses and alpha to 1e-9 of the
+    eager cells'."""
+    from harness.nn import groups
+
     import harness.nn.fused as fused
 
     monkeypatch.setattr(fused, "MERGE_KERNEL", merge)
@@ -275,7 +279,7 @@ def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merg
     monkeypatch.setattr(fused, "SPREAD_DEPTHWISE", spread)
     calls = []
     real = fused._pointwise
-    monkeypatch.setattr(fused, "_pointwise", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(fused, "_pointwise", lambda *a: calls.append(groups.capturing(a[0])) or real(*a))
     torch.set_default_dtype(torch.float64)
     try:
         data = random_batches(2)
@@ -290,13 +294,15 @@ def test_layout_variants_follow_the_eager_trajectory_in_float64(space_name, merg
             for i in range(2):
                 train, val = (Batch(b.x.contiguous(memory_format=torch.channels_last), b.y) if fast and last
                               else b for b in data[i])
-                losses.append(float(opt.step(net, train, val).train_loss))
+                with groups.as_captured() if fast and captured else contextlib.nullcontext():
+                    losses.append(float(opt.step(net, train, val).train_loss))
             return losses, [a.detach().clone() for a in sampler.arch_parameters()], net
 
         (le, ae, _), (lf, af, net) = trajectory(False), trajectory(True)
         assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-9
         assert max(rel(b, a) for a, b in zip(ae, af)) < 1e-9
         assert bool(calls) == matmul  # the matrix-product form ran exactly when asked for
+        assert all(calls) if captured else not any(calls)  # ... in its captured form (_Pointwise) or not
         if space_name == "darts" and merge == 0:
             keys = [g.key for blocks, *_ in net.cells[0].body._fused.plans for members, _ in blocks
                     for g, _ in members if g.key[0] == "chain"]
@@ -376,3 +382,30 @@ def test_first_depthwise_conv_keeps_each_source_once_for_backward(monkeypatch):
 
     spread, repeated = saved_bytes(True), saved_bytes(False)
     assert spread < 0.95 * repeated, (spread, repeated)  # here 0.87 (0.88: 6.73 against 7.68 GiB at paper size)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg", "avg-exclude-pad"])
+def test_captured_pools_keep_less_and_compute_torchs_gradients(pool):
+    """The fused cell's pools while a graph is captured (harness.nn.fused._MaxPool / _AvgPool) against
+    torch's, in float64: output and input gradient, stride 1 and 2; for backward max pooling keeps its
+    input only (no int64 argmax), average pooling nothing."""
+    from harness.nn.fused import _AvgPool, _MaxPool
+
+    gen = torch.Generator().manual_seed(0)
+    for stride in (1, 2):
+        x0 = torch.randn(3, 4, 7, 6, dtype=torch.float64, generator=gen, requires_grad=True)
+        x = x0 * 1.0
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: (saved.append(t.dtype), t)[1], lambda t: t):
+            if pool == "max":
+                out = _MaxPool.apply(x, 3, stride, 1, False)
+            else:
+                out = _AvgPool.apply(x, 3, stride, 1, False, pool == "avg")
+        ref = (F.max_pool2d(x, 3, stride, 1, 1, False) if pool == "max"
+               else F.avg_pool2d(x, 3, stride, 1, False, pool == "avg"))
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)
+        g = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
+        (got,) = torch.autograd.grad(out, x0, g, retain_graph=True)
+        (want,) = torch.autograd.grad(ref, x0, g)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        assert saved == ([torch.float64] if pool == "max" else [])

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from harness.nn import groups
 from harness.nn.ops import FactorizedReduce, Identity, Noise, Zero
@@ -489,11 +490,50 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
             h = group.bns[li](h)
         elif kind == "maxpool":
             _, k, st, p, ceil = desc
-            h = F.max_pool2d(h, k, st, p, 1, ceil)
+            h = _MaxPool.apply(h, k, st, p, ceil) if groups.capturing(h) else F.max_pool2d(h, k, st, p, 1, ceil)
         elif kind == "avgpool":
             _, k, st, p, ceil, include = desc
-            h = F.avg_pool2d(h, k, st, p, ceil, include)
+            h = (_AvgPool.apply(h, k, st, p, ceil, include) if groups.capturing(h)
+                 else F.avg_pool2d(h, k, st, p, ceil, include))
     return _repeat(h, m) if shared else h
+
+
+# The pools while a CUDA graph is captured (as _pointwise: a Python Function's host cost is paid once, at
+# the capture), keeping less for backward than torch's: max pooling its input only, where torch keeps the
+# input and the argmax indices (int64: twice the output's bytes), recomputed in backward instead (one more
+# pooling kernel); average pooling nothing but the input's shape, where torch keeps the input (its backward
+# reads only the shape). A DARTS forward at batch 64, C=16, 8 cells: BENCHMARKS.md.
+
+
+class _MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, k, st, p, ceil):
+        ctx.save_for_backward(h)
+        ctx.args = (_pair(k), _pair(st), _pair(p), ceil)
+        return F.max_pool2d(h, k, st, p, 1, ceil)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        k, st, p, ceil = ctx.args
+        _, idx = torch.ops.aten.max_pool2d_with_indices(h, k, st, p, [1, 1], ceil)
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad, h, k, st, p, [1, 1], ceil, idx), None, None, \
+            None, None
+
+
+class _AvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, k, st, p, ceil, include):
+        ctx.shape, ctx.memory_format = h.shape, (torch.channels_last if h.is_contiguous(
+            memory_format=torch.channels_last) and not h.is_contiguous() else torch.contiguous_format)
+        ctx.args = (_pair(k), _pair(st), _pair(p), ceil, include)
+        return F.avg_pool2d(h, k, st, p, ceil, include)
+
+    @staticmethod
+    def backward(ctx, grad):
+        like = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device,  # its values are never read
+                           memory_format=ctx.memory_format)
+        return torch.ops.aten.avg_pool2d_backward(grad, like, *ctx.args, None), None, None, None, None, None
 
 
 def _run_fr(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: bool = False) -> torch.Tensor:
