@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Counts (not timings) of the fused DARTS step before and after (1) parameter-free ops shared per source
-# (harness.nn.fused._share_stateless) and (2) the 1x1 matrix-product form keeping only its operands for
-# backward while captured (harness.nn.fused._Pointwise): kernels and bytes a step (step_traffic.py, as captured, paper
-# size, meta device), what one forward keeps for backward (step_saved.py, paper size, CPU), launching
-# operators with foreach optimizers (search_step.py --count-ops). BEFORE is the commit before both.
+# (harness.nn.fused._share_stateless), (2) the 1x1 matrix-product form keeping only its operands for
+# backward while captured (_Pointwise), (3) the first depthwise conv per source (SPREAD_DEPTHWISE) and
+# (4) the captured pools (_MaxPool, _AvgPool): kernels and bytes a step (step_traffic.py, as captured,
+# paper size, meta device), what one forward keeps for backward (step_saved.py, paper size, CPU; as
+# captured after), launching operators with foreach optimizers (search_step.py --count-ops, uncaptured).
+# BEFORE is the commit before all four; the run.log committed is the run after (4).
 # Run from the repository root with the venv's python on PATH: bash .../run.sh [BEFORE] > .../run.log
 set -euo pipefail
 before=${1:-d180e7e}
