@@ -61,6 +61,10 @@ class EvalBudget:
     max_steps_per_epoch: int | None = None
 
 
+# what a switch set from text (--set, config files) reads as on and off
+BOOL_WORDS = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """How a run executes: the same computation, up to floating-point rounding (not part of a run's
@@ -107,8 +111,7 @@ class RuntimeOptions:
     track_dir: str = ""
 
     def __post_init__(self):
-        graph = {**dict.fromkeys(("true", "1", "yes", "on"), True), **dict.fromkeys(("false", "0", "no", "off"), False),
-                 "auto": "auto"}.get(str(self.cuda_graph).lower())
+        graph = {**BOOL_WORDS, "auto": "auto"}.get(str(self.cuda_graph).lower())
         if graph is None:
             raise ValueError(f"cuda_graph must be true, false or auto, not {self.cuda_graph!r}")
         object.__setattr__(self, "cuda_graph", graph)

@@ -10,7 +10,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.api import COMPONENT_KINDS, Budget, EvalBudget, MethodInfo, RunSpec, RuntimeOptions, SearchBudget
+from harness.api import BOOL_WORDS, COMPONENT_KINDS, Budget, EvalBudget, MethodInfo, RunSpec, RuntimeOptions, SearchBudget
 from harness.errors import HarnessError, unknown
 
 # What each preset changes from the paper settings (SearchBudget/EvalBudget defaults, the space's
@@ -52,10 +52,8 @@ def parse_value(raw: str, annotation: Any, where: str) -> Any:
         hint = next(a for a in args if a is not type(None))
     try:
         if hint is bool:
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
+            if raw.lower() in BOOL_WORDS:
+                return BOOL_WORDS[raw.lower()]
             raise ValueError(raw)
         if hint in (int, float, str):
             return hint(raw)

@@ -250,7 +250,8 @@ class _Group:
     layers: list[list[nn.Module]] = field(default_factory=list)  # per unit, its flattened layers
     bns: dict[int, _FusedBN] = field(default_factory=dict)  # layer index -> fused BN
     skip_last: bool = False  # the final BN is shared with other groups and run by the caller
-    spread: dict = field(default_factory=dict)  # _spread_plan's result and its index tensor per device
+    spread: tuple | None = None  # a ReLU -> depthwise chain's _spread_plan (None: not spread)
+    spread_index: dict = field(default_factory=dict)  # _spread_depthwise's gather index, per device
 
 
 def _spread_plan(srcs: Sequence[int]) -> tuple | None:
@@ -284,11 +285,11 @@ def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> t
     w = _conv_weight([group.layers[u][li].weight for u in order], kernel)
     w = w.view(n_src, k, c_in, 1, *w.shape[-2:]).transpose(1, 2).reshape(n_src * c_in * k, 1, *w.shape[-2:])
     out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
-    idx = group.spread.get(h.device)
+    idx = group.spread_index.get(h.device)
     # made at the first forward on a device (GraphedStep's warm-up steps come before its capture, which
     # could not copy it from the host), as FusedMixed._consts makes its matrices
     if idx is None:  # unit i's channel c is output channel (s_i * C + c) * k + j_i
-        idx = group.spread[h.device] = torch.tensor(
+        idx = group.spread_index[h.device] = torch.tensor(
             [(s * c_in + c) * k + j for s, j in where for c in range(c_in)], device=h.device)
     return out.index_select(1, idx)
 
@@ -359,9 +360,7 @@ class _Pointwise(torch.autograd.Function):
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
         ctx.save_for_backward(h, weight)
         ctx.groups = groups
-        n, c, hh, ww = h.shape
-        w = weight.view(groups, weight.shape[0] // groups, c // groups)
-        return torch.matmul(w, h.reshape(n, groups, c // groups, hh * ww)).view(n, weight.shape[0], hh, ww)
+        return _pointwise_product(h, weight, groups)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -387,6 +386,12 @@ def _pointwise(h: torch.Tensor, weight: torch.Tensor, n_groups: int) -> torch.Te
     (BENCHMARKS.md), where a replayed graph pays none."""
     if groups.capturing(h):
         return _Pointwise.apply(h, weight, n_groups)
+    return _pointwise_product(h, weight, n_groups)
+
+
+def _pointwise_product(h: torch.Tensor, weight: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """(g, out/g, in/g) @ (B, g, in/g, H*W) -> (B, out, H, W): the product both forms of ``_pointwise``
+    compute (autograd's matmul backward uncaptured, :class:`_Pointwise`'s captured)."""
     n, c, hh, ww = h.shape
     w = weight.view(n_groups, weight.shape[0] // n_groups, c // n_groups)
     return torch.matmul(w, h.reshape(n, n_groups, c // n_groups, hh * ww)).view(n, weight.shape[0], hh, ww)
@@ -453,11 +458,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
     h = inputs[srcs[0]]
     layers = group.key[1:-1] if skip_last else group.key[1:]  # skip_last: the caller runs the final BN
     # ReLU -> depthwise conv on sources that several units read: the conv per source (_spread_depthwise)
-    spread = None
-    if SPREAD_DEPTHWISE and len(layers) > 1 and layers[0][0] == "relu" and layers[1][:2] == ("conv", "dw"):
-        if "plan" not in group.spread:
-            group.spread["plan"] = _spread_plan(list(srcs))
-        spread = group.spread["plan"]
+    spread = group.spread if SPREAD_DEPTHWISE else None
     for li, desc in enumerate(layers):
         kind = desc[0]
         if kind == "relu":
@@ -524,15 +525,13 @@ class _MaxPool(torch.autograd.Function):
 class _AvgPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, k, st, p, ceil, include):
-        ctx.shape, ctx.memory_format = h.shape, (torch.channels_last if h.is_contiguous(
-            memory_format=torch.channels_last) and not h.is_contiguous() else torch.contiguous_format)
+        ctx.layout = (h.shape, h.stride())
         ctx.args = (_pair(k), _pair(st), _pair(p), ceil, include)
         return F.avg_pool2d(h, k, st, p, ceil, include)
 
     @staticmethod
     def backward(ctx, grad):
-        like = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device,  # its values are never read
-                           memory_format=ctx.memory_format)
+        like = torch.empty_strided(*ctx.layout, dtype=grad.dtype, device=grad.device)  # values never read
         return torch.ops.aten.avg_pool2d_backward(grad, like, *ctx.args, None), None, None, None, None, None
 
 
@@ -716,15 +715,18 @@ class FusedMixed:
         """A group and its units' sources; ``skip_last``: its final BN is run by the caller."""
         mods = [units[u].module for u in idx]
         g = _Group(key, idx, mods, skip_last=skip_last)
+        srcs = [units[u].src for u in idx]
         if key[0] == "chain":
             g.layers = [_flatten(mod) for mod in mods]
             n = len(key) - 1
             for li, desc in enumerate(key[1:]):
                 if desc[0] == "bn" and not (skip_last and li == n - 1):
                     g.bns[li] = _FusedBN([layers[li] for layers in g.layers])
+            if n > 1 and key[1][0] == "relu" and key[2][:2] == ("conv", "dw"):
+                g.spread = _spread_plan(srcs)
         elif key[0] == "fr" and not skip_last:
             g.bns[0] = _FusedBN([mod.bn for mod in mods])
-        return g, [units[u].src for u in idx]
+        return g, srcs
 
     def _node_like(self, inputs) -> torch.Tensor:
         """A tensor of the intermediate nodes' (pre-``finish``) shape: the first source's op input, strided
