@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -104,9 +105,16 @@ def items(tiny: bool):
     # depthwise conv per source (SPREAD_DEPTHWISE: 0.94 GiB less kept for backward, counted on a CPU), so
     # darts times the default against both earlier forms. TINY: two forms each, the switches and the memory
     # format exercised (nb201 with channels_last), so the CPU check stays under a minute.
-    out += [(55, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
-                                                      "--variants", "default,merge+conv" if tiny else
-                                                      "default,no-merge+pw-matmul,merge+conv",
+    # The depthwise convs in Triton kernels (harness.nn.dwconv, off by default): each geometry of the DARTS
+    # step against torch's kernels first (44 kernel forms to compile, ~0.5 s each on this CPU, then CUDA-graph
+    # replays of 80 geometries: estimated, never run on a GPU), then the whole captured
+    # step as the "triton-dw" variant. TINY: the two most-called geometries of a smaller net, in Triton's interpreter.
+    out += [(45, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
+                                            *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution",
+                                               "8", "--max-geometries", "2"] if tiny else [])])]
+    out += [(70, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
+                                                      "--variants", "default,triton-dw" if tiny else
+                                                      "default,triton-dw,no-merge+pw-matmul,merge+conv",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
                                                       "--variants", "default,channels-last" if tiny else
@@ -153,6 +161,10 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated item labels (e.g. 'e2e graph,e2e eager'): "
                     "take just these, in priority order (what an earlier call's time limit skipped)")
     args = ap.parse_args(argv)
+    if args.tiny and not _cuda():
+        # a CPU runs the Triton kernels (harness.nn.dwconv) only in Triton's interpreter, which Triton
+        # chooses when it is imported: before any item imports it
+        os.environ.setdefault("TRITON_INTERPRET", "1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "all.jsonl"
@@ -190,6 +202,8 @@ def main(argv=None) -> int:
                 record = _load("step_profile").main(item_args)
             elif kind == "variants":
                 record = _load("step_variants").main(item_args)
+            elif kind == "dwconv":
+                record = _load("dwconv_bench").main(item_args)
             elif kind == "f64":
                 record = _load("drift_vs_float64").main(
                     [*item_args, "--device", "cuda" if _cuda() else "cpu"])

@@ -9,7 +9,8 @@
 #                                            # darts with runtime.fast_recompute; a kernel profile of the
 #                                            # darts step (benchmarks/step_profile.py); the captured step in
 #                                            # other forms of the same math (benchmarks/step_variants.py,
-#                                            # darts and nb201);
+#                                            # darts and nb201; before them the depthwise convs in Triton
+#                                            # kernels against torch's, benchmarks/dwconv_bench.py);
 #                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
 #                                            # with the 1-ulp baseline and the sync check: issue 17;
 #                                            # ROME v2 also with optimizer.group_ops=all, EnTranNAS(-DST)

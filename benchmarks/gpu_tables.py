@@ -249,13 +249,43 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
         out += [f"### The same step in other forms of the same math: {r['item']} (`benchmarks/step_variants.py`)",
                 "", f"{r['method']} on {r['space']} [{r['mode']}], batch {r['batch']}, C={r['channels']}, "
                 f"{r['layers']} cells, {r['device']}; median of {r['steps']} steps; `{r['command']}`", "",
-                f"| variant | ms a step | peak GiB | speedup vs {first} |", "|---|---|---|---|"]
-        out += [f"| {name} | {v['ms_per_step_median']:.1f} | {_fmt(v.get('peak_mem_gib'), '.2f')} | "
-                f"{v['vs_first']:.2f}x |" for name, v in vs.items()]
-        best = min(vs, key=lambda name: vs[name]["ms_per_step_median"])
+                f"| variant | ms a step | peak GiB | speedup vs {first} | largest loss difference vs {first} |",
+                "|---|---|---|---|---|"]
+        ref = vs[first].get("losses") or []
+        for name, v in vs.items():
+            if "failed" in v:
+                out.append(f"| {name} | failed: {v['failed']} | | | |")
+                continue
+            diff = max((abs(a - b) / max(abs(b), 1e-30) for a, b in zip(v.get("losses") or [], ref)), default=None)
+            out.append(f"| {name} | {v['ms_per_step_median']:.1f} | {_fmt(v.get('peak_mem_gib'), '.2f')} | "
+                       f"{v['vs_first']:.2f}x | {'-' if diff is None else f'{diff:.1e}'} |")
+        ran = [name for name in vs if "failed" not in vs[name]]
+        if not ran:
+            out += ["", "Every variant failed.", ""]
+            continue
+        best = min(ran, key=lambda name: vs[name]["ms_per_step_median"])
         out += ["", f"Fastest: {best} ({vs[best]['ms_per_step_median']:.1f} ms)."
                 + ("" if best == first else f" Its settings: {vs[best]['settings']} (harness.nn.fused, or the "
                    "memory format)."), ""]
+    for r in (r for r in records if str(r.get("item", "")).startswith("dwconv")):
+        t = r["totals_per_forward"]
+        out += [f"### Depthwise convs, torch's kernels against Triton's: {r['item']} (`benchmarks/dwconv_bench.py`)",
+                "", f"{r['method']} on {r['space']}, batch {r['batch']}, C={r['channels']}, {r['layers']} cells, "
+                f"{r['device']}, triton {r['triton']}; median of {r['reps']} CUDA-graph replays per geometry"
+                + (" (Triton's interpreter: the times say nothing about a GPU)" if r.get("interpreter") else "")
+                + f"; `{r['command']}`", "",
+                "| input | weight | stride | dilation | k | ReLU fused | calls a forward | torch fwd ms | Triton fwd ms "
+                "| torch fwd+bwd ms | Triton fwd+bwd ms | rel. err. vs float64, torch (y, dx, dw) | Triton |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for g in r["geometries"]:
+            out.append(f"| {'x'.join(map(str, g['input']))} | {'x'.join(map(str, g['weight']))} | {g['stride'][0]} | "
+                       f"{g['dilation'][0]} | {g['k']} | {'yes' if g['relu'] else 'no'} | {g['calls_per_forward']} | "
+                       f"{g['torch_fwd_ms']:.3f} | {g['triton_fwd_ms']:.3f} | {g['torch_fwd_bwd_ms']:.3f} | "
+                       f"{g['triton_fwd_bwd_ms']:.3f} | " + ", ".join(f"{e:.0e}" for e in g["torch_rel_err"]) + " | "
+                       + ", ".join(f"{e:.0e}" for e in g["triton_rel_err"]) + " |")
+        out += ["", f"Per forward (each geometry's time times its calls): forward torch {t['torch_fwd_ms']:.2f} ms, "
+                f"Triton {t['triton_fwd_ms']:.2f} ms; forward and both gradients torch {t['torch_fwd_bwd_ms']:.2f} "
+                f"ms, Triton {t['triton_fwd_bwd_ms']:.2f} ms.", ""]
     if f64:
         out += ["### Each float32 mode against the float64 step (`benchmarks/drift_vs_float64.py`)", "",
                 "| item | batch, C, cells | mode | loss relative error per step | largest parameter relative "

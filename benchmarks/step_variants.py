@@ -12,6 +12,9 @@ name means the same kernels whatever the shipped defaults are:
 * ``default``: as shipped (``spread`` since 2026-12-04).
 * ``spread``: ``no-merge+pw-matmul`` with ``SPREAD_DEPTHWISE = True`` (a group's first depthwise conv on
   each source once, k filters per channel, instead of on the source repeated for its k units).
+* ``triton-dw``: ``spread`` with ``DEPTHWISE_TRITON = True``: while captured, the depthwise convs in
+  harness.nn.dwconv's Triton kernels, the ReLU before a chain's second depthwise conv fused into it (the
+  other variants: torch's kernels, ``DEPTHWISE_TRITON = False``). Uncaptured (a CPU) it is ``spread``.
 * ``no-merge+pw-matmul``: ``MERGE_KERNEL = 0`` (3x3 depthwise units keep their own groups: 9 taps each)
   and ``POINTWISE_MATMUL = True`` (grouped 1x1 convolutions as one batched matrix product, cuBLAS); the
   fastest form of the H200 ranking of 2026-12-04. This and the forms below: ``SPREAD_DEPTHWISE = False``.
@@ -41,13 +44,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
 import search_step  # noqa: E402
 
+_TORCH_DW = {"DEPTHWISE_TRITON": False}
 VARIANTS = {
     "default": {},
-    "spread": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True},
-    "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False},
-    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False},
-    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False},
-    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False},
+    "spread": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True, **_TORCH_DW},
+    "triton-dw": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True, "DEPTHWISE_TRITON": True},
+    "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
+    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
+    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
+    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
     "channels-last": {"channels_last": True},
 }
 
@@ -140,16 +145,30 @@ def main(argv=None) -> dict:
             run["peaks"].append(torch.cuda.max_memory_allocated() / 2**30)
         run["losses"].append(float(stats.train_loss))
 
+    def attempt(name, run, i, timed):
+        """A variant that fails (a kernel that does not compile, a capture that breaks) is recorded as such
+        and left out of the later steps; the others go on."""
+        if "failed" in run:
+            return
+        try:
+            step(run, i, timed)
+        except Exception as exc:  # noqa: BLE001 - one variant's failure must not lose the others
+            run["failed"] = f"{type(exc).__name__}: {exc}"[:500]
+            print(f"variant {name} failed at step {i}: {run['failed']}", flush=True)
+
     for i in range(args.warmup):
-        for run in runs.values():
-            step(run, i, False)
+        for name, run in runs.items():
+            attempt(name, run, i, False)
     for i in range(args.warmup, args.warmup + args.steps):
-        for run in runs.values():
-            step(run, i, True)
+        for name, run in runs.items():
+            attempt(name, run, i, True)
 
     base_ms = None
     results = {}
     for name, run in runs.items():
+        if "failed" in run:
+            results[name] = {"failed": run["failed"], "settings": run["settings"]}
+            continue
         ms = statistics.median(run["times"])
         base_ms = base_ms or ms
         results[name] = {"ms_per_step_median": round(ms, 2), "ms_per_step_min": round(min(run["times"]), 2),
@@ -165,6 +184,9 @@ def main(argv=None) -> dict:
           f"{out['device']}, torch {torch.__version__}; median of {args.steps} steps")
     print("| variant | ms a step | min ms | peak GiB | speedup vs " + names[0] + " |\n|---|---|---|---|---|")
     for name, r in results.items():
+        if "failed" in r:
+            print(f"| {name} | failed: {r['failed']} | | | |")
+            continue
         peak = "-" if r["peak_mem_gib"] is None else f"{r['peak_mem_gib']:.2f}"
         print(f"| {name} | {r['ms_per_step_median']:.1f} | {r['ms_per_step_min']:.1f} | {peak} | {r['vs_first']:.2f}x |")
     return search_step.write_json(out, args.json)

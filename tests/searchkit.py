@@ -28,12 +28,14 @@ def method_parts(method, space_name, *, channels=4, layers=3, steps_per_epoch=6,
     return net, sampler, cell, opt
 
 
-def random_batches(n, size=8, seed=5):
-    """``n`` (train, val) pairs of normal-noise images with random labels, shaped for SHAPE."""
+def random_batches(n, size=8, seed=5, resolution=None):
+    """``n`` (train, val) pairs of normal-noise images with random labels, shaped for SHAPE (or at
+    ``resolution``: the networks pool globally before their classifier)."""
     gen = torch.Generator().manual_seed(seed)
 
     def one():
-        return Batch(torch.randn(size, SHAPE.in_channels, SHAPE.resolution, SHAPE.resolution, generator=gen),
+        res = resolution or SHAPE.resolution
+        return Batch(torch.randn(size, SHAPE.in_channels, res, res, generator=gen),
                      torch.randint(0, SHAPE.num_classes, (size,), generator=gen))
 
     return [(one(), one()) for _ in range(n)]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts", "rome-v2 darts", "rome-v2 darts all", "entrannas darts",
             "entrannas darts device", "darts-2nd darts", "single-darts darts", "darts-pt-fixed-alpha darts",
             "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts", "e2e graph",
-            "e2e eager", "variants darts darts", "variants darts nb201", "f64 rome-v2", "packing"]
+            "e2e eager", "dwconv darts", "variants darts darts", "variants darts nb201", "f64 rome-v2", "packing"]
 
 
 def _env(out: Path) -> dict:
@@ -53,10 +53,16 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     prof = lines[PRIORITY.index("profile darts darts")]  # on a CPU the operators' own times, largest first
     assert prof["top"] and prof["what"].startswith("operators") and prof["summed_ms_per_step"] > 0
     assert prof["top"][0]["ms_per_step"] >= prof["top"][-1]["ms_per_step"]
+    dw = lines[PRIORITY.index("dwconv darts")]  # the depthwise convs, torch's kernels against Triton's
+    assert dw["interpreter"] is True and len(dw["geometries"]) == 2 <= dw["geometries_in_forward"]
+    for g in dw["geometries"]:  # float32 against float64 torch, both forms (the interpreter computes as a GPU)
+        assert max(g["triton_rel_err"]) < 1e-5 and max(g["torch_rel_err"]) < 1e-5, g
+        assert g["calls_per_forward"] >= 1 and g["triton_fwd_bwd_ms"] > 0 and g["torch_fwd_bwd_ms"] > 0
+    assert any(g["k"] > 1 for g in dw["geometries"])  # the spread first conv: k filters per channel
     variants = lines[PRIORITY.index("variants darts darts")]  # the same step in other forms, timed side by side
-    assert variants["mode"] == "fast" and list(variants["variants"]) == ["default", "merge+conv"]
-    assert variants["variants"]["merge+conv"]["settings"] == {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False,
-                                                              "SPREAD_DEPTHWISE": False}
+    assert variants["mode"] == "fast" and list(variants["variants"]) == ["default", "triton-dw"]
+    assert variants["variants"]["triton-dw"]["settings"] == {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True,
+                                                             "SPREAD_DEPTHWISE": True, "DEPTHWISE_TRITON": True}
     assert all(v["ms_per_step_median"] > 0 for v in variants["variants"].values())
     first = variants["variants"]["default"]["losses"][0]  # same net, data and seed: the first loss to rounding
     assert all(abs(v["losses"][0] - first) < 1e-4 * first for v in variants["variants"].values()), variants

@@ -49,7 +49,7 @@ import torch.utils.checkpoint
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from harness.nn import groups
+from harness.nn import dwconv, groups
 from harness.nn.ops import FactorizedReduce, Identity, Noise, Zero
 
 
@@ -284,7 +284,10 @@ def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> t
     # weights of the units source by source, then (source, channel, occurrence): k filters per channel
     w = _conv_weight([group.layers[u][li].weight for u in order], kernel)
     w = w.view(n_src, k, c_in, 1, *w.shape[-2:]).transpose(1, 2).reshape(n_src * c_in * k, 1, *w.shape[-2:])
-    out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
+    if _triton_dw(h):  # output channel o reads input channel o // k
+        out = dwconv.depthwise_conv(h, w, stride, padding, dilation, k)
+    else:
+        out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
     idx = group.spread_index.get(h.device)
     # made at the first forward on a device (GraphedStep's warm-up steps come before its capture, which
     # could not copy it from the host), as FusedMixed._consts makes its matrices
@@ -337,17 +340,16 @@ POINTWISE_MATMUL = True
 # less for backward (7.68 -> 6.73 GiB as captured, batch 64, C=16, 8 cells; counted on a CPU,
 # BENCHMARKS.md), for +2% kernels; its GPU time is for step_variants.py ("spread" vs "no-merge+pw-matmul").
 SPREAD_DEPTHWISE = True
+# DEPTHWISE_TRITON: while a CUDA graph is captured, the chains' depthwise convs in Triton kernels
+# (harness.nn.dwconv), a ReLU right before one fused into its loads, and a shared input read by every unit
+# without its repeat. Off until a GPU has timed it against torch's kernels (benchmarks/dwconv_bench.py,
+# step_variants.py's "triton-dw"); uncaptured steps keep torch's kernels (a Python Function's host cost).
+DEPTHWISE_TRITON = False
 
 
-def _engine_needs(t: torch.Tensor) -> bool:
-    """Inside a backward: whether this backward pass uses ``t``'s gradient. ``ctx.needs_input_grad`` says
-    only that ``t`` requires one; a step's backward asks for some gradients only (the architecture step's
-    for alpha: no weight gradients), and autograd's own formulas skip the rest, as this lets a Function do
-    (torch's engine query, the one ``torch.autograd.graph.register_multi_grad_hook`` uses)."""
-    try:
-        return torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node)
-    except (AttributeError, RuntimeError):  # a torch without the query: compute it
-        return True
+def _triton_dw(h: torch.Tensor) -> bool:
+    """Whether this pass runs its depthwise convs in :mod:`harness.nn.dwconv`'s kernels."""
+    return DEPTHWISE_TRITON and groups.capturing(h) and dwconv.why_not(h) is None
 
 
 class _Pointwise(torch.autograd.Function):
@@ -371,9 +373,9 @@ class _Pointwise(torch.autograd.Function):
         w = weight.view(g, o // g, c // g)
         grad = grad.reshape(n, g, o // g, hh * ww)
         grad_h = grad_w = None
-        if ctx.needs_input_grad[0] and _engine_needs(h):
+        if ctx.needs_input_grad[0] and groups.engine_needs(h):
             grad_h = torch.matmul(w.transpose(1, 2), grad).view(n, c, hh, ww)
-        if ctx.needs_input_grad[1] and _engine_needs(weight):  # per image (B, g, out/g, in/g), summed
+        if ctx.needs_input_grad[1] and groups.engine_needs(weight):  # per image (B, g, out/g, in/g), summed
             grad_w = torch.matmul(grad, h.reshape(n, g, c // g, hh * ww).transpose(2, 3)).sum(0).view_as(weight)
         return grad_h, grad_w, None
 
@@ -459,6 +461,8 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
     layers = group.key[1:-1] if skip_last else group.key[1:]  # skip_last: the caller runs the final BN
     # ReLU -> depthwise conv on sources that several units read: the conv per source (_spread_depthwise)
     spread = group.spread if SPREAD_DEPTHWISE else None
+    triton_dw = _triton_dw(h)
+    relu_next = False  # a ReLU left to the depthwise conv that follows it (triton_dw)
     for li, desc in enumerate(layers):
         kind = desc[0]
         if kind == "relu":
@@ -467,6 +471,8 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
                 h = inputs.relu(distinct[0]) if len(distinct) == 1 else inputs.stack(distinct, relu=True)
             elif li == 0:
                 h = inputs.relu(srcs[0]) if shared else inputs.stack(srcs, relu=True)
+            elif triton_dw and li + 1 < len(layers) and layers[li + 1][:2] == ("conv", "dw"):
+                relu_next = True
             else:
                 h = F.relu(h)
             continue
@@ -478,7 +484,9 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
         if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
             weight = _conv_weight([layers[li].weight for layers in group.layers], desc[4])
-            if conv_kind == "dw":
+            if conv_kind == "dw" and triton_dw:  # output channel u*C + c reads channel c of a shared input
+                h, relu_next = dwconv.depthwise_conv(h, weight, stride, padding, dilation, 1, relu_next), False
+            elif conv_kind == "dw":
                 h = F.conv2d(_repeat(h, m) if shared else h, weight, None, stride, padding, dilation, m * c_in)
             elif POINTWISE_MATMUL and desc[4] == (1, 1) and stride == (1, 1) and padding == (0, 0):
                 h = _pointwise(h, weight, 1 if shared else m)

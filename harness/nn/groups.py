@@ -107,6 +107,17 @@ def capturing(x: torch.Tensor) -> bool:
     return _AS_CAPTURED.get() or (x.is_cuda and torch.cuda.is_current_stream_capturing())
 
 
+def engine_needs(t: torch.Tensor) -> bool:
+    """Inside a backward: whether this backward pass uses ``t``'s gradient. ``ctx.needs_input_grad`` says
+    only that ``t`` requires one; a step's backward asks for some gradients only (the architecture step's
+    for alpha: no weight gradients), and autograd's own formulas skip the rest, as this lets a Function do
+    (torch's engine query, the one ``torch.autograd.graph.register_multi_grad_hook`` uses)."""
+    try:
+        return torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node)
+    except (AttributeError, RuntimeError):  # a torch without the query: compute it
+        return True
+
+
 # Up to this many samples, :func:`batch_norm` normalises each block with its own call: 4k + 1 kernels for the
 # forward and backward (k normalisations each way, a concatenation and its backward, the affine gradients summed
 # over k uses), against 15 for the side-by-side call at any k, which also copies the activations there and back

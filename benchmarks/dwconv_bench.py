@@ -1,0 +1,197 @@
+"""The fused DARTS cell's depthwise convolutions, torch's kernels against harness.nn.dwconv's Triton kernels,
+one geometry at a time, at the sizes a search step runs them (issue 12: torch's float32 depthwise kernels
+were 42 of the 132.5 ms of kernels in a profiled DARTS step on an H200, BENCHMARKS.md).
+
+    python benchmarks/dwconv_bench.py --method darts       # darts space, batch 64, C=16, 8 cells
+    python benchmarks/dwconv_bench.py --method darts --batch 2 --channels 2 --layers 2 --resolution 8 --reps 1  # a CPU
+
+The geometries come from one forward of the search network in the form a CUDA graph captures
+(``groups.as_captured``) with ``harness.nn.fused.DEPTHWISE_TRITON`` on: every call the fused cells make to
+the Triton form (input and weight shapes, stride, padding, dilation, filters per channel, a fused ReLU),
+counted. Each geometry is then timed both ways, forward alone and forward plus both gradients
+(``torch.autograd.grad`` for input and weight): torch as the fused cell runs it uncaptured-in-Triton (a
+ReLU, the shared input repeated for its units, ``F.conv2d`` with groups), Triton through
+``harness.nn.dwconv.depthwise_conv``. On CUDA each is replayed from its own CUDA graph (as the captured
+step runs them), the median of ``--reps`` replays timed with CUDA events; on a CPU the kernels run in
+Triton's interpreter (``TRITON_INTERPRET=1`` before the import: tests/conftest.py sets it), and the
+times there say nothing about a GPU. Each geometry also gets the float32 results' largest relative error
+against float64 torch (output, input gradient, weight gradient) for both: the Triton kernels must land
+where torch's do. The totals weight each geometry by its calls in one forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
+import search_step  # noqa: E402
+
+
+def collect(net, x) -> collections.Counter:
+    """The Triton form's calls in one forward of ``net`` on ``x``, as captured: {geometry: calls}."""
+    import torch
+
+    from harness.nn import dwconv, fused, groups
+
+    calls: collections.Counter = collections.Counter()
+    real_flag, real_conv = fused.DEPTHWISE_TRITON, dwconv.depthwise_conv
+    real_why = dwconv.why_not
+
+    def record(h, w, stride, padding, dilation, k=1, relu=False):
+        calls[(tuple(h.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation), int(k),
+               bool(relu))] += 1
+        return torch_form(h, w, stride, padding, dilation, k, relu)
+
+    fused.DEPTHWISE_TRITON, dwconv.depthwise_conv, dwconv.why_not = True, record, lambda t: None
+    try:
+        with groups.as_captured(), torch.no_grad():
+            net(x)
+    finally:
+        fused.DEPTHWISE_TRITON, dwconv.depthwise_conv, dwconv.why_not = real_flag, real_conv, real_why
+    return calls
+
+
+def torch_form(h, w, stride, padding, dilation, k, relu):
+    """What the fused cell runs without the Triton form: ReLU, the shared input repeated for its units
+    (O = m*C*k outputs from C channels), one grouped ``F.conv2d`` (k filters per channel)."""
+    import torch.nn.functional as F
+
+    c, o = h.shape[1], w.shape[0]
+    if relu:
+        h = F.relu(h)
+    m = o // (c * k)
+    if m > 1:
+        h = h.repeat(1, m, 1, 1)
+    return F.conv2d(h, w, None, stride, padding, dilation, c * m)
+
+
+def timed(fn, reps: int, cuda: bool) -> float:
+    """Median ms of ``fn``: on CUDA replayed from a CUDA graph (after warm-up on a side stream)."""
+    import torch
+
+    if not cuda:
+        times = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            fn()
+            times.append(1000 * (time.perf_counter() - t0))
+        return statistics.median(times[1:])
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # Triton compiles here, cuDNN/cuBLAS pick their algorithms
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    for _ in range(3):
+        graph.replay()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    search_step.step_arguments(ap, space="darts")
+    ap.add_argument("--reps", type=int, default=20, help="timed replays per geometry and form")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--max-geometries", type=int, default=0,
+                    help="time only the N most-called geometries (0: all; a CPU check in the interpreter)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv if argv is not None else None)
+
+    import torch
+
+    from harness.nn import dwconv
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    tf32 = search_step.set_tf32(args)
+    probe = torch.zeros(1, device=device)
+    why = dwconv.why_not(probe)
+    if why is not None:
+        raise SystemExit(f"dwconv_bench: the Triton kernels cannot run here: {why}")
+    registry, spec, space, layers, shape = search_step.resolve_step(args)
+    sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
+    search_step.ready(sampler, net, opt, True)
+    gen = torch.Generator(device=device).manual_seed(1234)
+    x = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device, generator=gen)
+    calls = collect(net, x)
+    del net, opt, sampler
+    if not calls:
+        raise SystemExit(f"dwconv_bench: {args.method} on {args.space} makes no depthwise convolution")
+
+    rows = []
+    totals = collections.Counter()
+    ranked = sorted(calls.items(), key=lambda kv: -kv[1])
+    for (xs, ws, stride, padding, dilation, k, relu), count in ranked[:args.max_geometries or None]:
+        h = torch.randn(xs, device=device, generator=gen, requires_grad=True)
+        w = torch.randn(ws, device=device, generator=gen, requires_grad=True)
+        conv = (stride, padding, dilation, k, relu)
+        g = torch.randn(torch_form(h, w, *conv).shape, device=device, generator=gen)
+        forms = {"torch": lambda a, b: torch_form(a, b, *conv),
+                 "triton": lambda a, b: dwconv.depthwise_conv(a, b, *conv)}
+        row = {"input": list(xs), "weight": list(ws), "stride": list(stride), "padding": list(padding),
+               "dilation": list(dilation), "k": k, "relu": relu, "calls_per_forward": count}
+        # float32 against float64 torch (independent of both float32 forms)
+        h64, w64 = h.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+        y64 = torch_form(h64, w64, *conv)
+        ref = (y64, *torch.autograd.grad(y64, (h64, w64), g.double()))
+        for name, fn in forms.items():
+            y = fn(h, w)
+            got = (y, *torch.autograd.grad(y, (h, w), g))
+            row[f"{name}_rel_err"] = [float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
+                                      for a, b in zip(got, ref)]
+            with torch.no_grad():
+                row[f"{name}_fwd_ms"] = round(timed(lambda fn=fn: fn(h, w), args.reps, cuda), 4)
+            row[f"{name}_fwd_bwd_ms"] = round(timed(
+                lambda fn=fn: torch.autograd.grad(fn(h, w), (h, w), g), args.reps, cuda), 4)
+            totals[f"{name}_fwd_ms"] += count * row[f"{name}_fwd_ms"]
+            totals[f"{name}_fwd_bwd_ms"] += count * row[f"{name}_fwd_bwd_ms"]
+        rows.append(row)
+
+    name = (torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu")
+    out = {"command": "python benchmarks/dwconv_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+           "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
+           "layers": layers, "resolution": args.resolution, "device": f"{device.type}:{name}",
+           "interpreter": not cuda, "torch": torch.__version__, "python": platform.python_version(),
+           "triton": getattr(dwconv.triton, "__version__", None), "date": time.strftime("%Y-%m-%d"),
+           "reps": args.reps, "tf32": tf32, "geometries": rows, "geometries_in_forward": len(calls),
+           "totals_per_forward": {k: round(v, 3) for k, v in totals.items()}}
+    print(f"depthwise convs of one {args.method} forward on {args.space} (batch {args.batch}, C={args.channels}, "
+          f"{layers} cells), {out['device']}, torch {torch.__version__}, triton {out['triton']}"
+          f"{' (interpreter: times say nothing about a GPU)' if not cuda else ''}; median of {args.reps}")
+    print("| input | weight | stride | dil | k | relu | calls | torch fwd ms | triton fwd ms | torch fwd+bwd ms "
+          "| triton fwd+bwd ms | triton rel. err. (y, dx, dw) |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        err = ", ".join(f"{e:.1e}" for e in r["triton_rel_err"])
+        print(f"| {'x'.join(map(str, r['input']))} | {'x'.join(map(str, r['weight']))} | {r['stride'][0]} | "
+              f"{r['dilation'][0]} | {r['k']} | {'yes' if r['relu'] else 'no'} | {r['calls_per_forward']} | "
+              f"{r['torch_fwd_ms']:.3f} | {r['triton_fwd_ms']:.3f} | {r['torch_fwd_bwd_ms']:.3f} | "
+              f"{r['triton_fwd_bwd_ms']:.3f} | {err} |")
+    t = out["totals_per_forward"]
+    print(f"Per forward (calls x time): forward torch {t['torch_fwd_ms']:.2f} ms, Triton {t['triton_fwd_ms']:.2f} ms; "
+          f"forward + both gradients torch {t['torch_fwd_bwd_ms']:.2f} ms, Triton {t['triton_fwd_bwd_ms']:.2f} ms")
+    return search_step.write_json(out, args.json)
+
+
+if __name__ == "__main__":
+    main()

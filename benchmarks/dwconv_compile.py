@@ -1,0 +1,158 @@
+"""Compile every form of harness.nn.dwconv's Triton kernels that a search step launches, for a GPU this
+machine does not have (default sm_90, an H100/H200), and report each one's registers and spills from
+``ptxas -v``: a kernel that does not compile, or spills, shows here before a session spends device time.
+Triton's interpreter (the tests) checks what the kernels compute, not that they compile.
+
+    python benchmarks/dwconv_compile.py --method darts          # darts space, paper size, sm_90
+    python benchmarks/dwconv_compile.py --method darts --arch 80   # an A100
+
+The forms come from the real launch code: one forward of the search network records the Triton form's calls
+(``benchmarks/dwconv_bench.py``'s ``collect``), then each call's forward, input-gradient and weight-gradient
+launches run with the kernels replaced by recorders (on the meta device: shapes only), which keep the
+constexpr arguments and warps of each launch. Each distinct form is compiled with ``triton.compile`` for the
+target (Triton's bundled ptxas; no GPU needed) and its PTX put through ``ptxas -v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
+import search_step  # noqa: E402
+
+
+class _Recorder:
+    """Stands in for a Triton kernel at launch: ``kernel[grid](*args, **kwargs)`` records the launch's form."""
+
+    def __init__(self, fn, forms: dict):
+        self.fn, self.forms = fn, forms
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            import torch
+
+            names = self.fn.__code__.co_varnames[: self.fn.__code__.co_argcount]
+            bound = dict(zip(names, args))
+            bound.update(kwargs)
+            warps = bound.pop("num_warps", 4)
+            consts = {k: v for k, v in bound.items() if k.isupper() and k == k.upper()
+                      and not isinstance(v, torch.Tensor) and k in _constexprs(self.fn)}
+            sig = {}
+            for k in names:
+                v = bound[k]
+                if isinstance(v, torch.Tensor):
+                    sig[k] = {torch.float32: "*fp32", torch.float64: "*fp64"}[v.dtype]
+                elif k in consts:
+                    sig[k] = "constexpr"
+                else:
+                    sig[k] = "i32"
+            key = (self.fn.__name__, tuple(sorted((k, str(v)) for k, v in consts.items())), warps)
+            self.forms.setdefault(key, (self.fn, sig, consts, warps, 0))
+            fn, sig, consts, warps, n = self.forms[key]
+            self.forms[key] = (fn, sig, consts, warps, n + 1)
+
+        return launch
+
+
+def _constexprs(fn) -> set[str]:
+    return {k for k, v in fn.__annotations__.items() if "constexpr" in str(v)}
+
+
+def forms_of(calls, dtype="float32") -> dict:
+    """{(kernel, constexprs, warps): (fn, signature, constexprs, warps, launches)} over the calls' forward
+    and both gradient launches."""
+    import torch
+
+    from harness.nn import dwconv
+
+    forms: dict = {}
+    recorders = tuple(_Recorder(fn, forms) for fn in (dwconv._fwd_kernel, dwconv._dx_kernel, dwconv._dw_kernel))
+    real = dwconv._launch_settings
+    dt = getattr(torch, dtype)
+    dwconv._launch_settings = lambda x: (recorders, dwconv.tl.float64 if x.dtype == torch.float64 else dwconv.tl.float32)
+    try:
+        for (xs, ws, stride, padding, dilation, k, relu), _ in calls.items():
+            x = torch.empty(xs, device="meta", dtype=dt)
+            w = torch.empty(ws, device="meta", dtype=dt)
+            conv = (stride, padding, dilation, k, relu)
+            y = dwconv.forward(x, w, *conv)
+            dwconv.grad_input(torch.empty_like(y), x, w, *conv)
+            dwconv.grad_weight(torch.empty_like(y), x, w, *conv)
+    finally:
+        dwconv._launch_settings = real
+    return forms
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    search_step.step_arguments(ap, space="darts")
+    ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (90: H100/H200)")
+    ap.add_argument("--limit", type=int, default=0, help="compile only the first N forms (0: all)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+
+    os.environ.pop("TRITON_INTERPRET", None)  # compiled kernels, not the interpreter's (read at triton.jit)
+    import torch
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    import dwconv_bench
+
+    registry, spec, space, layers, shape = search_step.resolve_step(args)
+    sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "cpu")
+    search_step.ready(sampler, net, opt, True)
+    gen = torch.Generator().manual_seed(1234)
+    calls = dwconv_bench.collect(net, torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen))
+    forms = forms_of(calls)
+    ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+    target = GPUTarget("cuda", args.arch, 32)
+    rows = []
+    for key, (fn, sig, consts, warps, launches) in list(forms.items())[: args.limit or None]:
+        t0 = time.perf_counter()
+        kernel = triton.jit(fn)
+        compiled = triton.compile(ASTSource(fn=kernel, signature=sig, constexprs=consts), target=target,
+                                  options={"num_warps": warps})
+        seconds = time.perf_counter() - t0
+        with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as fh:
+            fh.write(compiled.asm["ptx"])
+        arch = f"sm_{args.arch}a" if args.arch == 90 else f"sm_{args.arch}"
+        info = subprocess.run([str(ptxas), "-v", "--gpu-name", arch, fh.name, "-o", os.devnull],
+                              capture_output=True, text=True, check=True).stderr
+        os.unlink(fh.name)
+        regs = re.search(r"Used (\d+) registers", info)
+        spill = re.search(r"(\d+) bytes spill stores", info)
+        rows.append({"kernel": fn.__name__.strip("_").replace("_kernel", ""),
+                     "constexprs": {k: str(v) for k, v in consts.items()}, "num_warps": warps,
+                     "launches_per_forward": launches, "registers": int(regs.group(1)) if regs else None,
+                     "spill_store_bytes": int(spill.group(1)) if spill else 0,
+                     "shared_bytes": compiled.metadata.shared, "compile_s": round(seconds, 2)})
+    out = {"command": "python benchmarks/dwconv_compile.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+           "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
+           "layers": layers, "arch": args.arch, "geometries": len(calls), "forms": len(forms), "compiled": rows,
+           "triton": triton.__version__, "torch": torch.__version__, "python": platform.python_version(),
+           "date": time.strftime("%Y-%m-%d")}
+    print(f"{args.method} on {args.space} (C={args.channels}, {layers} cells): {len(calls)} depthwise geometries a "
+          f"forward, {len(forms)} kernel forms; compiled {len(rows)} for sm_{args.arch} with Triton "
+          f"{triton.__version__} (no GPU)")
+    print("| kernel | constexprs | warps | launches a forward | registers | spill bytes | shared bytes | compile s |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = ", ".join(f"{k}={v}" for k, v in r["constexprs"].items() if k != "DT")
+        print(f"| {r['kernel']} | {c} | {r['num_warps']} | {r['launches_per_forward']} | {r['registers']} | "
+              f"{r['spill_store_bytes']} | {r['shared_bytes']} | {r['compile_s']} |")
+    return search_step.write_json(out, args.json)
+
+
+if __name__ == "__main__":
+    main()

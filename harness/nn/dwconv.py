@@ -1,0 +1,275 @@
+"""Depthwise convolutions in Triton kernels: an optional form of the fused cell's depthwise layers (issue 12).
+
+A profile of the captured-to-be DARTS step on an H200 (BENCHMARKS.md, "Where the step's time goes") put
+torch's own float32 depthwise kernels at 42 of its 132 ms of kernels, the largest share being the weight
+gradient (``conv_depthwise2d_grad_weight_kernel``: 120 calls, 130 us each, where reading its two operands
+once takes about 36 us at the H200's bandwidth: that kernel reduces each of the KH*KW taps of a channel in
+its own thread block, so it reads the channel's input and gradient KH*KW times). The kernels here:
+
+* forward: one program per (image, block of output channels, block of output pixels), the taps unrolled;
+* input gradient: one program per (image, block of input channels, block of input pixels), summing over the output
+  channels that read that input channel and the taps whose window covers the pixel;
+* weight gradient: one program per (output channel, slice of the batch), every tap of the channel from
+  one read of the output gradient (a taps x pixels accumulator), the slices' partial sums then added by
+  ``torch.sum`` (a fixed order: the same bits on every run, unlike atomic adds).
+
+Output channel ``o`` reads input channel ``(o // k) % C`` (``C`` input channels, ``k`` filters per channel):
+``k = 1`` with ``O = m*C`` is the units' shared input repeated m times without the copy, ``O = k*C`` is
+the spread form's k filters per channel (:func:`harness.nn.fused._spread_depthwise`). ``relu=True`` reads
+``max(x, 0)`` (the fused cell's ReLU before a depthwise conv, fused into its loads; its backward masks
+the input gradient where ``x <= 0``).
+
+Whether it is faster than torch's kernels is for a GPU to say (``benchmarks/dwconv_bench.py``,
+``benchmarks/step_variants.py``'s ``triton-dw``); off by default (``harness.nn.fused.DEPTHWISE_TRITON``).
+Kernels are compiled at first use; on a CPU they run only in Triton's interpreter (``TRITON_INTERPRET=1``,
+slow, for the tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from harness.nn.groups import engine_needs
+
+try:  # Triton ships with torch's CUDA wheels; the CPU-only ones lack it
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the torch build
+    triton = None
+    tl = None
+
+
+def why_not(x: torch.Tensor) -> str | None:
+    """Why the Triton kernels cannot run on ``x`` (None: they can)."""
+    if triton is None:
+        return "Triton is not installed (it comes with torch's CUDA wheels)"
+    if x.dtype not in (torch.float32, torch.float64):
+        return f"dtype {x.dtype}: the kernels take float32 and float64"
+    if x.is_cuda:
+        return None
+    if x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
+        # the interpreter needs Triton's own library functions in its form, which Triton decides at import
+        if type(tl.zeros).__name__ != "InterpretedFunction":
+            return "TRITON_INTERPRET=1 was set after Triton was imported (set it before)"
+        return None
+    return f"device {x.device}: the kernels run on CUDA (on a CPU in Triton's interpreter, TRITON_INTERPRET=1)"
+
+
+def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# The kernels: plain functions, made Triton kernels at first use (:func:`_kernels`), so that a test that sets
+# TRITON_INTERPRET=1 gets the interpreter's form after this module was imported.
+
+
+def _fwd_kernel(x_ptr, w_ptr, y_ptr, C, H, W, O, HO, WO, KM, N_CB,
+                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+                RELU: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+    # program: image n, output channels [cb*CB, cb*CB + CB), output pixels [pb*PB, pb*PB + PB)
+    n = (tl.program_id(0) // N_CB).to(tl.int64)
+    ch = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    offs = tl.program_id(1) * PB + tl.arange(0, PB)
+    ch_ok = ch < O
+    inside = offs < HO * WO
+    oy = offs // WO
+    ox = offs % WO
+    x_rows = x_ptr + ((n * C + (ch // KM) % C) * H * W)[:, None]
+    acc = tl.zeros([CB, PB], dtype=DT)
+    for i in tl.static_range(KH):
+        iy = oy * SH - PH + i * DH
+        row = inside & (iy >= 0) & (iy < H)
+        for j in tl.static_range(KW):
+            ix = ox * SW - PW + j * DW
+            ok = ch_ok[:, None] & (row & (ix >= 0) & (ix < W))[None, :]
+            v = tl.load(x_rows + (iy * W + ix)[None, :], mask=ok, other=0.0)
+            if RELU:
+                v = tl.maximum(v, 0.0)
+            acc += v * tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)[:, None]
+    y_rows = y_ptr + ((n * O + ch) * HO * WO)[:, None]
+    tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
+
+
+def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, C, H, W, O, HO, WO, KM, R, N_CB,
+               PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+               RELU: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+    # program: image n, input channels [cb*CB, cb*CB + CB), input pixels [pb*PB, pb*PB + PB)
+    n = (tl.program_id(0) // N_CB).to(tl.int64)
+    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    offs = tl.program_id(1) * PB + tl.arange(0, PB)
+    c_ok = c < C
+    inside = offs < H * W
+    y = offs // W
+    x = offs % W
+    acc = tl.zeros([CB, PB], dtype=DT)
+    # the output channels that read input channel c: o = (r*C + c)*KM + q for r < R = O // (C*KM), q < KM
+    for rq in range(0, R * KM):
+        o = ((rq // KM) * C + c) * KM + rq % KM
+        g_rows = g_ptr + ((n * O + o) * HO * WO)[:, None]
+        for i in tl.static_range(KH):
+            ty = y + PH - i * DH  # = oy * SH for the output row whose window's tap i covers row y
+            oy = ty // SH
+            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+            for j in tl.static_range(KW):
+                tx = x + PW - j * DW
+                ox = tx // SW
+                ok = c_ok[:, None] & (row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO))[None, :]
+                g = tl.load(g_rows + (oy * WO + ox)[None, :], mask=ok, other=0.0)
+                acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
+    rows = ((n * C + c) * H * W)[:, None] + offs[None, :]
+    mask = c_ok[:, None] & inside[None, :]
+    if RELU:
+        acc = tl.where(tl.load(x_ptr + rows, mask=mask, other=0.0) > 0, acc, 0.0)
+    tl.store(dx_ptr + rows, acc, mask=mask)
+
+
+def _dw_kernel(g_ptr, x_ptr, part_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT,
+               PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+               RELU: tl.constexpr, TAPS: tl.constexpr, BLOCK: tl.constexpr, DT: tl.constexpr):
+    o = tl.program_id(0).to(tl.int64)
+    split = tl.program_id(1)
+    c = (o // KM) % C
+    t = tl.arange(0, TAPS)  # tap t = (t // KW, t % KW); TAPS >= KH*KW, a power of two
+    ti = (t // KW)[:, None]
+    tj = (t % KW)[:, None]
+    real_tap = (t < KH * KW)[:, None]
+    acc = tl.zeros([TAPS, BLOCK], dtype=DT)
+    n_end = tl.minimum((split + 1) * PER_SPLIT, N)
+    for n in range(split * PER_SPLIT, n_end):
+        g_plane = g_ptr + (n * O + o) * HO * WO
+        x_plane = x_ptr + (n * C + c) * H * W
+        for start in range(0, HO * WO, BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            inside = offs < HO * WO
+            g = tl.load(g_plane + offs, mask=inside, other=0.0)
+            iy = (offs // WO)[None, :] * SH - PH + ti * DH
+            ix = (offs % WO)[None, :] * SW - PW + tj * DW
+            ok = real_tap & inside[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+            v = tl.load(x_plane + iy * W + ix, mask=ok, other=0.0)
+            if RELU:
+                v = tl.maximum(v, 0.0)
+            acc += v * g[None, :]
+    tl.store(part_ptr + (o * tl.num_programs(1) + split) * (KH * KW) + t, tl.sum(acc, axis=1), mask=t < KH * KW)
+
+
+# Compiled once per value of each constexpr argument (kernel size, stride, a fused ReLU, tile shape: 16 + 16
+# + 12 forms for the DARTS step's 80 geometries, counted at paper size on 2026-12-04) and, by Triton's
+# default, per integer argument equal to 1 or divisible by 16: the sizes, padding and dilation are exempt,
+# so a GPU run compiles a few dozen kernels at its first (warm-up) step instead of hundreds.
+_SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "PH", "PW", "DH", "DW")
+
+
+@functools.cache
+def _kernels(interpret: bool) -> tuple:
+    del interpret  # part of the cache key: triton.jit reads TRITON_INTERPRET when it is called
+    out = []
+    for fn in (_fwd_kernel, _dx_kernel, _dw_kernel):
+        names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+        out.append(triton.jit(fn, do_not_specialize=[a for a in names if a in _SIZES]))
+    return tuple(out)
+
+
+def _launch_settings(x: torch.Tensor):
+    kernels = _kernels(os.environ.get("TRITON_INTERPRET") == "1" and not x.is_cuda)
+    return kernels, (tl.float64 if x.dtype == torch.float64 else tl.float32)
+
+
+def _block(n: int, cap: int = 1024) -> int:
+    return max(16, min(cap, triton.next_power_of_2(n)))
+
+
+def _tiles(channels: int, pixels: int) -> tuple[int, int]:
+    """(channels, pixels) of a program's tile: a plane's pixels up to 1024, then channels up to 1024
+    elements in all (a DARTS cell's 8x8 planes: 16 channels of 64 pixels, not 64-pixel programs)."""
+    pb = _block(pixels)
+    return max(1, min(1024 // pb, triton.next_power_of_2(channels))), pb
+
+
+def _warps(elements: int, taps: int) -> int:
+    """Warps for a forward or input-gradient tile: 4 elements a thread, 2 for 5x5 kernels. From ptxas -v for
+    sm_90 (``benchmarks/dwconv_compile.py``, no GPU needed): at 4 a thread the 5x5 forward holds 128
+    registers and the 5x5 input gradient 255 with spills; 3x3 kernels 58-141, no spills."""
+    per_thread = 4 if taps <= 9 else 2
+    return max(1, min(16, elements // (32 * per_thread)))
+
+
+def _geometry(x, weight, stride, padding, dilation):
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho = out_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = out_size(w, kw, stride[1], padding[1], dilation[1])
+    consts = dict(PH=padding[0], PW=padding[1], DH=dilation[0], DW=dilation[1], KH=kh, KW=kw, SH=stride[0],
+                  SW=stride[1])
+    return n, c, h, w, o, ho, wo, consts
+
+
+def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False) -> torch.Tensor:
+    """The depthwise convolution: (N, C, H, W) x (O, 1, KH, KW) -> (N, O, HO, WO), output channel o reading
+    input channel (o // k) % C, of max(x, 0) if ``relu``."""
+    (fwd, _, _), dt = _launch_settings(x)
+    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
+    y = torch.empty((n, o, ho, wo), dtype=x.dtype, device=x.device)
+    cb, pb = _tiles(o, ho * wo)
+    n_cb = triton.cdiv(o, cb)
+    fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, c, h, w, o, ho, wo, k, n_cb, **consts, RELU=relu,
+                                              CB=cb, PB=pb, DT=dt, num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+    return y
+
+
+def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False) -> torch.Tensor:
+    (_, dxk, _), dt = _launch_settings(x)
+    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
+    dx = torch.empty_like(x)
+    cb, pb = _tiles(c, h * w)
+    n_cb = triton.cdiv(c, cb)
+    dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, c, h, w, o, ho, wo, k, o // (c * k), n_cb,
+                                            **consts, RELU=relu, CB=cb, PB=pb, DT=dt, num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+    return dx
+
+
+def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False) -> torch.Tensor:
+    (_, _, dwk), dt = _launch_settings(x)
+    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
+    taps = triton.next_power_of_2(consts["KH"] * consts["KW"])
+    # enough programs to fill a GPU (an H200 has 132 multiprocessors) with whole images per program
+    splits = max(1, min(n, -(-1024 // o)))
+    per_split = -(-n // splits)
+    splits = -(-n // per_split)
+    part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
+    block = _block(ho * wo, cap=max(16, 4096 // taps))
+    dwk[(o, splits)](grad, x, part, n, c, h, w, o, ho, wo, k, per_split, **consts, RELU=relu, TAPS=taps,
+                     BLOCK=block, DT=dt, num_warps=4)
+    return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
+
+
+class DepthwiseConv(torch.autograd.Function):
+    """:func:`forward` with its backward in the kernels above; keeps its input and weight only, and computes
+    each gradient only when the backward pass uses it (an architecture step's backward asks for alpha's
+    gradient alone)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, dilation, k, relu):
+        x = x.contiguous()
+        weight = weight.contiguous()
+        ctx.save_for_backward(x, weight)
+        ctx.conv = (stride, padding, dilation, k, relu)
+        return forward(x, weight, stride, padding, dilation, k, relu)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        dx = dw = None
+        if ctx.needs_input_grad[0] and engine_needs(x):
+            dx = grad_input(grad, x, weight, *ctx.conv)
+        if ctx.needs_input_grad[1] and engine_needs(weight):
+            dw = grad_weight(grad, x, weight, *ctx.conv)
+        return dx, dw, None, None, None, None, None
+
+
+def depthwise_conv(x, weight, stride, padding, dilation, k: int = 1, relu: bool = False) -> torch.Tensor:
+    """Autograd's form of :func:`forward` (the Triton kernels both ways)."""
+    return DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation), int(k), bool(relu))

@@ -1,0 +1,167 @@
+"""harness.nn.dwconv's Triton depthwise kernels compute torch's depthwise convolution and its gradients (in
+Triton's interpreter on this CPU, float64, against ``F.conv2d`` on the input channels each output channel
+reads), and the fused cell run through them follows the eager cell's float64 trajectory."""
+
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton", reason="Triton is not installed (it comes with torch's CUDA wheels)")
+
+from harness.api import Batch  # noqa: E402
+from harness.nn import dwconv, groups  # noqa: E402
+from harness.nn.cells import set_fast  # noqa: E402
+from tests.searchkit import method_parts, random_batches  # noqa: E402
+
+
+@pytest.fixture
+def interpret(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # (tests/conftest.py sets it before Triton's import)
+    why = dwconv.why_not(torch.zeros(1))
+    if why is not None:
+        pytest.skip(f"Triton's interpreter is not usable here: {why}")
+
+
+def reference(x, w, stride, padding, dilation, k, relu):
+    """torch's grouped convolution on the input channel each output channel reads, (o // k) % C, gathered
+    explicitly: an independent statement of the channel map the kernels implement."""
+    c, o = x.shape[1], w.shape[0]
+    xs = (x.clamp_min(0) if relu else x).index_select(1, torch.tensor([(j // k) % c for j in range(o)]))
+    return F.conv2d(xs, w, None, stride, padding, dilation, o)
+
+
+# (N, C, H, W, O, k, kernel, stride, padding, dilation, relu): DARTS's sep_conv_3x3/5x5 and dil_conv_3x3/5x5
+# geometries at stride 1 and 2, odd sizes, k filters per channel (the spread form), a shared input read by
+# O = m*C outputs (k = 1), the fused ReLU
+GEOMETRIES = [
+    (2, 3, 7, 6, 6, 2, 3, 1, 1, 1, False),
+    (2, 3, 8, 8, 9, 1, 5, 2, 4, 2, True),
+    (3, 2, 6, 6, 4, 2, 3, 2, 1, 1, True),
+    (2, 2, 5, 5, 4, 1, 5, 1, 2, 1, False),
+    (1, 2, 4, 4, 2, 1, 3, 2, 2, 2, False),
+    (2, 4, 9, 9, 4, 1, 3, 1, 2, 2, True),
+]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_kernels_compute_torchs_depthwise_convolution_and_its_gradients(geometry, interpret):
+    n, c, h, w, o, k, ks, s, p, d, relu = geometry
+    gen = torch.Generator().manual_seed(sum(geometry))
+    x = torch.randn(n, c, h, w, dtype=torch.float64, generator=gen, requires_grad=True)
+    wt = torch.randn(o, 1, ks, ks, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = dwconv.depthwise_conv(x, wt, (s, s), (p, p), (d, d), k, relu)
+    x2, w2 = x.detach().clone().requires_grad_(), wt.detach().clone().requires_grad_()
+    y2 = reference(x2, w2, (s, s), (p, p), (d, d), k, relu)
+    assert y.shape == y2.shape
+    g = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    dx, dw = torch.autograd.grad(y, (x, wt), g)
+    dx2, dw2 = torch.autograd.grad(y2, (x2, w2), g)
+    for got, want in ((y, y2), (dx, dx2), (dw, dw2)):
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-12), float((got - want).abs().max())
+
+
+def test_only_the_gradients_a_backward_uses_are_computed(interpret, monkeypatch):
+    """An architecture step's backward asks for no weight gradient: the weight kernel must not run."""
+    calls = []
+    real = dwconv.grad_weight
+    monkeypatch.setattr(dwconv, "grad_weight", lambda *a: calls.append(1) or real(*a))
+    x = torch.randn(2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    wt = torch.randn(2, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    y = dwconv.depthwise_conv(x, wt, (1, 1), (1, 1), (1, 1))
+    torch.autograd.grad(y.sum(), x)
+    assert not calls
+    torch.autograd.grad(dwconv.depthwise_conv(x, wt, (1, 1), (1, 1), (1, 1)).sum(), wt)
+    assert calls == [1]
+
+
+def test_why_not_names_the_device_and_the_dtype(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert "device cpu" in dwconv.why_not(torch.zeros(1))
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert dwconv.why_not(torch.zeros(1)) is None  # (tests/conftest.py set it before Triton's import)
+    assert "torch.float16" in dwconv.why_not(torch.zeros(1, dtype=torch.float16))
+
+
+def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpret, monkeypatch):
+    """DEPTHWISE_TRITON in the captured form: every depthwise conv of the DARTS cells in the kernels (the
+    first of a chain per source with k filters per channel, the default spread form), the ReLU before each
+    second depthwise conv fused into it. One DARTS step (an architecture step, then a weight step) in
+    float64 on a normal and a reduction cell: the loss, alpha and every weight after it equal the eager
+    cells' to 1e-9. (Triton's interpreter takes about 0.1 s a launch here, so one step of one cell; the
+    repeated-input channel map of the unspread form is in the geometries above.)"""
+    import harness.nn.fused as fused
+
+    monkeypatch.setattr(fused, "DEPTHWISE_TRITON", True)
+    ran, fused_relu = [], []
+    real = dwconv.depthwise_conv
+
+    def counted(x, w, stride, padding, dilation, k=1, relu=False):
+        ran.append(k)
+        fused_relu.append(relu)
+        return real(x, w, stride, padding, dilation, k, relu)
+
+    monkeypatch.setattr(dwconv, "depthwise_conv", counted)
+    torch.set_default_dtype(torch.float64)
+    try:
+        train, val = random_batches(1, size=2, resolution=8)[0]
+
+        def step(fast):
+            net, sampler, _, opt = method_parts("darts", "darts", channels=2, layers=1, steps_per_epoch=12)
+            opt.set_progress(0, 1)
+            set_fast(net, fast)
+            with groups.as_captured() if fast else contextlib.nullcontext():
+                loss = float(opt.step(net, train, val).train_loss)
+            return loss, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict()
+
+        (le, ae, we), (lf, af, wf) = step(False), step(True)
+        assert abs(le - lf) / abs(le) < 1e-9
+        assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(ae, af)) < 1e-9
+        assert we.keys() == wf.keys()
+        worst = max(float((wf[k] - v).abs().max() / v.abs().max().clamp_min(1e-30)) for k, v in we.items()
+                    if v.is_floating_point())
+        assert worst < 1e-9, worst
+        assert ran and any(fused_relu) and max(ran) > 1  # the kernels ran, with a fused ReLU and k > 1
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_uncaptured_steps_keep_torchs_kernels(interpret, monkeypatch):
+    import harness.nn.fused as fused
+
+    monkeypatch.setattr(fused, "DEPTHWISE_TRITON", True)
+    monkeypatch.setattr(dwconv, "depthwise_conv", lambda *a: pytest.fail("the Triton form ran uncaptured"))
+    net, _, _, opt = method_parts("darts", "darts", channels=2, layers=2)
+    set_fast(net, True)
+    train, val = random_batches(1, size=2, resolution=8)[0]
+    opt.set_progress(0, 1)
+    assert torch.isfinite(opt.step(net, train, val).train_loss)
+    assert isinstance(train, Batch)
+
+
+def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
+    """benchmarks/dwconv_compile.py: the kernels' forms that a DARTS step launches, compiled for sm_90 by
+    Triton's own compiler and ptxas (the interpreter above checks what they compute, not that they compile).
+    A subprocess: Triton must be imported without TRITON_INTERPRET, which this session's conftest sets."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import triton
+
+    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas").exists():
+        pytest.skip("this Triton has no bundled ptxas")
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "compile.json"
+    result = subprocess.run([sys.executable, "benchmarks/dwconv_compile.py", "--method", "darts", "--batch", "1",
+                             "--channels", "2", "--layers", "1", "--resolution", "8", "--limit", "3",
+                             "--json", str(out)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    assert [r["kernel"] for r in rec["compiled"]] == ["fwd", "dx", "dw"]
+    assert all(r["registers"] and r["spill_store_bytes"] == 0 for r in rec["compiled"]), rec["compiled"]
+    assert rec["forms"] >= 3 and rec["geometries"] >= 1
