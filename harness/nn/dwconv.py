@@ -62,8 +62,9 @@ def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-# The kernels: plain functions, made Triton kernels at first use (:func:`_kernels`), so that a test that sets
-# TRITON_INTERPRET=1 gets the interpreter's form after this module was imported.
+# The kernels: plain functions, made Triton kernels at first use (:func:`_kernels`; triton.jit reads
+# TRITON_INTERPRET when it is called, Triton's own library when it is imported: tests/conftest.py sets it
+# before either), which benchmarks/dwconv_compile.py also compiles for a GPU this machine does not have.
 
 
 def _fwd_kernel(x_ptr, w_ptr, y_ptr, C, H, W, O, HO, WO, KM, N_CB,
