@@ -44,10 +44,10 @@ def collect(net, x) -> collections.Counter:
     real_flag, real_conv = fused.DEPTHWISE_TRITON, dwconv.depthwise_conv
     real_why = dwconv.why_not
 
-    def record(h, w, stride, padding, dilation, k=1, relu=False):
+    def record(h, w, stride, padding, dilation, k=1, relu=False, dest=None):
         calls[(tuple(h.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation), int(k),
-               bool(relu))] += 1
-        return torch_form(h, w, stride, padding, dilation, k, relu)
+               bool(relu), None if dest is None else tuple(dest.tolist()))] += 1
+        return torch_form(h, w, stride, padding, dilation, k, relu, dest)
 
     fused.DEPTHWISE_TRITON, dwconv.depthwise_conv, dwconv.why_not = True, record, lambda t: None
     try:
@@ -58,9 +58,11 @@ def collect(net, x) -> collections.Counter:
     return calls
 
 
-def torch_form(h, w, stride, padding, dilation, k, relu):
+def torch_form(h, w, stride, padding, dilation, k, relu, dest=None):
     """What the fused cell runs without the Triton form: ReLU, the shared input repeated for its units
-    (O = m*C*k outputs from C channels), one grouped ``F.conv2d`` (k filters per channel)."""
+    (O = m*C*k outputs from C channels), one grouped ``F.conv2d`` (k filters per channel), and for the
+    spread form the gather into the units' order (output channel o to channel dest[o])."""
+    import torch
     import torch.nn.functional as F
 
     c, o = h.shape[1], w.shape[0]
@@ -69,7 +71,10 @@ def torch_form(h, w, stride, padding, dilation, k, relu):
     m = o // (c * k)
     if m > 1:
         h = h.repeat(1, m, 1, 1)
-    return F.conv2d(h, w, None, stride, padding, dilation, c * m)
+    y = F.conv2d(h, w, None, stride, padding, dilation, c * m)
+    if dest is not None:  # the gather index: slot i reads conv channel inverse[i]
+        y = y.index_select(1, torch.argsort(dest))
+    return y
 
 
 def timed(fn, reps: int, cuda: bool) -> float:
@@ -142,15 +147,17 @@ def main(argv=None) -> dict:
     rows = []
     totals = collections.Counter()
     ranked = sorted(calls.items(), key=lambda kv: -kv[1])
-    for (xs, ws, stride, padding, dilation, k, relu), count in ranked[:args.max_geometries or None]:
+    for (xs, ws, stride, padding, dilation, k, relu, dest), count in ranked[:args.max_geometries or None]:
         h = torch.randn(xs, device=device, generator=gen, requires_grad=True)
         w = torch.randn(ws, device=device, generator=gen, requires_grad=True)
-        conv = (stride, padding, dilation, k, relu)
+        dest = None if dest is None else torch.tensor(dest, device=device)
+        conv = (stride, padding, dilation, k, relu, dest)
         g = torch.randn(torch_form(h, w, *conv).shape, device=device, generator=gen)
         forms = {"torch": lambda a, b: torch_form(a, b, *conv),
                  "triton": lambda a, b: dwconv.depthwise_conv(a, b, *conv)}
         row = {"input": list(xs), "weight": list(ws), "stride": list(stride), "padding": list(padding),
-               "dilation": list(dilation), "k": k, "relu": relu, "calls_per_forward": count}
+               "dilation": list(dilation), "k": k, "relu": relu, "remapped": dest is not None,
+               "calls_per_forward": count}
         # float32 against float64 torch (independent of both float32 forms)
         h64, w64 = h.detach().double().requires_grad_(), w.detach().double().requires_grad_()
         y64 = torch_form(h64, w64, *conv)
@@ -179,12 +186,13 @@ def main(argv=None) -> dict:
     print(f"depthwise convs of one {args.method} forward on {args.space} (batch {args.batch}, C={args.channels}, "
           f"{layers} cells), {out['device']}, torch {torch.__version__}, triton {out['triton']}"
           f"{' (interpreter: times say nothing about a GPU)' if not cuda else ''}; median of {args.reps}")
-    print("| input | weight | stride | dil | k | relu | calls | torch fwd ms | triton fwd ms | torch fwd+bwd ms "
-          "| triton fwd+bwd ms | triton rel. err. (y, dx, dw) |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| input | weight | stride | dil | k | relu | gather | calls | torch fwd ms | triton fwd ms | torch fwd+bwd ms "
+          "| triton fwd+bwd ms | triton rel. err. (y, dx, dw) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         err = ", ".join(f"{e:.1e}" for e in r["triton_rel_err"])
         print(f"| {'x'.join(map(str, r['input']))} | {'x'.join(map(str, r['weight']))} | {r['stride'][0]} | "
-              f"{r['dilation'][0]} | {r['k']} | {'yes' if r['relu'] else 'no'} | {r['calls_per_forward']} | "
+              f"{r['dilation'][0]} | {r['k']} | {'yes' if r['relu'] else 'no'} | {'yes' if r['remapped'] else 'no'} | "
+              f"{r['calls_per_forward']} | "
               f"{r['torch_fwd_ms']:.3f} | {r['triton_fwd_ms']:.3f} | {r['torch_fwd_bwd_ms']:.3f} | "
               f"{r['triton_fwd_bwd_ms']:.3f} | {err} |")
     t = out["totals_per_forward"]

@@ -50,7 +50,7 @@ class _Recorder:
             for k in names:
                 v = bound[k]
                 if isinstance(v, torch.Tensor):
-                    sig[k] = {torch.float32: "*fp32", torch.float64: "*fp64"}[v.dtype]
+                    sig[k] = {torch.float32: "*fp32", torch.float64: "*fp64", torch.int64: "*i64"}[v.dtype]
                 elif k in consts:
                     sig[k] = "constexpr"
                 else:
@@ -80,10 +80,11 @@ def forms_of(calls, dtype="float32") -> dict:
     dt = getattr(torch, dtype)
     dwconv._launch_settings = lambda x: (recorders, dwconv.tl.float64 if x.dtype == torch.float64 else dwconv.tl.float32)
     try:
-        for (xs, ws, stride, padding, dilation, k, relu), _ in calls.items():
+        for (xs, ws, stride, padding, dilation, k, relu, dest), _ in calls.items():
             x = torch.empty(xs, device="meta", dtype=dt)
             w = torch.empty(ws, device="meta", dtype=dt)
-            conv = (stride, padding, dilation, k, relu)
+            conv = (stride, padding, dilation, k, relu, None if dest is None else torch.empty(len(dest), device="meta",
+                                                                                          dtype=torch.int64))
             y = dwconv.forward(x, w, *conv)
             dwconv.grad_input(torch.empty_like(y), x, w, *conv)
             dwconv.grad_weight(torch.empty_like(y), x, w, *conv)

@@ -274,12 +274,13 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                 f"{r['device']}, triton {r['triton']}; median of {r['reps']} CUDA-graph replays per geometry"
                 + (" (Triton's interpreter: the times say nothing about a GPU)" if r.get("interpreter") else "")
                 + f"; `{r['command']}`", "",
-                "| input | weight | stride | dilation | k | ReLU fused | calls a forward | torch fwd ms | Triton fwd ms "
-                "| torch fwd+bwd ms | Triton fwd+bwd ms | rel. err. vs float64, torch (y, dx, dw) | Triton |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| input | weight | stride | dilation | k | ReLU fused | gather folded | calls a forward | torch fwd ms "
+                "| Triton fwd ms | torch fwd+bwd ms | Triton fwd+bwd ms | rel. err. vs float64, torch (y, dx, dw) "
+                "| Triton |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for g in r["geometries"]:
             out.append(f"| {'x'.join(map(str, g['input']))} | {'x'.join(map(str, g['weight']))} | {g['stride'][0]} | "
-                       f"{g['dilation'][0]} | {g['k']} | {'yes' if g['relu'] else 'no'} | {g['calls_per_forward']} | "
+                       f"{g['dilation'][0]} | {g['k']} | {'yes' if g['relu'] else 'no'} | "
+                       f"{'yes' if g.get('remapped') else 'no'} | {g['calls_per_forward']} | "
                        f"{g['torch_fwd_ms']:.3f} | {g['triton_fwd_ms']:.3f} | {g['torch_fwd_bwd_ms']:.3f} | "
                        f"{g['triton_fwd_bwd_ms']:.3f} | " + ", ".join(f"{e:.0e}" for e in g["torch_rel_err"]) + " | "
                        + ", ".join(f"{e:.0e}" for e in g["triton_rel_err"]) + " |")

@@ -24,36 +24,44 @@ def interpret(monkeypatch):
         pytest.skip(f"Triton's interpreter is not usable here: {why}")
 
 
-def reference(x, w, stride, padding, dilation, k, relu):
+def reference(x, w, stride, padding, dilation, k, relu, dest=None):
     """torch's grouped convolution on the input channel each output channel reads, (o // k) % C, gathered
-    explicitly: an independent statement of the channel map the kernels implement."""
+    explicitly, its output channel o then put at dest[o]: an independent statement of the channel maps the
+    kernels implement."""
     c, o = x.shape[1], w.shape[0]
     xs = (x.clamp_min(0) if relu else x).index_select(1, torch.tensor([(j // k) % c for j in range(o)]))
-    return F.conv2d(xs, w, None, stride, padding, dilation, o)
+    y = F.conv2d(xs, w, None, stride, padding, dilation, o)
+    if dest is None:
+        return y
+    out = torch.empty_like(y)
+    for j in range(o):
+        out[:, int(dest[j])] = y[:, j]
+    return out
 
 
-# (N, C, H, W, O, k, kernel, stride, padding, dilation, relu): DARTS's sep_conv_3x3/5x5 and dil_conv_3x3/5x5
-# geometries at stride 1 and 2, odd sizes, k filters per channel (the spread form), a shared input read by
-# O = m*C outputs (k = 1), the fused ReLU
+# (N, C, H, W, O, k, kernel, stride, padding, dilation, relu, remap): DARTS's sep_conv_3x3/5x5 and
+# dil_conv_3x3/5x5 geometries at stride 1 and 2, odd sizes, k filters per channel (the spread form), a shared
+# input read by O = m*C outputs (k = 1), the fused ReLU, output channels written to a permutation (dest)
 GEOMETRIES = [
-    (2, 3, 7, 6, 6, 2, 3, 1, 1, 1, False),
-    (2, 3, 8, 8, 9, 1, 5, 2, 4, 2, True),
-    (3, 2, 6, 6, 4, 2, 3, 2, 1, 1, True),
-    (2, 2, 5, 5, 4, 1, 5, 1, 2, 1, False),
-    (1, 2, 4, 4, 2, 1, 3, 2, 2, 2, False),
-    (2, 4, 9, 9, 4, 1, 3, 1, 2, 2, True),
+    (2, 3, 7, 6, 6, 2, 3, 1, 1, 1, False, True),
+    (2, 3, 8, 8, 9, 1, 5, 2, 4, 2, True, False),
+    (3, 2, 6, 6, 4, 2, 3, 2, 1, 1, True, True),
+    (2, 2, 5, 5, 4, 1, 5, 1, 2, 1, False, False),
+    (1, 2, 4, 4, 2, 1, 3, 2, 2, 2, False, False),
+    (2, 4, 9, 9, 4, 1, 3, 1, 2, 2, True, True),
 ]
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_kernels_compute_torchs_depthwise_convolution_and_its_gradients(geometry, interpret):
-    n, c, h, w, o, k, ks, s, p, d, relu = geometry
+    n, c, h, w, o, k, ks, s, p, d, relu, remap = geometry
     gen = torch.Generator().manual_seed(sum(geometry))
     x = torch.randn(n, c, h, w, dtype=torch.float64, generator=gen, requires_grad=True)
     wt = torch.randn(o, 1, ks, ks, dtype=torch.float64, generator=gen, requires_grad=True)
-    y = dwconv.depthwise_conv(x, wt, (s, s), (p, p), (d, d), k, relu)
+    dest = torch.randperm(o, generator=gen) if remap else None
+    y = dwconv.depthwise_conv(x, wt, (s, s), (p, p), (d, d), k, relu, dest)
     x2, w2 = x.detach().clone().requires_grad_(), wt.detach().clone().requires_grad_()
-    y2 = reference(x2, w2, (s, s), (p, p), (d, d), k, relu)
+    y2 = reference(x2, w2, (s, s), (p, p), (d, d), k, relu, dest)
     assert y.shape == y2.shape
     g = torch.randn(y.shape, dtype=torch.float64, generator=gen)
     dx, dw = torch.autograd.grad(y, (x, wt), g)
@@ -86,7 +94,8 @@ def test_why_not_names_the_device_and_the_dtype(monkeypatch):
 
 def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpret, monkeypatch):
     """DEPTHWISE_TRITON in the captured form: every depthwise conv of the DARTS cells in the kernels (the
-    first of a chain per source with k filters per channel, the default spread form), the ReLU before each
+    first of a chain per source with k filters per channel, the default spread form, written straight into
+    the units' channel order), the ReLU before each
     second depthwise conv fused into it. One DARTS step (an architecture step, then a weight step) in
     float64 on a normal and a reduction cell: the loss, alpha and every weight after it equal the eager
     cells' to 1e-9. (Triton's interpreter takes about 0.1 s a launch here, so one step of one cell; the
@@ -94,13 +103,14 @@ def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpre
     import harness.nn.fused as fused
 
     monkeypatch.setattr(fused, "DEPTHWISE_TRITON", True)
-    ran, fused_relu = [], []
+    ran, fused_relu, remapped = [], [], []
     real = dwconv.depthwise_conv
 
-    def counted(x, w, stride, padding, dilation, k=1, relu=False):
+    def counted(x, w, stride, padding, dilation, k=1, relu=False, dest=None):
         ran.append(k)
         fused_relu.append(relu)
-        return real(x, w, stride, padding, dilation, k, relu)
+        remapped.append(dest is not None)
+        return real(x, w, stride, padding, dilation, k, relu, dest)
 
     monkeypatch.setattr(dwconv, "depthwise_conv", counted)
     torch.set_default_dtype(torch.float64)
@@ -123,6 +133,7 @@ def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpre
                     if v.is_floating_point())
         assert worst < 1e-9, worst
         assert ran and any(fused_relu) and max(ran) > 1  # the kernels ran, with a fused ReLU and k > 1
+        assert any(remapped)  # the spread conv wrote its outputs in the units' order itself
     finally:
         torch.set_default_dtype(torch.float32)
 

@@ -184,7 +184,7 @@ def test_variants_table_names_the_fastest_form():
 
 def test_dwconv_table_weighs_each_geometry_by_its_calls():
     geometry = {"input": [64, 32, 32, 32], "weight": [128, 1, 3, 3], "stride": [1, 1], "padding": [1, 1],
-                "dilation": [1, 1], "k": 4, "relu": False, "calls_per_forward": 6, "torch_fwd_ms": 0.05,
+                "dilation": [1, 1], "k": 4, "relu": False, "remapped": True, "calls_per_forward": 6, "torch_fwd_ms": 0.05,
                 "triton_fwd_ms": 0.04, "torch_fwd_bwd_ms": 0.3, "triton_fwd_bwd_ms": 0.2,
                 "torch_rel_err": [1e-7, 2e-7, 3e-7], "triton_rel_err": [1e-7, 1e-7, 4e-7]}
     rec = {"item": "dwconv darts", "method": "darts", "space": "darts", "batch": 64, "channels": 16, "layers": 8,
@@ -192,6 +192,6 @@ def test_dwconv_table_weighs_each_geometry_by_its_calls():
            "geometries": [geometry], "totals_per_forward": {"torch_fwd_ms": 0.3, "triton_fwd_ms": 0.24,
                                                             "torch_fwd_bwd_ms": 1.8, "triton_fwd_bwd_ms": 1.2}}
     text = gpu_tables.tables([rec])
-    assert ("| 64x32x32x32 | 128x1x3x3 | 1 | 1 | 4 | no | 6 | 0.050 | 0.040 | 0.300 | 0.200 | 1e-07, 2e-07, 3e-07 "
+    assert ("| 64x32x32x32 | 128x1x3x3 | 1 | 1 | 4 | no | yes | 6 | 0.050 | 0.040 | 0.300 | 0.200 | 1e-07, 2e-07, 3e-07 "
             "| 1e-07, 1e-07, 4e-07 |") in text
     assert "forward and both gradients torch 1.80 ms, Triton 1.20 ms" in text

@@ -15,7 +15,8 @@ its own thread block, so it reads the channel's input and gradient KH*KW times).
 
 Output channel ``o`` reads input channel ``(o // k) % C`` (``C`` input channels, ``k`` filters per channel):
 ``k = 1`` with ``O = m*C`` is the units' shared input repeated m times without the copy, ``O = k*C`` is
-the spread form's k filters per channel (:func:`harness.nn.fused._spread_depthwise`). ``relu=True`` reads
+the spread form's k filters per channel (:func:`harness.nn.fused._spread_depthwise`, whose gather into the units'
+order the forward folds into where it writes: ``dest``). ``relu=True`` reads
 ``max(x, 0)`` (the fused cell's ReLU before a depthwise conv, fused into its loads; its backward masks
 the input gradient where ``x <= 0``).
 
@@ -67,9 +68,9 @@ def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -
 # before either), which benchmarks/dwconv_compile.py also compiles for a GPU this machine does not have.
 
 
-def _fwd_kernel(x_ptr, w_ptr, y_ptr, C, H, W, O, HO, WO, KM, N_CB,
+def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, C, H, W, O, HO, WO, KM, N_CB,
                 PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-                RELU: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+                RELU: tl.constexpr, REMAP: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
     # program: image n, output channels [cb*CB, cb*CB + CB), output pixels [pb*PB, pb*PB + PB)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
     ch = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
@@ -90,13 +91,15 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, C, H, W, O, HO, WO, KM, N_CB,
             if RELU:
                 v = tl.maximum(v, 0.0)
             acc += v * tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)[:, None]
+    if REMAP:  # output channel o is written to channel dest[o]
+        ch = tl.load(dest_ptr + ch, mask=ch_ok, other=0)
     y_rows = y_ptr + ((n * O + ch) * HO * WO)[:, None]
     tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
 
 
-def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, C, H, W, O, HO, WO, KM, R, N_CB,
+def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, C, H, W, O, HO, WO, KM, R, N_CB,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-               RELU: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+               RELU: tl.constexpr, REMAP: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
     # program: image n, input channels [cb*CB, cb*CB + CB), input pixels [pb*PB, pb*PB + PB)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
     c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
@@ -109,7 +112,10 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, C, H, W, O, HO, WO, KM, R, N_CB,
     # the output channels that read input channel c: o = (r*C + c)*KM + q for r < R = O // (C*KM), q < KM
     for rq in range(0, R * KM):
         o = ((rq // KM) * C + c) * KM + rq % KM
-        g_rows = g_ptr + ((n * O + o) * HO * WO)[:, None]
+        go = o
+        if REMAP:  # its gradient is channel dest[o] of the output's
+            go = tl.load(dest_ptr + o, mask=c_ok, other=0)
+        g_rows = g_ptr + ((n * O + go) * HO * WO)[:, None]
         for i in tl.static_range(KH):
             ty = y + PH - i * DH  # = oy * SH for the output row whose window's tap i covers row y
             oy = ty // SH
@@ -127,12 +133,16 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, C, H, W, O, HO, WO, KM, R, N_CB,
     tl.store(dx_ptr + rows, acc, mask=mask)
 
 
-def _dw_kernel(g_ptr, x_ptr, part_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT,
+def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-               RELU: tl.constexpr, TAPS: tl.constexpr, BLOCK: tl.constexpr, DT: tl.constexpr):
+               RELU: tl.constexpr, REMAP: tl.constexpr, TAPS: tl.constexpr, BLOCK: tl.constexpr,
+               DT: tl.constexpr):
     o = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     c = (o // KM) % C
+    go = o
+    if REMAP:
+        go = tl.load(dest_ptr + o).to(tl.int64)
     t = tl.arange(0, TAPS)  # tap t = (t // KW, t % KW); TAPS >= KH*KW, a power of two
     ti = (t // KW)[:, None]
     tj = (t % KW)[:, None]
@@ -140,7 +150,7 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT,
     acc = tl.zeros([TAPS, BLOCK], dtype=DT)
     n_end = tl.minimum((split + 1) * PER_SPLIT, N)
     for n in range(split * PER_SPLIT, n_end):
-        g_plane = g_ptr + (n * O + o) * HO * WO
+        g_plane = g_ptr + (n * O + go) * HO * WO
         x_plane = x_ptr + (n * C + c) * H * W
         for start in range(0, HO * WO, BLOCK):
             offs = start + tl.arange(0, BLOCK)
@@ -197,6 +207,11 @@ def _warps(elements: int, taps: int) -> int:
     return max(1, min(16, elements // (32 * per_thread)))
 
 
+def _dest(dest, placeholder: torch.Tensor) -> torch.Tensor:
+    """The ``dest`` pointer argument: the map, or (REMAP off, never read) any tensor on the device."""
+    return placeholder if dest is None else dest
+
+
 def _geometry(x, weight, stride, padding, dilation):
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -207,31 +222,34 @@ def _geometry(x, weight, stride, padding, dilation):
     return n, c, h, w, o, ho, wo, consts
 
 
-def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False) -> torch.Tensor:
+def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None) -> torch.Tensor:
     """The depthwise convolution: (N, C, H, W) x (O, 1, KH, KW) -> (N, O, HO, WO), output channel o reading
-    input channel (o // k) % C, of max(x, 0) if ``relu``."""
+    input channel (o // k) % C, of max(x, 0) if ``relu``, written to channel ``dest[o]`` if given (a
+    permutation of range(O), int64 on x's device: the conv followed by a channel gather, in one pass)."""
     (fwd, _, _), dt = _launch_settings(x)
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
     y = torch.empty((n, o, ho, wo), dtype=x.dtype, device=x.device)
     cb, pb = _tiles(o, ho * wo)
     n_cb = triton.cdiv(o, cb)
-    fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, c, h, w, o, ho, wo, k, n_cb, **consts, RELU=relu,
-                                              CB=cb, PB=pb, DT=dt, num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+    fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, _dest(dest, weight), c, h, w, o, ho, wo, k, n_cb,
+                                              **consts, RELU=relu, REMAP=dest is not None, CB=cb, PB=pb, DT=dt,
+                                              num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return y
 
 
-def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False) -> torch.Tensor:
+def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None) -> torch.Tensor:
     (_, dxk, _), dt = _launch_settings(x)
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
     dx = torch.empty_like(x)
     cb, pb = _tiles(c, h * w)
     n_cb = triton.cdiv(c, cb)
-    dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, c, h, w, o, ho, wo, k, o // (c * k), n_cb,
-                                            **consts, RELU=relu, CB=cb, PB=pb, DT=dt, num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+    dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, _dest(dest, weight), c, h, w, o, ho, wo, k,
+                                            o // (c * k), n_cb, **consts, RELU=relu, REMAP=dest is not None,
+                                            CB=cb, PB=pb, DT=dt, num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return dx
 
 
-def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False) -> torch.Tensor:
+def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None) -> torch.Tensor:
     (_, _, dwk), dt = _launch_settings(x)
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
     taps = triton.next_power_of_2(consts["KH"] * consts["KW"])
@@ -241,8 +259,8 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     splits = -(-n // per_split)
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
     block = _block(ho * wo, cap=max(16, 4096 // taps))
-    dwk[(o, splits)](grad, x, part, n, c, h, w, o, ho, wo, k, per_split, **consts, RELU=relu, TAPS=taps,
-                     BLOCK=block, DT=dt, num_warps=4)
+    dwk[(o, splits)](grad, x, part, _dest(dest, weight), n, c, h, w, o, ho, wo, k, per_split, **consts, RELU=relu,
+                     REMAP=dest is not None, TAPS=taps, BLOCK=block, DT=dt, num_warps=4)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 
 
@@ -252,12 +270,12 @@ class DepthwiseConv(torch.autograd.Function):
     gradient alone)."""
 
     @staticmethod
-    def forward(ctx, x, weight, stride, padding, dilation, k, relu):
+    def forward(ctx, x, weight, stride, padding, dilation, k, relu, dest):
         x = x.contiguous()
         weight = weight.contiguous()
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, dilation, k, relu)
-        return forward(x, weight, stride, padding, dilation, k, relu)
+        ctx.conv = (stride, padding, dilation, k, relu, dest)
+        return forward(x, weight, stride, padding, dilation, k, relu, dest)
 
     @staticmethod
     def backward(ctx, grad):
@@ -268,9 +286,9 @@ class DepthwiseConv(torch.autograd.Function):
             dx = grad_input(grad, x, weight, *ctx.conv)
         if ctx.needs_input_grad[1] and engine_needs(weight):
             dw = grad_weight(grad, x, weight, *ctx.conv)
-        return dx, dw, None, None, None, None, None
+        return dx, dw, None, None, None, None, None, None
 
 
-def depthwise_conv(x, weight, stride, padding, dilation, k: int = 1, relu: bool = False) -> torch.Tensor:
+def depthwise_conv(x, weight, stride, padding, dilation, k: int = 1, relu: bool = False, dest=None) -> torch.Tensor:
     """Autograd's form of :func:`forward` (the Triton kernels both ways)."""
-    return DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation), int(k), bool(relu))
+    return DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation), int(k), bool(relu), dest)

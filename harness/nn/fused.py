@@ -251,7 +251,7 @@ class _Group:
     bns: dict[int, _FusedBN] = field(default_factory=dict)  # layer index -> fused BN
     skip_last: bool = False  # the final BN is shared with other groups and run by the caller
     spread: tuple | None = None  # a ReLU -> depthwise chain's _spread_plan (None: not spread)
-    spread_index: dict = field(default_factory=dict)  # _spread_depthwise's gather index, per device
+    spread_index: dict = field(default_factory=dict)  # _spread_depthwise's gather index (its inverse), per device
 
 
 def _spread_plan(srcs: Sequence[int]) -> tuple | None:
@@ -284,10 +284,16 @@ def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> t
     # weights of the units source by source, then (source, channel, occurrence): k filters per channel
     w = _conv_weight([group.layers[u][li].weight for u in order], kernel)
     w = w.view(n_src, k, c_in, 1, *w.shape[-2:]).transpose(1, 2).reshape(n_src * c_in * k, 1, *w.shape[-2:])
-    if _triton_dw(h):  # output channel o reads input channel o // k
-        out = dwconv.depthwise_conv(h, w, stride, padding, dilation, k)
-    else:
-        out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
+    if _triton_dw(h):  # output channel o reads input channel o // k and is written where the gather puts it
+        dest = group.spread_index.get(("dest", h.device))
+        if dest is None:  # the inverse of the gather index below: conv channel (s*C + c)*k + j -> unit's slot
+            inv = [0] * (n_src * c_in * k)
+            for u, (s, j) in enumerate(where):
+                for c in range(c_in):
+                    inv[(s * c_in + c) * k + j] = u * c_in + c
+            dest = group.spread_index[("dest", h.device)] = torch.tensor(inv, device=h.device)
+        return dwconv.depthwise_conv(h, w, stride, padding, dilation, k, dest=dest)
+    out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
     idx = group.spread_index.get(h.device)
     # made at the first forward on a device (GraphedStep's warm-up steps come before its capture, which
     # could not copy it from the host), as FusedMixed._consts makes its matrices
