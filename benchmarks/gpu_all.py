@@ -106,7 +106,7 @@ def items(tiny: bool):
     # darts times the default against both earlier forms. TINY: two forms each, the switches and the memory
     # format exercised (nb201 with channels_last), so the CPU check stays under a minute.
     # The depthwise convs in Triton kernels (harness.nn.dwconv, off by default): each geometry of the DARTS
-    # step against torch's kernels first (44 kernel forms to compile, ~0.5 s each on this CPU, then CUDA-graph
+    # step against torch's kernels first (60 kernel forms to compile, ~0.5 s each on this CPU, then CUDA-graph
     # replays of 80 geometries: estimated, never run on a GPU), then the whole captured
     # step as the "triton-dw" variant. TINY: the two most-called geometries of a smaller net, in Triton's interpreter.
     out += [(45, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
@@ -120,6 +120,11 @@ def items(tiny: bool):
                                                       "--variants", "default,channels-last" if tiny else
                                                       "default,no-merge",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
+    # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
+    # hard one-hot), so the Triton depthwise form is its lever too
+    out += [(45, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
+                                                     "--variants", "default,triton-dw",
+                                                     "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
     out += [(25, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,12 @@ import time
 from pathlib import Path
 
 ALL = "darts,darts-2nd,gdas,single-darts,darts-pt,darts-pt-fixed-alpha,entrannas,entrannas-dst,rome"
-BUSY = ("import torch\n"
+# the neighbour stops by itself when this script is gone (an interrupted run once left one behind, which
+# then slowed every later measurement on the machine: BENCHMARKS.md, 2026-12-04)
+BUSY = ("import os, torch\n"
+        "parent = os.getppid()\n"
         "a = torch.randn(512, 512)\n"
-        "while True:\n"
+        "while os.getppid() == parent:\n"
         "    a = torch.tanh(a @ a)\n")
 
 
@@ -63,6 +67,7 @@ def main(argv=None) -> int:
     import torch
 
     extra = [x for s in args.sets for x in ("--set", s)]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill runs the cleanup below too
     neighbour = subprocess.Popen([sys.executable, "-c", BUSY]) if args.busy else None
     try:
         if neighbour is not None:
