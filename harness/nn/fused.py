@@ -251,7 +251,8 @@ class _Group:
     bns: dict[int, _FusedBN] = field(default_factory=dict)  # layer index -> fused BN
     skip_last: bool = False  # the final BN is shared with other groups and run by the caller
     spread: tuple | None = None  # a ReLU -> depthwise chain's _spread_plan (None: not spread)
-    spread_index: dict = field(default_factory=dict)  # _spread_depthwise's gather index (its inverse), per device
+    spread_index: dict = field(default_factory=dict)  # _spread_depthwise's gather index (the Triton form: its
+    # inverse), per (device, form)
 
 
 def _spread_plan(srcs: Sequence[int]) -> tuple | None:
@@ -271,12 +272,13 @@ def _spread_plan(srcs: Sequence[int]) -> tuple | None:
     return distinct, k, order, where
 
 
-def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> torch.Tensor:
+def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple, triton: bool) -> torch.Tensor:
     """A group's first depthwise conv (after its ReLU) on each distinct source once, instead of on the
     units' inputs side by side (a source's input repeated per unit): one depthwise conv with k outputs
     per input channel (the units of that source), its outputs then gathered into the units' order. The
     same products; what backward keeps is the S sources' ReLU output (kept by the ReLU anyway) where it
-    was the m = S*k repeated inputs, and the gather keeps only its index."""
+    was the m = S*k repeated inputs, and the gather keeps only its index. ``triton``: the conv in
+    :mod:`harness.nn.dwconv`'s kernels, which write each output channel where the gather would put it."""
     distinct, k, order, where = plan
     desc = group.key[1:][li]
     _, _, c_in, _, kernel, stride, padding, dilation = desc
@@ -284,23 +286,20 @@ def _spread_depthwise(group: _Group, li: int, h: torch.Tensor, plan: tuple) -> t
     # weights of the units source by source, then (source, channel, occurrence): k filters per channel
     w = _conv_weight([group.layers[u][li].weight for u in order], kernel)
     w = w.view(n_src, k, c_in, 1, *w.shape[-2:]).transpose(1, 2).reshape(n_src * c_in * k, 1, *w.shape[-2:])
-    if _triton_dw(h):  # output channel o reads input channel o // k and is written where the gather puts it
-        dest = group.spread_index.get(("dest", h.device))
-        if dest is None:  # the inverse of the gather index below: conv channel (s*C + c)*k + j -> unit's slot
-            inv = [0] * (n_src * c_in * k)
-            for u, (s, j) in enumerate(where):
-                for c in range(c_in):
-                    inv[(s * c_in + c) * k + j] = u * c_in + c
-            dest = group.spread_index[("dest", h.device)] = torch.tensor(inv, device=h.device)
-        return dwconv.depthwise_conv(h, w, stride, padding, dilation, k, dest=dest)
-    out = F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in)
-    idx = group.spread_index.get(h.device)
     # made at the first forward on a device (GraphedStep's warm-up steps come before its capture, which
     # could not copy it from the host), as FusedMixed._consts makes its matrices
-    if idx is None:  # unit i's channel c is output channel (s_i * C + c) * k + j_i
-        idx = group.spread_index[h.device] = torch.tensor(
-            [(s * c_in + c) * k + j for s, j in where for c in range(c_in)], device=h.device)
-    return out.index_select(1, idx)
+    index = group.spread_index.get((h.device, triton))
+    if index is None:  # unit i's channel c is output channel (s_i * C + c) * k + j_i
+        gather = [(s * c_in + c) * k + j for s, j in where for c in range(c_in)]
+        if triton:  # the Triton form writes output channel o to dest[o]: the gather's inverse
+            dest = [0] * len(gather)
+            for slot, o in enumerate(gather):
+                dest[o] = slot
+            gather = dest
+        index = group.spread_index[(h.device, triton)] = torch.tensor(gather, device=h.device)
+    if triton:  # output channel o reads input channel o // k
+        return dwconv.depthwise_conv(h, w, stride, padding, dilation, k, dest=index)
+    return F.conv2d(h, w, None, stride, padding, dilation, n_src * c_in).index_select(1, index)
 
 
 def _tail_bn_key(key: tuple) -> tuple | None:
@@ -483,7 +482,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
                 h = F.relu(h)
             continue
         if li == 1 and spread is not None:
-            h, shared = _spread_depthwise(group, li, h, spread), False
+            h, shared = _spread_depthwise(group, li, h, spread, triton_dw), False
             continue
         if li == 0 and not shared:
             h = inputs.stack(srcs)
