@@ -1,6 +1,7 @@
 """Kernels and bytes of the captured DARTS step (batch 64, C=16, 8 cells, on the meta device) with the
 depthwise convs in torch's kernels (the default) and as DEPTHWISE_TRITON runs them, counted the way
-benchmarks/step_traffic.py counts (a kernel per launching operator; bytes = its tensor inputs + outputs).
+benchmarks/step_traffic.py counts (a kernel per launching operator; bytes = its tensor inputs + outputs;
+bytes_by_operator.py's counter and step).
 
 The Triton kernels cannot run on the meta device, so their launches are modelled from their design
 (harness/nn/dwconv.py): forward one kernel reading x and w and writing y; input gradient one kernel reading
@@ -12,42 +13,15 @@ hit the caches. Run from the repository root:
     python benchmarks/results/2026-12-04c-dwconv/traffic_model.py
 """
 
-import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bytes_by_operator beside it
 
-import argparse  # noqa: E402
-
-import search_step  # noqa: E402
-import step_traffic  # noqa: E402
 import torch  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from bytes_by_operator import Count, count_captured_step  # noqa: E402
 
-from harness.api import Batch  # noqa: E402
 from harness.nn import dwconv, fused, groups  # noqa: E402
-
-
-class Count(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.kernels = collections.Counter()
-        self.bytes = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        name = func.overloadpacket.__name__
-        if not func.is_view and name not in search_step.NO_KERNEL:
-            self.add(name, step_traffic._bytes(args) + step_traffic._bytes((kwargs or {}).values())
-                     + step_traffic._bytes(out if isinstance(out, (list, tuple)) else (out,)))
-        return out
-
-    def add(self, name, nbytes):
-        self.kernels[name] += 1
-        self.bytes[name] += nbytes
-
 
 COUNT = None
 
@@ -87,29 +61,14 @@ class ModelledConv(torch.autograd.Function):
 
 def count(triton_dw: bool) -> Count:
     global COUNT
-    ap = argparse.ArgumentParser()
-    search_step.step_arguments(ap, space="darts")
-    ap.add_argument("--set", dest="sets", action="append", default=[])
-    args = ap.parse_args(["--method", "darts"])
-    registry, spec, space, layers, shape = search_step.resolve_step(args)
     old = fused.DEPTHWISE_TRITON, dwconv.why_not, dwconv.depthwise_conv
     if triton_dw:
         fused.DEPTHWISE_TRITON, dwconv.why_not = True, (lambda t: None)
         dwconv.depthwise_conv = lambda x, w, s, p, d, k=1, relu=False, dest=None: ModelledConv.apply(
             x, w, s, p, d, k, relu, dest)
     try:
-        with groups.as_captured():
-            sampler, _, net, opt = search_step.step_parts(registry, spec, space, 16, layers, shape, "meta")
-            search_step.ready(sampler, net, opt, True)
-            batch = lambda: Batch(torch.empty(64, 3, 32, 32, device="meta"),  # noqa: E731
-                                  torch.empty(64, dtype=torch.long, device="meta"))
-            train, val = batch(), batch()
-            COUNT = Count()
-            opt.step(net, train, val)  # lazy state outside the count
-            COUNT = Count()
-            with COUNT:
-                opt.step(net, train, val)
-            return COUNT
+        COUNT = Count()
+        return count_captured_step(COUNT)
     finally:
         fused.DEPTHWISE_TRITON, dwconv.why_not, dwconv.depthwise_conv = old
 
