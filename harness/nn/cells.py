@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from harness.api import ArchWeights, CellSpec
-from harness.nn import groups
+from harness.nn import dwconv, fused, groups, slots
 from harness.nn.fused import FusedMixed
 
 
@@ -224,6 +224,10 @@ class SinglePathBody(CellBody):
 
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
+            if arch.samples == 1 and self._slots_now(states[0]):
+                return self.slot_forward(states, arch)
+            if arch.samples == 1 and self._slots is not None:  # evaluation: the modules read their own statistics
+                return self.chosen_forward(states, arch)
             if self.route_samples:  # chosen ops only: routed sample groups, or one sample as the eager cell
                 self._own_buffers()
                 return self.routed_forward(states, arch) if arch.samples != 1 else self.chosen_forward(states, arch)
@@ -296,6 +300,30 @@ class SinglePathBody(CellBody):
         if self.keep_fused or self._fused is not None or groups.capturing(x):
             return True
         return self.fused_mode == "always" or (self.fused_mode == "auto" and not launch_bound(x))
+
+    _slots = None  # harness.nn.slots.ChosenSlots, once used
+
+    def _slots_now(self, x: torch.Tensor) -> bool:
+        """Whether this forward takes :mod:`harness.nn.slots`'s form (``harness.nn.fused.CHOSEN_SLOTS``): a
+        training forward, captured or once a captured one has run it, where its kernels can run, for a body
+        that has not bound its BatchNorm buffers to the all-op pass and does not run sample groups. Once
+        taken, every training forward takes it (its BatchNorm buffers are views of the form's tensors,
+        which a captured graph writes); an evaluation forward runs the chosen op per edge, which only reads
+        them."""
+        if not (fused.CHOSEN_SLOTS and self.training) or self.route_samples or self.keep_fused:
+            return False
+        if self._slots is None:
+            if (not groups.capturing(x) or self._fused is not None or dwconv.why_not(x) is not None
+                    or slots.why_not(self) is not None):
+                return False
+            self._slots = slots.ChosenSlots(self)
+        return dwconv.why_not(x) is None
+
+    def slot_forward(self, states, arch: ArchWeights):
+        """One sample, the sampled op of each edge chosen on the device (:class:`harness.nn.slots.ChosenSlots`):
+        the eager formula with the edge's scale folded into both terms (:meth:`_folded_weights`)."""
+        chosen, bias = self._folded_weights(arch)
+        return self._slots.run(states, arch.index[self.kind], chosen, bias)
 
     def fused_forward(self, states, arch: ArchWeights):
         if self._fused is None:

@@ -68,75 +68,101 @@ def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -
 # before either), which benchmarks/dwconv_compile.py also compiles for a GPU this machine does not have.
 
 
-def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, C, H, W, O, HO, WO, KM, N_CB,
+def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, N_CB, UNIT_CH,
                 PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-                RELU: tl.constexpr, REMAP: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+                RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr,
+                DT: tl.constexpr):
     # program: image n, output channels [cb*CB, cb*CB + CB), output pixels [pb*PB, pb*PB + PB)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
     ch = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
     offs = tl.program_id(1) * PB + tl.arange(0, PB)
     ch_ok = ch < O
-    inside = offs < HO * WO
-    oy = offs // WO
-    ox = offs % WO
+    inside = (offs < HO * WO)[None, :]
+    oy = (offs // WO)[None, :]
+    ox = (offs % WO)[None, :]
+    if GEO:  # each channel's kernel size, dilation and padding from its unit's row of the table
+        row3 = geo_ptr + (ch // UNIT_CH) * 3  # the unit's (kernel size, dilation, padding)
+        kk = tl.load(row3, mask=ch_ok, other=0)[:, None]
+        dh = tl.load(row3 + 1, mask=ch_ok, other=1)[:, None]
+        ph = tl.load(row3 + 2, mask=ch_ok, other=0)[:, None]
+        dw, pw = dh, ph
+    else:
+        dh, ph, dw, pw = DH, PH, DW, PW
     x_rows = x_ptr + ((n * C + (ch // KM) % C) * H * W)[:, None]
     acc = tl.zeros([CB, PB], dtype=DT)
     for i in tl.static_range(KH):
-        iy = oy * SH - PH + i * DH
-        row = inside & (iy >= 0) & (iy < H)
+        iy = oy * SH - ph + i * dh
+        row = ch_ok[:, None] & inside & (iy >= 0) & (iy < H)
+        if GEO:
+            row = row & (i < kk)
         for j in tl.static_range(KW):
-            ix = ox * SW - PW + j * DW
-            ok = ch_ok[:, None] & (row & (ix >= 0) & (ix < W))[None, :]
-            v = tl.load(x_rows + (iy * W + ix)[None, :], mask=ok, other=0.0)
+            ix = ox * SW - pw + j * dw
+            ok = row & (ix >= 0) & (ix < W)
+            if GEO:
+                ok = ok & (j < kk)
+            v = tl.load(x_rows + iy * W + ix, mask=ok, other=0.0)
             if RELU:
                 v = tl.maximum(v, 0.0)
             acc += v * tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)[:, None]
     if REMAP:  # output channel o is written to channel dest[o]
         ch = tl.load(dest_ptr + ch, mask=ch_ok, other=0)
     y_rows = y_ptr + ((n * O + ch) * HO * WO)[:, None]
-    tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
+    tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside)
 
 
-def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, C, H, W, O, HO, WO, KM, R, N_CB,
+def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, R, N_CB, UNIT_CH,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-               RELU: tl.constexpr, REMAP: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+               RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr,
+               DT: tl.constexpr):
     # program: image n, input channels [cb*CB, cb*CB + CB), input pixels [pb*PB, pb*PB + PB)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
     c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
     offs = tl.program_id(1) * PB + tl.arange(0, PB)
     c_ok = c < C
     inside = offs < H * W
-    y = offs // W
-    x = offs % W
+    y = (offs // W)[None, :]
+    x = (offs % W)[None, :]
+    live = c_ok[:, None] & inside[None, :]
     acc = tl.zeros([CB, PB], dtype=DT)
     # the output channels that read input channel c: o = (r*C + c)*KM + q for r < R = O // (C*KM), q < KM
     for rq in range(0, R * KM):
         o = ((rq // KM) * C + c) * KM + rq % KM
+        if GEO:
+            row3 = geo_ptr + (o // UNIT_CH) * 3
+            kk = tl.load(row3, mask=c_ok, other=0)[:, None]
+            dh = tl.load(row3 + 1, mask=c_ok, other=1)[:, None]
+            ph = tl.load(row3 + 2, mask=c_ok, other=0)[:, None]
+            dw, pw = dh, ph
+        else:
+            dh, ph, dw, pw = DH, PH, DW, PW
         go = o
         if REMAP:  # its gradient is channel dest[o] of the output's
             go = tl.load(dest_ptr + o, mask=c_ok, other=0)
         g_rows = g_ptr + ((n * O + go) * HO * WO)[:, None]
         for i in tl.static_range(KH):
-            ty = y + PH - i * DH  # = oy * SH for the output row whose window's tap i covers row y
+            ty = y + ph - i * dh  # = oy * SH for the output row whose window's tap i covers row y
             oy = ty // SH
-            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+            row = live & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+            if GEO:
+                row = row & (i < kk)
             for j in tl.static_range(KW):
-                tx = x + PW - j * DW
+                tx = x + pw - j * dw
                 ox = tx // SW
-                ok = c_ok[:, None] & (row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO))[None, :]
-                g = tl.load(g_rows + (oy * WO + ox)[None, :], mask=ok, other=0.0)
+                ok = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
+                if GEO:
+                    ok = ok & (j < kk)
+                g = tl.load(g_rows + oy * WO + ox, mask=ok, other=0.0)
                 acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
     rows = ((n * C + c) * H * W)[:, None] + offs[None, :]
-    mask = c_ok[:, None] & inside[None, :]
     if RELU:
-        acc = tl.where(tl.load(x_ptr + rows, mask=mask, other=0.0) > 0, acc, 0.0)
-    tl.store(dx_ptr + rows, acc, mask=mask)
+        acc = tl.where(tl.load(x_ptr + rows, mask=live, other=0.0) > 0, acc, 0.0)
+    tl.store(dx_ptr + rows, acc, mask=live)
 
 
-def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT,
+def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT, UNIT_CH,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-               RELU: tl.constexpr, REMAP: tl.constexpr, TAPS: tl.constexpr, BLOCK: tl.constexpr,
-               DT: tl.constexpr):
+               RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, TAPS: tl.constexpr,
+               BLOCK: tl.constexpr, DT: tl.constexpr):
     o = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     c = (o // KM) % C
@@ -147,6 +173,15 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, N, C, H, W, O, HO, WO, KM, PER_
     ti = (t // KW)[:, None]
     tj = (t % KW)[:, None]
     real_tap = (t < KH * KW)[:, None]
+    if GEO:
+        row3 = geo_ptr + (o // UNIT_CH) * 3
+        kk = tl.load(row3)
+        dh = tl.load(row3 + 1)
+        ph = tl.load(row3 + 2)
+        dw, pw = dh, ph
+        real_tap = real_tap & (ti < kk) & (tj < kk)
+    else:
+        dh, ph, dw, pw = DH, PH, DW, PW
     acc = tl.zeros([TAPS, BLOCK], dtype=DT)
     n_end = tl.minimum((split + 1) * PER_SPLIT, N)
     for n in range(split * PER_SPLIT, n_end):
@@ -156,8 +191,8 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, N, C, H, W, O, HO, WO, KM, PER_
             offs = start + tl.arange(0, BLOCK)
             inside = offs < HO * WO
             g = tl.load(g_plane + offs, mask=inside, other=0.0)
-            iy = (offs // WO)[None, :] * SH - PH + ti * DH
-            ix = (offs % WO)[None, :] * SW - PW + tj * DW
+            iy = (offs // WO)[None, :] * SH - ph + ti * dh
+            ix = (offs % WO)[None, :] * SW - pw + tj * dw
             ok = real_tap & inside[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
             v = tl.load(x_plane + iy * W + ix, mask=ok, other=0.0)
             if RELU:
@@ -170,7 +205,8 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, N, C, H, W, O, HO, WO, KM, PER_
 # + 12 forms for the DARTS step's 80 geometries, counted at paper size on 2026-12-04) and, by Triton's
 # default, per integer argument equal to 1 or divisible by 16: the sizes, padding and dilation are exempt,
 # so a GPU run compiles a few dozen kernels at its first (warm-up) step instead of hundreds.
-_SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "PH", "PW", "DH", "DW")
+_SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "UNIT_CH", "PH", "PW", "DH",
+          "DW")
 
 
 @functools.cache
@@ -212,46 +248,66 @@ def _dest(dest, placeholder: torch.Tensor) -> torch.Tensor:
     return placeholder if dest is None else dest
 
 
-def _geometry(x, weight, stride, padding, dilation):
+def _geometry(x, weight, stride, padding, dilation, geo=None):
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
-    ho = out_size(h, kh, stride[0], padding[0], dilation[0])
-    wo = out_size(w, kw, stride[1], padding[1], dilation[1])
+    if geo is not None:  # every unit "same"-padded (checked where the table is made): the size at stride s
+        ho, wo = (h - 1) // stride[0] + 1, (w - 1) // stride[1] + 1
+    else:
+        ho = out_size(h, kh, stride[0], padding[0], dilation[0])
+        wo = out_size(w, kw, stride[1], padding[1], dilation[1])
     consts = dict(PH=padding[0], PW=padding[1], DH=dilation[0], DW=dilation[1], KH=kh, KW=kw, SH=stride[0],
                   SW=stride[1])
     return n, c, h, w, o, ho, wo, consts
 
 
-def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None) -> torch.Tensor:
+def _geo(geo, placeholder: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The ``geo_ptr`` and ``UNIT_CH`` arguments: the table and channels per unit, or (GEO off) placeholders."""
+    return (placeholder, 1) if geo is None else geo
+
+
+def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None, geo=None) -> torch.Tensor:
     """The depthwise convolution: (N, C, H, W) x (O, 1, KH, KW) -> (N, O, HO, WO), output channel o reading
     input channel (o // k) % C, of max(x, 0) if ``relu``, written to channel ``dest[o]`` if given (a
-    permutation of range(O), int64 on x's device: the conv followed by a channel gather, in one pass)."""
+    permutation of range(O), int64 on x's device: the conv followed by a channel gather, in one pass).
+
+    ``geo = (table, unit_ch)``: output channel o belongs to unit o // unit_ch, whose kernel size k, dilation d
+    and padding p are row ``o // unit_ch`` of ``table`` (int32 (units, 3) on x's device: read by the
+    kernels, so it may change between replays of a captured graph), p = d*(k-1)/2 ("same" for every unit);
+    its k x k taps are the top-left corner of the KH x KW weight grid (``padding`` and ``dilation`` are then
+    not used)."""
     (fwd, _, _), dt = _launch_settings(x)
-    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
+    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
     y = torch.empty((n, o, ho, wo), dtype=x.dtype, device=x.device)
     cb, pb = _tiles(o, ho * wo)
     n_cb = triton.cdiv(o, cb)
-    fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, _dest(dest, weight), c, h, w, o, ho, wo, k, n_cb,
-                                              **consts, RELU=relu, REMAP=dest is not None, CB=cb, PB=pb, DT=dt,
+    table, unit_ch = _geo(geo, weight)
+    fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, _dest(dest, weight), table, c, h, w, o, ho, wo, k,
+                                              n_cb, unit_ch, **consts, RELU=relu, REMAP=dest is not None,
+                                              GEO=geo is not None, CB=cb, PB=pb, DT=dt,
                                               num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return y
 
 
-def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None) -> torch.Tensor:
+def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None,
+               geo=None) -> torch.Tensor:
     (_, dxk, _), dt = _launch_settings(x)
-    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
+    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
     dx = torch.empty_like(x)
     cb, pb = _tiles(c, h * w)
     n_cb = triton.cdiv(c, cb)
-    dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, _dest(dest, weight), c, h, w, o, ho, wo, k,
-                                            o // (c * k), n_cb, **consts, RELU=relu, REMAP=dest is not None,
-                                            CB=cb, PB=pb, DT=dt, num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+    table, unit_ch = _geo(geo, weight)
+    dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, _dest(dest, weight), table, c, h, w, o, ho, wo,
+                                            k, o // (c * k), n_cb, unit_ch, **consts, RELU=relu,
+                                            REMAP=dest is not None, GEO=geo is not None, CB=cb, PB=pb, DT=dt,
+                                            num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return dx
 
 
-def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None) -> torch.Tensor:
+def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None,
+                geo=None) -> torch.Tensor:
     (_, _, dwk), dt = _launch_settings(x)
-    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation)
+    n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
     taps = triton.next_power_of_2(consts["KH"] * consts["KW"])
     # enough programs to fill a GPU (an H200 has 132 multiprocessors) with whole images per program
     splits = max(1, min(n, -(-1024 // o)))
@@ -259,8 +315,10 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     splits = -(-n // per_split)
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
     block = _block(ho * wo, cap=max(16, 4096 // taps))
-    dwk[(o, splits)](grad, x, part, _dest(dest, weight), n, c, h, w, o, ho, wo, k, per_split, **consts, RELU=relu,
-                     REMAP=dest is not None, TAPS=taps, BLOCK=block, DT=dt, num_warps=4)
+    table, unit_ch = _geo(geo, weight)
+    dwk[(o, splits)](grad, x, part, _dest(dest, weight), table, n, c, h, w, o, ho, wo, k, per_split, unit_ch,
+                     **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps, BLOCK=block,
+                     DT=dt, num_warps=4)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 
 
@@ -270,12 +328,12 @@ class DepthwiseConv(torch.autograd.Function):
     gradient alone)."""
 
     @staticmethod
-    def forward(ctx, x, weight, stride, padding, dilation, k, relu, dest):
+    def forward(ctx, x, weight, stride, padding, dilation, k, relu, dest, geo):
         x = x.contiguous()
         weight = weight.contiguous()
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, dilation, k, relu, dest)
-        return forward(x, weight, stride, padding, dilation, k, relu, dest)
+        ctx.conv = (stride, padding, dilation, k, relu, dest, geo)
+        return forward(x, weight, stride, padding, dilation, k, relu, dest, geo)
 
     @staticmethod
     def backward(ctx, grad):
@@ -286,9 +344,11 @@ class DepthwiseConv(torch.autograd.Function):
             dx = grad_input(grad, x, weight, *ctx.conv)
         if ctx.needs_input_grad[1] and engine_needs(weight):
             dw = grad_weight(grad, x, weight, *ctx.conv)
-        return dx, dw, None, None, None, None, None, None
+        return dx, dw, None, None, None, None, None, None, None
 
 
-def depthwise_conv(x, weight, stride, padding, dilation, k: int = 1, relu: bool = False, dest=None) -> torch.Tensor:
+def depthwise_conv(x, weight, stride, padding, dilation, k: int = 1, relu: bool = False, dest=None,
+                   geo=None) -> torch.Tensor:
     """Autograd's form of :func:`forward` (the Triton kernels both ways)."""
-    return DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation), int(k), bool(relu), dest)
+    return DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding), tuple(dilation), int(k), bool(relu), dest,
+                               geo)

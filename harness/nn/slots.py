@@ -1,0 +1,460 @@
+"""The sampled op of each edge, chosen on the device: a single-path cell's step with the eager cell's
+arithmetic and no host read, so that it can be captured in a CUDA graph (issue 17).
+
+GDAS's eager cell runs one op per edge but picks it on the host (one device->host copy per forward), so
+its step cannot be replayed from a CUDA graph; the capturable form so far (``harness.nn.fused``'s all-op pass,
+weighted by the hard one-hot) computes all eight ops of every edge: the DARTS step's arithmetic, 117 ms a
+step on an H200 against the eager step's 191 ms (BENCHMARKS.md), where the issue asks for 3x. This form
+computes, per edge, what the chosen op needs and little more:
+
+* **One conv slot per edge.** An edge's separable and dilated convolutions (ReLU -> depthwise k x k at
+  dilation d -> 1x1 -> BN, once or twice) differ in k, d and in their weights. The slot is one such chain
+  whose weights are gathered on the device from the chosen op's (a weight row per (edge, conv op); an
+  edge whose chosen op is not a conv gathers its first conv op's, whose output then gets weight zero),
+  and whose depthwise geometry (k, d, padding) is read by the kernels from a per-unit table
+  (:mod:`harness.nn.dwconv`'s ``geo``: Triton kernels, 5x5 tap grid, taps outside k x k masked). A
+  two-stage op's second stage runs for every edge that has one; the node sums take the first stage's
+  output where a dilated conv was chosen, the second's where a separable one was.
+* **Pools once per source.** A pool followed by BatchNorm without affine parameters (the DARTS search
+  ops) gives the same output on every edge that leaves the source: it is computed once.
+* **Skips**: the identity is the source itself; the stride-2 FactorizedReduce runs for every edge of
+  the source (its 1x1 convolutions are cheap), its output weighted zero where not chosen.
+* **BatchNorm running statistics as the eager cell keeps them**: each slot normalises by its batch
+  statistics (what the chosen op's module does in training) and writes the running statistics back to the
+  chosen op's module only (gathered from, and scattered to, rows of one tensor the modules' buffers are
+  views of; a unit whose chosen op has no such BatchNorm writes a scratch row). The all-op pass updates
+  every op's.
+* **One weighted sum per source**: (B, targets, units) @ (B, units, C*H*W), as the fused cell does, with
+  A[target, unit] = w[edge, chosen op] where that unit holds the chosen op's output, 0 elsewhere, plus the
+  single-path bias sum_{j != k} w[j] of every edge (``SinglePathBody.fused_forward``'s formula).
+
+Same math as the eager single-path cell: ``tests/test_slots.py`` runs search steps through it (Triton's
+interpreter on a CPU) against the eager cell in float64, BatchNorm running statistics included. Runs where
+:mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training forwards of one
+sampled architecture, for cells whose every op it knows (the DARTS spaces without ``noise``; not
+NAS-Bench-201's dense convs); anything else keeps the other forms. Off until a GPU has timed it
+(``harness.nn.fused.CHOSEN_SLOTS``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.nn import dwconv, groups
+from harness.nn.fused import _AvgPool, _MaxPool, _flatten, _layer_key, _mix, _pointwise
+from harness.nn.ops import FactorizedReduce, Identity, Zero
+
+KMAX = 5  # the depthwise tap grid: every DARTS conv's k x k fits (sep/dil 3x3 and 5x5)
+
+
+def _conv_stages(module: nn.Module, c: int, stride: int) -> list[tuple] | None:
+    """A conv op as its stages (k, dilation, depthwise conv, 1x1 conv, BatchNorm), 1 or 2 of them, or None
+    if it is not ReLU -> depthwise (odd k <= KMAX, "same" padding) -> 1x1 (C -> C) -> BN, once or twice, the
+    stride in the first depthwise conv."""
+    layers = _flatten(module)
+    if layers is None or len(layers) not in (4, 8):
+        return None
+    stages = []
+    for i in range(0, len(layers), 4):
+        relu, dw, pw, bn = layers[i:i + 4]
+        keys = [_layer_key(m) for m in (relu, dw, pw, bn)]
+        if keys[0] != ("relu",) or None in keys or keys[1][:2] != ("conv", "dw") or keys[3][0] != "bn":
+            return None
+        _, _, c_in, _, (kh, kw), st, pad, dil = keys[1]
+        s = stride if i == 0 else 1
+        if (c_in != c or kh != kw or kh % 2 == 0 or kh > KMAX or dil[0] != dil[1] or st != (s, s)
+                or pad != (dil[0] * (kh - 1) // 2,) * 2):
+            return None
+        if keys[2] != ("conv", "dense", c, c, (1, 1), (1, 1), (0, 0), (1, 1)):
+            return None
+        stages.append((kh, dil[0], dw, pw, bn))
+    return stages
+
+
+def _pool(module: nn.Module, stride: int):
+    """A pool followed by an affine-free BatchNorm: (its key, the pool layer, the BatchNorm), else None."""
+    layers = _flatten(module)
+    if layers is None or len(layers) != 2:
+        return None
+    key, bn = _layer_key(layers[0]), _layer_key(layers[1])
+    if key is None or key[0] not in ("maxpool", "avgpool") or bn is None or bn[0] != "bn" or bn[2]:
+        return None
+    if _pair(key[2]) != (stride, stride):
+        return None
+    return key + bn, layers[0], layers[1]
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def why_not(body) -> str | None:
+    """Why this form cannot run ``body``'s cell (None: it can)."""
+    spec = body.spec
+    bn_keys = set()
+    for e in range(len(spec.edges)):
+        for k, op in enumerate(body.ops[e]):
+            stride = spec.strides[e]
+            if isinstance(op, (Zero, Identity)):
+                continue
+            if isinstance(op, FactorizedReduce):
+                bn_keys.add(_layer_key(op.bn))
+                continue
+            pool = _pool(op, stride)
+            if pool is not None:
+                bn_keys.add(_layer_key(pool[2]))
+                continue
+            stages = _conv_stages(op, spec.channels, stride)
+            if stages is None:
+                return f"edge {e}'s op {spec.ops[e][k]!r} ({type(op).__name__}) is not one it knows"
+            bn_keys.update(_layer_key(st[4]) for st in stages)
+    for src in sorted({src for src, _ in spec.edges}):
+        if all(isinstance(op, Zero) for e, (s, _) in enumerate(spec.edges) if s == src for op in body.ops[e]):
+            return f"every op leaving node {src} is none"
+    if None in bn_keys or any(not key[3] for key in bn_keys):
+        return "a BatchNorm without running statistics"
+    if len({key[4:] for key in bn_keys}) > 1:
+        return "BatchNorms with different eps or momentum"
+    return None
+
+
+class _SlotBN:
+    """The BatchNorm of U units, unit u normalised as the module of row ``rows[u]`` (one of its candidate
+    modules) would in training, whose running statistics it then updates, and no other module's. The
+    modules' buffers are views of one (rows + 1, C) tensor per statistic (the last row a scratch row that
+    units with no candidate chosen write)."""
+
+    def __init__(self, bns: list[nn.BatchNorm2d]):
+        self.bns = bns
+        self.c = bns[0].num_features
+        self.eps, self.momentum, self.affine = bns[0].eps, bns[0].momentum, bns[0].affine
+        self.rm = self.rv = self.nbt = None
+        self._ptrs: list[int] = []
+
+    def _current(self) -> list[int]:
+        return [p for b in self.bns for p in (b.running_mean.data_ptr(), b.running_var.data_ptr())]
+
+    def _bind(self) -> None:
+        bns, c = self.bns, self.c
+        with torch.no_grad():
+            like = bns[0].running_mean
+            self.rm = torch.cat([b.running_mean for b in bns] + [like.new_zeros(c)]).view(-1, c)
+            self.rv = torch.cat([b.running_var for b in bns] + [like.new_ones(c)]).view(-1, c)
+            self.nbt = torch.stack([b.num_batches_tracked for b in bns] + [bns[0].num_batches_tracked.new_zeros(())])
+        for i, b in enumerate(bns):
+            b._buffers["running_mean"] = self.rm[i]
+            b._buffers["running_var"] = self.rv[i]
+            b._buffers["num_batches_tracked"] = self.nbt[i]
+        self._ptrs = self._current()
+
+    def _check(self) -> None:
+        if self.rm is None or self._current() != self._ptrs:
+            self._bind()
+
+    def _targets(self, rows: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+        return torch.where(on, rows, len(self.bns))
+
+    def _count(self, target: torch.Tensor) -> None:
+        self.nbt.index_add_(0, target, torch.ones_like(target, dtype=self.nbt.dtype))
+
+    def __call__(self, h: torch.Tensor, rows: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+        """``h`` (B, U*C, H, W); ``rows`` (U,) each unit's chosen module; ``on`` (U,) whether the unit's
+        chosen op has this BatchNorm (else its statistics go to the scratch row)."""
+        self._check()
+        target = self._targets(rows, on)
+        rm = self.rm.index_select(0, target).view(-1)
+        rv = self.rv.index_select(0, target).view(-1)
+        weight = bias = None
+        if self.affine:
+            weight = torch.stack([b.weight for b in self.bns]).index_select(0, rows).view(-1)
+            bias = torch.stack([b.bias for b in self.bns]).index_select(0, rows).view(-1)
+        out = F.batch_norm(h, rm, rv, weight, bias, True, self.momentum, self.eps)
+        with torch.no_grad():
+            self.rm.index_copy_(0, target, rm.view(-1, self.c))
+            self.rv.index_copy_(0, target, rv.view(-1, self.c))
+            self._count(target)
+        return out
+
+    def shared(self, h: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+        """One input ``h`` (B, C, H, W) normalised for every unit (the same output: no affine parameters),
+        unit u's module (row u) updated where ``on[u]``."""
+        self._check()
+        mean, var = h.new_zeros(self.c), h.new_ones(self.c)  # momentum 1: the batch's own statistics
+        out = F.batch_norm(h, mean, var, None, None, True, 1.0, self.eps)
+        target = self._targets(torch.arange(len(self.bns), device=h.device), on)
+        with torch.no_grad():
+            m = self.momentum
+            rm = self.rm.index_select(0, target) * (1 - m) + mean * m
+            rv = self.rv.index_select(0, target) * (1 - m) + var * m
+            self.rm.index_copy_(0, target, rm)
+            self.rv.index_copy_(0, target, rv)
+            self._count(target)
+        return out
+
+
+class _Stage:
+    """Stage ``i`` of the conv slots of U units: per unit its candidate conv ops' layers of that stage (one
+    weight row each), gathered per forward for the chosen op."""
+
+    def __init__(self, per_unit: list[list[tuple]], c: int, stride: int):
+        # per_unit[u]: [(op column, (k, d, dw, pw, bn)), ...]
+        self.c, self.stride = c, stride
+        self.rows = [(u, col, st) for u, cands in enumerate(per_unit) for col, st in cands]
+        self.units = len(per_unit)
+        self.bn = _SlotBN([st[4] for _, _, st in self.rows])
+        self._tables: dict = {}
+
+    def tables(self, device):
+        """(row of each unit's candidate by op column (U, ops) long, which op columns are candidates (U, ops)
+        bool, the depthwise geometry per row (rows, 3) int32, the gather of each row's weights on the KMAX
+        grid from the flat weights (rows, C*KMAX*KMAX) long), made once per device."""
+        return self._tables[device]
+
+    def make_tables(self, device, n_ops: int) -> None:
+        if device in self._tables:
+            return
+        c = self.c
+        row_of = torch.zeros(self.units, n_ops, dtype=torch.long)
+        on = torch.zeros(self.units, n_ops, dtype=torch.bool)
+        first = {}
+        for r, (u, col, _) in enumerate(self.rows):
+            first.setdefault(u, r)
+            on[u, col] = True
+            row_of[u, col] = r
+        for u in range(self.units):
+            row_of[u][~on[u]] = first[u]
+        geo = torch.tensor([[k, d, d * (k - 1) // 2] for _, _, (k, d, *_rest) in self.rows], dtype=torch.int32)
+        gather = torch.full((len(self.rows), c, KMAX, KMAX), -1, dtype=torch.long)
+        offset = 0
+        for r, (_, _, (k, *_rest)) in enumerate(self.rows):
+            gather[r, :, :k, :k] = torch.arange(offset, offset + c * k * k).view(c, k, k)
+            offset += c * k * k
+        gather[gather < 0] = offset  # the zero after every weight: the taps outside k x k
+        self._tables[device] = (row_of.to(device), on.to(device), geo.to(device),
+                                gather.view(len(self.rows), -1).to(device))
+
+    def __call__(self, h: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+        """``h`` (B, C_in, H, W): the source (stage 1: every unit reads it) or the units' inputs side by side
+        (B, U*C, H, W); ``choice`` (U,) each unit's chosen op column. -> (B, U*C, H', W')."""
+        c, u = self.c, self.units
+        row_of, on, geo, gather = self.tables(h.device)
+        rows = row_of.gather(1, choice.unsqueeze(1)).squeeze(1)
+        chosen = on.gather(1, choice.unsqueeze(1)).squeeze(1)
+        flat = torch.cat([st[2].weight.reshape(-1) for _, _, st in self.rows] + [h.new_zeros(1)])
+        w = flat[gather.index_select(0, rows)].view(u * c, 1, KMAX, KMAX)
+        s = (self.stride, self.stride)
+        h = dwconv.depthwise_conv(h, w, s, (KMAX // 2,) * 2, (1, 1), 1, relu=True, geo=(geo.index_select(0, rows), c))
+        pw = torch.stack([st[3].weight for _, _, st in self.rows]).index_select(0, rows).view(u * c, c, 1, 1)
+        return self.bn(_pointwise(h, pw, u), rows, chosen)
+
+
+class _Pass:
+    """The ops leaving one source: conv slots (stage 1 for every edge with a conv op, stage 2 for every
+    edge with a two-stage one), each pool kind once, the identity, the FactorizedReduce units; ``cols``
+    maps (edge, op column) to the unit (column of U) holding that op's output."""
+
+    def __init__(self, body, src: int):
+        spec = body.spec
+        c = spec.channels
+        self.src = src
+        self.edges = [e for e, (s, _) in enumerate(spec.edges) if s == src]
+        self.stride = spec.strides[self.edges[0]]
+        self.targets = sorted({spec.edges[e][1] for e in self.edges})
+        self.links: list[tuple[int, int, int, int]] = []  # (target index, unit column, edge, op column)
+        conv1, conv2, pools, frs = [], [], {}, []
+        kinds: dict[tuple[int, int], tuple] = {}
+        has_identity = False
+        for e in self.edges:
+            first, second = [], []
+            for k, op in enumerate(body.ops[e]):
+                if isinstance(op, Zero):
+                    continue
+                if isinstance(op, Identity):
+                    has_identity = True
+                    kinds[(e, k)] = ("identity",)
+                elif isinstance(op, FactorizedReduce):
+                    frs.append((e, k, op))
+                    kinds[(e, k)] = ("fr", len(frs) - 1)
+                elif (pool := _pool(op, self.stride)) is not None:
+                    members = pools.setdefault(pool[0], (pool[1], []))[1]
+                    members.append((e, k, pool[2]))
+                    kinds[(e, k)] = ("pool", pool[0], len(members) - 1)
+                else:
+                    stages = _conv_stages(op, c, self.stride)
+                    first.append((k, stages[0]))
+                    if len(stages) == 2:
+                        second.append((k, stages[1]))
+                    kinds[(e, k)] = ("conv", len(stages))
+            if first:
+                conv1.append((e, first))
+            if second:
+                conv2.append((e, second))
+        self.conv1 = _Stage([cands for _, cands in conv1], c, self.stride) if conv1 else None
+        self.conv1_edges = [e for e, _ in conv1]
+        self.conv2 = _Stage([cands for _, cands in conv2], c, 1) if conv2 else None
+        self.conv2_edges = [e for e, _ in conv2]
+        # stage 2 reads the stage-1 outputs of its units (all of them, or a selection)
+        self.conv2_from = [self.conv1_edges.index(e) for e in self.conv2_edges]
+        self.pools = [(key, layer, _SlotBN([bn for _, _, bn in members]), [(e, k) for e, k, _ in members])
+                      for key, (layer, members) in pools.items()]
+        self.frs = frs
+        self.fr_bn = _SlotBN([op.bn for _, _, op in frs]) if frs else None
+        self.has_identity = has_identity
+        # unit columns: stage-1 units, stage-2 units, pools, identity, FactorizedReduce units
+        n1, n2 = len(conv1), len(conv2)
+        pool_col = {key: n1 + n2 + i for i, (key, *_rest) in enumerate(self.pools)}
+        id_col = n1 + n2 + len(self.pools)
+        fr_col = id_col + int(has_identity)
+        self.n_units = fr_col + len(frs)
+        for (e, k), kind in kinds.items():
+            t = self.targets.index(spec.edges[e][1])
+            if kind[0] == "conv":
+                col = self.conv1_edges.index(e) if kind[1] == 1 else n1 + self.conv2_edges.index(e)
+            elif kind[0] == "pool":
+                col = pool_col[kind[1]]
+            elif kind[0] == "identity":
+                col = id_col
+            else:
+                col = fr_col + kind[1]
+            self.links.append((t, col, e, k))
+
+    def make_tables(self, device, n_ops: int) -> None:
+        for stage in (self.conv1, self.conv2):
+            if stage is not None:
+                stage.make_tables(device, n_ops)
+
+    def units(self, x: torch.Tensor, index: torch.Tensor) -> list[torch.Tensor]:
+        """The unit outputs of this source's ops for the chosen ops ``index`` (edges,), in column order."""
+        hs = []
+        dev = x.device
+        if self.conv1 is not None:
+            h1 = self.conv1(x, index[_edge_index(self.conv1_edges, dev)])
+            hs.append(h1)
+            if self.conv2 is not None:
+                if self.conv2_from != list(range(len(self.conv1_edges))):
+                    n, _, hh, ww = h1.shape
+                    h1 = h1.view(n, -1, self.conv1.c, hh, ww).index_select(
+                        1, _edge_index(self.conv2_from, dev)).view(n, -1, hh, ww)
+                hs.append(self.conv2(h1, index[_edge_index(self.conv2_edges, dev)]))
+        for key, layer, bn, members in self.pools:
+            if key[0] == "maxpool":
+                _, k, st, p, ceil = key[:5]
+                h = _MaxPool.apply(x, k, st, p, ceil) if groups.capturing(x) else F.max_pool2d(x, k, st, p, 1, ceil)
+            else:
+                _, k, st, p, ceil, include = key[:6]
+                h = (_AvgPool.apply(x, k, st, p, ceil, include) if groups.capturing(x)
+                     else F.avg_pool2d(x, k, st, p, ceil, include))
+            chosen = index[_edge_index([e for e, _ in members], dev)] == _edge_index([k for _, k in members], dev)
+            hs.append(bn.shared(h, chosen))
+        if self.has_identity:
+            hs.append(x)
+        if self.frs:
+            hs.append(self._fr(x, index))
+        return hs
+
+    def _fr(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Every FactorizedReduce unit (FactorizedReduce.forward: ReLU, two 1x1 stride-2 convs, the second
+        on the input shifted by a pixel, side by side, BatchNorm), the convs dense on the shared input."""
+        mods = [op for _, _, op in self.frs]
+        m, half = len(mods), mods[0].conv_1.out_channels
+        h = F.relu(x)
+        shifted = h[:, :, 1:, 1:]
+        if shifted.shape[-1] < 1 or shifted.shape[-2] < 1:
+            shifted = h
+        a = F.conv2d(h, torch.cat([f.conv_1.weight for f in mods]), None, 2)
+        b = F.conv2d(shifted, torch.cat([f.conv_2.weight for f in mods]), None, 2)
+        if b.shape[-2:] != a.shape[-2:]:
+            b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+        n, _, hh, ww = a.shape
+        h = torch.stack([a.view(n, m, half, hh, ww), b.view(n, m, half, hh, ww)], dim=2).view(n, m * 2 * half, hh, ww)
+        dev = x.device
+        rows = torch.arange(m, device=dev)
+        chosen = index[_edge_index([e for e, _, _ in self.frs], dev)] == _edge_index([k for _, k, _ in self.frs], dev)
+        return self.fr_bn(h, rows, chosen)
+
+
+_INDEX_CACHE: dict = {}
+
+
+def _edge_index(values: list[int], device) -> torch.Tensor:
+    """A constant index tensor on ``device`` (made once: a captured graph cannot copy from the host)."""
+    key = (tuple(values), device)
+    out = _INDEX_CACHE.get(key)
+    if out is None:
+        out = _INDEX_CACHE[key] = torch.tensor(values, dtype=torch.long, device=device)
+    return out
+
+
+class ChosenSlots:
+    """A single-path body's forward in this module's form (see the module docstring). Holds references to
+    the body's op modules; makes their BatchNorm buffers views of its own tensors at first use."""
+
+    def __init__(self, body):
+        why = why_not(body)
+        if why is not None:
+            raise ValueError(f"the chosen-slot form cannot run this {body.kind} cell: {why}")
+        spec = body.spec
+        self.body = body
+        self.n_inputs, self.n_nodes = spec.n_inputs, spec.n_nodes
+        sources = sorted({src for src, _ in spec.edges})
+        self.passes = [_Pass(body, src) for src in sources]
+        self._consts: dict = {}
+
+    def _matrices(self, device, dtype, n_ops: int):
+        """(mix, inc, offsets): ``mix`` (edges*ops, sum_p targets_p*units_p) takes the chosen-op weights to
+        every pass's A[target, unit]; ``inc`` (edges, sum_p targets_p) the edge -> target incidence (where the
+        bias goes), as ``FusedMixed._consts`` makes them."""
+        key = (device, dtype, n_ops)
+        if key not in self._consts:
+            edges = self.body.spec.edges
+            cells = sum(len(p.targets) * p.n_units for p in self.passes)
+            mix = torch.zeros(len(edges) * n_ops, cells)
+            inc = torch.zeros(len(edges), sum(len(p.targets) for p in self.passes))
+            offsets, cell_off, target_off = [], 0, 0
+            for p in self.passes:
+                for t, col, e, k in p.links:
+                    mix[e * n_ops + k, cell_off + t * p.n_units + col] = 1.0
+                for e in p.edges:
+                    inc[e, target_off + p.targets.index(edges[e][1])] = 1.0
+                offsets.append((cell_off, target_off))
+                cell_off += len(p.targets) * p.n_units
+                target_off += len(p.targets)
+                p.make_tables(device, n_ops)
+            self._consts[key] = (mix.to(device=device, dtype=dtype), inc.to(device=device, dtype=dtype), offsets)
+        return self._consts[key]
+
+    def run(self, states, index: torch.Tensor, chosen: torch.Tensor, bias: torch.Tensor) -> list[torch.Tensor]:
+        """Node j = sum over edges e into j of chosen[e] * op_{index[e]}(x_src) + bias[e]: ``index`` (edges,)
+        the sampled ops, ``chosen`` (edges,) each one's weight, ``bias`` (edges,) (the edge scales folded in)."""
+        n_ops = len(self.body.ops[0])
+        w = torch.zeros(chosen.shape[0], n_ops, dtype=chosen.dtype, device=chosen.device)
+        w = w.scatter(1, index.unsqueeze(1), chosen.unsqueeze(1))
+        mix, inc, offsets = self._matrices(w.device, w.dtype, n_ops)
+        a_all = w.view(1, -1) @ mix
+        node_bias_all = bias.view(1, -1) @ inc
+        states = list(states)
+        acc: dict[int, torch.Tensor] = {}
+
+        def complete(node: int) -> torch.Tensor:
+            return acc.pop(node)
+
+        for p, (cell_off, target_off) in zip(self.passes, offsets):
+            while len(states) <= p.src:
+                states.append(complete(len(states)))
+            x = states[p.src]
+            hs = p.units(x, index)
+            n = x.shape[0]
+            nt = len(p.targets)
+            a = a_all[:, cell_off:cell_off + nt * p.n_units].view(1, nt, p.n_units)
+            per_image = a.expand(n, nt, p.n_units)
+            contrib = _mix(per_image, hs, [None] * len(hs), p.n_units)
+            contrib = contrib + node_bias_all[:, target_off:target_off + nt].view(1, nt, 1)
+            shape = (n, self.body.spec.channels) + tuple(hs[0].shape[2:])
+            for dst, part in zip(p.targets, contrib.unbind(1)):
+                part = part.view(shape)
+                acc[dst] = part if dst not in acc else acc[dst] + part
+        while len(states) < self.n_inputs + self.n_nodes:
+            states.append(complete(len(states)))
+        return states

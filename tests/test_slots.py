@@ -1,0 +1,146 @@
+"""harness.nn.slots: a single-path cell's sampled op per edge chosen on the device (one conv slot per edge with
+the chosen op's weights and depthwise geometry, pools once per source, BatchNorm statistics to the chosen op
+only) computes what the eager single-path cell computes: per-unit-geometry depthwise kernels against
+``F.conv2d`` unit by unit, and GDAS search steps against the eager cell in float64, running statistics
+included (Triton's interpreter on this CPU)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton", reason="Triton is not installed (it comes with torch's CUDA wheels)")
+
+from harness.api import ArchWeights  # noqa: E402
+from harness.nn import dwconv, fused, groups, slots  # noqa: E402
+from harness.nn.cells import SinglePathBody, set_fast  # noqa: E402
+from tests.searchkit import method_parts, random_batches  # noqa: E402
+
+
+@pytest.fixture
+def interpret(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # (tests/conftest.py sets it before Triton's import)
+    why = dwconv.why_not(torch.zeros(1))
+    if why is not None:
+        pytest.skip(f"Triton's interpreter is not usable here: {why}")
+
+
+def _unit_reference(x, weights, geometry, stride, shared, relu=True):
+    """Unit by unit: ``F.conv2d`` of unit u's input (the shared x, or its own C channels) with its k x k
+    weights (the top-left corner of the 5x5 grid) at its dilation and "same" padding."""
+    c = weights.shape[0] // len(geometry)
+    x = x.clamp_min(0) if relu else x
+    outs = []
+    for u, (k, d) in enumerate(geometry):
+        xu = x if shared else x[:, u * c:(u + 1) * c]
+        w = weights[u * c:(u + 1) * c, :, :k, :k]
+        outs.append(F.conv2d(xu, w, None, stride, d * (k - 1) // 2, d, c))
+    return torch.cat(outs, 1)
+
+
+@pytest.mark.parametrize("stride, shared, size", [(1, True, 7), (2, True, 8), (1, False, 6), (2, False, 9)])
+def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, stride, shared, size):
+    """Four units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C=3 channels, reading one shared input
+    (a slot's first stage) or each its own (the second), the ReLU fused: output, input gradient and weight
+    gradient equal ``F.conv2d``'s per unit in float64 (1e-12); the taps outside each unit's k x k get no
+    gradient."""
+    torch.manual_seed(0)
+    geometry = [(3, 1), (5, 1), (3, 2), (5, 2)]
+    c, u = 3, len(geometry)
+    x = torch.randn(2, c if shared else u * c, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(u * c, 1, 5, 5, dtype=torch.float64, requires_grad=True)
+    table = torch.tensor([[k, d, d * (k - 1) // 2] for k, d in geometry], dtype=torch.int32)
+    y = dwconv.depthwise_conv(x, w, (stride, stride), (2, 2), (1, 1), 1, relu=True, geo=(table, c))
+    x2, w2 = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    ref = _unit_reference(x2, w2, geometry, stride, shared)
+    assert y.shape == ref.shape
+    assert float((y - ref).detach().abs().max()) < 1e-12
+    g = torch.randn_like(ref)
+    gx, gw = torch.autograd.grad(y, (x, w), g)
+    rx, rw = torch.autograd.grad(ref, (x2, w2), g)
+    assert float((gx - rx).abs().max()) < 1e-12
+    assert float((gw - rw).abs().max()) < 1e-12
+    assert float(gw[:c, :, 3:, :].abs().max()) == 0.0  # unit 0 is 3x3: rows 3, 4 of its grid are not taps
+
+
+def _run(space_name, slotted, steps, monkeypatch, layers=2):
+    """GDAS on ``space_name``: ``steps`` search steps (architecture step, then weight step) in float64 on the
+    fast path, in the captured form (groups.as_captured, as GraphedStep's warm-up and capture run it), with
+    CHOSEN_SLOTS as given; or (slotted None) the eager cell. Returns losses, alphas, the state dict (running
+    statistics included) and the bodies."""
+    monkeypatch.setattr(fused, "CHOSEN_SLOTS", bool(slotted))
+    net, sampler, _, opt = method_parts("gdas", space_name, channels=2, layers=layers, steps_per_epoch=6)
+    opt.set_progress(0, 1)
+    set_fast(net, slotted is not None)
+    data = random_batches(steps, size=2, resolution=8)
+    torch.manual_seed(7)
+    losses = []
+    for train, val in data:
+        if slotted is None:
+            losses.append(float(opt.step(net, train, val).train_loss))
+        else:
+            with groups.as_captured():
+                losses.append(float(opt.step(net, train, val).train_loss))
+    bodies = [b for b in net.modules() if isinstance(b, SinglePathBody)]
+    return losses, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict(), bodies
+
+
+@pytest.mark.parametrize("space_name, steps", [("darts", 2), ("s1", 1)])
+def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret, monkeypatch, space_name, steps):
+    """GDAS steps on two reduction cells (strides 2 from the inputs, 1 between nodes: every path a normal cell takes too): losses, alphas, every weight and every BatchNorm running
+    statistic (the eager cell updates only the chosen op's) equal the eager cell's to 1e-9 in float64.
+    darts: eight ops per edge, two steps; s1: RobustDARTS's two ops per edge (edges whose only conv is
+    dilated, a second stage on some edges only, edges without a conv). (Triton's interpreter: ~30 s.)"""
+    torch.set_default_dtype(torch.float64)
+    try:
+        le, ae, we, _ = _run(space_name, None, steps, monkeypatch)
+        ls, as_, ws, bodies = _run(space_name, True, steps, monkeypatch)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert bodies and all(b._slots is not None and b._fused is None for b in bodies)  # the slots ran, alone
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, ls)) < 1e-9
+    assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(ae, as_)) < 1e-9
+    assert we.keys() == ws.keys()
+    # relative to each tensor's largest magnitude, or to 1e-6 where that is below (a running mean of pooled
+    # BatchNorm outputs is ~1e-17: rounding there is the whole value)
+    worst = {k: float((ws[k] - v).abs().max() / v.abs().max().clamp_min(1e-6)) for k, v in we.items()}
+    assert max(worst.values()) < 1e-9, max(worst.items(), key=lambda kv: kv[1])
+    counts = [k for k in we if k.endswith("num_batches_tracked")]
+    assert counts and any(int(we[k]) == 0 for k in counts) and any(int(we[k]) > 0 for k in counts)
+
+
+def test_slot_forward_reads_nothing_on_the_host(interpret, monkeypatch):
+    """The forward chooses on the device: with the sampler's host lists made unreadable, a forward through
+    the slots runs (the eager and chosen forms read them)."""
+    monkeypatch.setattr(fused, "CHOSEN_SLOTS", True)
+    net, sampler, _, _ = method_parts("gdas", "darts", channels=2, layers=2)
+    set_fast(net, True)
+    x = random_batches(1, size=2, resolution=8)[0][0].x
+
+    class Unreadable(dict):
+        def __getitem__(self, key):
+            raise AssertionError("a host list was read")
+
+    real = sampler.sample
+
+    def sample(*args, **kwargs):
+        arch = real(*args, **kwargs)
+        return ArchWeights(**{**arch.__dict__, "host_index": Unreadable(), "host_active": None})
+
+    monkeypatch.setattr(sampler, "sample", sample)
+    with groups.as_captured():
+        out = net(x)
+    assert torch.isfinite(out).all()
+    assert all(b._slots is not None for b in net.modules() if isinstance(b, SinglePathBody))
+
+
+def test_cells_it_does_not_know_keep_the_other_forms(monkeypatch):
+    """NAS-Bench-201's dense convs and S4's noise are not slots: why_not names the op, and the body's forward
+    takes the all-op pass."""
+    nb201, _, _, _ = method_parts("gdas", "nb201", channels=2, layers=1)
+    s4, _, _, _ = method_parts("gdas", "s4", channels=2, layers=2)
+    b201 = next(b for b in nb201.modules() if isinstance(b, SinglePathBody))
+    bs4 = next(b for b in s4.modules() if isinstance(b, SinglePathBody))
+    assert "nor_conv" in slots.why_not(b201)
+    assert "noise" in slots.why_not(bs4)
+    with pytest.raises(ValueError, match="cannot run"):
+        slots.ChosenSlots(b201)
