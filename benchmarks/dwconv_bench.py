@@ -44,9 +44,14 @@ def collect(net, x) -> collections.Counter:
     real_flag, real_conv = fused.DEPTHWISE_TRITON, dwconv.depthwise_conv
     real_why = dwconv.why_not
 
-    def record(h, w, stride, padding, dilation, k=1, relu=False, dest=None):
-        calls[(tuple(h.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation), int(k),
-               bool(relu), None if dest is None else tuple(dest.tolist()))] += 1
+    def record(h, w, stride, padding, dilation, k=1, relu=False, dest=None, geo=None):
+        key = (tuple(h.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation), int(k),
+               bool(relu), None if dest is None else tuple(dest.tolist()))
+        if geo is not None:  # harness.nn.slots's per-unit geometry: (units, channels per unit); every unit
+            # "same"-padded, so the 5x5 grid at padding 2 gives the output's shape
+            key += ((geo[0].shape[0], int(geo[1])),)
+            padding, dilation = (w.shape[-2] // 2, w.shape[-1] // 2), (1, 1)
+        calls[key] += 1
         return torch_form(h, w, stride, padding, dilation, k, relu, dest)
 
     fused.DEPTHWISE_TRITON, dwconv.depthwise_conv, dwconv.why_not = True, record, lambda t: None

@@ -5,6 +5,7 @@ Triton's interpreter (the tests) checks what the kernels compute, not that they 
 
     python benchmarks/dwconv_compile.py --method darts          # darts space, paper size, sm_90
     python benchmarks/dwconv_compile.py --method darts --arch 80   # an A100
+    python benchmarks/dwconv_compile.py --method gdas --slots      # GDAS's chosen-op slots (harness.nn.slots)
 
 The forms come from the real launch code: one forward of the search network records the Triton form's calls
 (``benchmarks/dwconv_bench.py``'s ``collect``), then each call's forward, input-gradient and weight-gradient
@@ -50,7 +51,8 @@ class _Recorder:
             for k in names:
                 v = bound[k]
                 if isinstance(v, torch.Tensor):
-                    sig[k] = {torch.float32: "*fp32", torch.float64: "*fp64", torch.int64: "*i64"}[v.dtype]
+                    sig[k] = {torch.float32: "*fp32", torch.float64: "*fp64", torch.int64: "*i64",
+                              torch.int32: "*i32"}[v.dtype]
                 elif k in consts:
                     sig[k] = "constexpr"
                 else:
@@ -80,11 +82,13 @@ def forms_of(calls, dtype="float32") -> dict:
     dt = getattr(torch, dtype)
     dwconv._launch_settings = lambda x: (recorders, dwconv.tl.float64 if x.dtype == torch.float64 else dwconv.tl.float32)
     try:
-        for (xs, ws, stride, padding, dilation, k, relu, dest), _ in calls.items():
+        for (xs, ws, stride, padding, dilation, k, relu, dest, *geo), _ in calls.items():
             x = torch.empty(xs, device="meta", dtype=dt)
             w = torch.empty(ws, device="meta", dtype=dt)
             conv = (stride, padding, dilation, k, relu, None if dest is None else torch.empty(len(dest), device="meta",
                                                                                           dtype=torch.int64))
+            if geo:  # harness.nn.slots's per-unit geometry table
+                conv += ((torch.empty(geo[0][0], 3, device="meta", dtype=torch.int32), geo[0][1]),)
             y = dwconv.forward(x, w, *conv)
             dwconv.grad_input(torch.empty_like(y), x, w, *conv)
             dwconv.grad_weight(torch.empty_like(y), x, w, *conv)
@@ -99,6 +103,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (90: H100/H200)")
     ap.add_argument("--limit", type=int, default=0, help="compile only the first N forms (0: all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
+    ap.add_argument("--slots", action="store_true",
+                    help="a single-path method's forward in harness.nn.slots's form (fused.CHOSEN_SLOTS): its "
+                         "per-unit-geometry kernels")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -114,6 +121,10 @@ def main(argv=None) -> dict:
     sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "cpu")
     search_step.ready(sampler, net, opt, True)
     gen = torch.Generator().manual_seed(1234)
+    from harness.nn import fused
+
+    fused.CHOSEN_SLOTS = args.slots
+    net.train()  # (the slots' form runs in training forwards)
     calls = dwconv_bench.collect(net, torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen))
     forms = forms_of(calls)
     ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
@@ -140,7 +151,7 @@ def main(argv=None) -> dict:
                      "shared_bytes": compiled.metadata.shared, "compile_s": round(seconds, 2)})
     out = {"command": "python benchmarks/dwconv_compile.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
-           "layers": layers, "arch": args.arch, "geometries": len(calls), "forms": len(forms), "compiled": rows,
+           "layers": layers, "slots": args.slots, "arch": args.arch, "geometries": len(calls), "forms": len(forms), "compiled": rows,
            "triton": triton.__version__, "torch": torch.__version__, "python": platform.python_version(),
            "date": time.strftime("%Y-%m-%d")}
     print(f"{args.method} on {args.space} (C={args.channels}, {layers} cells): {len(calls)} depthwise geometries a "

@@ -77,11 +77,12 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     ch = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
     offs = tl.program_id(1) * PB + tl.arange(0, PB)
     ch_ok = ch < O
-    inside = (offs < HO * WO)[None, :]
-    oy = (offs // WO)[None, :]
-    ox = (offs % WO)[None, :]
-    if GEO:  # each channel's kernel size, dilation and padding from its unit's row of the table
-        row3 = geo_ptr + (ch // UNIT_CH) * 3  # the unit's (kernel size, dilation, padding)
+    inside = offs < HO * WO
+    oy = offs // WO
+    ox = offs % WO
+    if GEO:  # each channel's kernel size, dilation and padding from its unit's row of the table: columns, so
+        # that the pixel rows below broadcast to (channels, pixels)
+        row3 = geo_ptr + (ch // UNIT_CH) * 3
         kk = tl.load(row3, mask=ch_ok, other=0)[:, None]
         dh = tl.load(row3 + 1, mask=ch_ok, other=1)[:, None]
         ph = tl.load(row3 + 2, mask=ch_ok, other=0)[:, None]
@@ -92,22 +93,23 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     acc = tl.zeros([CB, PB], dtype=DT)
     for i in tl.static_range(KH):
         iy = oy * SH - ph + i * dh
-        row = ch_ok[:, None] & inside & (iy >= 0) & (iy < H)
+        row = inside & (iy >= 0) & (iy < H)
         if GEO:
             row = row & (i < kk)
         for j in tl.static_range(KW):
             ix = ox * SW - pw + j * dw
-            ok = row & (ix >= 0) & (ix < W)
+            tap = row & (ix >= 0) & (ix < W)
             if GEO:
-                ok = ok & (j < kk)
-            v = tl.load(x_rows + iy * W + ix, mask=ok, other=0.0)
+                tap = tap & (j < kk)
+            ok = ch_ok[:, None] & tap
+            v = tl.load(x_rows + (iy * W + ix), mask=ok, other=0.0)
             if RELU:
                 v = tl.maximum(v, 0.0)
             acc += v * tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)[:, None]
     if REMAP:  # output channel o is written to channel dest[o]
         ch = tl.load(dest_ptr + ch, mask=ch_ok, other=0)
     y_rows = y_ptr + ((n * O + ch) * HO * WO)[:, None]
-    tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside)
+    tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
 
 
 def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, R, N_CB, UNIT_CH,
@@ -120,14 +122,13 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
     offs = tl.program_id(1) * PB + tl.arange(0, PB)
     c_ok = c < C
     inside = offs < H * W
-    y = (offs // W)[None, :]
-    x = (offs % W)[None, :]
-    live = c_ok[:, None] & inside[None, :]
+    y = offs // W
+    x = offs % W
     acc = tl.zeros([CB, PB], dtype=DT)
     # the output channels that read input channel c: o = (r*C + c)*KM + q for r < R = O // (C*KM), q < KM
     for rq in range(0, R * KM):
         o = ((rq // KM) * C + c) * KM + rq % KM
-        if GEO:
+        if GEO:  # columns, as in the forward
             row3 = geo_ptr + (o // UNIT_CH) * 3
             kk = tl.load(row3, mask=c_ok, other=0)[:, None]
             dh = tl.load(row3 + 1, mask=c_ok, other=1)[:, None]
@@ -142,21 +143,23 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
         for i in tl.static_range(KH):
             ty = y + ph - i * dh  # = oy * SH for the output row whose window's tap i covers row y
             oy = ty // SH
-            row = live & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
             if GEO:
                 row = row & (i < kk)
             for j in tl.static_range(KW):
                 tx = x + pw - j * dw
                 ox = tx // SW
-                ok = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
+                tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
                 if GEO:
-                    ok = ok & (j < kk)
-                g = tl.load(g_rows + oy * WO + ox, mask=ok, other=0.0)
+                    tap = tap & (j < kk)
+                ok = c_ok[:, None] & tap
+                g = tl.load(g_rows + (oy * WO + ox), mask=ok, other=0.0)
                 acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
     rows = ((n * C + c) * H * W)[:, None] + offs[None, :]
+    mask = c_ok[:, None] & inside[None, :]
     if RELU:
-        acc = tl.where(tl.load(x_ptr + rows, mask=live, other=0.0) > 0, acc, 0.0)
-    tl.store(dx_ptr + rows, acc, mask=live)
+        acc = tl.where(tl.load(x_ptr + rows, mask=mask, other=0.0) > 0, acc, 0.0)
+    tl.store(dx_ptr + rows, acc, mask=mask)
 
 
 def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT, UNIT_CH,
