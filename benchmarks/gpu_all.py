@@ -85,6 +85,13 @@ def items(tiny: bool):
     out.insert(rome + 1, (57, "rome-v2 darts all", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
                            "--sync-check", "--set", "optimizer.group_ops=all", *k3]))
+    # GDAS with its sampled ops in conv slots chosen on the device (harness.nn.slots, cell.slots; off by
+    # default): the eager cell's arithmetic in a captured step, against the all-op pass just before it (117 ms
+    # on the H200, 1.62x its eager step; issue 17 asks 3x). Its 14 Triton kernel forms compile in the warm-up
+    gd = [label for _, label, _, _ in out].index("gdas darts")
+    out.insert(gd + 1, (30, "gdas darts slots", "step",
+                        ["--method", "gdas", "--space", "darts", "--steps", few, *step, "--drift-baseline",
+                         "--sync-check", "--set", "cell.slots=true"]))
     # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
     # default, derives on the device only in the captured step, on the host otherwise)
     for m in ("entrannas", "entrannas-dst"):
@@ -121,9 +128,10 @@ def items(tiny: bool):
                                                       "default,no-merge",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
-    # hard one-hot), so the Triton depthwise form is its lever too
-    out += [(45, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
-                                                     "--variants", "default,triton-dw",
+    # hard one-hot), so the Triton depthwise form is its lever too; or the conv slots (cell.slots)
+    out += [(60, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
+                                                     "--variants", "default,slots" if tiny else
+                                                     "default,triton-dw,slots",
                                                      "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)

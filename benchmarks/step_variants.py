@@ -24,6 +24,9 @@ name means the same kernels whatever the shipped defaults are:
 * ``merge+conv``: ``MERGE_KERNEL = 5`` and grouped cuDNN 1x1 convolutions (the shipped form before).
 * ``channels-last``: the network's parameters and the inputs in ``torch.channels_last`` (cuDNN's depthwise
   kernels instead of torch's own, which fp32 NCHW tensors take).
+* ``slots``: a single-path method's (GDAS's) cells with ``cell.slots=true``: while captured, the sampled op of
+  each edge in one conv slot (harness.nn.slots: the eager cell's arithmetic, chosen on the device) instead
+  of the all-op pass. Uncaptured (a CPU) it is ``default``.
 
 Every variant is a fresh network from the same seed, on the fast path, stepped in turn with the others
 (alternating step by step, so drifts in clocks hit all alike), on CUDA in graph mode (``GraphedStep``: its
@@ -54,6 +57,7 @@ VARIANTS = {
     "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
     "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
     "channels-last": {"channels_last": True},
+    "slots": {"slots": True},
 }
 
 
@@ -62,7 +66,7 @@ def variant_settings(settings: dict):
     """``harness.nn.fused``'s module settings of a variant, for the steps inside (restored after)."""
     from harness.nn import fused
 
-    names = [k for k in settings if k != "channels_last"]
+    names = [k for k in settings if k not in ("channels_last", "slots")]
     old = {k: getattr(fused, k) for k in names}
     try:
         for k in names:
@@ -116,6 +120,14 @@ def main(argv=None) -> dict:
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
         search_step.ready(sampler, net, opt, True, spec.budget.runtime.fast_recompute)
         data = pool
+        if settings.get("slots"):  # cell.slots on every single-path body
+            from harness.nn.cells import SinglePathBody
+
+            bodies = [b for b in net.modules() if isinstance(b, SinglePathBody)]
+            if not bodies:
+                raise SystemExit(f"--variants slots: {args.method} has no single-path cells")
+            for b in bodies:
+                b.slots = True
         if settings.get("channels_last"):
             net = net.to(memory_format=torch.channels_last)  # the same Parameter objects: opt keeps them
             data = [tuple(Batch(b.x.contiguous(memory_format=torch.channels_last), b.y) for b in pair)

@@ -12,11 +12,13 @@ REGISTRY = load_registry()
 SHAPE = NetShape(3, 10, 16)
 
 
-def method_parts(method, space_name, *, channels=4, layers=3, steps_per_epoch=6, epochs=1, optimizer_cls=None):
+def method_parts(method, space_name, *, channels=4, layers=3, steps_per_epoch=6, epochs=1, optimizer_cls=None,
+                 sets=()):
     """(net, sampler, cell type, optimizer) of ``method`` on ``space_name``, seeded 0, in train mode.
-    ``optimizer_cls`` replaces the method's optimizer class (same config)."""
+    ``optimizer_cls`` replaces the method's optimizer class (same config); ``sets``: (component, key, value)
+    settings, as ``--set component.key=value``."""
     space = REGISTRY.space(space_name)
-    spec = resolve(REGISTRY, REGISTRY.methods[method], space_name, "digits", 0, "paper", {}, [])
+    spec = resolve(REGISTRY, REGISTRY.methods[method], space_name, "digits", 0, "paper", {}, list(sets))
     comp = {k: REGISTRY.component(k, n) for k, n in spec.components.items()}
     torch.manual_seed(0)
     sampler = comp["sampler"].factory(spec.hparams["sampler"], space=space)

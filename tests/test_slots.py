@@ -11,7 +11,7 @@ import torch.nn.functional as F
 pytest.importorskip("triton", reason="Triton is not installed (it comes with torch's CUDA wheels)")
 
 from harness.api import ArchWeights  # noqa: E402
-from harness.nn import dwconv, fused, groups, slots  # noqa: E402
+from harness.nn import dwconv, groups, slots  # noqa: E402
 from harness.nn.cells import SinglePathBody, set_fast  # noqa: E402
 from tests.searchkit import method_parts, random_batches  # noqa: E402
 
@@ -62,13 +62,13 @@ def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, str
     assert float(gw[:c, :, 3:, :].abs().max()) == 0.0  # unit 0 is 3x3: rows 3, 4 of its grid are not taps
 
 
-def _run(space_name, slotted, steps, monkeypatch, layers=2):
+def _run(space_name, slotted, steps, layers=2):
     """GDAS on ``space_name``: ``steps`` search steps (architecture step, then weight step) in float64 on the
     fast path, in the captured form (groups.as_captured, as GraphedStep's warm-up and capture run it), with
-    CHOSEN_SLOTS as given; or (slotted None) the eager cell. Returns losses, alphas, the state dict (running
+    cell.slots as given; or (slotted None) the eager cell. Returns losses, alphas, the state dict (running
     statistics included) and the bodies."""
-    monkeypatch.setattr(fused, "CHOSEN_SLOTS", bool(slotted))
-    net, sampler, _, opt = method_parts("gdas", space_name, channels=2, layers=layers, steps_per_epoch=6)
+    net, sampler, _, opt = method_parts("gdas", space_name, channels=2, layers=layers, steps_per_epoch=6,
+                                        sets=[("cell", "slots", str(bool(slotted)).lower())])
     opt.set_progress(0, 1)
     set_fast(net, slotted is not None)
     data = random_batches(steps, size=2, resolution=8)
@@ -85,15 +85,15 @@ def _run(space_name, slotted, steps, monkeypatch, layers=2):
 
 
 @pytest.mark.parametrize("space_name, steps", [("darts", 2), ("s1", 1)])
-def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret, monkeypatch, space_name, steps):
+def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret, space_name, steps):
     """GDAS steps on two reduction cells (strides 2 from the inputs, 1 between nodes: every path a normal cell takes too): losses, alphas, every weight and every BatchNorm running
     statistic (the eager cell updates only the chosen op's) equal the eager cell's to 1e-9 in float64.
     darts: eight ops per edge, two steps; s1: RobustDARTS's two ops per edge (edges whose only conv is
     dilated, a second stage on some edges only, edges without a conv). (Triton's interpreter: ~30 s.)"""
     torch.set_default_dtype(torch.float64)
     try:
-        le, ae, we, _ = _run(space_name, None, steps, monkeypatch)
-        ls, as_, ws, bodies = _run(space_name, True, steps, monkeypatch)
+        le, ae, we, _ = _run(space_name, None, steps)
+        ls, as_, ws, bodies = _run(space_name, True, steps)
     finally:
         torch.set_default_dtype(torch.float32)
     assert bodies and all(b._slots is not None and b._fused is None for b in bodies)  # the slots ran, alone
@@ -111,8 +111,7 @@ def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret
 def test_slot_forward_reads_nothing_on_the_host(interpret, monkeypatch):
     """The forward chooses on the device: with the sampler's host lists made unreadable, a forward through
     the slots runs (the eager and chosen forms read them)."""
-    monkeypatch.setattr(fused, "CHOSEN_SLOTS", True)
-    net, sampler, _, _ = method_parts("gdas", "darts", channels=2, layers=2)
+    net, sampler, _, _ = method_parts("gdas", "darts", channels=2, layers=2, sets=[("cell", "slots", "true")])
     set_fast(net, True)
     x = random_batches(1, size=2, resolution=8)[0][0].x
 
@@ -133,14 +132,20 @@ def test_slot_forward_reads_nothing_on_the_host(interpret, monkeypatch):
     assert all(b._slots is not None for b in net.modules() if isinstance(b, SinglePathBody))
 
 
-def test_cells_it_does_not_know_keep_the_other_forms(monkeypatch):
-    """NAS-Bench-201's dense convs and S4's noise are not slots: why_not names the op, and the body's forward
-    takes the all-op pass."""
-    nb201, _, _, _ = method_parts("gdas", "nb201", channels=2, layers=1)
-    s4, _, _, _ = method_parts("gdas", "s4", channels=2, layers=2)
+def test_cells_it_does_not_know_keep_the_other_forms(interpret):
+    """NAS-Bench-201's dense convs and S4's noise are not slots: why_not names the op, and with cell.slots=true
+    the body's captured forward takes the all-op pass."""
+    sets = [("cell", "slots", "true")]
+    nb201, _, _, _ = method_parts("gdas", "nb201", channels=2, layers=1, sets=sets)
+    s4, _, _, _ = method_parts("gdas", "s4", channels=2, layers=2, sets=sets)
     b201 = next(b for b in nb201.modules() if isinstance(b, SinglePathBody))
     bs4 = next(b for b in s4.modules() if isinstance(b, SinglePathBody))
     assert "nor_conv" in slots.why_not(b201)
     assert "noise" in slots.why_not(bs4)
     with pytest.raises(ValueError, match="cannot run"):
         slots.ChosenSlots(b201)
+    set_fast(s4, True)
+    with groups.as_captured():
+        s4(random_batches(1, size=2, resolution=8)[0][0].x)
+    assert all(b.slots and b._slots is None and b._fused is not None
+               for b in s4.modules() if isinstance(b, SinglePathBody))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from harness.api import ArchWeights, CellSpec
-from harness.nn import dwconv, fused, groups, slots
+from harness.nn import dwconv, groups, slots
 from harness.nn.fused import FusedMixed
 
 
@@ -159,6 +159,13 @@ class SinglePathConfig:
     # "always": the fused form everywhere; "never": the sampled op per edge everywhere except inside a CUDA
     # graph (which cannot read the host). An optimizer that runs sample groups (ROME) keeps it fused
     fused: str = "auto"
+    # training forwards of one sampled architecture, from the first captured step on, in harness.nn.slots's
+    # form: per edge one conv slot holding the chosen op's weights and depthwise geometry (Triton kernels),
+    # pools once per source, BatchNorm statistics to the chosen op only: the eager cell's arithmetic with no
+    # host read, where the captured all-op pass computes every op. Off until a GPU has timed it (BENCHMARKS.md);
+    # where it cannot run (no Triton, an op it does not know: NAS-Bench-201, S4's noise) the cell keeps the
+    # all-op pass
+    slots: bool = False
 
     def __post_init__(self):
         if self.fused not in ("auto", "always", "never"):
@@ -301,16 +308,17 @@ class SinglePathBody(CellBody):
             return True
         return self.fused_mode == "always" or (self.fused_mode == "auto" and not launch_bound(x))
 
+    slots = False  # SinglePathConfig.slots (SinglePathCell sets it)
     _slots = None  # harness.nn.slots.ChosenSlots, once used
 
     def _slots_now(self, x: torch.Tensor) -> bool:
-        """Whether this forward takes :mod:`harness.nn.slots`'s form (``harness.nn.fused.CHOSEN_SLOTS``): a
+        """Whether this forward takes :mod:`harness.nn.slots`'s form (``SinglePathConfig.slots``): a
         training forward, captured or once a captured one has run it, where its kernels can run, for a body
         that has not bound its BatchNorm buffers to the all-op pass and does not run sample groups. Once
         taken, every training forward takes it (its BatchNorm buffers are views of the form's tensors,
         which a captured graph writes); an evaluation forward runs the chosen op per edge, which only reads
         them."""
-        if not (fused.CHOSEN_SLOTS and self.training) or self.route_samples or self.keep_fused:
+        if not (self.slots and self.training) or self.route_samples or self.keep_fused:
             return False
         if self._slots is None:
             if (not groups.capturing(x) or self._fused is not None or dwconv.why_not(x) is not None
@@ -454,6 +462,7 @@ class SinglePathCell:
     def build(self, spec: CellSpec) -> nn.Module:
         body = SinglePathBody(spec)
         body.fused_mode = self.config.fused
+        body.slots = self.config.slots
         return body
 
 

@@ -350,13 +350,6 @@ SPREAD_DEPTHWISE = True
 # without its repeat. Off until a GPU has timed it against torch's kernels (benchmarks/dwconv_bench.py,
 # step_variants.py's "triton-dw"); uncaptured steps keep torch's kernels (a Python Function's host cost).
 DEPTHWISE_TRITON = False
-# CHOSEN_SLOTS: a single-path cell's (GDAS's) training forward of one sampled architecture, from its first
-# captured step on, in harness.nn.slots's form: per edge one conv slot holding the chosen op's weights
-# and depthwise geometry (Triton kernels), pools once per source, BatchNorm statistics to the chosen op
-# only; the eager cell's arithmetic without a host read, where the all-op pass computes every op. Off until
-# a GPU has timed it (step_variants.py's "slots"); where it cannot run (no Triton, an op it does not know) the
-# cell keeps the all-op pass.
-CHOSEN_SLOTS = False
 
 
 def _triton_dw(h: torch.Tensor) -> bool:

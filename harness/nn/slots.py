@@ -33,7 +33,7 @@ interpreter on a CPU) against the eager cell in float64, BatchNorm running stati
 :mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training forwards of one
 sampled architecture, for cells whose every op it knows (the DARTS spaces without ``noise``; not
 NAS-Bench-201's dense convs); anything else keeps the other forms. Off until a GPU has timed it
-(``harness.nn.fused.CHOSEN_SLOTS``).
+(``--set cell.slots=true``: ``harness.nn.cells.SinglePathConfig.slots``).
 """
 
 from __future__ import annotations
