@@ -115,144 +115,40 @@ def why_not(body) -> str | None:
             return f"every op leaving node {src} is none"
     if None in bn_keys or any(not key[3] for key in bn_keys):
         return "a BatchNorm without running statistics"
+    if any(key[2] for key in bn_keys):
+        return "an affine BatchNorm (search cells' are not)"
     if len({key[4:] for key in bn_keys}) > 1:
         return "BatchNorms with different eps or momentum"
     return None
 
 
-class _SlotBN:
-    """The BatchNorm of U units, unit u normalised as the module of row ``rows[u]`` (one of its candidate
-    modules) would in training, whose running statistics it then updates, and no other module's. The
-    modules' buffers are views of one (rows + 1, C) tensor per statistic (the last row a scratch row that
-    units with no candidate chosen write)."""
-
-    def __init__(self, bns: list[nn.BatchNorm2d]):
-        self.bns = bns
-        self.c = bns[0].num_features
-        self.eps, self.momentum, self.affine = bns[0].eps, bns[0].momentum, bns[0].affine
-        self.rm = self.rv = self.nbt = None
-        self._ptrs: list[int] = []
-
-    def _current(self) -> list[int]:
-        return [p for b in self.bns for p in (b.running_mean.data_ptr(), b.running_var.data_ptr())]
-
-    def _bind(self) -> None:
-        bns, c = self.bns, self.c
-        with torch.no_grad():
-            like = bns[0].running_mean
-            self.rm = torch.cat([b.running_mean for b in bns] + [like.new_zeros(c)]).view(-1, c)
-            self.rv = torch.cat([b.running_var for b in bns] + [like.new_ones(c)]).view(-1, c)
-            self.nbt = torch.stack([b.num_batches_tracked for b in bns] + [bns[0].num_batches_tracked.new_zeros(())])
-        for i, b in enumerate(bns):
-            b._buffers["running_mean"] = self.rm[i]
-            b._buffers["running_var"] = self.rv[i]
-            b._buffers["num_batches_tracked"] = self.nbt[i]
-        self._ptrs = self._current()
-
-    def _check(self) -> None:
-        if self.rm is None or self._current() != self._ptrs:
-            self._bind()
-
-    def _targets(self, rows: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
-        return torch.where(on, rows, len(self.bns))
-
-    def _count(self, target: torch.Tensor) -> None:
-        self.nbt.index_add_(0, target, torch.ones_like(target, dtype=self.nbt.dtype))
-
-    def __call__(self, h: torch.Tensor, rows: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
-        """``h`` (B, U*C, H, W); ``rows`` (U,) each unit's chosen module; ``on`` (U,) whether the unit's
-        chosen op has this BatchNorm (else its statistics go to the scratch row)."""
-        self._check()
-        target = self._targets(rows, on)
-        rm = self.rm.index_select(0, target).view(-1)
-        rv = self.rv.index_select(0, target).view(-1)
-        weight = bias = None
-        if self.affine:
-            weight = torch.stack([b.weight for b in self.bns]).index_select(0, rows).view(-1)
-            bias = torch.stack([b.bias for b in self.bns]).index_select(0, rows).view(-1)
-        out = F.batch_norm(h, rm, rv, weight, bias, True, self.momentum, self.eps)
-        with torch.no_grad():
-            self.rm.index_copy_(0, target, rm.view(-1, self.c))
-            self.rv.index_copy_(0, target, rv.view(-1, self.c))
-            self._count(target)
-        return out
-
-    def shared(self, h: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
-        """One input ``h`` (B, C, H, W) normalised for every unit (the same output: no affine parameters),
-        unit u's module (row u) updated where ``on[u]``."""
-        self._check()
-        mean, var = h.new_zeros(self.c), h.new_ones(self.c)  # momentum 1: the batch's own statistics
-        out = F.batch_norm(h, mean, var, None, None, True, 1.0, self.eps)
-        target = self._targets(torch.arange(len(self.bns), device=h.device), on)
-        with torch.no_grad():
-            m = self.momentum
-            rm = self.rm.index_select(0, target) * (1 - m) + mean * m
-            rv = self.rv.index_select(0, target) * (1 - m) + var * m
-            self.rm.index_copy_(0, target, rm)
-            self.rv.index_copy_(0, target, rv)
-            self._count(target)
-        return out
-
-
 class _Stage:
-    """Stage ``i`` of the conv slots of U units: per unit its candidate conv ops' layers of that stage (one
-    weight row each), gathered per forward for the chosen op."""
+    """Stage 1 or 2 of the conv slots of one source's edges: per unit (edge) its candidate conv ops' layers of
+    that stage, ``units`` of them; the units' place in the cell's gathered tensors is ``first`` onwards
+    (:class:`_Gathered`)."""
 
     def __init__(self, per_unit: list[list[tuple]], c: int, stride: int):
         # per_unit[u]: [(op column, (k, d, dw, pw, bn)), ...]
-        self.c, self.stride = c, stride
-        self.rows = [(u, col, st) for u, cands in enumerate(per_unit) for col, st in cands]
+        self.per_unit, self.c, self.stride = per_unit, c, stride
         self.units = len(per_unit)
-        self.bn = _SlotBN([st[4] for _, _, st in self.rows])
-        self._tables: dict = {}
+        self.first = 0  # its first unit in the cell's gathered tensors
+        self.part = 0  # its chunk of the cell's gathered weights (_Gathered.dw, .pw)
 
-    def tables(self, device):
-        """(row of each unit's candidate by op column (U, ops) long, which op columns are candidates (U, ops)
-        bool, the depthwise geometry per row (rows, 3) int32, the gather of each row's weights on the KMAX
-        grid from the flat weights (rows, C*KMAX*KMAX) long), made once per device."""
-        return self._tables[device]
-
-    def make_tables(self, device, n_ops: int) -> None:
-        if device in self._tables:
-            return
-        c = self.c
-        row_of = torch.zeros(self.units, n_ops, dtype=torch.long)
-        on = torch.zeros(self.units, n_ops, dtype=torch.bool)
-        first = {}
-        for r, (u, col, _) in enumerate(self.rows):
-            first.setdefault(u, r)
-            on[u, col] = True
-            row_of[u, col] = r
-        for u in range(self.units):
-            row_of[u][~on[u]] = first[u]
-        geo = torch.tensor([[k, d, d * (k - 1) // 2] for _, _, (k, d, *_rest) in self.rows], dtype=torch.int32)
-        gather = torch.full((len(self.rows), c, KMAX, KMAX), -1, dtype=torch.long)
-        offset = 0
-        for r, (_, _, (k, *_rest)) in enumerate(self.rows):
-            gather[r, :, :k, :k] = torch.arange(offset, offset + c * k * k).view(c, k, k)
-            offset += c * k * k
-        gather[gather < 0] = offset  # the zero after every weight: the taps outside k x k
-        self._tables[device] = (row_of.to(device), on.to(device), geo.to(device),
-                                gather.view(len(self.rows), -1).to(device))
-
-    def __call__(self, h: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+    def __call__(self, h: torch.Tensor, g: "_Gathered") -> torch.Tensor:
         """``h`` (B, C_in, H, W): the source (stage 1: every unit reads it) or the units' inputs side by side
-        (B, U*C, H, W); ``choice`` (U,) each unit's chosen op column. -> (B, U*C, H', W')."""
-        c, u = self.c, self.units
-        row_of, on, geo, gather = self.tables(h.device)
-        rows = row_of.gather(1, choice.unsqueeze(1)).squeeze(1)
-        chosen = on.gather(1, choice.unsqueeze(1)).squeeze(1)
-        flat = torch.cat([st[2].weight.reshape(-1) for _, _, st in self.rows] + [h.new_zeros(1)])
-        w = flat[gather.index_select(0, rows)].view(u * c, 1, KMAX, KMAX)
+        (B, U*C, H, W). -> (B, U*C, H', W')."""
+        c, u, a = self.c, self.units, self.first
+        b = a + u
+        w = g.dw[self.part].view(u * c, 1, KMAX, KMAX)
         s = (self.stride, self.stride)
-        h = dwconv.depthwise_conv(h, w, s, (KMAX // 2,) * 2, (1, 1), 1, relu=True, geo=(geo.index_select(0, rows), c))
-        pw = torch.stack([st[3].weight for _, _, st in self.rows]).index_select(0, rows).view(u * c, c, 1, 1)
-        return self.bn(_pointwise(h, pw, u), rows, chosen)
+        h = dwconv.depthwise_conv(h, w, s, (KMAX // 2,) * 2, (1, 1), 1, relu=True, geo=(g.geo[a:b], c))
+        h = _pointwise(h, g.pw[self.part].view(u * c, c, 1, 1), u)
+        return g.batch_norm(h, a, b)
 
 
 class _Pass:
     """The ops leaving one source: conv slots (stage 1 for every edge with a conv op, stage 2 for every
-    edge with a two-stage one), each pool kind once, the identity, the FactorizedReduce units; ``cols``
+    edge with a two-stage one), each pool kind once, the identity, the FactorizedReduce units; ``links``
     maps (edge, op column) to the unit (column of U) holding that op's output."""
 
     def __init__(self, body, src: int):
@@ -278,9 +174,9 @@ class _Pass:
                     frs.append((e, k, op))
                     kinds[(e, k)] = ("fr", len(frs) - 1)
                 elif (pool := _pool(op, self.stride)) is not None:
-                    members = pools.setdefault(pool[0], (pool[1], []))[1]
+                    members = pools.setdefault(pool[0], [])
                     members.append((e, k, pool[2]))
-                    kinds[(e, k)] = ("pool", pool[0], len(members) - 1)
+                    kinds[(e, k)] = ("pool", pool[0])
                 else:
                     stages = _conv_stages(op, c, self.stride)
                     first.append((k, stages[0]))
@@ -297,14 +193,14 @@ class _Pass:
         self.conv2_edges = [e for e, _ in conv2]
         # stage 2 reads the stage-1 outputs of its units (all of them, or a selection)
         self.conv2_from = [self.conv1_edges.index(e) for e in self.conv2_edges]
-        self.pools = [(key, layer, _SlotBN([bn for _, _, bn in members]), [(e, k) for e, k, _ in members])
-                      for key, (layer, members) in pools.items()]
+        self.pools = list(pools.items())  # [(key, [(edge, op column, its BatchNorm)])]
+        self.pool_no: list[int] = []  # each pool's number in the cell (its batch statistics' row)
         self.frs = frs
-        self.fr_bn = _SlotBN([op.bn for _, _, op in frs]) if frs else None
+        self.fr_first = 0
         self.has_identity = has_identity
         # unit columns: stage-1 units, stage-2 units, pools, identity, FactorizedReduce units
         n1, n2 = len(conv1), len(conv2)
-        pool_col = {key: n1 + n2 + i for i, (key, *_rest) in enumerate(self.pools)}
+        pool_col = {key: n1 + n2 + i for i, (key, _) in enumerate(self.pools)}
         id_col = n1 + n2 + len(self.pools)
         fr_col = id_col + int(has_identity)
         self.n_units = fr_col + len(frs)
@@ -320,25 +216,19 @@ class _Pass:
                 col = fr_col + kind[1]
             self.links.append((t, col, e, k))
 
-    def make_tables(self, device, n_ops: int) -> None:
-        for stage in (self.conv1, self.conv2):
-            if stage is not None:
-                stage.make_tables(device, n_ops)
-
-    def units(self, x: torch.Tensor, index: torch.Tensor) -> list[torch.Tensor]:
-        """The unit outputs of this source's ops for the chosen ops ``index`` (edges,), in column order."""
+    def units(self, x: torch.Tensor, g: "_Gathered") -> list[torch.Tensor]:
+        """The unit outputs of this source's ops for the chosen ops, in column order."""
         hs = []
-        dev = x.device
         if self.conv1 is not None:
-            h1 = self.conv1(x, index[_edge_index(self.conv1_edges, dev)])
+            h1 = self.conv1(x, g)
             hs.append(h1)
             if self.conv2 is not None:
                 if self.conv2_from != list(range(len(self.conv1_edges))):
                     n, _, hh, ww = h1.shape
                     h1 = h1.view(n, -1, self.conv1.c, hh, ww).index_select(
-                        1, _edge_index(self.conv2_from, dev)).view(n, -1, hh, ww)
-                hs.append(self.conv2(h1, index[_edge_index(self.conv2_edges, dev)]))
-        for key, layer, bn, members in self.pools:
+                        1, _edge_index(self.conv2_from, x.device)).view(n, -1, hh, ww)
+                hs.append(self.conv2(h1, g))
+        for (key, members), pool_no in zip(self.pools, self.pool_no):
             if key[0] == "maxpool":
                 _, k, st, p, ceil = key[:5]
                 h = _MaxPool.apply(x, k, st, p, ceil) if groups.capturing(x) else F.max_pool2d(x, k, st, p, 1, ceil)
@@ -346,15 +236,14 @@ class _Pass:
                 _, k, st, p, ceil, include = key[:6]
                 h = (_AvgPool.apply(x, k, st, p, ceil, include) if groups.capturing(x)
                      else F.avg_pool2d(x, k, st, p, ceil, include))
-            chosen = index[_edge_index([e for e, _ in members], dev)] == _edge_index([k for _, k in members], dev)
-            hs.append(bn.shared(h, chosen))
+            hs.append(g.shared_batch_norm(h, pool_no))
         if self.has_identity:
             hs.append(x)
         if self.frs:
-            hs.append(self._fr(x, index))
+            hs.append(self._fr(x, g))
         return hs
 
-    def _fr(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def _fr(self, x: torch.Tensor, g: "_Gathered") -> torch.Tensor:
         """Every FactorizedReduce unit (FactorizedReduce.forward: ReLU, two 1x1 stride-2 convs, the second
         on the input shifted by a pixel, side by side, BatchNorm), the convs dense on the shared input."""
         mods = [op for _, _, op in self.frs]
@@ -369,10 +258,64 @@ class _Pass:
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
         n, _, hh, ww = a.shape
         h = torch.stack([a.view(n, m, half, hh, ww), b.view(n, m, half, hh, ww)], dim=2).view(n, m * 2 * half, hh, ww)
-        dev = x.device
-        rows = torch.arange(m, device=dev)
-        chosen = index[_edge_index([e for e, _, _ in self.frs], dev)] == _edge_index([k for _, k, _ in self.frs], dev)
-        return self.fr_bn(h, rows, chosen)
+        return g.batch_norm(h, self.fr_first, self.fr_first + m)
+
+
+class _Gathered:
+    """One forward's chosen-op tensors for a whole cell, each made by one gather over all its units (stage
+    units first, in pass order; then pool and FactorizedReduce units): the depthwise weights on the KMAX
+    grid and their geometry, the 1x1 weights (stage units), and the running statistics of each unit's chosen
+    BatchNorm (every unit; a unit whose chosen op has none reads and writes the scratch row). BatchNorm
+    calls update slices of ``rm``/``rv`` (through ``.data`` aliases: each call's saved running statistics,
+    which its backward does not read in training, keep their own version counter while later calls update
+    other slices), written back to the modules' rows once, by :meth:`finish`."""
+
+    def __init__(self, slots: "ChosenSlots", index: torch.Tensor, like: torch.Tensor):
+        t = slots.tables(like.device)
+        self.slots = slots
+        choice = index.index_select(0, t["unit_edge"]).unsqueeze(1)
+        self.target = t["bn_target"].gather(1, choice).squeeze(1)
+        if slots.conv_rows:
+            rows = t["row_of"].gather(1, choice[:slots.conv_units]).squeeze(1)
+            self.geo = t["geo"].index_select(0, rows)
+            flat = torch.cat([st[2].weight.reshape(-1) for _, _, st in slots.conv_rows] + [like.new_zeros(1)])
+            self.dw = flat[t["taps"].index_select(0, rows)]
+            self.pw = torch.stack([st[3].weight for _, _, st in slots.conv_rows]).index_select(0, rows)
+            # one chunk per stage (split: its backward is one concatenation, where a slice's writes a
+            # zero tensor of the whole size)
+            self.dw = self.dw.split(slots.stage_units)
+            self.pw = self.pw.split(slots.stage_units)
+        slots.bind_statistics()
+        self.rm = slots.rm.index_select(0, self.target)
+        self.rv = slots.rv.index_select(0, self.target)
+        # each pool's batch mean and unbiased variance (rows 0 and 1), for its units' running statistics
+        self.pool_stats = like.new_zeros(2, slots.n_pools, like.shape[1]) if slots.n_pools else None
+
+    def batch_norm(self, h: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        """Units a..b's BatchNorm of ``h`` (B, (b-a)*C, H, W) in training, their running statistics updated."""
+        sl = self.slots
+        return F.batch_norm(h, self.rm.data[a:b].view(-1), self.rv.data[a:b].view(-1), None, None, True,
+                            sl.momentum, sl.eps)
+
+    def shared_batch_norm(self, h: torch.Tensor, j: int) -> torch.Tensor:
+        """One input ``h`` (B, C, H, W) normalised for all units of pool ``j`` alike (the same output: no
+        affine parameters); its batch statistics kept for their running statistics (:meth:`finish`)."""
+        # momentum 1 on zeros: the running buffers become the batch's own mean and unbiased variance
+        return F.batch_norm(h, self.pool_stats.data[0, j], self.pool_stats.data[1, j], None, None, True, 1.0,
+                            self.slots.eps)
+
+    def finish(self) -> None:
+        """The chosen modules' running statistics and batch counters, written back."""
+        sl = self.slots
+        with torch.no_grad():
+            if self.pool_stats is not None:  # the pool units' running statistics, as BatchNorm updates them
+                lo, hi = sl.pool_units
+                stats = self.pool_stats.index_select(1, sl.tables(self.rm.device)["pool_of_unit"])
+                self.rm[lo:hi].mul_(1 - sl.momentum).add_(stats[0], alpha=sl.momentum)
+                self.rv[lo:hi].mul_(1 - sl.momentum).add_(stats[1], alpha=sl.momentum)
+            sl.rm.index_copy_(0, self.target, self.rm)
+            sl.rv.index_copy_(0, self.target, self.rv)
+            sl.nbt.index_add_(0, self.target, torch.ones_like(self.target, dtype=sl.nbt.dtype))
 
 
 _INDEX_CACHE: dict = {}
@@ -397,10 +340,113 @@ class ChosenSlots:
             raise ValueError(f"the chosen-slot form cannot run this {body.kind} cell: {why}")
         spec = body.spec
         self.body = body
+        self.c = spec.channels
         self.n_inputs, self.n_nodes = spec.n_inputs, spec.n_nodes
         sources = sorted({src for src, _ in spec.edges})
         self.passes = [_Pass(body, src) for src in sources]
+        # the cell's units: stage units (pass by pass, stage 1 then 2), then pool and FactorizedReduce units;
+        # per unit its edge and {op column: its BatchNorm's row}; conv weight rows per stage unit
+        self.conv_rows: list[tuple] = []  # (unit, op column, (k, d, dw, pw, bn))
+        self.bns: list[nn.BatchNorm2d] = []
+        units: list[tuple[int, dict[int, int]]] = []
+        for p in self.passes:
+            for stage, edges in ((p.conv1, p.conv1_edges), (p.conv2, p.conv2_edges)):
+                if stage is None:
+                    continue
+                stage.first = len(units)
+                for e, cands in zip(edges, stage.per_unit):
+                    bn_rows = {}
+                    for col, st in cands:
+                        self.conv_rows.append((len(units), col, st))
+                        bn_rows[col] = len(self.bns)
+                        self.bns.append(st[4])
+                    units.append((e, bn_rows))
+        self.conv_units = len(units)
+        self.stage_units = [st.units for p in self.passes for st in (p.conv1, p.conv2) if st is not None]
+        for i, st in enumerate(st for p in self.passes for st in (p.conv1, p.conv2) if st is not None):
+            st.part = i
+        # pool units (every pass's), then FactorizedReduce units
+        self.pool_of_unit: list[int] = []  # each pool unit's pool number
+        n_pools = 0
+        for p in self.passes:
+            p.pool_no = []
+            for _, members in p.pools:
+                p.pool_no.append(n_pools)
+                for e, col, bn in members:
+                    units.append((e, {col: len(self.bns)}))
+                    self.bns.append(bn)
+                    self.pool_of_unit.append(n_pools)
+                n_pools += 1
+        self.n_pools = n_pools
+        self.pool_units = (self.conv_units, len(units))
+        for p in self.passes:
+            p.fr_first = len(units)
+            for e, col, op in p.frs:
+                units.append((e, {col: len(self.bns)}))
+                self.bns.append(op.bn)
+        self.units = units
+        self.eps, self.momentum = self.bns[0].eps, self.bns[0].momentum
+        self.rm = self.rv = self.nbt = None
+        self._ptrs: list[int] = []
+        self._tables: dict = {}
         self._consts: dict = {}
+
+    # -- BatchNorm running statistics: the modules' buffers are rows of one tensor each (+ a scratch row)
+
+    def _current(self) -> list[int]:
+        return [p for b in self.bns for p in (b.running_mean.data_ptr(), b.running_var.data_ptr())]
+
+    def bind_statistics(self) -> None:
+        """(Re)make the modules' running buffers rows of one tensor per statistic, keeping their values, if
+        they are not (first use, or a module's buffer replaced: ``.to()``, ``load_state_dict(assign=True)``)."""
+        if self.rm is not None and self._current() == self._ptrs:
+            return
+        bns, c = self.bns, self.c
+        with torch.no_grad():
+            like = bns[0].running_mean
+            self.rm = torch.cat([b.running_mean for b in bns] + [like.new_zeros(c)]).view(-1, c)
+            self.rv = torch.cat([b.running_var for b in bns] + [like.new_ones(c)]).view(-1, c)
+            self.nbt = torch.stack([b.num_batches_tracked for b in bns] + [bns[0].num_batches_tracked.new_zeros(())])
+        for i, b in enumerate(bns):
+            b._buffers["running_mean"] = self.rm[i]
+            b._buffers["running_var"] = self.rv[i]
+            b._buffers["num_batches_tracked"] = self.nbt[i]
+        self._ptrs = self._current()
+
+    def tables(self, device) -> dict:
+        """The cell's constant index tables on ``device``, made once (a captured graph cannot copy from the
+        host): each unit's edge; per (unit, op column) its BatchNorm row (the scratch row if that op has none
+        here) and, for stage units, its weight row (the unit's first where that op is not one of its convs);
+        per weight row the depthwise geometry (k, dilation, padding) and the gather of its taps onto the KMAX
+        grid from the flat weights (taps outside k x k: the zero after them)."""
+        if device in self._tables:
+            return self._tables[device]
+        n_ops, c = len(self.body.ops[0]), self.c
+        scratch = len(self.bns)
+        bn_target = torch.full((len(self.units), n_ops), scratch, dtype=torch.long)
+        for u, (_, bn_rows) in enumerate(self.units):
+            for col, row in bn_rows.items():
+                bn_target[u, col] = row
+        out = {"unit_edge": torch.tensor([e for e, _ in self.units], dtype=torch.long), "bn_target": bn_target,
+               "pool_of_unit": torch.tensor(self.pool_of_unit, dtype=torch.long)}
+        if self.conv_rows:
+            row_of = torch.full((self.conv_units, n_ops), -1, dtype=torch.long)
+            for r, (u, col, _) in enumerate(self.conv_rows):
+                row_of[u, col] = r
+            for u in range(self.conv_units):
+                row_of[u][row_of[u] < 0] = int(row_of[u][row_of[u] >= 0][0])
+            out["row_of"] = row_of
+            out["geo"] = torch.tensor([[k, d, d * (k - 1) // 2] for _, _, (k, d, *_rest) in self.conv_rows],
+                                      dtype=torch.int32)
+            taps = torch.full((len(self.conv_rows), c, KMAX, KMAX), -1, dtype=torch.long)
+            offset = 0
+            for r, (_, _, (k, *_rest)) in enumerate(self.conv_rows):
+                taps[r, :, :k, :k] = torch.arange(offset, offset + c * k * k).view(c, k, k)
+                offset += c * k * k
+            taps[taps < 0] = offset
+            out["taps"] = taps.view(len(self.conv_rows), -1)
+        self._tables[device] = out = {k: v.to(device) for k, v in out.items()}
+        return out
 
     def _matrices(self, device, dtype, n_ops: int):
         """(mix, inc, offsets): ``mix`` (edges*ops, sum_p targets_p*units_p) takes the chosen-op weights to
@@ -421,7 +467,6 @@ class ChosenSlots:
                 offsets.append((cell_off, target_off))
                 cell_off += len(p.targets) * p.n_units
                 target_off += len(p.targets)
-                p.make_tables(device, n_ops)
             self._consts[key] = (mix.to(device=device, dtype=dtype), inc.to(device=device, dtype=dtype), offsets)
         return self._consts[key]
 
@@ -435,26 +480,23 @@ class ChosenSlots:
         a_all = w.view(1, -1) @ mix
         node_bias_all = bias.view(1, -1) @ inc
         states = list(states)
+        g = _Gathered(self, index, states[0])
         acc: dict[int, torch.Tensor] = {}
-
-        def complete(node: int) -> torch.Tensor:
-            return acc.pop(node)
-
         for p, (cell_off, target_off) in zip(self.passes, offsets):
             while len(states) <= p.src:
-                states.append(complete(len(states)))
+                states.append(acc.pop(len(states)))
             x = states[p.src]
-            hs = p.units(x, index)
+            hs = p.units(x, g)
             n = x.shape[0]
             nt = len(p.targets)
             a = a_all[:, cell_off:cell_off + nt * p.n_units].view(1, nt, p.n_units)
-            per_image = a.expand(n, nt, p.n_units)
-            contrib = _mix(per_image, hs, [None] * len(hs), p.n_units)
+            contrib = _mix(a.expand(n, nt, p.n_units), hs, [None] * len(hs), p.n_units)
             contrib = contrib + node_bias_all[:, target_off:target_off + nt].view(1, nt, 1)
-            shape = (n, self.body.spec.channels) + tuple(hs[0].shape[2:])
+            shape = (n, self.c) + tuple(hs[0].shape[2:])
             for dst, part in zip(p.targets, contrib.unbind(1)):
                 part = part.view(shape)
                 acc[dst] = part if dst not in acc else acc[dst] + part
+        g.finish()
         while len(states) < self.n_inputs + self.n_nodes:
-            states.append(complete(len(states)))
+            states.append(acc.pop(len(states)))
         return states
