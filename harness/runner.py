@@ -253,6 +253,17 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
         elif device.type == "cuda":  # "auto": a CPU run is never captured, nothing to say there
             runtime["cuda_graph_off"] = why_not
             log(f"  step not captured in a CUDA graph: {why_not}")
+    # cell.slots=true (single-path cells: the chosen op per edge on the device, harness.nn.slots): whether it runs
+    slot_bodies = [m for m in net.modules() if getattr(m, "slots", False) is True] if fast else []
+    if slot_bodies:
+        from harness.nn import slots
+
+        why_no_slots = slots.why_not_run(slot_bodies, device, runtime["cuda_graph"])
+        if why_no_slots is None:
+            runtime["slots"] = True
+        else:
+            runtime["slots_off"] = why_no_slots
+            log(f"  cell.slots=true not used: {why_no_slots}")
 
     def on_epoch(epoch, stats):
         registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)

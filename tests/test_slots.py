@@ -81,19 +81,24 @@ def _run(space_name, slotted, steps, layers=2):
             with groups.as_captured():
                 losses.append(float(opt.step(net, train, val).train_loss))
     bodies = [b for b in net.modules() if isinstance(b, SinglePathBody)]
-    return losses, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict(), bodies
+    net.eval()  # then an evaluation forward (a slot-bound body runs the chosen op per edge)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        evaluated = net(data[0][1].x)
+    return losses, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict(), bodies, evaluated
 
 
 @pytest.mark.parametrize("space_name, steps", [("darts", 2), ("s1", 1)])
 def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret, space_name, steps):
     """GDAS steps on two reduction cells (strides 2 from the inputs, 1 between nodes: every path a normal cell takes too): losses, alphas, every weight and every BatchNorm running
-    statistic (the eager cell updates only the chosen op's) equal the eager cell's to 1e-9 in float64.
+    statistic (the eager cell updates only the chosen op's) equal the eager cell's to 1e-9 in float64, and so
+    does an evaluation forward after them.
     darts: eight ops per edge, two steps; s1: RobustDARTS's two ops per edge (edges whose only conv is
     dilated, a second stage on some edges only, edges without a conv). (Triton's interpreter: ~30 s.)"""
     torch.set_default_dtype(torch.float64)
     try:
-        le, ae, we, _ = _run(space_name, None, steps)
-        ls, as_, ws, bodies = _run(space_name, True, steps)
+        le, ae, we, _, ee = _run(space_name, None, steps)
+        ls, as_, ws, bodies, es = _run(space_name, True, steps)
     finally:
         torch.set_default_dtype(torch.float32)
     assert bodies and all(b._slots is not None and b._fused is None for b in bodies)  # the slots ran, alone
@@ -104,6 +109,7 @@ def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret
     # BatchNorm outputs is ~1e-17: rounding there is the whole value)
     worst = {k: float((ws[k] - v).abs().max() / v.abs().max().clamp_min(1e-6)) for k, v in we.items()}
     assert max(worst.values()) < 1e-9, max(worst.items(), key=lambda kv: kv[1])
+    assert float((es - ee).abs().max() / ee.abs().max()) < 1e-9  # eval mode: the running statistics read
     counts = [k for k in we if k.endswith("num_batches_tracked")]
     assert counts and any(int(we[k]) == 0 for k in counts) and any(int(we[k]) > 0 for k in counts)
 
@@ -149,3 +155,22 @@ def test_cells_it_does_not_know_keep_the_other_forms(interpret):
         s4(random_batches(1, size=2, resolution=8)[0][0].x)
     assert all(b.slots and b._slots is None and b._fused is not None
                for b in s4.modules() if isinstance(b, SinglePathBody))
+
+
+def test_a_run_that_cannot_take_the_slots_says_why(tmp_path):
+    """cell.slots=true on a CPU run (no captured step): the run completes in the other forms, and its record
+    and log name the reason."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.store import ResultStore
+
+    store = tmp_path / "runs.sqlite"
+    result = CliRunner().invoke(cli, ["run", "--plugin", "gdas", "--space", "s2", "--dataset", "digits",
+                                      "--preset", "smoke", "--store", str(store), "--set", "cell.slots=true",
+                                      "--set", "search.epochs=1", "--set", "eval.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert "cell.slots=true not used: the search step is not captured in a CUDA graph" in result.output
+    (record,) = ResultStore(store).records(None)
+    assert record.status == "completed"
+    assert "not captured" in record.search["runtime"]["slots_off"] and "slots" not in record.search["runtime"]

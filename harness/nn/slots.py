@@ -122,6 +122,21 @@ def why_not(body) -> str | None:
     return None
 
 
+def why_not_run(bodies, device: torch.device, captured: bool) -> str | None:
+    """Why single-path ``bodies`` asked for this form (``cell.slots=true``) will not take it in a run on
+    ``device`` whose step is ``captured`` or not (None: they will)."""
+    if not captured:
+        return "the search step is not captured in a CUDA graph (the form runs from the first captured step)"
+    why = dwconv.why_not(torch.empty(0, device=device))
+    if why is not None:
+        return why
+    for body in bodies:
+        why = why_not(body)
+        if why is not None:
+            return f"{body.kind} cell: {why}"
+    return None
+
+
 class _Stage:
     """Stage 1 or 2 of the conv slots of one source's edges: per unit (edge) its candidate conv ops' layers of
     that stage, ``units`` of them; the units' place in the cell's gathered tensors is ``first`` onwards
