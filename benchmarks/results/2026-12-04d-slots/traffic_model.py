@@ -102,7 +102,8 @@ if __name__ == "__main__":
                    key=lambda n: -max(c.bytes[n] for c in counts.values()))
     print("gdas on darts, captured form, batch 64, C=16, 8 cells (meta device); kernels / GB per operator")
     print("| operator | " + " | ".join(f"kernels, {f}" for f in forms) + " | " + " | ".join(f"GB, {f}" for f in forms)
-          + " |\n|---" * (1 + 2 * len(forms)) + "|")
+          + " |")
+    print("|---" * (1 + 2 * len(forms)) + "|")
     for n in names[:30]:
         print(f"| {n} | " + " | ".join(str(counts[f].kernels[n]) for f in forms) + " | "
               + " | ".join(f"{counts[f].bytes[n] / 1e9:.2f}" for f in forms) + " |")
