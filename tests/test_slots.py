@@ -24,34 +24,39 @@ def interpret(monkeypatch):
         pytest.skip(f"Triton's interpreter is not usable here: {why}")
 
 
-def _unit_reference(x, weights, geometry, stride, shared, relu=True):
-    """Unit by unit: ``F.conv2d`` of unit u's input (the shared x, or its own C channels) with its k x k
-    weights (the top-left corner of the 5x5 grid) at its dilation and "same" padding."""
+def _unit_reference(x, weights, geometry, stride, shared, samples=1, relu=True):
+    """Unit by unit: ``F.conv2d`` of unit u's input (the shared x, or its own C channels; with K samples,
+    units in K runs, run s reading x's image block s) with its k x k weights (the top-left corner of the 5x5
+    grid) at its dilation and "same" padding."""
     c = weights.shape[0] // len(geometry)
     x = x.clamp_min(0) if relu else x
+    per_sample = len(geometry) // samples
+    n = x.shape[0] // samples
     outs = []
     for u, (k, d) in enumerate(geometry):
-        xu = x if shared else x[:, u * c:(u + 1) * c]
+        xu = x[(u // per_sample) * n:(u // per_sample + 1) * n]
+        xu = xu if shared else xu[:, u * c:(u + 1) * c]
         w = weights[u * c:(u + 1) * c, :, :k, :k]
         outs.append(F.conv2d(xu, w, None, stride, d * (k - 1) // 2, d, c))
     return torch.cat(outs, 1)
 
 
-@pytest.mark.parametrize("stride, shared, size", [(1, True, 7), (2, True, 8), (1, False, 6), (2, False, 9)])
-def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, stride, shared, size):
-    """Four units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C=3 channels, reading one shared input
-    (a slot's first stage) or each its own (the second), the ReLU fused: output, input gradient and weight
-    gradient equal ``F.conv2d``'s per unit in float64 (1e-12); the taps outside each unit's k x k get no
-    gradient."""
+@pytest.mark.parametrize("stride, shared, size, samples", [(1, True, 7, 1), (2, True, 8, 1), (1, False, 6, 1),
+                                                           (2, False, 9, 1), (1, True, 6, 2), (2, True, 7, 3)])
+def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, stride, shared, size, samples):
+    """Units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C=3 channels, reading one shared input (a
+    slot's first stage) or each its own (the second), the ReLU fused; with K sample groups the input is K
+    blocks of images and each sample's units read its block: output, input gradient and weight gradient
+    equal ``F.conv2d``'s per unit in float64 (1e-12); the taps outside each unit's k x k get no gradient."""
     torch.manual_seed(0)
-    geometry = [(3, 1), (5, 1), (3, 2), (5, 2)]
+    geometry = [(3, 1), (5, 1), (3, 2), (5, 2), (5, 1), (3, 2)][:4 if samples == 1 else 2 * samples]
     c, u = 3, len(geometry)
-    x = torch.randn(2, c if shared else u * c, size, size, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2 * samples, c if shared else u * c, size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(u * c, 1, 5, 5, dtype=torch.float64, requires_grad=True)
     table = torch.tensor([[k, d, d * (k - 1) // 2] for k, d in geometry], dtype=torch.int32)
-    y = dwconv.depthwise_conv(x, w, (stride, stride), (2, 2), (1, 1), 1, relu=True, geo=(table, c))
+    y = dwconv.depthwise_conv(x, w, (stride, stride), (2, 2), (1, 1), 1, relu=True, geo=(table, c, samples))
     x2, w2 = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
-    ref = _unit_reference(x2, w2, geometry, stride, shared)
+    ref = _unit_reference(x2, w2, geometry, stride, shared, samples)
     assert y.shape == ref.shape
     assert float((y - ref).detach().abs().max()) < 1e-12
     g = torch.randn_like(ref)
@@ -62,13 +67,13 @@ def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, str
     assert float(gw[:c, :, 3:, :].abs().max()) == 0.0  # unit 0 is 3x3: rows 3, 4 of its grid are not taps
 
 
-def _run(space_name, slotted, steps, layers=2):
+def _run(space_name, slotted, steps, layers=2, method="gdas", sets=()):
     """GDAS on ``space_name``: ``steps`` search steps (architecture step, then weight step) in float64 on the
     fast path, in the captured form (groups.as_captured, as GraphedStep's warm-up and capture run it), with
     cell.slots as given; or (slotted None) the eager cell. Returns losses, alphas, the state dict (running
     statistics included) and the bodies."""
-    net, sampler, _, opt = method_parts("gdas", space_name, channels=2, layers=layers, steps_per_epoch=6,
-                                        sets=[("cell", "slots", str(bool(slotted)).lower())])
+    net, sampler, _, opt = method_parts(method, space_name, channels=2, layers=layers, steps_per_epoch=6,
+                                        sets=[("cell", "slots", str(bool(slotted)).lower()), *sets])
     opt.set_progress(0, 1)
     set_fast(net, slotted is not None)
     data = random_batches(steps, size=2, resolution=8)
@@ -90,16 +95,16 @@ def _run(space_name, slotted, steps, layers=2):
 
 @pytest.mark.parametrize("space_name, steps", [("darts", 1), ("s1", 1)])
 def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret, space_name, steps):
-    """GDAS steps on two reduction cells (strides 2 from the inputs, 1 between nodes: every path a normal cell takes too): losses, alphas, every weight and every BatchNorm running
-    statistic (the eager cell updates only the chosen op's) equal the eager cell's to 1e-9 in float64, and so
-    does an evaluation forward after them.
-    darts: eight ops per edge; s1: RobustDARTS's two ops per edge (edges whose only conv is dilated, a
-    second stage on some edges only, edges without a conv). One step each (an architecture step, then a
-    weight step on the updated alphas; Triton's interpreter: ~15 s for darts)."""
+    """GDAS steps on a reduction cell (strides 2 from the inputs, 1 between nodes: every path a normal cell
+    takes too): losses, alphas, every weight and every BatchNorm running statistic (the eager cell updates
+    only the chosen op's) equal the eager cell's to 1e-9 in float64, and so does an evaluation forward
+    after them. darts: eight ops per edge; s1: RobustDARTS's two ops per edge (edges whose only conv is
+    dilated, a second stage on some edges only, edges without a conv). One step each (an architecture
+    step, then a weight step on the updated alphas; Triton's interpreter: ~8 s for darts)."""
     torch.set_default_dtype(torch.float64)
     try:
-        le, ae, we, _, ee = _run(space_name, None, steps)
-        ls, as_, ws, bodies, es = _run(space_name, True, steps)
+        le, ae, we, _, ee = _run(space_name, None, steps, layers=1)
+        ls, as_, ws, bodies, es = _run(space_name, True, steps, layers=1)
     finally:
         torch.set_default_dtype(torch.float32)
     assert bodies and all(b._slots is not None and b._fused is None for b in bodies)  # the slots ran, alone
@@ -113,6 +118,29 @@ def test_gdas_steps_through_the_slots_follow_the_eager_cell_in_float64(interpret
     assert float((es - ee).abs().max() / ee.abs().max()) < 1e-9  # eval mode: the running statistics read
     counts = [k for k in we if k.endswith("num_batches_tracked")]
     assert counts and any(int(we[k]) == 0 for k in counts) and any(int(we[k]) > 0 for k in counts)
+
+
+@pytest.mark.parametrize("k, layers", [(2, 1), pytest.param(3, 2, marks=pytest.mark.slow)])
+def test_rome_sample_groups_through_the_slots_follow_the_eager_k_loop_in_float64(interpret, k, layers):
+    """ROME v2 with K samples per update (edges sampled per sample: ``active``) as one grouped pass through
+    the slots (each sample's units reading its block of the batch, BatchNorm statistics per sample, and a
+    module that several samples chose updated as the eager loop's successive forwards update it) against
+    the eager K-loop: one step in float64, losses, alphas, every weight and running statistic to 1e-9.
+    (K=2 on one reduction cell, ~20 s in Triton's interpreter; K=3 on two with -m slow, ~80 s.)"""
+    sets = [("optimizer", "samples", str(k)), ("optimizer", "group_ops", "all")]
+    torch.set_default_dtype(torch.float64)
+    try:
+        le, ae, we, _, ee = _run("darts", None, 1, layers=layers, method="rome-v2", sets=sets)
+        ls, as_, ws, bodies, es = _run("darts", True, 1, layers=layers, method="rome-v2", sets=sets)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert bodies and all(b._slots is not None and b._fused is None for b in bodies)
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, ls)) < 1e-9
+    assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(ae, as_)) < 1e-9
+    worst = {k: float((ws[k] - v).abs().max() / v.abs().max().clamp_min(1e-6)) for k, v in we.items()}
+    assert max(worst.values()) < 1e-9, max(worst.items(), key=lambda kv: kv[1])
+    counts = [int(we[k]) for k in we if k.endswith("num_batches_tracked")]
+    assert max(counts) >= 2  # some op was chosen by more than one sample's forward
 
 
 def test_slot_forward_reads_nothing_on_the_host(interpret, monkeypatch):

@@ -231,7 +231,7 @@ class SinglePathBody(CellBody):
 
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
-            if arch.samples == 1 and self._slots_now(states[0]):
+            if self._slots_now(states[0]):
                 return self.slot_forward(states, arch)
             if arch.samples == 1 and self._slots is not None:  # evaluation: the modules read their own statistics
                 return self.chosen_forward(states, arch)
@@ -313,12 +313,12 @@ class SinglePathBody(CellBody):
 
     def _slots_now(self, x: torch.Tensor) -> bool:
         """Whether this forward takes :mod:`harness.nn.slots`'s form (``SinglePathConfig.slots``): a
-        training forward, captured or once a captured one has run it, where its kernels can run, for a body
-        that has not bound its BatchNorm buffers to the all-op pass and does not run sample groups. Once
-        taken, every training forward takes it (its BatchNorm buffers are views of the form's tensors,
-        which a captured graph writes); an evaluation forward runs the chosen op per edge, which only reads
-        them."""
-        if not (self.slots and self.training) or self.route_samples or self.keep_fused:
+        training forward (one sample or K sample groups), captured or once a captured one has run it, where
+        its kernels can run, for a body that has not bound its BatchNorm buffers to the all-op pass and does
+        not route sample groups on the host (ROME's group_ops=chosen). Once taken, every training forward
+        takes it (its BatchNorm buffers are views of the form's tensors, which a captured graph writes); an
+        evaluation forward runs the chosen op per edge, which only reads them."""
+        if not (self.slots and self.training) or self.route_samples:
             return False
         if self._slots is None:
             if (not groups.capturing(x) or self._fused is not None or dwconv.why_not(x) is not None
@@ -328,10 +328,13 @@ class SinglePathBody(CellBody):
         return dwconv.why_not(x) is None
 
     def slot_forward(self, states, arch: ArchWeights):
-        """One sample, the sampled op of each edge chosen on the device (:class:`harness.nn.slots.ChosenSlots`):
-        the eager formula with the edge's scale folded into both terms (:meth:`_folded_weights`)."""
+        """The sampled op of each edge chosen on the device (:class:`harness.nn.slots.ChosenSlots`), for one
+        sample or K sample groups: the eager formula with the edge's scale folded into both terms
+        (:meth:`_folded_weights`); an edge a sample leaves out (``active``) adds zeros and keeps no
+        statistics."""
         chosen, bias = self._folded_weights(arch)
-        return self._slots.run(states, arch.index[self.kind], chosen, bias)
+        active = arch.active[self.kind] if arch.active is not None else None
+        return self._slots.run(states, arch.index[self.kind], chosen, bias, active)
 
     def fused_forward(self, states, arch: ArchWeights):
         if self._fused is None:

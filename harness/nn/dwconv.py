@@ -68,7 +68,7 @@ def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -
 # before either), which benchmarks/dwconv_compile.py also compiles for a GPU this machine does not have.
 
 
-def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, N_CB, UNIT_CH,
+def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, N_CB, UNIT_CH, SAMPLE_UNITS, N_OUT,
                 PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
                 RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr,
                 DT: tl.constexpr):
@@ -82,14 +82,18 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     ox = offs % WO
     if GEO:  # each channel's kernel size, dilation and padding from its unit's row of the table: columns, so
         # that the pixel rows below broadcast to (channels, pixels)
-        row3 = geo_ptr + (ch // UNIT_CH) * 3
+        unit = ch // UNIT_CH
+        row3 = geo_ptr + unit * 3
         kk = tl.load(row3, mask=ch_ok, other=0)[:, None]
         dh = tl.load(row3 + 1, mask=ch_ok, other=1)[:, None]
         ph = tl.load(row3 + 2, mask=ch_ok, other=0)[:, None]
         dw, pw = dh, ph
+        # sample groups: unit u of SAMPLE_UNITS per sample reads its sample's block of N_OUT input images
+        xn = n + (unit // SAMPLE_UNITS) * N_OUT
     else:
         dh, ph, dw, pw = DH, PH, DW, PW
-    x_rows = x_ptr + ((n * C + (ch // KM) % C) * H * W)[:, None]
+        xn = n
+    x_rows = x_ptr + ((xn * C + (ch // KM) % C) * H * W)[:, None]
     acc = tl.zeros([CB, PB], dtype=DT)
     for i in tl.static_range(KH):
         iy = oy * SH - ph + i * dh
@@ -112,7 +116,8 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
 
 
-def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, R, N_CB, UNIT_CH,
+def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, R, N_CB, UNIT_CH, SAMPLE_UNITS,
+               N_OUT,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
                RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr,
                DT: tl.constexpr):
@@ -129,17 +134,23 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
     for rq in range(0, R * KM):
         o = ((rq // KM) * C + c) * KM + rq % KM
         if GEO:  # columns, as in the forward
-            row3 = geo_ptr + (o // UNIT_CH) * 3
+            unit = o // UNIT_CH
+            row3 = geo_ptr + unit * 3
             kk = tl.load(row3, mask=c_ok, other=0)[:, None]
             dh = tl.load(row3 + 1, mask=c_ok, other=1)[:, None]
             ph = tl.load(row3 + 2, mask=c_ok, other=0)[:, None]
             dw, pw = dh, ph
+            # sample groups: input image n feeds output image n - offset of the units of its sample only
+            gn = n - (unit // SAMPLE_UNITS) * N_OUT
+            live = c_ok & (gn >= 0) & (gn < N_OUT)
         else:
             dh, ph, dw, pw = DH, PH, DW, PW
+            gn = n
+            live = c_ok
         go = o
         if REMAP:  # its gradient is channel dest[o] of the output's
             go = tl.load(dest_ptr + o, mask=c_ok, other=0)
-        g_rows = g_ptr + ((n * O + go) * HO * WO)[:, None]
+        g_rows = g_ptr + ((gn * O + go) * HO * WO)[:, None]
         for i in tl.static_range(KH):
             ty = y + ph - i * dh  # = oy * SH for the output row whose window's tap i covers row y
             oy = ty // SH
@@ -152,7 +163,7 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
                 tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
                 if GEO:
                     tap = tap & (j < kk)
-                ok = c_ok[:, None] & tap
+                ok = live[:, None] & tap
                 g = tl.load(g_rows + (oy * WO + ox), mask=ok, other=0.0)
                 acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
     rows = ((n * C + c) * H * W)[:, None] + offs[None, :]
@@ -163,6 +174,7 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
 
 
 def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT, UNIT_CH,
+               SAMPLE_UNITS,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
                RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, TAPS: tl.constexpr,
                BLOCK: tl.constexpr, DT: tl.constexpr):
@@ -177,19 +189,22 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
     tj = (t % KW)[:, None]
     real_tap = (t < KH * KW)[:, None]
     if GEO:
-        row3 = geo_ptr + (o // UNIT_CH) * 3
+        unit = o // UNIT_CH
+        row3 = geo_ptr + unit * 3
         kk = tl.load(row3)
         dh = tl.load(row3 + 1)
         ph = tl.load(row3 + 2)
         dw, pw = dh, ph
         real_tap = real_tap & (ti < kk) & (tj < kk)
+        x_first = (unit // SAMPLE_UNITS) * N  # sample groups: its sample's block of input images
     else:
         dh, ph, dw, pw = DH, PH, DW, PW
+        x_first = 0
     acc = tl.zeros([TAPS, BLOCK], dtype=DT)
     n_end = tl.minimum((split + 1) * PER_SPLIT, N)
     for n in range(split * PER_SPLIT, n_end):
         g_plane = g_ptr + (n * O + go) * HO * WO
-        x_plane = x_ptr + (n * C + c) * H * W
+        x_plane = x_ptr + ((n + x_first) * C + c) * H * W
         for start in range(0, HO * WO, BLOCK):
             offs = start + tl.arange(0, BLOCK)
             inside = offs < HO * WO
@@ -208,8 +223,8 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
 # + 12 forms for the DARTS step's 80 geometries, counted at paper size on 2026-12-04) and, by Triton's
 # default, per integer argument equal to 1 or divisible by 16: the sizes, padding and dilation are exempt,
 # so a GPU run compiles a few dozen kernels at its first (warm-up) step instead of hundreds.
-_SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "UNIT_CH", "PH", "PW", "DH",
-          "DW")
+_SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "UNIT_CH", "SAMPLE_UNITS", "N_OUT",
+          "PH", "PW", "DH", "DW")
 
 
 @functools.cache
@@ -264,9 +279,19 @@ def _geometry(x, weight, stride, padding, dilation, geo=None):
     return n, c, h, w, o, ho, wo, consts
 
 
-def _geo(geo, placeholder: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The ``geo_ptr`` and ``UNIT_CH`` arguments: the table and channels per unit, or (GEO off) placeholders."""
-    return (placeholder, 1) if geo is None else geo
+_NO_SAMPLES = 1 << 30  # SAMPLE_UNITS when the input is not in sample blocks: every unit's offset is 0
+
+
+def _geo(geo, placeholder: torch.Tensor, x: torch.Tensor, o: int) -> tuple[torch.Tensor, int, int, int]:
+    """The ``geo_ptr``, ``UNIT_CH``, ``SAMPLE_UNITS`` and ``N_OUT`` arguments: the table, channels per unit,
+    units per sample and output images (the input's images per sample), or (GEO off) placeholders."""
+    if geo is None:
+        return placeholder, 1, _NO_SAMPLES, x.shape[0]
+    table, unit_ch, *rest = geo
+    samples = rest[0] if rest else 1
+    if samples == 1:
+        return table, unit_ch, _NO_SAMPLES, x.shape[0]
+    return table, unit_ch, o // unit_ch // samples, x.shape[0] // samples
 
 
 def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None, geo=None) -> torch.Tensor:
@@ -274,19 +299,22 @@ def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, de
     input channel (o // k) % C, of max(x, 0) if ``relu``, written to channel ``dest[o]`` if given (a
     permutation of range(O), int64 on x's device: the conv followed by a channel gather, in one pass).
 
-    ``geo = (table, unit_ch)``: output channel o belongs to unit o // unit_ch, whose kernel size k, dilation d
-    and padding p are row ``o // unit_ch`` of ``table`` (int32 (units, 3) on x's device: read by the
-    kernels, so it may change between replays of a captured graph), p = d*(k-1)/2 ("same" for every unit);
-    its k x k taps are the top-left corner of the KH x KW weight grid (``padding`` and ``dilation`` are then
-    not used)."""
+    ``geo = (table, unit_ch[, samples])``: output channel o belongs to unit o // unit_ch, whose kernel size k,
+    dilation d and padding p are row ``o // unit_ch`` of ``table`` (int32 (units, 3) on x's device: read by
+    the kernels, so it may change between replays of a captured graph), p = d*(k-1)/2 ("same" for every
+    unit); its k x k taps are the top-left corner of the KH x KW weight grid (``padding`` and ``dilation``
+    are then not used). With ``samples`` K > 1 the input is K blocks of N images (sample groups,
+    sample-major) and the output N images: the units are K equal runs, run s reading block s (a sample's
+    units side by side in channels, its images in the batch)."""
     (fwd, _, _), dt = _launch_settings(x)
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
+    table, unit_ch, sample_units, n = _geo(geo, weight, x, o)
     y = torch.empty((n, o, ho, wo), dtype=x.dtype, device=x.device)
     cb, pb = _tiles(o, ho * wo)
     n_cb = triton.cdiv(o, cb)
-    table, unit_ch = _geo(geo, weight)
     fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, _dest(dest, weight), table, c, h, w, o, ho, wo, k,
-                                              n_cb, unit_ch, **consts, RELU=relu, REMAP=dest is not None,
+                                              n_cb, unit_ch, sample_units, n, **consts, RELU=relu,
+                                              REMAP=dest is not None,
                                               GEO=geo is not None, CB=cb, PB=pb, DT=dt,
                                               num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return y
@@ -299,9 +327,10 @@ def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = 
     dx = torch.empty_like(x)
     cb, pb = _tiles(c, h * w)
     n_cb = triton.cdiv(c, cb)
-    table, unit_ch = _geo(geo, weight)
+    table, unit_ch, sample_units, n_out = _geo(geo, weight, x, o)
     dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, _dest(dest, weight), table, c, h, w, o, ho, wo,
-                                            k, o // (c * k), n_cb, unit_ch, **consts, RELU=relu,
+                                            k, o // (c * k), n_cb, unit_ch, sample_units, n_out, **consts,
+                                            RELU=relu,
                                             REMAP=dest is not None, GEO=geo is not None, CB=cb, PB=pb, DT=dt,
                                             num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return dx
@@ -311,6 +340,7 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
                 geo=None) -> torch.Tensor:
     (_, _, dwk), dt = _launch_settings(x)
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
+    table, unit_ch, sample_units, n = _geo(geo, weight, x, o)
     taps = triton.next_power_of_2(consts["KH"] * consts["KW"])
     # enough programs to fill a GPU (an H200 has 132 multiprocessors) with whole images per program
     splits = max(1, min(n, -(-1024 // o)))
@@ -318,9 +348,8 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     splits = -(-n // per_split)
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
     block = _block(ho * wo, cap=max(16, 4096 // taps))
-    table, unit_ch = _geo(geo, weight)
     dwk[(o, splits)](grad, x, part, _dest(dest, weight), table, n, c, h, w, o, ho, wo, k, per_split, unit_ch,
-                     **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps, BLOCK=block,
+                     sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps, BLOCK=block,
                      DT=dt, num_warps=4)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.nn import dwconv, groups
-from harness.nn.fused import _AvgPool, _MaxPool, _flatten, _layer_key, _mix, _pointwise
+from harness.nn.fused import _AvgPool, _MaxPool, _flatten, _layer_key, _pointwise
 from harness.nn.ops import FactorizedReduce, Identity, Zero
 
 KMAX = 5  # the depthwise tap grid: every DARTS conv's k x k fits (sep/dil 3x3 and 5x5)
@@ -149,14 +149,17 @@ class _Stage:
         self.first = 0  # its first unit in the cell's gathered tensors
         self.part = 0  # its chunk of the cell's gathered weights (_Gathered.dw, .pw)
 
-    def __call__(self, h: torch.Tensor, g: "_Gathered") -> torch.Tensor:
-        """``h`` (B, C_in, H, W): the source (stage 1: every unit reads it) or the units' inputs side by side
-        (B, U*C, H, W). -> (B, U*C, H', W')."""
-        c, u, a = self.c, self.units, self.first
+    def __call__(self, h: torch.Tensor, g: "_Gathered", first_stage: bool) -> torch.Tensor:
+        """``h``: the source (K*B, C, H, W) (the first stage: every unit of sample s reads its block s), or
+        the units' inputs side by side, (B, K*U*C, H, W). -> (B, K*U*C, H', W'): sample s's units at channels
+        [s*U*C, (s+1)*U*C) (``K`` = g.k sample groups; for K = 1 the layout of one sample)."""
+        k = g.k
+        c, u, a = self.c, k * self.units, k * self.first
         b = a + u
         w = g.dw[self.part].view(u * c, 1, KMAX, KMAX)
         s = (self.stride, self.stride)
-        h = dwconv.depthwise_conv(h, w, s, (KMAX // 2,) * 2, (1, 1), 1, relu=True, geo=(g.geo[a:b], c))
+        geo = (g.geo[a:b], c, k if first_stage else 1)
+        h = dwconv.depthwise_conv(h, w, s, (KMAX // 2,) * 2, (1, 1), 1, relu=True, geo=geo)
         h = _pointwise(h, g.pw[self.part].view(u * c, c, 1, 1), u)
         return g.batch_norm(h, a, b)
 
@@ -232,30 +235,36 @@ class _Pass:
             self.links.append((t, col, e, k))
 
     def units(self, x: torch.Tensor, g: "_Gathered") -> list[torch.Tensor]:
-        """The unit outputs of this source's ops for the chosen ops, in column order."""
+        """The unit outputs of this source's ops for the chosen ops, in column order, each as (K, B, units,
+        C*H*W) (sample s's block of the batch, its units side by side; views where the layout allows)."""
+        k = g.k
         hs = []
+
+        def by_sample(h, units):  # (B, K*units*C, H, W) -> (K, B, units, C*H*W), a view
+            return h.view(h.shape[0], k, units, -1).transpose(0, 1)
+
         if self.conv1 is not None:
-            h1 = self.conv1(x, g)
-            hs.append(h1)
+            h1 = self.conv1(x, g, True)
+            hs.append(by_sample(h1, self.conv1.units))
             if self.conv2 is not None:
                 if self.conv2_from != list(range(len(self.conv1_edges))):
                     n, _, hh, ww = h1.shape
-                    h1 = h1.view(n, -1, self.conv1.c, hh, ww).index_select(
-                        1, _edge_index(self.conv2_from, x.device)).view(n, -1, hh, ww)
-                hs.append(self.conv2(h1, g))
+                    h1 = h1.view(n, k, -1, self.conv1.c, hh, ww).index_select(
+                        2, _edge_index(self.conv2_from, x.device)).view(n, -1, hh, ww)
+                hs.append(by_sample(self.conv2(h1, g, False), self.conv2.units))
         for (key, members), pool_no in zip(self.pools, self.pool_no):
             if key[0] == "maxpool":
-                _, k, st, p, ceil = key[:5]
-                h = _MaxPool.apply(x, k, st, p, ceil) if groups.capturing(x) else F.max_pool2d(x, k, st, p, 1, ceil)
+                _, kk, st, p, ceil = key[:5]
+                h = _MaxPool.apply(x, kk, st, p, ceil) if groups.capturing(x) else F.max_pool2d(x, kk, st, p, 1, ceil)
             else:
-                _, k, st, p, ceil, include = key[:6]
-                h = (_AvgPool.apply(x, k, st, p, ceil, include) if groups.capturing(x)
-                     else F.avg_pool2d(x, k, st, p, ceil, include))
-            hs.append(g.shared_batch_norm(h, pool_no))
+                _, kk, st, p, ceil, include = key[:6]
+                h = (_AvgPool.apply(x, kk, st, p, ceil, include) if groups.capturing(x)
+                     else F.avg_pool2d(x, kk, st, p, ceil, include))
+            hs.append(by_sample(g.shared_batch_norm(_samples_in_channels(h, k), pool_no), 1))
         if self.has_identity:
-            hs.append(x)
+            hs.append(x.view(k, x.shape[0] // k, 1, -1))
         if self.frs:
-            hs.append(self._fr(x, g))
+            hs.append(by_sample(self._fr(x, g), len(self.frs)))
         return hs
 
     def _fr(self, x: torch.Tensor, g: "_Gathered") -> torch.Tensor:
@@ -273,63 +282,91 @@ class _Pass:
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
         n, _, hh, ww = a.shape
         h = torch.stack([a.view(n, m, half, hh, ww), b.view(n, m, half, hh, ww)], dim=2).view(n, m * 2 * half, hh, ww)
-        return g.batch_norm(h, self.fr_first, self.fr_first + m)
+        return g.batch_norm(_samples_in_channels(h, g.k), g.k * self.fr_first, g.k * (self.fr_first + m))
 
 
 class _Gathered:
     """One forward's chosen-op tensors for a whole cell, each made by one gather over all its units (stage
-    units first, in pass order; then pool and FactorizedReduce units): the depthwise weights on the KMAX
-    grid and their geometry, the 1x1 weights (stage units), and the running statistics of each unit's chosen
-    BatchNorm (every unit; a unit whose chosen op has none reads and writes the scratch row). BatchNorm
-    calls update slices of ``rm``/``rv`` (through ``.data`` aliases: each call's saved running statistics,
-    which its backward does not read in training, keep their own version counter while later calls update
-    other slices), written back to the modules' rows once, by :meth:`finish`."""
+    units first, in pass order; then pool and FactorizedReduce units), for ``k`` sample groups: each unit
+    once per sample, a segment's (stage's, pool's, FactorizedReduce group's) units sample by sample. What
+    is gathered: the depthwise weights on the KMAX grid and their geometry, the 1x1 weights (stage units),
+    and the running statistics of each unit's chosen BatchNorm (every unit; a unit whose chosen op has none,
+    or whose edge its sample left out, reads and writes the scratch row). BatchNorm calls update slices of
+    ``rm``/``rv`` (through ``.data`` aliases: each call's saved running statistics, which its backward does
+    not read in training, keep their own version counter while later calls update other slices), written
+    back to the modules' rows once, by :meth:`finish`."""
 
-    def __init__(self, slots: "ChosenSlots", index: torch.Tensor, like: torch.Tensor):
-        t = slots.tables(like.device)
-        self.slots = slots
-        choice = index.index_select(0, t["unit_edge"]).unsqueeze(1)
+    def __init__(self, slots: "ChosenSlots", index: torch.Tensor, active, like: torch.Tensor, k: int):
+        t = slots.tables(like.device, k)
+        self.slots, self.k = slots, k
+        choice = index.reshape(-1).index_select(0, t["inst_edge"]).unsqueeze(1)
         self.target = t["bn_target"].gather(1, choice).squeeze(1)
+        if active is not None:  # an edge its sample left out runs nothing: no statistics to keep
+            on = active.reshape(-1).index_select(0, t["inst_edge"])
+            self.target = torch.where(on, self.target, len(slots.bns))
         if slots.conv_rows:
-            rows = t["row_of"].gather(1, choice[:slots.conv_units]).squeeze(1)
+            rows = t["row_of"].gather(1, choice[:k * slots.conv_units]).squeeze(1)
             self.geo = t["geo"].index_select(0, rows)
             flat = torch.cat([st[2].weight.reshape(-1) for _, _, st in slots.conv_rows] + [like.new_zeros(1)])
             self.dw = flat[t["taps"].index_select(0, rows)]
             self.pw = torch.stack([st[3].weight for _, _, st in slots.conv_rows]).index_select(0, rows)
             # one chunk per stage (split: its backward is one concatenation, where a slice's writes a
             # zero tensor of the whole size)
-            self.dw = self.dw.split(slots.stage_units)
-            self.pw = self.pw.split(slots.stage_units)
+            sizes = [k * n for n in slots.stage_units]
+            self.dw, self.pw = self.dw.split(sizes), self.pw.split(sizes)
         slots.bind_statistics()
         self.rm = slots.rm.index_select(0, self.target)
         self.rv = slots.rv.index_select(0, self.target)
-        # each pool's batch mean and unbiased variance (rows 0 and 1), for its units' running statistics
-        self.pool_stats = like.new_zeros(2, slots.n_pools, like.shape[1]) if slots.n_pools else None
+        self.start = (self.rm.clone(), self.rv.clone()) if k > 1 else None
+        # each pool's per-sample batch mean and unbiased variance (rows 0 and 1), for its units' statistics
+        self.pool_stats = like.new_zeros(2, slots.n_pools, k * slots.c) if slots.n_pools else None
 
     def batch_norm(self, h: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        """Units a..b's BatchNorm of ``h`` (B, (b-a)*C, H, W) in training, their running statistics updated."""
+        """Instances a..b's BatchNorm of ``h`` (B, (b-a)*C, H, W) in training, their running statistics
+        updated."""
         sl = self.slots
         return F.batch_norm(h, self.rm.data[a:b].view(-1), self.rv.data[a:b].view(-1), None, None, True,
                             sl.momentum, sl.eps)
 
     def shared_batch_norm(self, h: torch.Tensor, j: int) -> torch.Tensor:
-        """One input ``h`` (B, C, H, W) normalised for all units of pool ``j`` alike (the same output: no
+        """One input ``h`` (B, K*C, H, W) normalised for all units of pool ``j`` alike (the same output: no
         affine parameters); its batch statistics kept for their running statistics (:meth:`finish`)."""
         # momentum 1 on zeros: the running buffers become the batch's own mean and unbiased variance
         return F.batch_norm(h, self.pool_stats.data[0, j], self.pool_stats.data[1, j], None, None, True, 1.0,
                             self.slots.eps)
 
     def finish(self) -> None:
-        """The chosen modules' running statistics and batch counters, written back."""
-        sl = self.slots
+        """The chosen modules' running statistics and batch counters, written back: with K samples, a module
+        that several samples chose is updated as K successive forwards would, in sample order."""
+        sl, k = self.slots, self.k
+        t = sl.tables(self.rm.device, k)
+        m = sl.momentum
         with torch.no_grad():
             if self.pool_stats is not None:  # the pool units' running statistics, as BatchNorm updates them
                 lo, hi = sl.pool_units
-                stats = self.pool_stats.index_select(1, sl.tables(self.rm.device)["pool_of_unit"])
-                self.rm[lo:hi].mul_(1 - sl.momentum).add_(stats[0], alpha=sl.momentum)
-                self.rv[lo:hi].mul_(1 - sl.momentum).add_(stats[1], alpha=sl.momentum)
-            sl.rm.index_copy_(0, self.target, self.rm)
-            sl.rv.index_copy_(0, self.target, self.rv)
+                stats = self.pool_stats.view(2, -1, sl.c).index_select(1, t["pool_stat_row"])
+                self.rm[k * lo:k * hi].mul_(1 - m).add_(stats[0], alpha=m)
+                self.rv[k * lo:k * hi].mul_(1 - m).add_(stats[1], alpha=m)
+            if k == 1:
+                sl.rm.index_copy_(0, self.target, self.rm)
+                sl.rv.index_copy_(0, self.target, self.rv)
+            else:
+                # per unit, its K instances: those with the same target row (the same op chosen) in sample
+                # order. Row value after them: q^n r0 + sum_j q^(later_j) (v_j - q r0), q = 1 - momentum,
+                # v_j the instance's own update of r0, later_j how many of them come after j
+                inst = t["inst_of"]  # (K, units)
+                tg = self.target[inst]
+                valid = tg != len(sl.bns)
+                same = (tg.unsqueeze(1) == tg.unsqueeze(0)) & valid.unsqueeze(1) & valid.unsqueeze(0)  # [s, s', u]
+                later = (same & t["after"]).sum(1)  # [s, u]: instances after s with its row
+                q = 1.0 - m
+                dt = self.rm.dtype
+                coef = same.to(dt) * torch.pow(q, later.to(dt)).unsqueeze(0)  # [s, s', u]: q^later[s']
+                lead = torch.pow(q, same.sum(1).to(dt)).unsqueeze(-1)  # [s, u, 1]: q^n
+                for now, start, buf in ((self.rm, self.start[0], sl.rm), (self.rv, self.start[1], sl.rv)):
+                    r0, v = start[inst], now[inst]  # (K, units, C)
+                    out = lead * r0 + torch.einsum("abu,buc->auc", coef, v - q * r0)
+                    buf.index_copy_(0, tg.reshape(-1), out.reshape(-1, sl.c))
             sl.nbt.index_add_(0, self.target, torch.ones_like(self.target, dtype=sl.nbt.dtype))
 
 
@@ -343,6 +380,15 @@ def _edge_index(values: list[int], device) -> torch.Tensor:
     if out is None:
         out = _INDEX_CACHE[key] = torch.tensor(values, dtype=torch.long, device=device)
     return out
+
+
+def _samples_in_channels(h: torch.Tensor, k: int) -> torch.Tensor:
+    """(K*B, C, H, W), K sample blocks -> (B, K*C, H, W), sample s at channels [s*C, (s+1)*C): the layout in
+    which a BatchNorm's per-channel statistics are per sample (a copy for K > 1)."""
+    if k == 1:
+        return h
+    n, c = h.shape[0] // k, h.shape[1]
+    return h.view(k, n, c, *h.shape[2:]).transpose(0, 1).reshape(n, k * c, *h.shape[2:])
 
 
 class ChosenSlots:
@@ -400,6 +446,21 @@ class ChosenSlots:
                 units.append((e, {col: len(self.bns)}))
                 self.bns.append(op.bn)
         self.units = units
+        # segments of units laid out sample by sample for K sample groups: each stage, each pool, each pass's
+        # FactorizedReduce units (unit u of segment [a, b), sample s: instance a*K + s*(b - a) + u - a)
+        self.segments: list[tuple[int, int]] = []
+        for p in self.passes:
+            for stage in (p.conv1, p.conv2):
+                if stage is not None:
+                    self.segments.append((stage.first, stage.first + stage.units))
+        pool_start = self.conv_units
+        for p in self.passes:
+            for _, members in p.pools:
+                self.segments.append((pool_start, pool_start + len(members)))
+                pool_start += len(members)
+        for p in self.passes:
+            if p.frs:
+                self.segments.append((p.fr_first, p.fr_first + len(p.frs)))
         self.eps, self.momentum = self.bns[0].eps, self.bns[0].momentum
         self.rm = self.rv = self.nbt = None
         self._ptrs: list[int] = []
@@ -428,14 +489,16 @@ class ChosenSlots:
             b._buffers["num_batches_tracked"] = self.nbt[i]
         self._ptrs = self._current()
 
-    def tables(self, device) -> dict:
+    def tables(self, device, samples: int = 1) -> dict:
         """The cell's constant index tables on ``device``, made once (a captured graph cannot copy from the
         host): each unit's edge; per (unit, op column) its BatchNorm row (the scratch row if that op has none
         here) and, for stage units, its weight row (the unit's first where that op is not one of its convs);
         per weight row the depthwise geometry (k, dilation, padding) and the gather of its taps onto the KMAX
-        grid from the flat weights (taps outside k x k: the zero after them)."""
-        if device in self._tables:
-            return self._tables[device]
+        grid from the flat weights (taps outside k x k: the zero after them); for K ``samples``, each
+        per instance (unit, sample) in the segments' layout, with where each (sample, unit) is (``inst_of``),
+        which sample comes after which (``after``) and each pool instance's statistics row."""
+        if (device, samples) in self._tables:
+            return self._tables[(device, samples)]
         n_ops, c = len(self.body.ops[0]), self.c
         scratch = len(self.bns)
         bn_target = torch.full((len(self.units), n_ops), scratch, dtype=torch.long)
@@ -460,7 +523,30 @@ class ChosenSlots:
                 offset += c * k * k
             taps[taps < 0] = offset
             out["taps"] = taps.view(len(self.conv_rows), -1)
-        self._tables[device] = out = {k: v.to(device) for k, v in out.items()}
+        # instances: unit u of segment [a, b) for sample s at a*K + s*(b - a) + u - a
+        n_edges = len(self.body.spec.edges)
+        base, inst_of = [], torch.zeros(samples, len(self.units), dtype=torch.long)
+        for a, b in self.segments:
+            for smp in range(samples):
+                for u in range(a, b):
+                    inst_of[smp, u] = len(base)
+                    base.append((smp, u))
+        pool_of = {}
+        for j, u in enumerate(range(*self.pool_units)):
+            pool_of[u] = self.pool_of_unit[j]
+        lo, hi = self.pool_units
+        base_idx = torch.tensor([u for _, u in base], dtype=torch.long)
+        out["inst_edge"] = torch.tensor([smp * n_edges + self.units[u][0] for smp, u in base], dtype=torch.long)
+        out["bn_target"] = out["bn_target"].index_select(0, base_idx)
+        if self.conv_rows:
+            out["row_of"] = out["row_of"].index_select(0, base_idx[:samples * self.conv_units])
+        out["pool_stat_row"] = torch.tensor([pool_of[u] * samples + smp for smp, u in base[samples * lo:samples * hi]],
+                                            dtype=torch.long)
+        out["inst_of"] = inst_of
+        order = torch.arange(samples)
+        out["after"] = order.view(1, -1, 1) > order.view(-1, 1, 1)  # [s, s', 1]: s' comes after s
+        del out["unit_edge"], out["pool_of_unit"]
+        self._tables[(device, samples)] = out = {key: v.to(device) for key, v in out.items()}
         return out
 
     def _matrices(self, device, dtype, n_ops: int):
@@ -485,29 +571,38 @@ class ChosenSlots:
             self._consts[key] = (mix.to(device=device, dtype=dtype), inc.to(device=device, dtype=dtype), offsets)
         return self._consts[key]
 
-    def run(self, states, index: torch.Tensor, chosen: torch.Tensor, bias: torch.Tensor) -> list[torch.Tensor]:
+    def run(self, states, index: torch.Tensor, chosen: torch.Tensor, bias: torch.Tensor,
+            active: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Node j = sum over edges e into j of chosen[e] * op_{index[e]}(x_src) + bias[e]: ``index`` (edges,)
-        the sampled ops, ``chosen`` (edges,) each one's weight, ``bias`` (edges,) (the edge scales folded in)."""
+        the sampled ops, ``chosen`` (edges,) each one's weight, ``bias`` (edges,) (the edge scales folded in),
+        ``active`` (edges,) whether the sample keeps the edge (None: all). For K sample groups (the states K
+        blocks of the batch, sample-major) each is (K, edges), block s computed with row s."""
+        k = index.shape[0] if index.dim() == 2 else 1
         n_ops = len(self.body.ops[0])
-        w = torch.zeros(chosen.shape[0], n_ops, dtype=chosen.dtype, device=chosen.device)
-        w = w.scatter(1, index.unsqueeze(1), chosen.unsqueeze(1))
+        index, chosen, bias = index.reshape(k, -1), chosen.reshape(k, -1), bias.reshape(k, -1)
+        w = torch.zeros(k, index.shape[1], n_ops, dtype=chosen.dtype, device=chosen.device)
+        w = w.scatter(2, index.unsqueeze(2), chosen.unsqueeze(2))
         mix, inc, offsets = self._matrices(w.device, w.dtype, n_ops)
-        a_all = w.view(1, -1) @ mix
-        node_bias_all = bias.view(1, -1) @ inc
+        a_all = w.view(k, -1) @ mix
+        node_bias_all = bias @ inc
         states = list(states)
-        g = _Gathered(self, index, states[0])
+        g = _Gathered(self, index, active, states[0], k)
         acc: dict[int, torch.Tensor] = {}
         for p, (cell_off, target_off) in zip(self.passes, offsets):
             while len(states) <= p.src:
                 states.append(acc.pop(len(states)))
             x = states[p.src]
-            hs = p.units(x, g)
-            n = x.shape[0]
-            nt = len(p.targets)
-            a = a_all[:, cell_off:cell_off + nt * p.n_units].view(1, nt, p.n_units)
-            contrib = _mix(a.expand(n, nt, p.n_units), hs, [None] * len(hs), p.n_units)
-            contrib = contrib + node_bias_all[:, target_off:target_off + nt].view(1, nt, 1)
-            shape = (n, self.c) + tuple(hs[0].shape[2:])
+            hs = p.units(x, g)  # each (K, B, units, C*H*W)
+            n = x.shape[0] // k
+            nt, nu = len(p.targets), p.n_units
+            # U: the units side by side per image, sample by sample; every image of block s weighted by
+            # sample s's (targets, units) matrix (stride 0 within the block)
+            u_all = (hs[0] if len(hs) == 1 else torch.cat(hs, dim=2)).reshape(k * n, nu, -1)
+            a = a_all[:, cell_off:cell_off + nt * nu].view(k, 1, nt, nu)
+            contrib = torch.bmm(a.expand(k, n, nt, nu).reshape(k * n, nt, nu), u_all)
+            node_bias = node_bias_all[:, target_off:target_off + nt].view(k, 1, nt, 1)
+            contrib = contrib + node_bias.expand(k, n, nt, 1).reshape(k * n, nt, 1)
+            shape = (k * n, self.c) + self._spatial(x, p)
             for dst, part in zip(p.targets, contrib.unbind(1)):
                 part = part.view(shape)
                 acc[dst] = part if dst not in acc else acc[dst] + part
@@ -515,3 +610,9 @@ class ChosenSlots:
         while len(states) < self.n_inputs + self.n_nodes:
             states.append(acc.pop(len(states)))
         return states
+
+    @staticmethod
+    def _spatial(x: torch.Tensor, p: "_Pass") -> tuple[int, int]:
+        """The (H, W) of a pass's outputs: its source's at its stride ("same" padding)."""
+        h, w = x.shape[-2:]
+        return ((h - 1) // p.stride + 1, (w - 1) // p.stride + 1)
