@@ -349,8 +349,8 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
     block = _block(ho * wo, cap=max(16, 4096 // taps))
     dwk[(o, splits)](grad, x, part, _dest(dest, weight), table, n, c, h, w, o, ho, wo, k, per_split, unit_ch,
-                     sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps, BLOCK=block,
-                     DT=dt, num_warps=4)
+                     sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps,
+                     BLOCK=block, DT=dt, num_warps=4)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 
 

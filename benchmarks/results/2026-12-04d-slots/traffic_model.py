@@ -1,7 +1,8 @@
-"""Kernels and bytes of GDAS's captured search step (darts space, batch 64, C=16, 8 cells, on the meta device)
-in three forms: the all-op pass (the default captured step: every op of every edge, weighted by the hard
-one-hot), the same with DEPTHWISE_TRITON, and the conv slots (cell.slots=true, harness/nn/slots.py), counted
-as benchmarks/step_traffic.py counts (a kernel per launching operator; bytes = its tensor inputs + outputs;
+"""Kernels and bytes of GDAS's and ROME v2's captured search steps (darts space, batch 64, C=16, 8 cells, on
+the meta device) in three forms: the all-op pass (GDAS's default captured step, ROME's with
+optimizer.group_ops=all: every op of every edge, weighted by the hard one-hot, ROME's K=7 samples as one
+grouped pass), the same with DEPTHWISE_TRITON, and the conv slots (cell.slots=true, harness/nn/slots.py),
+counted as benchmarks/step_traffic.py counts (a kernel per launching operator; bytes = its tensor inputs + outputs;
 the counter of ../2026-12-04c-dwconv/bytes_by_operator.py).
 
 The Triton kernels cannot run on the meta device, so their launches are modelled from their design
@@ -10,7 +11,8 @@ forward kernel reading x, w (and the table) and writing y; input gradient readin
 (x with a fused ReLU) and writing dx; weight gradient reading the output gradient and x and writing partial
 sums, then torch's sum of those (counted as run). Counts, not measurements. Run from the repository root:
 
-    python benchmarks/results/2026-12-04d-slots/traffic_model.py
+    python benchmarks/results/2026-12-04d-slots/traffic_model.py            # GDAS
+    python benchmarks/results/2026-12-04d-slots/traffic_model.py rome-v2    # ROME v2, K=7, group_ops=all
 """
 
 import argparse
@@ -35,10 +37,11 @@ class ModelledGeoConv(torch.autograd.Function):
     "same"-padded), bytes as the kernels move them once."""
 
     @staticmethod
-    def forward(ctx, x, w, stride, relu, table):
+    def forward(ctx, x, w, stride, relu, table, samples):
         with torch.utils._python_dispatch._disable_current_modes():
             c, o = x.shape[1], w.shape[0]
-            xs = x.index_select(1, torch.tensor([j % c for j in range(o)], device=x.device))
+            # K sample blocks in, one block of images out (each sample's units reading its block)
+            xs = x[:x.shape[0] // samples].index_select(1, torch.tensor([j % c for j in range(o)], device=x.device))
             y = torch.nn.functional.conv2d(xs, w, None, stride, (2, 2), (1, 1), o)
         dw_model.COUNT.add("triton_dw_forward", dw_model.nb(x, w, y, table))
         ctx.save_for_backward(x, w)
@@ -58,23 +61,25 @@ class ModelledGeoConv(torch.autograd.Function):
             part = torch.empty(w.shape[0], splits, w.shape[2] * w.shape[3], device=w.device)
             dw_model.COUNT.add("triton_dw_grad_weight", nb(g, x, part, ctx.table))
             dww = part.sum(1).view(w.shape)
-        return dx, dww, None, None, None
+        return dx, dww, None, None, None, None
 
 
 def modelled(x, w, s, p, d, k=1, relu=False, dest=None, geo=None):
     if geo is not None:
-        return ModelledGeoConv.apply(x, w, s, relu, geo[0])
+        return ModelledGeoConv.apply(x, w, s, relu, geo[0], geo[2] if len(geo) > 2 else 1)
     return dw_model.ModelledConv.apply(x, w, s, p, d, k, relu, dest)
 
 
-def count(form: str) -> Count:
-    """One captured GDAS step (after one uncounted step: the optimizers' lazy state) in ``form``: "all-op",
-    "all-op triton-dw" or "slots"."""
+def count(form: str, method: str = "gdas") -> Count:
+    """One captured step of ``method`` (after one uncounted step: the optimizers' lazy state) in ``form``:
+    "all-op", "all-op triton-dw" or "slots"."""
     sets = ["cell.slots=true"] if form == "slots" else []
+    if method.startswith("rome"):
+        sets.append("optimizer.group_ops=all")  # the capturable grouped pass (on the meta device: all K at once)
     ap = argparse.ArgumentParser()
     search_step.step_arguments(ap, space="darts")
     ap.add_argument("--set", dest="sets", action="append", default=[])
-    args = ap.parse_args(["--method", "gdas", *[a for s in sets for a in ("--set", s)]])
+    args = ap.parse_args(["--method", method, *[a for s in sets for a in ("--set", s)]])
     registry, spec, space, layers, shape = search_step.resolve_step(args)
     old = fused.DEPTHWISE_TRITON, dwconv.why_not, dwconv.depthwise_conv
     fused.DEPTHWISE_TRITON = form == "all-op triton-dw"
@@ -84,7 +89,8 @@ def count(form: str) -> Count:
         with groups.as_captured():
             sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "meta")
             search_step.ready(sampler, net, opt, True)
-            batch = lambda: Batch(torch.empty(args.batch, 3, args.resolution, args.resolution, device="meta"),  # noqa: E731
+            shape4 = (args.batch, 3, args.resolution, args.resolution)
+            batch = lambda: Batch(torch.empty(shape4, device="meta"),  # noqa: E731
                                   torch.empty(args.batch, dtype=torch.long, device="meta"))
             train, val = batch(), batch()
             opt.step(net, train, val)
@@ -96,11 +102,12 @@ def count(form: str) -> Count:
 
 
 if __name__ == "__main__":
+    method = sys.argv[1] if len(sys.argv) > 1 else "gdas"
     forms = ("all-op", "all-op triton-dw", "slots")
-    counts = {f: count(f) for f in forms}
+    counts = {f: count(f, method) for f in forms}
     names = sorted(set().union(*(c.bytes for c in counts.values())),
                    key=lambda n: -max(c.bytes[n] for c in counts.values()))
-    print("gdas on darts, captured form, batch 64, C=16, 8 cells (meta device); kernels / GB per operator")
+    print(f"{method} on darts, captured form, batch 64, C=16, 8 cells (meta device); kernels / GB per operator")
     print("| operator | " + " | ".join(f"kernels, {f}" for f in forms) + " | " + " | ".join(f"GB, {f}" for f in forms)
           + " |")
     print("|---" * (1 + 2 * len(forms)) + "|")
