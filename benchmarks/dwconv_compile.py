@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--limit", type=int, default=0, help="compile only the first N forms (0: all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
     ap.add_argument("--slots", action="store_true",
-                    help="a single-path method's forward in harness.nn.slots's form (fused.CHOSEN_SLOTS): its "
+                    help="a single-path method's forward in harness.nn.slots's form (cell.slots=true): its "
                          "per-unit-geometry kernels")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
@@ -117,13 +117,12 @@ def main(argv=None) -> dict:
 
     import dwconv_bench
 
+    if args.slots:
+        args.sets.append("cell.slots=true")
     registry, spec, space, layers, shape = search_step.resolve_step(args)
     sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "cpu")
     search_step.ready(sampler, net, opt, True)
     gen = torch.Generator().manual_seed(1234)
-    from harness.nn import fused
-
-    fused.CHOSEN_SLOTS = args.slots
     net.train()  # (the slots' form runs in training forwards)
     calls = dwconv_bench.collect(net, torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen))
     forms = forms_of(calls)

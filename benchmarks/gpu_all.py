@@ -92,7 +92,7 @@ def items(tiny: bool):
                         ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
                          "--sync-check", "--set", "optimizer.group_ops=all", "--set", "cell.slots=true", *k3]))
     # GDAS with its sampled ops in conv slots chosen on the device (harness.nn.slots, cell.slots; off by
-    # default): the eager cell's arithmetic in a captured step, against the all-op pass just before it (117 ms
+    # default): a third of the all-op pass's bytes in a captured step, against that pass just before it (117 ms
     # on the H200, 1.62x its eager step; issue 17 asks 3x). Its 14 Triton kernel forms compile in the warm-up
     gd = [label for _, label, _, _ in out].index("gdas darts")
     out.insert(gd + 1, (30, "gdas darts slots", "step",

@@ -25,7 +25,7 @@ name means the same kernels whatever the shipped defaults are:
 * ``channels-last``: the network's parameters and the inputs in ``torch.channels_last`` (cuDNN's depthwise
   kernels instead of torch's own, which fp32 NCHW tensors take).
 * ``slots``: a single-path method's (GDAS's) cells with ``cell.slots=true``: while captured, the sampled op of
-  each edge in one conv slot (harness.nn.slots: the eager cell's arithmetic, chosen on the device) instead
+  each edge in one conv slot (harness.nn.slots: chosen on the device, a conv chain per edge) instead
   of the all-op pass. Uncaptured (a CPU) it is ``default``.
 
 Every variant is a fresh network from the same seed, on the fast path, stepped in turn with the others

@@ -159,10 +159,11 @@ class SinglePathConfig:
     # "always": the fused form everywhere; "never": the sampled op per edge everywhere except inside a CUDA
     # graph (which cannot read the host). An optimizer that runs sample groups (ROME) keeps it fused
     fused: str = "auto"
-    # training forwards of one sampled architecture, from the first captured step on, in harness.nn.slots's
-    # form: per edge one conv slot holding the chosen op's weights and depthwise geometry (Triton kernels),
-    # pools once per source, BatchNorm statistics to the chosen op only: the eager cell's arithmetic with no
-    # host read, where the captured all-op pass computes every op. Off until a GPU has timed it (BENCHMARKS.md);
+    # training forwards (one sampled architecture, or K sample groups), from the first captured step on, in
+    # harness.nn.slots's form: per edge one conv slot holding the chosen op's weights and depthwise geometry
+    # (Triton kernels), pools once per source, BatchNorm statistics to the chosen op only; no host read, and
+    # about a third of the bytes of the captured all-op pass, which computes every op. Off until a GPU has
+    # timed it (BENCHMARKS.md);
     # where it cannot run (no Triton, an op it does not know: NAS-Bench-201, S4's noise) the cell keeps the
     # all-op pass
     slots: bool = False
@@ -223,8 +224,9 @@ class SinglePathBody(CellBody):
     @property
     def computes_every_op(self) -> bool:
         """Whether a forward computes every op of every edge (the fused path, not routed): a mixed-op
-        supernet's activation memory instead of one op's per edge."""
-        if not _on_fused_path(self) or self.route_samples:
+        supernet's activation memory instead of one op's per edge. The slots (``cell.slots``, once taken)
+        compute one conv chain per edge and the pools."""
+        if not _on_fused_path(self) or self.route_samples or self._slots is not None:
             return False
         some = next(self.parameters(), None)  # the form a forward takes depends on its device
         return some is None or self._fused_alone(some)

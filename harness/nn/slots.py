@@ -1,5 +1,6 @@
-"""The sampled op of each edge, chosen on the device: a single-path cell's step with the eager cell's
-arithmetic and no host read, so that it can be captured in a CUDA graph (issue 17).
+"""The sampled op of each edge, chosen on the device: a single-path cell's step with no host read, so that it
+can be captured in a CUDA graph, that computes per edge one conv chain and the source's pools instead of
+every op (issue 17).
 
 GDAS's eager cell runs one op per edge but picks it on the host (one device->host copy per forward), so
 its step cannot be replayed from a CUDA graph; the capturable form so far (``harness.nn.fused``'s all-op pass,
@@ -28,8 +29,15 @@ computes, per edge, what the chosen op needs and little more:
   A[target, unit] = w[edge, chosen op] where that unit holds the chosen op's output, 0 elsewhere, plus the
   single-path bias sum_{j != k} w[j] of every edge (``SinglePathBody.fused_forward``'s formula).
 
+**K sample groups** (ROME's grouped pass: the batch K blocks of the same images, each weighted by its own
+sampled architecture) run as one pass: every unit once per sample, sample s's units reading block s (the
+depthwise kernels' per-unit sample offset), their outputs side by side per image, (B, K*units*C), so that
+each BatchNorm channel's statistics are one sample's; a module that several samples chose has its running
+statistics updated as the eager K-loop's successive forwards would, in sample order (:meth:`_Gathered.finish`).
+
 Same math as the eager single-path cell: ``tests/test_slots.py`` runs search steps through it (Triton's
-interpreter on a CPU) against the eager cell in float64, BatchNorm running statistics included. Runs where
+interpreter on a CPU) against the eager cell and the eager K-loop in float64, BatchNorm running statistics
+included. Runs where
 :mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training forwards of one
 sampled architecture, for cells whose every op it knows (the DARTS spaces without ``noise``; not
 NAS-Bench-201's dense convs); anything else keeps the other forms. Off until a GPU has timed it
