@@ -10,9 +10,10 @@ Targets (issues 12 and 17; judged only from the file):
   graph), with peak memory at most the reference's 7.35 GiB, each judged also for item ``darts darts
   recompute`` (``runtime.fast_recompute=true``); DARTS on nb201: at most 30 ms.
 * GDAS, ROME (v1, v2) and EnTranNAS(-DST): at least 3x faster per step than their own eager step. ROME v2
-  is timed with both grouped formulations (the all-op pass and ``optimizer.group_ops=chosen``); a row
-  names the fastest of those and the eager K-loop, with the settings that select it on CUDA. EnTranNAS is
-  timed also with ``cell.transit_on_device=true`` (item ``entrannas darts device``: capturable).
+  is timed with both grouped formulations (the all-op pass and ``optimizer.group_ops=chosen``) and through
+  the conv slots (``cell.slots=true``); a row names the fastest of those and the eager K-loop, with the
+  settings that select it on CUDA. GDAS is timed also through the slots (item ``gdas darts slots``).
+  EnTranNAS is timed also with ``cell.transit_on_device=true`` (item ``entrannas darts device``: capturable).
 * fp32 drift within the rounding baseline (eager vs eager with every weight x (1 + 2^-23)). The rule
   used here, per mode: its loss leaves eager's (relative difference > 1e-4) no earlier than the baseline's
   does; where neither leaves, its largest relative loss difference is at most 10x the baseline's (or
@@ -114,17 +115,22 @@ def drift_verdict(rec: dict, mode: str) -> str | None:
     return f"outside: max loss difference {rel:.1e} > 10x the baseline's {rel0:.1e}"
 
 
-def rome_setting(all_ops: dict | None, chosen: dict | None) -> str | None:
-    """Which ROME step is fastest (eager K-loop, grouped all-op pass, grouped chosen-op pass), as the
-    settings that select it, from the two ROME items (eager: the mean of the two items' eager medians)."""
+def rome_setting(all_ops: dict | None, chosen: dict | None, slots: dict | None = None) -> str | None:
+    """Which ROME step is fastest (eager K-loop, grouped all-op pass, grouped chosen-op pass, and where timed
+    the grouped pass through the conv slots), as the settings that select it, from the ROME items (eager:
+    the mean of the items' eager medians)."""
     if all_ops is None or chosen is None:
         return None
-    eager = (_ms(all_ops, "eager") + _ms(chosen, "eager")) / 2
+    eagers = [_ms(r, "eager") for r in (all_ops, chosen, slots) if r is not None]
+    eager = sum(eagers) / len(eagers)
     m = best_mode(all_ops)
     options = {f"{m} all-op pass (optimizer.group_ops=all{', runtime.cuda_graph=true' if m == 'graph' else ''})":
                _ms(all_ops, m),
                "chosen-op pass (optimizer.group_ops=chosen)": _ms(chosen, "fast"),
                "eager K-loop (optimizer.group_samples=false)": eager}
+    if slots is not None:
+        ms = best_mode(slots)
+        options[f"{ms} conv slots (optimizer.group_ops=all, cell.slots=true)"] = _ms(slots, ms)
     best = min(options, key=options.get)
     return f"{best}: " + ", ".join(f"{k.split(' (')[0]} {v:.1f} ms" for k, v in options.items())
 
@@ -196,7 +202,9 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             out.append(f"| {item}: peak memory at most {DARTS_PEAK_GIB} GiB | {figure} | {met} |")
     for method in ISSUE_17:
         # chosen / all: ROME's group_ops; device: EnTranNAS's transit_on_device
-        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts all", f"{method} darts device"):
+        # slots: cell.slots=true (GDAS, and ROME with group_ops=all)
+        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts all", f"{method} darts device",
+                     f"{method} darts slots"):
             r = by_item.get(item)
             if r is None:
                 continue
@@ -208,11 +216,12 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
     # on CUDA) and "rome-v2 darts all" the all-op pass; before, the default was the all-op pass and
     # "rome-v2 darts chosen" the other
     if "rome-v2 darts all" in by_item:
-        rome = rome_setting(by_item["rome-v2 darts all"], by_item.get("rome-v2 darts"))
+        rome = rome_setting(by_item["rome-v2 darts all"], by_item.get("rome-v2 darts"),
+                            by_item.get("rome-v2 darts slots"))
     else:
         rome = rome_setting(by_item.get("rome-v2 darts"), by_item.get("rome-v2 darts chosen"))
     if rome is not None:
-        out.append(f"| ROME's settings on CUDA: the fastest of its three steps | {rome} | - |")
+        out.append(f"| ROME's settings on CUDA: the fastest of its steps | {rome} | - |")
     for r in steps:
         for m in ("fast", "graph"):
             v = drift_verdict(r, m) if m in r["modes"] else None

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts", "gdas darts slots",
+PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts",
+            "gdas darts slots",
             "rome-v2 darts", "rome-v2 darts all", "rome-v2 darts slots", "entrannas darts",
             "entrannas darts device", "e2e graph", "e2e eager", "dwconv darts", "variants darts darts",
             "variants gdas darts", "darts-2nd darts", "single-darts darts", "darts-pt-fixed-alpha darts",

@@ -114,15 +114,15 @@ def test_the_cpu_check_of_the_gpu_script_renders(capsys):
             assert label in out, label
 
 
-def test_rome_setting_names_the_fastest_of_its_three_steps():
+def test_rome_setting_names_the_fastest_of_its_steps():
     """ROME v2 timed with both grouped formulations: the row names the fastest of the all-op pass, the
     chosen-op pass and the eager K-loop (the mean of the two items' eager medians), with its settings."""
     chosen = _step("rome-v2 darts chosen", 730.0, 250.0, drift={"baseline": (None, 1e-7), "fast": (None, 2e-7)})
     text = gpu_tables.tables(RECORDS + [chosen])
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert rows["rome-v2 darts chosen: at least 3x its eager step"].endswith("| 2.92x (fast) | no |")  # 730 / 250
-    assert rows["ROME's settings on CUDA: the fastest of its three steps"] == (
-        "| ROME's settings on CUDA: the fastest of its three steps | chosen-op pass (optimizer.group_ops=chosen): "
+    assert rows["ROME's settings on CUDA: the fastest of its steps"] == (
+        "| ROME's settings on CUDA: the fastest of its steps | chosen-op pass (optimizer.group_ops=chosen): "
         "fast all-op pass 300.0 ms, chosen-op pass 250.0 ms, eager K-loop 728.0 ms | - |")
     slow = [_step("rome-v2 darts", 726.0, 800.0), _step("rome-v2 darts chosen", 700.0, 900.0)]
     row = next(line for line in gpu_tables.tables(slow).splitlines() if "ROME's settings" in line)
@@ -134,6 +134,13 @@ def test_rome_setting_names_the_fastest_of_its_three_steps():
     row = next(line for line in gpu_tables.tables(now).splitlines() if "ROME's settings" in line)
     assert ("| chosen-op pass (optimizer.group_ops=chosen): graph all-op pass 760.0 ms, chosen-op pass 480.0 ms, "
             "eager K-loop 825.0 ms |") in row  # (850 + 800) / 2
+    # and through the conv slots (cell.slots=true): a fourth option, its own 3x row, its eager in the mean
+    slots = _step("rome-v2 darts slots", 830.0, 700.0, 210.0)
+    text = gpu_tables.tables(now + [slots])
+    row = next(line for line in text.splitlines() if "ROME's settings" in line)
+    assert ("| graph conv slots (optimizer.group_ops=all, cell.slots=true): graph all-op pass 760.0 ms, chosen-op "
+            "pass 480.0 ms, eager K-loop 826.7 ms, graph conv slots 210.0 ms |") in row  # (850 + 800 + 830) / 3
+    assert "| rome-v2 darts slots: at least 3x its eager step | 3.95x (graph) | yes |" in text  # 830 / 210
     device = _step("entrannas darts device", 250.0, 120.0, 50.0)  # EnTranNAS, transit cells on the device
     assert "| entrannas darts device: at least 3x its eager step | 5.00x (graph) | yes |" in \
         gpu_tables.tables([device])  # 250 / 50
