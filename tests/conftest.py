@@ -28,6 +28,19 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+@pytest.fixture
+def interpret(monkeypatch):
+    """Triton's interpreter for harness.nn.dwconv's kernels on this CPU, or a skip that says why it cannot run."""
+    import torch
+
+    from harness.nn import dwconv
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # (set above, before Triton's import)
+    why = dwconv.why_not(torch.zeros(1))
+    if why is not None:
+        pytest.skip(f"Triton's interpreter is not usable here: {why}")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     # runs write their store and nothing else under tmp; no stray env switches leak in

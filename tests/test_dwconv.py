@@ -16,14 +16,6 @@ from harness.nn.cells import set_fast  # noqa: E402
 from tests.searchkit import method_parts, random_batches  # noqa: E402
 
 
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")  # (tests/conftest.py sets it before Triton's import)
-    why = dwconv.why_not(torch.zeros(1))
-    if why is not None:
-        pytest.skip(f"Triton's interpreter is not usable here: {why}")
-
-
 def reference(x, w, stride, padding, dilation, k, relu, dest=None):
     """torch's grouped convolution on the input channel each output channel reads, (o // k) % C, gathered
     explicitly, its output channel o then put at dest[o]: an independent statement of the channel maps the

@@ -16,14 +16,6 @@ from harness.nn.cells import SinglePathBody, set_fast  # noqa: E402
 from tests.searchkit import method_parts, random_batches  # noqa: E402
 
 
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")  # (tests/conftest.py sets it before Triton's import)
-    why = dwconv.why_not(torch.zeros(1))
-    if why is not None:
-        pytest.skip(f"Triton's interpreter is not usable here: {why}")
-
-
 def _unit_reference(x, weights, geometry, stride, shared, samples=1, relu=True):
     """Unit by unit: ``F.conv2d`` of unit u's input (the shared x, or its own C channels; with K samples,
     units in K runs, run s reading x's image block s) with its k x k weights (the top-left corner of the 5x5

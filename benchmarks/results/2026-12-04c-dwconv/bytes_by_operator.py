@@ -68,13 +68,14 @@ class Count(TorchDispatchMode):
         return out
 
 
-def count_captured_step(counter: Count) -> Count:
-    """One DARTS search step on the darts space at paper size, in the form a CUDA graph captures, on the meta
-    device, counted by ``counter`` (after one uncounted step: the optimizers' lazy state)."""
+def count_captured_step(counter: Count, method: str = "darts", sets=()) -> Count:
+    """One search step of ``method`` (DARTS by default; ``sets``: ``--set`` settings) on the darts space at
+    paper size, in the form a CUDA graph captures, on the meta device, counted by ``counter`` (after one
+    uncounted step: the optimizers' lazy state)."""
     ap = argparse.ArgumentParser()
     search_step.step_arguments(ap, space="darts")
     ap.add_argument("--set", dest="sets", action="append", default=[])
-    args = ap.parse_args(["--method", "darts"])
+    args = ap.parse_args(["--method", method, *[a for s in sets for a in ("--set", s)]])
     registry, spec, space, layers, shape = search_step.resolve_step(args)
     with groups.as_captured():
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "meta")

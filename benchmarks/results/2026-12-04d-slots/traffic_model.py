@@ -15,7 +15,6 @@ sums, then torch's sum of those (counted as run). Counts, not measurements. Run 
     python benchmarks/results/2026-12-04d-slots/traffic_model.py rome-v2    # ROME v2, K=7, group_ops=all
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,10 +24,8 @@ sys.path.insert(0, str(HERE.parents[1]))  # benchmarks/: search_step
 
 import torch  # noqa: E402
 import traffic_model as dw_model  # noqa: E402
-from bytes_by_operator import Count  # noqa: E402
+from bytes_by_operator import Count, count_captured_step  # noqa: E402
 
-import search_step  # noqa: E402
-from harness.api import Batch  # noqa: E402
 from harness.nn import dwconv, fused, groups  # noqa: E402
 
 
@@ -76,27 +73,12 @@ def count(form: str, method: str = "gdas") -> Count:
     sets = ["cell.slots=true"] if form == "slots" else []
     if method.startswith("rome"):
         sets.append("optimizer.group_ops=all")  # the capturable grouped pass (on the meta device: all K at once)
-    ap = argparse.ArgumentParser()
-    search_step.step_arguments(ap, space="darts")
-    ap.add_argument("--set", dest="sets", action="append", default=[])
-    args = ap.parse_args(["--method", method, *[a for s in sets for a in ("--set", s)]])
-    registry, spec, space, layers, shape = search_step.resolve_step(args)
     old = fused.DEPTHWISE_TRITON, dwconv.why_not, dwconv.depthwise_conv
     fused.DEPTHWISE_TRITON = form == "all-op triton-dw"
     dwconv.why_not, dwconv.depthwise_conv = (lambda t: None), modelled
     try:
         dw_model.COUNT = counter = Count()
-        with groups.as_captured():
-            sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "meta")
-            search_step.ready(sampler, net, opt, True)
-            shape4 = (args.batch, 3, args.resolution, args.resolution)
-            batch = lambda: Batch(torch.empty(shape4, device="meta"),  # noqa: E731
-                                  torch.empty(args.batch, dtype=torch.long, device="meta"))
-            train, val = batch(), batch()
-            opt.step(net, train, val)
-            with counter:
-                opt.step(net, train, val)
-        return counter
+        return count_captured_step(counter, method, sets)
     finally:
         fused.DEPTHWISE_TRITON, dwconv.why_not, dwconv.depthwise_conv = old
 
