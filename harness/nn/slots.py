@@ -37,11 +37,10 @@ statistics updated as the eager K-loop's successive forwards would, in sample or
 
 Same math as the eager single-path cell: ``tests/test_slots.py`` runs search steps through it (Triton's
 interpreter on a CPU) against the eager cell and the eager K-loop in float64, BatchNorm running statistics
-included. Runs where
-:mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training forwards of one
-sampled architecture, for cells whose every op it knows (the DARTS spaces without ``noise``; not
-NAS-Bench-201's dense convs); anything else keeps the other forms. Off until a GPU has timed it
-(``--set cell.slots=true``: ``harness.nn.cells.SinglePathConfig.slots``).
+included. Runs where :mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training
+forwards from the first captured step on, for cells whose every op it knows (the DARTS spaces without
+``noise``; not NAS-Bench-201's dense convs); anything else keeps the other forms. Off until a GPU has timed
+it (``--set cell.slots=true``: ``harness.nn.cells.SinglePathConfig.slots``; a run records whether it ran).
 """
 
 from __future__ import annotations
