@@ -36,6 +36,7 @@ import torch
 
 from harness.api import Batch, StepStats
 from harness.errors import HarnessError
+from harness.interrupts import RunInterrupted
 from harness.nn import groups
 
 __all__ = ["GraphedStep", "capturable", "why_not_graphed"]
@@ -96,14 +97,24 @@ def _make_capturable(inner) -> None:
 
 class GraphedStep:
     """A bilevel optimizer whose ``step`` is replayed from a CUDA graph; everything else (``lr``,
-    ``config``, ``weight_step`` for a selector's fine-tuning, ...) is the wrapped optimizer's."""
+    ``config``, ``weight_step`` for a selector's fine-tuning, ...) is the wrapped optimizer's.
 
-    def __init__(self, inner, warmup_steps: int = 3):
+    ``fallback``: None (a step whose capture, or whose warm-up in the captured form, fails raises a
+    HarnessError naming ``runtime.cuda_graph=false``), or a function taking a message: the failure is
+    reported through it, recorded in ``failed``, every module with a ``leave_captured_form()`` is told to
+    (a single-path cell leaves the slots it stays on once taken), and the run goes on uncaptured (the step
+    that failed is run again uncaptured on the same batch; a warm-up that failed part-way may have updated
+    BatchNorm running statistics and drawn random numbers once more). The runner passes its log under
+    ``runtime.cuda_graph=auto``, so that a default never stops a search that runs uncaptured."""
+
+    def __init__(self, inner, warmup_steps: int = 3, fallback: Callable[[str], None] | None = None):
         if warmup_steps < 1:
             raise ValueError("warmup_steps must be at least 1 (lazily created optimizer state)")
         self.inner = inner
         self.needs_val_batch = inner.needs_val_batch
         self.warmup_steps = warmup_steps
+        self.fallback = fallback
+        self.failed: str | None = None  # why the run went on uncaptured (fallback)
         self.captures = 0
         self.replays = 0
         self.eager_steps = 0
@@ -144,8 +155,8 @@ class GraphedStep:
     # --
     def step(self, net, train: Batch, val: Batch | None) -> StepStats:
         key = _key(train, val)
-        if self._replay is not None and key != self._key:
-            self.eager_steps += 1  # an odd-shaped batch: eager, the graph stays
+        if self.failed is not None or (self._replay is not None and key != self._key):
+            self.eager_steps += 1  # fallen back, or an odd-shaped batch: eager, the graph stays
             return self.inner.step(net, train, val)
         if self._replay is None:
             if self._warm < self.warmup_steps:
@@ -155,9 +166,18 @@ class GraphedStep:
                 # differently while captured (a single-path or transit cell's device-side choice,
                 # block-by-block sample BatchNorm) meets its shapes, kernels and lazy state here, not
                 # first inside the capture
-                with self._side_stream(train.x.device), groups.as_captured():
+                try:
+                    with self._side_stream(train.x.device), groups.as_captured():
+                        return self.inner.step(net, train, val)
+                except Exception as exc:  # noqa: BLE001 - what the captured form raised, reported with its type
+                    if self.fallback is None or isinstance(exc, RunInterrupted):
+                        raise
+                    self._fall_back(net, f"the search step's warm-up in the form a CUDA graph captures failed "
+                                         f"({type(exc).__name__}: {_first_line(exc)})")
                     return self.inner.step(net, train, val)
-            self._capture_now(net, train, val, key)
+            if not self._capture_now(net, train, val, key):
+                self.eager_steps += 1
+                return self.inner.step(net, train, val)
         static_train, static_val = self._static
         static_train.x.copy_(train.x)
         static_train.y.copy_(train.y)
@@ -167,18 +187,37 @@ class GraphedStep:
         self.replays += 1
         return self._replay()
 
-    def _capture_now(self, net, train: Batch, val: Batch | None, key) -> None:
+    def _capture_now(self, net, train: Batch, val: Batch | None, key) -> bool:
+        """Capture the step on this batch's shapes; False if it failed and the run falls back."""
         _make_capturable(self.inner)
         self._static = (_static_copy(train), _static_copy(val))
         static_train, static_val = self._static
         try:
             self._replay = self._capture(lambda: self.inner.step(net, static_train, static_val), train.x.device)
         except RuntimeError as exc:
-            raise HarnessError(
-                f"capturing the search step of {type(self.inner).__name__} in a CUDA graph failed "
-                f"({str(exc).splitlines()[0]}); run with --set runtime.cuda_graph=false") from exc
+            why = (f"capturing the search step of {type(self.inner).__name__} in a CUDA graph failed "
+                   f"({_first_line(exc)})")
+            if self.fallback is None:
+                raise HarnessError(f"{why}; run with --set runtime.cuda_graph=false") from exc
+            self._fall_back(net, why)
+            return False
         self._key = key
         self.captures += 1
+        return True
+
+    def _fall_back(self, net, why: str) -> None:
+        self.failed = why
+        self._drop()
+        for m in net.modules():  # layers that would otherwise stay on a form taken while captured
+            leave = getattr(m, "leave_captured_form", None)
+            if leave is not None:
+                leave()
+        self.fallback(f"  {why}; the search goes on uncaptured (--set runtime.cuda_graph=false skips the attempt)")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _SideStream:

@@ -245,7 +245,9 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
         why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer,
                                   fast=fast)
         if why_not is None:
-            optimizer = GraphedStep(optimizer)
+            # auto: a capture that fails (a form of the step that cannot be captured here) is reported and the
+            # search goes on uncaptured; true: it stops the run
+            optimizer = GraphedStep(optimizer, fallback=log if graph == "auto" else None)
             runtime["cuda_graph"] = True
         elif graph is True:
             runtime["cuda_graph_off"] = why_not
@@ -285,6 +287,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     if isinstance(optimizer, GraphedStep):
         runtime.update(graph_captures=optimizer.captures, graph_replays=optimizer.replays,
                        eager_steps=optimizer.eager_steps)
+        if optimizer.failed is not None:  # runtime.cuda_graph=auto fell back: the steps ran uncaptured
+            runtime.update(cuda_graph=False, cuda_graph_off=optimizer.failed)
     genotype = space.validate(result.genotype)
     record.genotype = genotype.to_string()
     # update, not replace: harness_run_start hooks may have written entries of their own

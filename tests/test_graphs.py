@@ -154,3 +154,73 @@ def test_warmup_steps_must_be_positive():
     net, sampler, cell, opt = method_parts("darts", "s2")
     with pytest.raises(ValueError, match="warmup_steps"):
         GraphedStep(opt, warmup_steps=0)
+
+
+class CaptureFails(GraphedStep):
+    """GraphedStep whose capture fails as a CUDA graph capture does on a step that cannot be captured."""
+
+    def _capture(self, fn, device):
+        raise RuntimeError("operation not permitted when stream is capturing\nCUDA kernel errors ...")
+
+
+def test_a_failed_capture_stops_the_run_unless_it_may_fall_back():
+    """runtime.cuda_graph=true (no fallback): the run stops, naming the switch. auto (fallback): the failure is
+    reported once and recorded, and every step runs uncaptured, each on its own batch: the same losses as
+    the optimizer alone (its warm-up steps in the captured form, as GraphedStep runs them)."""
+    from harness.errors import HarnessError
+
+    data = random_batches(5)
+
+    def run(wrap):
+        net, sampler, cell, opt = method_parts("darts", "s2")
+        torch.manual_seed(3)
+        step = wrap(opt)
+        step.set_progress(0, 1)
+        losses = []
+        for i, (train, val) in enumerate(data):
+            with groups.as_captured() if i < 3 and not isinstance(step, GraphedStep) else contextlib.nullcontext():
+                losses.append(float(step.step(net, train, val).train_loss))
+        return losses, step
+
+    with pytest.raises(HarnessError, match="failed .operation not permitted when stream is capturing.; run with "
+                                           "--set runtime.cuda_graph=false"):
+        run(CaptureFails)
+    said = []
+    losses, step = run(lambda opt: CaptureFails(opt, fallback=said.append))
+    plain, _ = run(lambda opt: opt)
+    assert losses == plain
+    assert len(said) == 1 and "(operation not permitted when stream is capturing); the search goes on uncaptured" \
+        in said[0]
+    assert step.failed.startswith("capturing the search step of FirstOrderBilevel in a CUDA graph failed")
+    assert (step.captures, step.replays, step.eager_steps) == (0, 0, 5)
+
+
+def test_a_warm_up_that_fails_in_the_captured_form_falls_back_and_leaves_the_slots(interpret, monkeypatch):
+    """GDAS with cell.slots: a warm-up step whose captured form fails (here its depthwise kernels, after the
+    slots bound the BatchNorm buffers) is reported, the cells leave the slots (their BatchNorm buffers their
+    own again), and the search goes on uncaptured through the other forms."""
+    from harness.nn import dwconv
+    from harness.nn.cells import SinglePathBody
+
+    net, sampler, cell, opt = method_parts("gdas", "darts", channels=2, layers=1,
+                                           sets=[("cell", "slots", "true"), ("cell", "fused", "never")])
+    set_fast(net, True)  # (cell.fused=never: uncaptured, the chosen op per edge, as on CUDA by default)
+    real = dwconv.depthwise_conv
+
+    def failing(*args, geo=None, **kwargs):
+        if geo is not None:
+            raise RuntimeError("triton: out of resources")
+        return real(*args, geo=geo, **kwargs)
+
+    monkeypatch.setattr(dwconv, "depthwise_conv", failing)
+    said = []
+    step = ReplayByRerun(opt, fallback=said.append)
+    step.set_progress(0, 1)
+    for train, val in random_batches(3, size=2, resolution=8):
+        assert torch.isfinite(step.step(net, train, val).train_loss)
+    assert len(said) == 1 and "warm-up in the form a CUDA graph captures failed (RuntimeError: triton: out of " \
+                              "resources)" in said[0]
+    bodies = [b for b in net.modules() if isinstance(b, SinglePathBody)]
+    assert bodies and all(b._slots is None and not b.slots for b in bodies)
+    assert all(t._base is None for b in bodies for m in b.ops.modules() for t in m._buffers.values() if t is not None)
+    assert (step.captures, step.replays, step.eager_steps) == (0, 0, 3)

@@ -329,6 +329,14 @@ class SinglePathBody(CellBody):
             self._slots = slots.ChosenSlots(self)
         return dwconv.why_not(x) is None
 
+    def leave_captured_form(self) -> None:
+        """Leave the slots for the rest of the run (harness.graphs.GraphedStep, when a captured step failed and
+        the run goes on uncaptured): the BatchNorm buffers become the modules' own again."""
+        if self._slots is None:
+            return
+        self._slots, self.slots = None, False
+        self._own_buffers(always=True)
+
     def slot_forward(self, states, arch: ArchWeights):
         """The sampled op of each edge chosen on the device (:class:`harness.nn.slots.ChosenSlots`), for one
         sample or K sample groups: the eager formula with the edge's scale folded into both terms
@@ -351,11 +359,11 @@ class SinglePathBody(CellBody):
         ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
         return self._fused.run(states, chosen, ew, bias)
 
-    def _own_buffers(self) -> None:
-        """Give every op's BatchNorm its own running buffers again if the fused path had made them views of
-        one tensor (a view shares its base's version counter: one op's in-place running-statistics update
-        would invalidate what another op saved for backward)."""
-        if self._fused is None:
+    def _own_buffers(self, always: bool = False) -> None:
+        """Give every op's BatchNorm its own running buffers again if the fused path (or, ``always``, any
+        form) had made them views of one tensor (a view shares its base's version counter: one op's in-place
+        running-statistics update would invalidate what another op saved for backward)."""
+        if self._fused is None and not always:
             return
         for m in self.ops.modules():
             for name, t in m._buffers.items():
