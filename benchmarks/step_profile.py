@@ -5,6 +5,7 @@ took 115.8 ms against a 23 ms traffic floor; BENCHMARKS.md).
 
     python benchmarks/step_profile.py --method darts --space darts            # CUDA: kernels, fast path
     python benchmarks/step_profile.py --method darts --space darts --top 25 --json prof.json
+    python benchmarks/step_profile.py --method gdas --space darts --as-captured --set cell.slots=true
 
 The fast (fused) step, uncaptured, after warm-up steps: a CUDA graph replays the same kernels, so their
 times are the graph's less its launch gaps (the table also gives the step's wall time and the summed kernel
@@ -14,6 +15,7 @@ time, whose difference is what launches and host work add uncaptured).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import shlex
 import sys
@@ -29,6 +31,9 @@ def main(argv=None) -> dict:
     search_step.step_arguments(ap, space="darts")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
     ap.add_argument("--mode", choices=["eager", "fast"], default="fast")
+    ap.add_argument("--as-captured", action="store_true",
+                    help="the steps in the form a CUDA graph captures (harness.nn.groups.as_captured), uncaptured: "
+                         "the kernels a replay runs (forms taken only while captured, e.g. cell.slots)")
     ap.add_argument("--steps", type=int, default=3, help="profiled steps (after --warmup more)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--top", type=int, default=20, help="rows: the kernels (operators) taking the most time")
@@ -40,6 +45,7 @@ def main(argv=None) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from harness.api import Batch
+    from harness.nn import groups
     from harness.runner import device_name, resolve_device
 
     device = resolve_device(args.device)
@@ -56,13 +62,15 @@ def main(argv=None) -> dict:
                      torch.randint(0, args.classes, (args.batch,), device=device, generator=gen))
 
     train, val = batch(), batch()
-    for _ in range(args.warmup):
-        opt.step(net, train, val)
+    form = groups.as_captured if args.as_captured else contextlib.nullcontext
+    with form():
+        for _ in range(args.warmup):
+            opt.step(net, train, val)
     if cuda:
         torch.cuda.synchronize()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     t0 = time.perf_counter()
-    with profile(activities=activities) as prof:
+    with profile(activities=activities) as prof, form():
         for _ in range(args.steps):
             opt.step(net, train, val)
         if cuda:
@@ -80,7 +88,8 @@ def main(argv=None) -> dict:
     rows.sort(key=lambda r: -r["ms_per_step"])
     total = sum(r["ms_per_step"] for r in rows)
     what = "kernels" if cuda else "operators (self CPU time)"
-    print(f"{args.method} on {args.space} [{args.mode}], batch {args.batch}, C={args.channels}, {layers} cells, "
+    form_name = args.mode + (", as captured" if args.as_captured else "")
+    print(f"{args.method} on {args.space} [{form_name}], batch {args.batch}, C={args.channels}, {layers} cells, "
           f"{device_name(device)}: {wall_ms:.1f} ms per step wall, {total:.1f} ms of {what} summed, "
           f"{sum(r['calls_per_step'] for r in rows):.0f} {'launches' if cuda else 'operator calls'}")
     print(f"| {what} | calls a step | ms a step | share |\n|---|---|---|---|")
@@ -88,7 +97,8 @@ def main(argv=None) -> dict:
         print(f"| {r['name'][:90]} | {r['calls_per_step']:.0f} | {r['ms_per_step']:.2f} | "
               f"{100 * r['ms_per_step'] / total:.1f}% |")
     out = {"command": "python benchmarks/step_profile.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-           "method": args.method, "space": args.space, "mode": args.mode, "sets": args.sets, "batch": args.batch,
+           "method": args.method, "space": args.space, "mode": args.mode, "as_captured": args.as_captured,
+           "sets": args.sets, "batch": args.batch,
            "channels": args.channels, "layers": layers, "device": device_name(device), "torch": torch.__version__,
            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
            "wall_ms_per_step": round(wall_ms, 2), "summed_ms_per_step": round(total, 2), "what": what,
