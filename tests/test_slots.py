@@ -160,22 +160,37 @@ def test_slot_forward_reads_nothing_on_the_host(interpret, monkeypatch):
 
 
 def test_cells_it_does_not_know_keep_the_other_forms(interpret):
-    """NAS-Bench-201's dense convs and S4's noise are not slots: why_not names the op, and with cell.slots=true
-    the body's captured forward takes the all-op pass."""
+    """NAS-Bench-201's dense convs are not slots: why_not names the op, and with cell.slots=true the body's
+    captured forward takes the all-op pass."""
     sets = [("cell", "slots", "true")]
     nb201, _, _, _ = method_parts("gdas", "nb201", channels=2, layers=1, sets=sets)
-    s4, _, _, _ = method_parts("gdas", "s4", channels=2, layers=2, sets=sets)
     b201 = next(b for b in nb201.modules() if isinstance(b, SinglePathBody))
-    bs4 = next(b for b in s4.modules() if isinstance(b, SinglePathBody))
     assert "nor_conv" in slots.why_not(b201)
-    assert "noise" in slots.why_not(bs4)
     with pytest.raises(ValueError, match="cannot run"):
         slots.ChosenSlots(b201)
-    set_fast(s4, True)
+    set_fast(nb201, True)
     with groups.as_captured():
-        s4(random_batches(1, size=2, resolution=8)[0][0].x)
+        nb201(random_batches(1, size=2, resolution=8)[0][0].x)
     assert all(b.slots and b._slots is None and b._fused is not None
-               for b in s4.modules() if isinstance(b, SinglePathBody))
+               for b in nb201.modules() if isinstance(b, SinglePathBody))
+
+
+def test_s4_noise_is_drawn_as_the_all_op_pass_draws_it(interpret):
+    """RobustDARTS S4 (noise and sep_conv_3x3 on every edge): the slots draw every noise op's output, chosen or
+    not, in the eager cell's order, as the all-op pass does (the eager single-path cell draws only for the
+    edges that chose noise). One GDAS step through each captured form: losses, alphas and every weight equal
+    to 1e-9 in float64 (running statistics differ by design: the all-op pass updates every op's)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        la, aa, wa, _, _ = _run("s4", False, 1, layers=1)
+        ls, as_, ws, bodies, _ = _run("s4", True, 1, layers=1)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert bodies and all(b._slots is not None for b in bodies)
+    assert max(abs(a - b) / abs(a) for a, b in zip(la, ls)) < 1e-9
+    assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(aa, as_)) < 1e-9
+    params = [k for k in wa if "running" not in k and "num_batches" not in k]
+    assert max(float((ws[k] - wa[k]).abs().max() / wa[k].abs().max().clamp_min(1e-6)) for k in params) < 1e-9
 
 
 def test_a_run_that_cannot_take_the_slots_says_why(tmp_path):

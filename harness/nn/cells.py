@@ -164,7 +164,7 @@ class SinglePathConfig:
     # (Triton kernels), pools once per source, BatchNorm statistics to the chosen op only; no host read, and
     # about a third of the bytes of the captured all-op pass, which computes every op. Off until a GPU has
     # timed it (BENCHMARKS.md);
-    # where it cannot run (no Triton, an op it does not know: NAS-Bench-201, S4's noise) the cell keeps the
+    # where it cannot run (no Triton, an op it does not know: NAS-Bench-201's dense convs) the cell keeps the
     # all-op pass
     slots: bool = False
 

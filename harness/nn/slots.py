@@ -38,8 +38,9 @@ statistics updated as the eager K-loop's successive forwards would, in sample or
 Same math as the eager single-path cell: ``tests/test_slots.py`` runs search steps through it (Triton's
 interpreter on a CPU) against the eager cell and the eager K-loop in float64, BatchNorm running statistics
 included. Runs where :mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training
-forwards from the first captured step on, for cells whose every op it knows (the DARTS spaces without
-``noise``; not NAS-Bench-201's dense convs); anything else keeps the other forms. Off until a GPU has timed
+forwards from the first captured step on, for cells whose every op it knows (the DARTS spaces, S4's
+``noise`` drawn for every edge as the all-op pass draws it; not NAS-Bench-201's dense convs); anything else
+keeps the other forms. Off until a GPU has timed
 it (``--set cell.slots=true``: ``harness.nn.cells.SinglePathConfig.slots``; a run records whether it ran).
 """
 
@@ -51,7 +52,7 @@ from torch import nn
 
 from harness.nn import dwconv, groups
 from harness.nn.fused import _AvgPool, _MaxPool, _flatten, _layer_key, _pointwise
-from harness.nn.ops import FactorizedReduce, Identity, Zero
+from harness.nn.ops import FactorizedReduce, Identity, Noise, Zero
 
 KMAX = 5  # the depthwise tap grid: every DARTS conv's k x k fits (sep/dil 3x3 and 5x5)
 
@@ -104,7 +105,7 @@ def why_not(body) -> str | None:
     for e in range(len(spec.edges)):
         for k, op in enumerate(body.ops[e]):
             stride = spec.strides[e]
-            if isinstance(op, (Zero, Identity)):
+            if isinstance(op, (Zero, Identity, Noise)):
                 continue
             if isinstance(op, FactorizedReduce):
                 bn_keys.add(_layer_key(op.bn))
@@ -184,7 +185,7 @@ class _Pass:
         self.stride = spec.strides[self.edges[0]]
         self.targets = sorted({spec.edges[e][1] for e in self.edges})
         self.links: list[tuple[int, int, int, int]] = []  # (target index, unit column, edge, op column)
-        conv1, conv2, pools, frs = [], [], {}, []
+        conv1, conv2, pools, frs, noises = [], [], {}, [], []
         kinds: dict[tuple[int, int], tuple] = {}
         has_identity = False
         for e in self.edges:
@@ -195,6 +196,9 @@ class _Pass:
                 if isinstance(op, Identity):
                     has_identity = True
                     kinds[(e, k)] = ("identity",)
+                elif isinstance(op, Noise):
+                    noises.append((e, k))
+                    kinds[(e, k)] = ("noise", len(noises) - 1)
                 elif isinstance(op, FactorizedReduce):
                     frs.append((e, k, op))
                     kinds[(e, k)] = ("fr", len(frs) - 1)
@@ -223,12 +227,14 @@ class _Pass:
         self.frs = frs
         self.fr_first = 0
         self.has_identity = has_identity
-        # unit columns: stage-1 units, stage-2 units, pools, identity, FactorizedReduce units
+        self.noises = noises  # (edge, op column) of each noise op (drawn by ChosenSlots.run)
+        # unit columns: stage-1 units, stage-2 units, pools, identity, FactorizedReduce units, noise units
         n1, n2 = len(conv1), len(conv2)
         pool_col = {key: n1 + n2 + i for i, (key, _) in enumerate(self.pools)}
         id_col = n1 + n2 + len(self.pools)
         fr_col = id_col + int(has_identity)
-        self.n_units = fr_col + len(frs)
+        noise_col = fr_col + len(frs)
+        self.n_units = noise_col + len(noises)
         for (e, k), kind in kinds.items():
             t = self.targets.index(spec.edges[e][1])
             if kind[0] == "conv":
@@ -237,13 +243,16 @@ class _Pass:
                 col = pool_col[kind[1]]
             elif kind[0] == "identity":
                 col = id_col
+            elif kind[0] == "noise":
+                col = noise_col + kind[1]
             else:
                 col = fr_col + kind[1]
             self.links.append((t, col, e, k))
 
-    def units(self, x: torch.Tensor, g: "_Gathered") -> list[torch.Tensor]:
+    def units(self, x: torch.Tensor, g: "_Gathered", noise: dict) -> list[torch.Tensor]:
         """The unit outputs of this source's ops for the chosen ops, in column order, each as (K, B, units,
-        C*H*W) (sample s's block of the batch, its units side by side; views where the layout allows)."""
+        C*H*W) (sample s's block of the batch, its units side by side; views where the layout allows);
+        ``noise``: each noise op's draw, by (edge, op column)."""
         k = g.k
         hs = []
 
@@ -272,6 +281,9 @@ class _Pass:
             hs.append(x.view(k, x.shape[0] // k, 1, -1))
         if self.frs:
             hs.append(by_sample(self._fr(x, g), len(self.frs)))
+        for ek in self.noises:
+            out = noise[ek]
+            hs.append(out.view(k, out.shape[0] // k, 1, -1))
         return hs
 
     def _fr(self, x: torch.Tensor, g: "_Gathered") -> torch.Tensor:
@@ -594,12 +606,13 @@ class ChosenSlots:
         node_bias_all = bias @ inc
         states = list(states)
         g = _Gathered(self, index, active, states[0], k)
+        noise = self._draw_noise(states)
         acc: dict[int, torch.Tensor] = {}
         for p, (cell_off, target_off) in zip(self.passes, offsets):
             while len(states) <= p.src:
                 states.append(acc.pop(len(states)))
             x = states[p.src]
-            hs = p.units(x, g)  # each (K, B, units, C*H*W)
+            hs = p.units(x, g, noise)  # each (K, B, units, C*H*W)
             n = x.shape[0] // k
             nt, nu = len(p.targets), p.n_units
             # U: the units side by side per image, sample by sample; every image of block s weighted by
@@ -617,6 +630,24 @@ class ChosenSlots:
         while len(states) < self.n_inputs + self.n_nodes:
             states.append(acc.pop(len(states)))
         return states
+
+    def _draw_noise(self, states) -> dict:
+        """Every noise op's output (RobustDARTS S4), drawn now for every edge that has one, whichever op was
+        chosen, in the eager cell's order (node by node, edge by edge), as the all-op pass draws them: only the
+        shape matters (an intermediate node's is the cell inputs' at the input edges' stride). The eager
+        single-path cell draws only for the edges that chose noise, so its random stream differs."""
+        spec, ops = self.body.spec, self.body.ops
+        first = next(e for e, (src, _) in enumerate(spec.edges) if src == 0)
+        s = spec.strides[first]
+        node_like = states[0] if s == 1 else states[0][:, :, ::s, ::s]
+        out = {}
+        for dst in range(self.n_inputs, self.n_inputs + self.n_nodes):
+            for e in self.body.incoming[dst]:
+                src = spec.edges[e][0]
+                for k, op in enumerate(ops[e]):
+                    if isinstance(op, Noise):
+                        out[(e, k)] = op(states[src] if src < self.n_inputs else node_like)
+        return out
 
     @staticmethod
     def _spatial(x: torch.Tensor, p: "_Pass") -> tuple[int, int]:
