@@ -289,6 +289,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
                        eager_steps=optimizer.eager_steps)
         if optimizer.failed is not None:  # runtime.cuda_graph=auto fell back: the steps ran uncaptured
             runtime.update(cuda_graph=False, cuda_graph_off=optimizer.failed)
+            if runtime.pop("slots", None):  # ... and the cells left the slots with the capture
+                runtime["slots_off"] = f"left when the capture failed: {optimizer.failed}"
     genotype = space.validate(result.genotype)
     record.genotype = genotype.to_string()
     # update, not replace: harness_run_start hooks may have written entries of their own

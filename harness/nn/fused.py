@@ -127,21 +127,30 @@ _RECOMPUTING = contextvars.ContextVar("fused_recomputing", default=False)
 
 class _FusedBN:
     """m BatchNorm2d modules with equal settings, normalised by one call over their concatenated
-    channels; their running buffers are views of one tensor each."""
+    channels; their running buffers are views of one tensor each. ``scratch``: one more module's worth of
+    statistics after theirs (mean 0, variance 1, count 0) that no module reads (harness.nn.slots writes
+    there what no module keeps)."""
 
-    def __init__(self, bns: Sequence[nn.BatchNorm2d]):
+    def __init__(self, bns: Sequence[nn.BatchNorm2d], scratch: bool = False):
         self.bns = list(bns)
+        self.scratch = scratch
         self.track = self.bns[0].track_running_stats and self.bns[0].running_mean is not None
         self.rm = self.rv = self.nbt = None
         self._ptrs: list[int] = []
 
-    def _bind(self) -> None:
-        """(Re)make the modules' buffers views of one fused tensor each, keeping their current values."""
+    def bind(self) -> None:
+        """Make the modules' buffers views of one fused tensor each, keeping their current values, unless they
+        are (first use, or a module's buffer replaced: ``.to()``, ``load_state_dict(assign=True)``)."""
+        if self.rm is not None and self._current() == self._ptrs:
+            return
         bns = self.bns
         with torch.no_grad():
-            self.rm = torch.cat([b.running_mean for b in bns])
-            self.rv = torch.cat([b.running_var for b in bns])
-            self.nbt = torch.stack([b.num_batches_tracked for b in bns])
+            like, count = bns[0].running_mean, bns[0].num_batches_tracked
+            extra = ([like.new_zeros(like.shape)], [like.new_ones(like.shape)], [count.new_zeros(())]) \
+                if self.scratch else ([], [], [])
+            self.rm = torch.cat([b.running_mean for b in bns] + extra[0])
+            self.rv = torch.cat([b.running_var for b in bns] + extra[1])
+            self.nbt = torch.stack([b.num_batches_tracked for b in bns] + extra[2])
         c = bns[0].num_features
         for i, b in enumerate(bns):
             b._buffers["running_mean"] = self.rm[i * c:(i + 1) * c]
@@ -155,8 +164,8 @@ class _FusedBN:
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         first = self.bns[0]
         training = first.training
-        if self.track and (self.rm is None or self._current() != self._ptrs):
-            self._bind()
+        if self.track:
+            self.bind()
         weight = bias = None
         if first.affine:
             weight = _cat([b.weight for b in self.bns])

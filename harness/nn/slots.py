@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.nn import dwconv, groups
-from harness.nn.fused import _AvgPool, _MaxPool, _flatten, _layer_key, _pointwise
+from harness.nn.fused import _AvgPool, _FusedBN, _MaxPool, _flatten, _layer_key, _pointwise
 from harness.nn.ops import FactorizedReduce, Identity, Noise, Zero
 
 KMAX = 5  # the depthwise tap grid: every DARTS conv's k x k fits (sep/dil 3x3 and 5x5)
@@ -150,14 +150,15 @@ class _Stage:
     that stage, ``units`` of them; the units' place in the cell's gathered tensors is ``first`` onwards
     (:class:`_Gathered`)."""
 
-    def __init__(self, per_unit: list[list[tuple]], c: int, stride: int):
-        # per_unit[u]: [(op column, (k, d, dw, pw, bn)), ...]
-        self.per_unit, self.c, self.stride = per_unit, c, stride
+    def __init__(self, per_unit: list[list[tuple]], c: int, stride: int, reads_source: bool):
+        # per_unit[u]: [(op column, (k, d, dw, pw, bn)), ...]; reads_source: the first stage (every unit reads
+        # the source), else the second (each unit its own input)
+        self.per_unit, self.c, self.stride, self.reads_source = per_unit, c, stride, reads_source
         self.units = len(per_unit)
         self.first = 0  # its first unit in the cell's gathered tensors
         self.part = 0  # its chunk of the cell's gathered weights (_Gathered.dw, .pw)
 
-    def __call__(self, h: torch.Tensor, g: "_Gathered", first_stage: bool) -> torch.Tensor:
+    def __call__(self, h: torch.Tensor, g: "_Gathered") -> torch.Tensor:
         """``h``: the source (K*B, C, H, W) (the first stage: every unit of sample s reads its block s), or
         the units' inputs side by side, (B, K*U*C, H, W). -> (B, K*U*C, H', W'): sample s's units at channels
         [s*U*C, (s+1)*U*C) (``K`` = g.k sample groups; for K = 1 the layout of one sample)."""
@@ -166,7 +167,7 @@ class _Stage:
         b = a + u
         w = g.dw[self.part].view(u * c, 1, KMAX, KMAX)
         s = (self.stride, self.stride)
-        geo = (g.geo[a:b], c, k if first_stage else 1)
+        geo = (g.geo[a:b], c, k if self.reads_source else 1)
         h = dwconv.depthwise_conv(h, w, s, (KMAX // 2,) * 2, (1, 1), 1, relu=True, geo=geo)
         h = _pointwise(h, g.pw[self.part].view(u * c, c, 1, 1), u)
         return g.batch_norm(h, a, b)
@@ -216,9 +217,9 @@ class _Pass:
                 conv1.append((e, first))
             if second:
                 conv2.append((e, second))
-        self.conv1 = _Stage([cands for _, cands in conv1], c, self.stride) if conv1 else None
+        self.conv1 = _Stage([cands for _, cands in conv1], c, self.stride, True) if conv1 else None
         self.conv1_edges = [e for e, _ in conv1]
-        self.conv2 = _Stage([cands for _, cands in conv2], c, 1) if conv2 else None
+        self.conv2 = _Stage([cands for _, cands in conv2], c, 1, False) if conv2 else None
         self.conv2_edges = [e for e, _ in conv2]
         # stage 2 reads the stage-1 outputs of its units (all of them, or a selection)
         self.conv2_from = [self.conv1_edges.index(e) for e in self.conv2_edges]
@@ -260,14 +261,14 @@ class _Pass:
             return h.view(h.shape[0], k, units, -1).transpose(0, 1)
 
         if self.conv1 is not None:
-            h1 = self.conv1(x, g, True)
+            h1 = self.conv1(x, g)
             hs.append(by_sample(h1, self.conv1.units))
             if self.conv2 is not None:
                 if self.conv2_from != list(range(len(self.conv1_edges))):
                     n, _, hh, ww = h1.shape
                     h1 = h1.view(n, k, -1, self.conv1.c, hh, ww).index_select(
                         2, _edge_index(self.conv2_from, x.device)).view(n, -1, hh, ww)
-                hs.append(by_sample(self.conv2(h1, g, False), self.conv2.units))
+                hs.append(by_sample(self.conv2(h1, g), self.conv2.units))
         for (key, members), pool_no in zip(self.pools, self.pool_no):
             if key[0] == "maxpool":
                 _, kk, st, p, ceil = key[:5]
@@ -316,7 +317,7 @@ class _Gathered:
     back to the modules' rows once, by :meth:`finish`."""
 
     def __init__(self, slots: "ChosenSlots", index: torch.Tensor, active, like: torch.Tensor, k: int):
-        t = slots.tables(like.device, k)
+        self.tables = t = slots.tables(like.device, k)
         self.slots, self.k = slots, k
         choice = index.reshape(-1).index_select(0, t["inst_edge"]).unsqueeze(1)
         self.target = t["bn_target"].gather(1, choice).squeeze(1)
@@ -333,9 +334,9 @@ class _Gathered:
             # zero tensor of the whole size)
             sizes = [k * n for n in slots.stage_units]
             self.dw, self.pw = self.dw.split(sizes), self.pw.split(sizes)
-        slots.bind_statistics()
-        self.rm = slots.rm.index_select(0, self.target)
-        self.rv = slots.rv.index_select(0, self.target)
+        self.rows = slots.statistics()  # the modules' statistics, written back by finish()
+        self.rm = self.rows[0].index_select(0, self.target)
+        self.rv = self.rows[1].index_select(0, self.target)
         self.start = (self.rm.clone(), self.rv.clone()) if k > 1 else None
         # each pool's per-sample batch mean and unbiased variance (rows 0 and 1), for its units' statistics
         self.pool_stats = like.new_zeros(2, slots.n_pools, k * slots.c) if slots.n_pools else None
@@ -358,7 +359,7 @@ class _Gathered:
         """The chosen modules' running statistics and batch counters, written back: with K samples, a module
         that several samples chose is updated as K successive forwards would, in sample order."""
         sl, k = self.slots, self.k
-        t = sl.tables(self.rm.device, k)
+        t = self.tables
         m = sl.momentum
         with torch.no_grad():
             if self.pool_stats is not None:  # the pool units' running statistics, as BatchNorm updates them
@@ -367,8 +368,8 @@ class _Gathered:
                 self.rm[k * lo:k * hi].mul_(1 - m).add_(stats[0], alpha=m)
                 self.rv[k * lo:k * hi].mul_(1 - m).add_(stats[1], alpha=m)
             if k == 1:
-                sl.rm.index_copy_(0, self.target, self.rm)
-                sl.rv.index_copy_(0, self.target, self.rv)
+                self.rows[0].index_copy_(0, self.target, self.rm)
+                self.rows[1].index_copy_(0, self.target, self.rv)
             else:
                 # per unit, its K instances: those with the same target row (the same op chosen) in sample
                 # order. Row value after them: q^n r0 + sum_j q^(later_j) (v_j - q r0), q = 1 - momentum,
@@ -382,11 +383,12 @@ class _Gathered:
                 dt = self.rm.dtype
                 coef = same.to(dt) * torch.pow(q, later.to(dt)).unsqueeze(0)  # [s, s', u]: q^later[s']
                 lead = torch.pow(q, same.sum(1).to(dt)).unsqueeze(-1)  # [s, u, 1]: q^n
-                for now, start, buf in ((self.rm, self.start[0], sl.rm), (self.rv, self.start[1], sl.rv)):
+                for now, start, buf in ((self.rm, self.start[0], self.rows[0]), (self.rv, self.start[1], self.rows[1])):
                     r0, v = start[inst], now[inst]  # (K, units, C)
                     out = lead * r0 + torch.einsum("abu,buc->auc", coef, v - q * r0)
                     buf.index_copy_(0, tg.reshape(-1), out.reshape(-1, sl.c))
-            sl.nbt.index_add_(0, self.target, torch.ones_like(self.target, dtype=sl.nbt.dtype))
+            counts = self.rows[2]
+            counts.index_add_(0, self.target, torch.ones_like(self.target, dtype=counts.dtype))
 
 
 _INDEX_CACHE: dict = {}
@@ -481,32 +483,16 @@ class ChosenSlots:
             if p.frs:
                 self.segments.append((p.fr_first, p.fr_first + len(p.frs)))
         self.eps, self.momentum = self.bns[0].eps, self.bns[0].momentum
-        self.rm = self.rv = self.nbt = None
-        self._ptrs: list[int] = []
+        # the modules' running buffers: rows of one tensor per statistic, a scratch row after them
+        self.stats = _FusedBN(self.bns, scratch=True)
         self._tables: dict = {}
         self._consts: dict = {}
 
-    # -- BatchNorm running statistics: the modules' buffers are rows of one tensor each (+ a scratch row)
-
-    def _current(self) -> list[int]:
-        return [p for b in self.bns for p in (b.running_mean.data_ptr(), b.running_var.data_ptr())]
-
-    def bind_statistics(self) -> None:
-        """(Re)make the modules' running buffers rows of one tensor per statistic, keeping their values, if
-        they are not (first use, or a module's buffer replaced: ``.to()``, ``load_state_dict(assign=True)``)."""
-        if self.rm is not None and self._current() == self._ptrs:
-            return
-        bns, c = self.bns, self.c
-        with torch.no_grad():
-            like = bns[0].running_mean
-            self.rm = torch.cat([b.running_mean for b in bns] + [like.new_zeros(c)]).view(-1, c)
-            self.rv = torch.cat([b.running_var for b in bns] + [like.new_ones(c)]).view(-1, c)
-            self.nbt = torch.stack([b.num_batches_tracked for b in bns] + [bns[0].num_batches_tracked.new_zeros(())])
-        for i, b in enumerate(bns):
-            b._buffers["running_mean"] = self.rm[i]
-            b._buffers["running_var"] = self.rv[i]
-            b._buffers["num_batches_tracked"] = self.nbt[i]
-        self._ptrs = self._current()
+    def statistics(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(running means (rows + 1, C), running variances (rows + 1, C), batch counters (rows + 1,)): the rows
+        the modules' buffers are views of (bound on first use, again if a module's buffer was replaced)."""
+        self.stats.bind()
+        return self.stats.rm.view(-1, self.c), self.stats.rv.view(-1, self.c), self.stats.nbt
 
     def tables(self, device, samples: int = 1) -> dict:
         """The cell's constant index tables on ``device``, made once (a captured graph cannot copy from the
@@ -524,15 +510,13 @@ class ChosenSlots:
         for u, (_, bn_rows) in enumerate(self.units):
             for col, row in bn_rows.items():
                 bn_target[u, col] = row
-        out = {"unit_edge": torch.tensor([e for e, _ in self.units], dtype=torch.long), "bn_target": bn_target,
-               "pool_of_unit": torch.tensor(self.pool_of_unit, dtype=torch.long)}
+        out = {}
         if self.conv_rows:
             row_of = torch.full((self.conv_units, n_ops), -1, dtype=torch.long)
             for r, (u, col, _) in enumerate(self.conv_rows):
                 row_of[u, col] = r
             for u in range(self.conv_units):
                 row_of[u][row_of[u] < 0] = int(row_of[u][row_of[u] >= 0][0])
-            out["row_of"] = row_of
             out["geo"] = torch.tensor([[k, d, d * (k - 1) // 2] for _, _, (k, d, *_rest) in self.conv_rows],
                                       dtype=torch.int32)
             taps = torch.full((len(self.conv_rows), c, KMAX, KMAX), -1, dtype=torch.long)
@@ -556,15 +540,14 @@ class ChosenSlots:
         lo, hi = self.pool_units
         base_idx = torch.tensor([u for _, u in base], dtype=torch.long)
         out["inst_edge"] = torch.tensor([smp * n_edges + self.units[u][0] for smp, u in base], dtype=torch.long)
-        out["bn_target"] = out["bn_target"].index_select(0, base_idx)
+        out["bn_target"] = bn_target.index_select(0, base_idx)
         if self.conv_rows:
-            out["row_of"] = out["row_of"].index_select(0, base_idx[:samples * self.conv_units])
+            out["row_of"] = row_of.index_select(0, base_idx[:samples * self.conv_units])
         out["pool_stat_row"] = torch.tensor([pool_of[u] * samples + smp for smp, u in base[samples * lo:samples * hi]],
                                             dtype=torch.long)
         out["inst_of"] = inst_of
         order = torch.arange(samples)
         out["after"] = order.view(1, -1, 1) > order.view(-1, 1, 1)  # [s, s', 1]: s' comes after s
-        del out["unit_edge"], out["pool_of_unit"]
         self._tables[(device, samples)] = out = {key: v.to(device) for key, v in out.items()}
         return out
 
