@@ -246,19 +246,25 @@ def _block(n: int, cap: int = 1024) -> int:
     return max(16, min(cap, triton.next_power_of_2(n)))
 
 
-def _tiles(channels: int, pixels: int) -> tuple[int, int]:
-    """(channels, pixels) of a program's tile: a plane's pixels up to 1024, then channels up to 1024
-    elements in all (a DARTS cell's 8x8 planes: 16 channels of 64 pixels, not 64-pixel programs)."""
-    pb = _block(pixels)
-    return max(1, min(1024 // pb, triton.next_power_of_2(channels))), pb
+def _tiles(channels: int, pixels: int, elements: int = 1024) -> tuple[int, int]:
+    """(channels, pixels) of a program's tile: a plane's pixels up to ``elements``, then channels up to
+    ``elements`` in all (a DARTS cell's 8x8 planes: 16 channels of 64 pixels, not 64-pixel programs)."""
+    pb = _block(pixels, cap=elements)
+    return max(1, min(elements // pb, triton.next_power_of_2(channels))), pb
 
 
-def _warps(elements: int, taps: int) -> int:
+def _warps(elements: int, taps: int, per_thread: int | None = None) -> int:
     """Warps for a forward or input-gradient tile: 4 elements a thread, 2 for 5x5 kernels. From ptxas -v for
     sm_90 (``benchmarks/dwconv_compile.py``, no GPU needed): at 4 a thread the 5x5 forward holds 128
     registers and the 5x5 input gradient 255 with spills; 3x3 kernels 58-141, no spills."""
-    per_thread = 4 if taps <= 9 else 2
+    per_thread = per_thread or (4 if taps <= 9 else 2)
     return max(1, min(16, elements // (32 * per_thread)))
+
+
+# The 5x5 input gradient's tile: 512 elements, one a thread (16 warps). At 1024, two a thread, Triton 3.6 (the GPU
+# image's) capped it at 128 registers and spilled 24-60 bytes in 8 of the DARTS step's forms (Triton 3.8: 1);
+# benchmarks/results/2026-12-05-triton36/.
+_DX_WIDE = (512, 1)
 
 
 def _dest(dest, placeholder: torch.Tensor) -> torch.Tensor:
@@ -325,14 +331,16 @@ def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = 
     (_, dxk, _), dt = _launch_settings(x)
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
     dx = torch.empty_like(x)
-    cb, pb = _tiles(c, h * w)
+    taps = consts["KH"] * consts["KW"]
+    elements, per_thread = _DX_WIDE if taps > 9 else (1024, None)
+    cb, pb = _tiles(c, h * w, elements)
     n_cb = triton.cdiv(c, cb)
     table, unit_ch, sample_units, n_out = _geo(geo, weight, x, o)
     dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, _dest(dest, weight), table, c, h, w, o, ho, wo,
                                             k, o // (c * k), n_cb, unit_ch, sample_units, n_out, **consts,
                                             RELU=relu,
                                             REMAP=dest is not None, GEO=geo is not None, CB=cb, PB=pb, DT=dt,
-                                            num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+                                            num_warps=_warps(cb * pb, taps, per_thread))
     return dx
 
 
@@ -348,9 +356,12 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     splits = -(-n // per_split)
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
     block = _block(ho * wo, cap=max(16, 4096 // taps))
+    # 8 warps for the (taps x block) accumulator: at 4, Triton 3.6 (the GPU image's) held 168-241 registers a
+    # thread and spilled in three forms; at 8, 31-128 and none (ptxas -v for sm_90, benchmarks/dwconv_compile.py;
+    # benchmarks/results/2026-12-05-triton36/)
     dwk[(o, splits)](grad, x, part, _dest(dest, weight), table, n, c, h, w, o, ho, wo, k, per_split, unit_ch,
                      sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps,
-                     BLOCK=block, DT=dt, num_warps=4)
+                     BLOCK=block, DT=dt, num_warps=8)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 
 

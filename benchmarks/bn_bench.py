@@ -1,0 +1,150 @@
+"""A search step's training BatchNorm calls, torch's kernels against harness.nn.bntriton's Triton kernels, one
+shape at a time, at the sizes the step runs them (issue 12: torch's BatchNorm kernels were 18 of the 132.5 ms
+of kernels in a profiled DARTS step on an H200, at a fraction of the memory's bandwidth; BENCHMARKS.md).
+
+    python benchmarks/bn_bench.py --method darts       # darts space, batch 64, C=16, 8 cells
+    python benchmarks/bn_bench.py --method darts --batch 2 --channels 2 --layers 2 --resolution 8 --reps 1  # a CPU
+
+The shapes come from one forward of the search network in the form a CUDA graph captures with
+``harness.nn.groups.BATCHNORM_TRITON`` on (:func:`collect`: every call that would take the kernels, with its
+input shape, affine parameters, running statistics and sample blocks, counted). Each is timed both ways,
+forward alone and forward plus its gradients (input, and weight and bias where affine): torch as the
+captured step runs it without the Triton form (``F.batch_norm``, one call per sample block), Triton through
+``harness.nn.bntriton.batch_norm``; on CUDA each replayed from its own CUDA graph, the median of ``--reps``
+replays (``dwconv_bench.timed``); on a CPU in Triton's interpreter, where the times say nothing about a GPU.
+Each shape also gets both float32 forms' largest relative error against float64 torch (output and
+gradients). The totals weight each shape by its calls in one forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
+import search_step  # noqa: E402
+
+
+def torch_form(h, rm, rv, w, b, momentum, eps, samples=1):
+    """What the captured step runs without the Triton form: one ``F.batch_norm`` per sample block, in order."""
+    import torch
+    import torch.nn.functional as F
+
+    if samples == 1:
+        return F.batch_norm(h, rm, rv, w, b, True, momentum, eps)
+    return torch.cat([F.batch_norm(block, rm, rv, w, b, True, momentum, eps)
+                      for block in h.split(h.shape[0] // samples)])
+
+
+def collect(net, x) -> collections.Counter:
+    """The training BatchNorm calls of one forward of ``net`` on ``x``, as captured with
+    ``harness.nn.groups.BATCHNORM_TRITON`` on: {(shape, affine, running statistics, samples): calls}
+    (computed by torch meanwhile)."""
+    import torch
+
+    from harness.nn import bntriton, groups
+
+    calls: collections.Counter = collections.Counter()
+    real = groups.BATCHNORM_TRITON, bntriton.batch_norm, bntriton.why_not
+
+    def record(h, rm, rv, w, b, momentum, eps, samples=1):
+        calls[(tuple(h.shape), w is not None, rm is not None, int(samples))] += 1
+        return torch_form(h, rm, rv, w, b, momentum, eps, samples)
+
+    groups.BATCHNORM_TRITON, bntriton.batch_norm, bntriton.why_not = True, record, lambda t: None
+    try:
+        with groups.as_captured(), torch.no_grad():
+            net(x)
+    finally:
+        groups.BATCHNORM_TRITON, bntriton.batch_norm, bntriton.why_not = real
+    return calls
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    search_step.step_arguments(ap, space="darts")
+    ap.add_argument("--reps", type=int, default=20, help="timed replays per shape and form")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--max-shapes", type=int, default=0,
+                    help="time only the N most-called shapes (0: all; a CPU check in the interpreter)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv if argv is not None else None)
+
+    import torch
+
+    import dwconv_bench
+    import gpu_tables
+    from harness.nn import bntriton
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    tf32 = search_step.set_tf32(args)
+    why = bntriton.why_not(torch.zeros(1, device=device))
+    if why is not None:
+        raise SystemExit(f"bn_bench: the Triton kernels cannot run here: {why}")
+    registry, spec, space, layers, shape = search_step.resolve_step(args)
+    sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
+    search_step.ready(sampler, net, opt, True)
+    net.train()
+    gen = torch.Generator(device=device).manual_seed(1234)
+    calls = collect(net, torch.randn(args.batch, 3, args.resolution, args.resolution, device=device, generator=gen))
+    del net, opt, sampler
+    if not calls:
+        raise SystemExit(f"bn_bench: {args.method} on {args.space} makes no training BatchNorm call")
+
+    rows = []
+    totals = collections.Counter()
+    for (xs, affine, track, samples), count in sorted(calls.items(), key=lambda kv: -kv[1])[:args.max_shapes or None]:
+        c = xs[1]
+        h = (torch.randn(xs, device=device, generator=gen) * 2 + 1).requires_grad_()
+        wb = ([(torch.rand(c, device=device, generator=gen) + 0.5).requires_grad_(),
+               torch.randn(c, device=device, generator=gen).requires_grad_()] if affine else [None, None])
+        stats = ([torch.zeros(c, device=device), torch.ones(c, device=device)] if track else [None, None])
+        g = torch.randn(xs, device=device, generator=gen)
+        inputs = [t for t in (h, *wb) if t is not None]
+        forms = {"torch": lambda a, *p: torch_form(a, stats[0], stats[1], *p, 0.1, 1e-5, samples),
+                 "triton": lambda a, *p: bntriton.batch_norm(a, stats[0], stats[1], *p, 0.1, 1e-5, samples)}
+        row = {"input": list(xs), "affine": affine, "running_stats": track, "samples": samples,
+               "calls_per_forward": count}
+        # float32 against float64 torch (running statistics of their own: the forms' are left to the timing)
+        ins64 = [t.detach().double().requires_grad_() for t in inputs]
+        y64 = torch_form(ins64[0], None, None, *(ins64[1:] or [None, None]), 0.1, 1e-5, samples)
+        ref = (y64, *torch.autograd.grad(y64, ins64, g.double()))
+        for name, fn in forms.items():
+            y = fn(h, *wb)
+            got = (y, *torch.autograd.grad(y, inputs, g))
+            row[f"{name}_rel_err"] = [float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
+                                      for a, b in zip(got, ref)]
+            with torch.no_grad():
+                row[f"{name}_fwd_ms"] = round(dwconv_bench.timed(lambda fn=fn: fn(h, *wb), args.reps, cuda), 4)
+            row[f"{name}_fwd_bwd_ms"] = round(dwconv_bench.timed(
+                lambda fn=fn: torch.autograd.grad(fn(h, *wb), inputs, g), args.reps, cuda), 4)
+            totals[f"{name}_fwd_ms"] += count * row[f"{name}_fwd_ms"]
+            totals[f"{name}_fwd_bwd_ms"] += count * row[f"{name}_fwd_bwd_ms"]
+        rows.append(row)
+
+    name = (torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu")
+    out = {"command": "python benchmarks/bn_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+           "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
+           "layers": layers, "resolution": args.resolution, "device": f"{device.type}:{name}",
+           "interpreter": not cuda, "torch": torch.__version__, "python": platform.python_version(),
+           "triton": getattr(bntriton.triton, "__version__", None), "date": time.strftime("%Y-%m-%d"),
+           "reps": args.reps, "tf32": tf32, "shapes": rows, "shapes_in_forward": len(calls),
+           "totals_per_forward": {k: round(v, 3) for k, v in totals.items()}}
+    print(f"training BatchNorm of one {args.method} forward on {args.space} (batch {args.batch}, C={args.channels}, "
+          f"{layers} cells), {out['device']}, torch {torch.__version__}, triton {out['triton']}"
+          f"{' (interpreter: times say nothing about a GPU)' if not cuda else ''}; median of {args.reps}")
+    print(gpu_tables.bn_table(out))
+    return search_step.write_json(out, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""BatchNorm's training pass in Triton kernels: an optional form of the captured step's BatchNorm layers
+(issue 12).
+
+The H200 profile of the DARTS step (BENCHMARKS.md, "Where the step's time goes") put torch's BatchNorm
+kernels at 18 of its 132.5 ms of kernels: ``batch_norm_collect_statistics_kernel`` 26 us a call (166
+calls), ``batch_norm_transform_input_kernel`` 25 us, ``batch_norm_backward_kernel`` 59 us (162 calls). By
+the step's byte count (``benchmarks/results/2026-12-04c-dwconv/bytes_by_operator.log``: 8.36 GB read and
+written by 216 forward calls, 11.65 GB by 210 backward calls) a forward call moves about 39 MB and a
+backward one 55 MB: 8 and 12 us at the H200's 4.8 TB/s. torch's NCHW kernels reduce each channel in one
+thread block (a DARTS cell's shared BatchNorm has up to a few hundred channels of 64 x 32 x 32 values), so
+the step's BatchNorm calls run at a fraction of the memory's bandwidth. The kernels here spread every
+reduction over (image, block of channels) programs and merge the partial results in a small second kernel:
+
+* plane statistics: per (image, channel), the plane's mean and sum of squared deviations from it, both
+  from the plane held in registers when it fits (two passes over it otherwise): exact partial results, no
+  E[x^2] - E[x]^2 cancellation;
+* combine: per block of channels, each sample block's images merged (Chan, Golub and LeVeque's pairwise
+  variance: M2 = sum M2_i + HW * sum (mean_i - mean)^2), mean and 1/sqrt(var + eps) stored, and the
+  running statistics updated as successive ``F.batch_norm`` calls update them, sample 1 first (unbiased
+  variance, ``momentum``);
+* normalise: (image, block of channels, block of pixels) tiles, as :mod:`harness.nn.dwconv`'s;
+* backward: per (image, channel) sums of dy and dy * (x - mean); combined per sample and channel (the
+  weight's and bias's gradients there too); then dx = rstd * w * (dy - sum dy / M - (x - mean) * rstd^2 *
+  sum dy (x - mean) / M), M the values per channel of a sample block.
+
+Sample groups (:mod:`harness.nn.groups`: the batch as K blocks of images, each normalised by its own
+statistics) are one call at any K: the sample of image n is n // (N / K). Six kernels a training call (three
+each way) against torch's three (two forward, one backward); a captured graph replays a launch for about a
+microsecond.
+
+Whether it is faster than torch's kernels is for a GPU to say (``benchmarks/step_variants.py``'s ``triton-bn``
+and ``triton-dw+bn``); off by default (``harness.nn.groups.BATCHNORM_TRITON``), and only in the form a CUDA
+graph captures, as the depthwise kernels. On a CPU the kernels run only in Triton's interpreter
+(``TRITON_INTERPRET=1``, for the tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from harness.nn.dwconv import _block, _tiles, tl, triton, why_not  # noqa: F401  (why_not: the same conditions)
+from harness.nn.groups import engine_needs
+
+# The kernels: plain functions made Triton kernels at first use (as harness.nn.dwconv's, which
+# benchmarks/dwconv_compile.py --bn also compiles for a GPU this machine does not have).
+
+
+def _plane_stats_kernel(x_ptr, mean_ptr, m2_ptr, C, HW, N_CB, CB: tl.constexpr, PB: tl.constexpr,
+                        ONE: tl.constexpr, DT: tl.constexpr):
+    # program: image n, channels [cb*CB, cb*CB + CB): each plane's mean and sum of squared deviations
+    n = (tl.program_id(0) // N_CB).to(tl.int64)
+    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    c_ok = c < C
+    rows = x_ptr + ((n * C + c) * HW)[:, None]
+    if ONE:  # the plane fits one tile: read once
+        offs = tl.arange(0, PB)
+        ok = c_ok[:, None] & (offs < HW)[None, :]
+        v = tl.load(rows + offs[None, :], mask=ok, other=0.0)
+        mean = tl.sum(v, axis=1) / HW
+        d = tl.where(ok, v - mean[:, None], 0.0)
+        m2 = tl.sum(d * d, axis=1)
+    else:
+        s = tl.zeros([CB], dtype=DT)
+        for start in range(0, HW, PB):
+            offs = start + tl.arange(0, PB)
+            ok = c_ok[:, None] & (offs < HW)[None, :]
+            s += tl.sum(tl.load(rows + offs[None, :], mask=ok, other=0.0), axis=1)
+        mean = s / HW
+        m2 = tl.zeros([CB], dtype=DT)
+        for start in range(0, HW, PB):
+            offs = start + tl.arange(0, PB)
+            ok = c_ok[:, None] & (offs < HW)[None, :]
+            d = tl.where(ok, tl.load(rows + offs[None, :], mask=ok, other=0.0) - mean[:, None], 0.0)
+            m2 += tl.sum(d * d, axis=1)
+    tl.store(mean_ptr + n * C + c, mean, mask=c_ok)
+    tl.store(m2_ptr + n * C + c, m2, mask=c_ok)
+
+
+def _combine_kernel(mean_ptr, m2_ptr, rm_ptr, rv_ptr, smean_ptr, srstd_ptr, const_ptr, C, NS, K, HW,
+                    TRACK: tl.constexpr, CB: tl.constexpr, IB: tl.constexpr, DT: tl.constexpr):
+    # program: channels [pid*CB, pid*CB + CB), every sample block in order (the running statistics' updates)
+    c = tl.program_id(0) * CB + tl.arange(0, CB)
+    c_ok = c < C
+    momentum = tl.load(const_ptr)
+    eps = tl.load(const_ptr + 1)
+    if TRACK:
+        rm = tl.load(rm_ptr + c, mask=c_ok, other=0.0)
+        rv = tl.load(rv_ptr + c, mask=c_ok, other=0.0)
+    count = NS * HW
+    for s in range(0, K):
+        acc = tl.zeros([CB], dtype=DT)
+        for i0 in range(0, NS, IB):
+            i = i0 + tl.arange(0, IB)
+            ok = (i < NS)[:, None] & c_ok[None, :]
+            at = ((s * NS + i) * C)[:, None] + c[None, :]
+            acc += tl.sum(tl.load(mean_ptr + at, mask=ok, other=0.0), axis=0)
+        mu = acc / NS
+        m2 = tl.zeros([CB], dtype=DT)
+        for i0 in range(0, NS, IB):
+            i = i0 + tl.arange(0, IB)
+            ok = (i < NS)[:, None] & c_ok[None, :]
+            at = ((s * NS + i) * C)[:, None] + c[None, :]
+            d = tl.where(ok, tl.load(mean_ptr + at, mask=ok, other=0.0) - mu[None, :], 0.0)
+            m2 += tl.sum(tl.load(m2_ptr + at, mask=ok, other=0.0) + HW * d * d, axis=0)
+        tl.store(smean_ptr + s * C + c, mu, mask=c_ok)
+        tl.store(srstd_ptr + s * C + c, 1.0 / tl.sqrt(m2 / count + eps), mask=c_ok)
+        if TRACK:
+            rm = (1.0 - momentum) * rm + momentum * mu
+            rv = (1.0 - momentum) * rv + momentum * (m2 / (count - 1))
+    if TRACK:
+        tl.store(rm_ptr + c, rm, mask=c_ok)
+        tl.store(rv_ptr + c, rv, mask=c_ok)
+
+
+def _normalize_kernel(x_ptr, y_ptr, smean_ptr, srstd_ptr, w_ptr, b_ptr, C, HW, NS, N_CB, AFFINE: tl.constexpr,
+                      CB: tl.constexpr, PB: tl.constexpr):
+    n = (tl.program_id(0) // N_CB).to(tl.int64)
+    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    offs = tl.program_id(1) * PB + tl.arange(0, PB)
+    c_ok = c < C
+    ok = c_ok[:, None] & (offs < HW)[None, :]
+    stat = (n // NS) * C + c
+    mu = tl.load(smean_ptr + stat, mask=c_ok, other=0.0)[:, None]
+    r = tl.load(srstd_ptr + stat, mask=c_ok, other=0.0)[:, None]
+    at = ((n * C + c) * HW)[:, None] + offs[None, :]
+    y = (tl.load(x_ptr + at, mask=ok, other=0.0) - mu) * r
+    if AFFINE:
+        y = y * tl.load(w_ptr + c, mask=c_ok, other=0.0)[:, None] + tl.load(b_ptr + c, mask=c_ok, other=0.0)[:, None]
+    tl.store(y_ptr + at, y, mask=ok)
+
+
+def _grad_sums_kernel(g_ptr, x_ptr, smean_ptr, sdy_ptr, sdyx_ptr, C, HW, NS, N_CB, CB: tl.constexpr,
+                      PB: tl.constexpr, DT: tl.constexpr):
+    # program: image n, channels [cb*CB, cb*CB + CB): sum dy and sum dy * (x - mean) over each plane
+    n = (tl.program_id(0) // N_CB).to(tl.int64)
+    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    c_ok = c < C
+    mu = tl.load(smean_ptr + (n // NS) * C + c, mask=c_ok, other=0.0)[:, None]
+    rows = ((n * C + c) * HW)[:, None]
+    sdy = tl.zeros([CB], dtype=DT)
+    sdyx = tl.zeros([CB], dtype=DT)
+    for start in range(0, HW, PB):
+        offs = start + tl.arange(0, PB)
+        ok = c_ok[:, None] & (offs < HW)[None, :]
+        g = tl.load(g_ptr + rows + offs[None, :], mask=ok, other=0.0)
+        d = tl.where(ok, tl.load(x_ptr + rows + offs[None, :], mask=ok, other=0.0) - mu, 0.0)
+        sdy += tl.sum(g, axis=1)
+        sdyx += tl.sum(g * d, axis=1)
+    tl.store(sdy_ptr + n * C + c, sdy, mask=c_ok)
+    tl.store(sdyx_ptr + n * C + c, sdyx, mask=c_ok)
+
+
+def _grad_combine_kernel(sdy_ptr, sdyx_ptr, srstd_ptr, tdy_ptr, tdyx_ptr, dw_ptr, db_ptr, C, NS, K,
+                         AFFINE: tl.constexpr, CB: tl.constexpr, IB: tl.constexpr, DT: tl.constexpr):
+    # program: channels [pid*CB, pid*CB + CB): the images' sums per sample block; the affine gradients
+    c = tl.program_id(0) * CB + tl.arange(0, CB)
+    c_ok = c < C
+    dw = tl.zeros([CB], dtype=DT)
+    db = tl.zeros([CB], dtype=DT)
+    for s in range(0, K):
+        a = tl.zeros([CB], dtype=DT)
+        b = tl.zeros([CB], dtype=DT)
+        for i0 in range(0, NS, IB):
+            i = i0 + tl.arange(0, IB)
+            ok = (i < NS)[:, None] & c_ok[None, :]
+            at = ((s * NS + i) * C)[:, None] + c[None, :]
+            a += tl.sum(tl.load(sdy_ptr + at, mask=ok, other=0.0), axis=0)
+            b += tl.sum(tl.load(sdyx_ptr + at, mask=ok, other=0.0), axis=0)
+        tl.store(tdy_ptr + s * C + c, a, mask=c_ok)
+        tl.store(tdyx_ptr + s * C + c, b, mask=c_ok)
+        if AFFINE:
+            dw += b * tl.load(srstd_ptr + s * C + c, mask=c_ok, other=0.0)
+            db += a
+    if AFFINE:
+        tl.store(dw_ptr + c, dw, mask=c_ok)
+        tl.store(db_ptr + c, db, mask=c_ok)
+
+
+def _dx_kernel(g_ptr, x_ptr, dx_ptr, smean_ptr, srstd_ptr, tdy_ptr, tdyx_ptr, w_ptr, C, HW, NS, N_CB,
+               AFFINE: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr):
+    n = (tl.program_id(0) // N_CB).to(tl.int64)
+    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    offs = tl.program_id(1) * PB + tl.arange(0, PB)
+    c_ok = c < C
+    ok = c_ok[:, None] & (offs < HW)[None, :]
+    stat = (n // NS) * C + c
+    m = NS * HW
+    mu = tl.load(smean_ptr + stat, mask=c_ok, other=0.0)
+    r = tl.load(srstd_ptr + stat, mask=c_ok, other=0.0)
+    mean_dy = tl.load(tdy_ptr + stat, mask=c_ok, other=0.0) / m
+    proj = tl.load(tdyx_ptr + stat, mask=c_ok, other=0.0) * r * r / m
+    scale = r
+    if AFFINE:
+        scale = r * tl.load(w_ptr + c, mask=c_ok, other=0.0)
+    at = ((n * C + c) * HW)[:, None] + offs[None, :]
+    g = tl.load(g_ptr + at, mask=ok, other=0.0)
+    x = tl.load(x_ptr + at, mask=ok, other=0.0)
+    dx = (g - mean_dy[:, None] - (x - mu[:, None]) * proj[:, None]) * scale[:, None]
+    tl.store(dx_ptr + at, dx, mask=ok)
+
+
+KERNELS = (_plane_stats_kernel, _combine_kernel, _normalize_kernel, _grad_sums_kernel, _grad_combine_kernel,
+           _dx_kernel)
+# sizes are run-time arguments (not specialised per value equal to 1 or divisible by 16): a few forms a step
+_SIZES = ("C", "HW", "N_CB", "NS", "K")
+
+
+@functools.cache
+def _kernels(interpret: bool) -> tuple:
+    del interpret  # part of the cache key: triton.jit reads TRITON_INTERPRET when it is called
+    return tuple(triton.jit(fn, do_not_specialize=[a for a in fn.__code__.co_varnames[:fn.__code__.co_argcount]
+                                                   if a in _SIZES]) for fn in KERNELS)
+
+
+def _settings(x: torch.Tensor):
+    kernels = _kernels(os.environ.get("TRITON_INTERPRET") == "1" and not x.is_cuda)
+    return kernels, (tl.float64 if x.dtype == torch.float64 else tl.float32)
+
+
+_CONST: dict = {}
+
+
+def _constants(momentum: float, eps: float, device, dtype) -> torch.Tensor:
+    """(momentum, eps) as a tensor of the input's dtype on its device, cached: exact in float64 (a Python
+    float passed to a kernel is float32) and no host->device copy in a step (a CUDA graph could not replay
+    one)."""
+    key = (float(momentum), float(eps), device, dtype)
+    if key not in _CONST:
+        _CONST[key] = torch.tensor([momentum, eps], dtype=dtype, device=device)
+    return _CONST[key]
+
+
+# the combine kernels' tiles: up to 1024 (image, channel) partial results a step of their loop
+_COMBINE_CH = 32
+
+
+def _combine_tile(ns: int) -> tuple[int, int]:
+    ib = _block(ns, cap=64)
+    return ib, _COMBINE_CH
+
+
+def forward(x, weight, bias, running_mean, running_var, momentum: float, eps: float, samples: int = 1):
+    """Training BatchNorm of ``x`` (N, C, H, W), contiguous, in ``samples`` blocks of N / samples images each
+    normalised by its own statistics; the running statistics (if given) updated in place as ``samples``
+    successive ``F.batch_norm`` calls update them. Returns (y, mean, rstd), the last two (samples, C)."""
+    (stats_k, combine_k, norm_k, _, _, _), dt = _settings(x)
+    n, c = x.shape[:2]
+    hw = x[0, 0].numel()
+    ns = n // samples
+    if ns * hw <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+    part = torch.empty((2, n, c), dtype=x.dtype, device=x.device)
+    cb, pb = _tiles(c, hw)
+    n_cb = triton.cdiv(c, cb)
+    warps = max(1, min(8, cb * pb // 128))
+    stats_k[(n * n_cb,)](x, part[0], part[1], c, hw, n_cb, CB=cb, PB=pb, ONE=hw <= pb, DT=dt, num_warps=warps)
+    stat = torch.empty((2, samples, c), dtype=x.dtype, device=x.device)
+    track = running_mean is not None
+    ib, ccb = _combine_tile(ns)
+    combine_k[(triton.cdiv(c, ccb),)](part[0], part[1], running_mean if track else x, running_var if track else x,
+                                      stat[0], stat[1], _constants(momentum, eps, x.device, x.dtype), c, ns,
+                                      samples, hw, TRACK=track, CB=ccb, IB=ib, DT=dt, num_warps=4)
+    y = torch.empty_like(x)
+    affine = weight is not None
+    norm_k[(n * n_cb, triton.cdiv(hw, pb))](x, y, stat[0], stat[1], weight if affine else x, bias if affine else x,
+                                            c, hw, ns, n_cb, AFFINE=affine, CB=cb, PB=pb, num_warps=warps)
+    return y, stat[0], stat[1]
+
+
+def backward(grad, x, weight, mean, rstd, samples: int, need_input: bool = True, need_affine: bool = True):
+    """(dx, dweight, dbias) of :func:`forward`'s output, each None where not asked for (or no weight)."""
+    (_, _, _, sums_k, gcombine_k, dx_k), dt = _settings(x)
+    n, c = x.shape[:2]
+    hw = x[0, 0].numel()
+    ns = n // samples
+    affine = weight is not None and need_affine
+    part = torch.empty((2, n, c), dtype=x.dtype, device=x.device)
+    cb, pb = _tiles(c, hw)
+    n_cb = triton.cdiv(c, cb)
+    warps = max(1, min(8, cb * pb // 128))
+    sums_k[(n * n_cb,)](grad, x, mean, part[0], part[1], c, hw, ns, n_cb, CB=cb, PB=pb, DT=dt, num_warps=warps)
+    tot = torch.empty((2, samples, c), dtype=x.dtype, device=x.device)
+    dw = torch.empty_like(weight) if affine else None
+    db = torch.empty_like(weight) if affine else None
+    ib, ccb = _combine_tile(ns)
+    gcombine_k[(triton.cdiv(c, ccb),)](part[0], part[1], rstd, tot[0], tot[1], dw if affine else x,
+                                       db if affine else x, c, ns, samples, AFFINE=affine, CB=ccb, IB=ib, DT=dt,
+                                       num_warps=4)
+    dx = None
+    if need_input:
+        dx = torch.empty_like(x)
+        dx_k[(n * n_cb, triton.cdiv(hw, pb))](grad, x, dx, mean, rstd, tot[0], tot[1],
+                                              weight if weight is not None else x, c, hw, ns, n_cb,
+                                              AFFINE=weight is not None, CB=cb, PB=pb, num_warps=warps)
+    return dx, dw, db
+
+
+class BatchNormTrain(torch.autograd.Function):
+    """:func:`forward` with :func:`backward`; keeps the input, the weight and the (samples, C) statistics,
+    as torch's BatchNorm does, and computes each gradient only when the backward pass uses it."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, samples):
+        x = x.contiguous()
+        y, mean, rstd = forward(x, weight, bias, running_mean, running_var, momentum, eps, samples)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.samples = samples
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, rstd = ctx.saved_tensors
+        need_x = ctx.needs_input_grad[0] and engine_needs(x)
+        need_affine = weight is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]) and (
+            engine_needs(weight))
+        if not (need_x or need_affine):
+            return None, None, None, None, None, None, None, None
+        dx, dw, db = backward(grad.contiguous(), x, weight, mean, rstd, ctx.samples, need_x, need_affine)
+        return dx, dw, db, None, None, None, None, None
+
+
+def batch_norm(x, running_mean, running_var, weight, bias, momentum: float, eps: float,
+               samples: int = 1) -> torch.Tensor:
+    """Training ``F.batch_norm`` (batch statistics, running statistics updated) in the kernels above, each of
+    ``samples`` consecutive blocks of the batch by its own statistics (:func:`harness.nn.groups.batch_norm`'s
+    meaning)."""
+    return BatchNormTrain.apply(x, weight, bias, running_mean, running_var, float(momentum), float(eps),
+                                int(samples))
