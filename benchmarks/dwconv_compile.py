@@ -6,6 +6,7 @@ Triton's interpreter (the tests) checks what the kernels compute, not that they 
     python benchmarks/dwconv_compile.py --method darts          # darts space, paper size, sm_90
     python benchmarks/dwconv_compile.py --method darts --arch 80   # an A100
     python benchmarks/dwconv_compile.py --method gdas --slots      # GDAS's chosen-op slots (harness.nn.slots)
+    python benchmarks/dwconv_compile.py --method darts --bn        # harness.nn.bntriton's BatchNorm kernels
 
 The forms come from the real launch code: one forward of the search network records the Triton form's calls
 (``benchmarks/dwconv_bench.py``'s ``collect``), then each call's forward, input-gradient and weight-gradient
@@ -97,6 +98,30 @@ def forms_of(calls, dtype="float32") -> dict:
     return forms
 
 
+def bn_forms_of(calls, dtype="float32") -> dict:
+    """:func:`forms_of` for harness.nn.bntriton's kernels: each call's forward and backward launches."""
+    import torch
+
+    from harness.nn import bntriton
+
+    forms: dict = {}
+    recorders = tuple(_Recorder(fn, forms) for fn in bntriton.KERNELS)
+    real = bntriton._settings
+    dt = getattr(torch, dtype)
+    bntriton._settings = lambda x: (recorders, bntriton.tl.float64 if x.dtype == torch.float64 else bntriton.tl.float32)
+    try:
+        for shape, affine, track, samples in calls:
+            x = torch.empty(shape, device="meta", dtype=dt)
+            c = shape[1]
+            w, b = (torch.empty(c, device="meta", dtype=dt) for _ in range(2)) if affine else (None, None)
+            rm, rv = (torch.empty(c, device="meta", dtype=dt) for _ in range(2)) if track else (None, None)
+            y, mean, rstd = bntriton.forward(x, w, b, rm, rv, 0.1, 1e-5, samples)
+            bntriton.backward(torch.empty_like(y), x, w, mean, rstd, samples)
+    finally:
+        bntriton._settings = real
+    return forms
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     search_step.step_arguments(ap, space="darts")
@@ -106,6 +131,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--slots", action="store_true",
                     help="a single-path method's forward in harness.nn.slots's form (cell.slots=true): its "
                          "per-unit-geometry kernels")
+    ap.add_argument("--bn", action="store_true",
+                    help="harness.nn.bntriton's BatchNorm kernels (groups.BATCHNORM_TRITON) instead of the depthwise ones")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -115,6 +142,7 @@ def main(argv=None) -> dict:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    import bn_bench
     import dwconv_bench
 
     if args.slots:
@@ -124,8 +152,9 @@ def main(argv=None) -> dict:
     search_step.ready(sampler, net, opt, True)
     gen = torch.Generator().manual_seed(1234)
     net.train()  # (the slots' form runs in training forwards)
-    calls = dwconv_bench.collect(net, torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen))
-    forms = forms_of(calls)
+    x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen)
+    calls = bn_bench.collect(net, x) if args.bn else dwconv_bench.collect(net, x)
+    forms = bn_forms_of(calls) if args.bn else forms_of(calls)
     ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
     target = GPUTarget("cuda", args.arch, 32)
     rows = []
@@ -150,10 +179,12 @@ def main(argv=None) -> dict:
                      "shared_bytes": compiled.metadata.shared, "compile_s": round(seconds, 2)})
     out = {"command": "python benchmarks/dwconv_compile.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
-           "layers": layers, "slots": args.slots, "arch": args.arch, "geometries": len(calls), "forms": len(forms), "compiled": rows,
+           "layers": layers, "slots": args.slots, "bn": args.bn, "arch": args.arch, "geometries": len(calls),
+           "forms": len(forms), "compiled": rows,
            "triton": triton.__version__, "torch": torch.__version__, "python": platform.python_version(),
            "date": time.strftime("%Y-%m-%d")}
-    print(f"{args.method} on {args.space} (C={args.channels}, {layers} cells): {len(calls)} depthwise geometries a "
+    what = "training BatchNorm shapes" if args.bn else "depthwise geometries"
+    print(f"{args.method} on {args.space} (C={args.channels}, {layers} cells): {len(calls)} {what} a "
           f"forward, {len(forms)} kernel forms; compiled {len(rows)} for sm_{args.arch} with Triton "
           f"{triton.__version__} (no GPU)")
     print("| kernel | constexprs | warps | launches a forward | registers | spill bytes | shared bytes | compile s |\n"

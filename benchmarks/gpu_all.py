@@ -59,6 +59,10 @@ def items(tiny: bool):
     # DARTS: the drift verdict that decides runtime.cuda_graph's default, against three rounding baselines
     # (one draw left the darts graph step "outside" by one step on 2026-12-04; BENCHMARKS.md)
     draws = ["--drift-baseline", "--baseline-draws", "3", "--sync-check"]
+    # issue 17's drift verdicts came out "outside" by one step for GDAS, ROME's all-op pass and EnTranNAS-DST
+    # against the 1-ulp float32 baseline, which sits below cuDNN's TF32 rounding (BENCHMARKS.md, the second H200
+    # run): those items and the slot items also take a baseline at TF32's rounding unit
+    tf32 = ["--tf32-baseline"]
     out = [(130, "darts darts", "step", ["--method", "darts", "--space", "darts", "--steps", mid, *step, *draws]),
            (50, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", "2" if tiny else "30",
                                         *step, *draws]),
@@ -71,33 +75,35 @@ def items(tiny: bool):
                                                    "--steps", "1" if tiny else "3", "--warmup", warm])]
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
-    est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 51}
+    est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 51, "gdas": 23, "entrannas-dst": 25}
     # TINY: ROME with K=3 samples (its grouped and routed passes are the same code; the CPU check stays under
     # a minute)
     k3 = ["--set", "optimizer.samples=3"] if tiny else []
     out += [(est.get(m, 20), f"{m} darts", "step",
              ["--method", m, "--space", "darts", "--steps", few, *step,
-              *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else []), *(k3 if m.startswith("rome") else [])])
+              *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else []),
+              *(tf32 if m in ("gdas", "entrannas-dst") else []), *(k3 if m.startswith("rome") else [])])
             for m in OTHER_METHODS]
     # ROME's default (optimizer.group_ops=auto: on CUDA the chosen-op pass, one host read per pass, no CUDA
     # graph) and right after it its all-op pass (no host read, capturable): which of the two (or eager) wins
     rome = [label for _, label, _, _ in out].index("rome-v2 darts")
-    out.insert(rome + 1, (57, "rome-v2 darts all", "step",
+    out.insert(rome + 1, (66, "rome-v2 darts all", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                           "--sync-check", "--set", "optimizer.group_ops=all", *k3]))
+                           "--sync-check", *tf32, "--set", "optimizer.group_ops=all", *k3]))
     # ROME's K samples through the conv slots (cell.slots with the capturable grouped pass): counted at a third
     # of the all-op pass's bytes (BENCHMARKS.md), the eager K-loop's per-sample arithmetic in one captured pass
     ra = [label for _, label, _, _ in out].index("rome-v2 darts all")
-    out.insert(ra + 1, (50, "rome-v2 darts slots", "step",
+    out.insert(ra + 1, (59, "rome-v2 darts slots", "step",
                         ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                         "--sync-check", "--set", "optimizer.group_ops=all", "--set", "cell.slots=true", *k3]))
+                         "--sync-check", *tf32, "--set", "optimizer.group_ops=all", "--set", "cell.slots=true",
+                         *k3]))
     # GDAS with its sampled ops in conv slots chosen on the device (harness.nn.slots, cell.slots; off by
     # default): a third of the all-op pass's bytes in a captured step, against that pass just before it (117 ms
     # on the H200, 1.62x its eager step; issue 17 asks 3x). Its 14 Triton kernel forms compile in the warm-up
     gd = [label for _, label, _, _ in out].index("gdas darts")
-    out.insert(gd + 1, (30, "gdas darts slots", "step",
+    out.insert(gd + 1, (33, "gdas darts slots", "step",
                         ["--method", "gdas", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                         "--sync-check", "--set", "cell.slots=true"]))
+                         "--sync-check", *tf32, "--set", "cell.slots=true"]))
     # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
     # default, derives on the device only in the captured step, on the host otherwise)
     for m in ("entrannas", "entrannas-dst"):
@@ -125,9 +131,17 @@ def items(tiny: bool):
     out += [(45, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
                                             *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution",
                                                "8", "--max-geometries", "2"] if tiny else [])])]
-    out += [(70, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
-                                                      "--variants", "default,triton-dw" if tiny else
-                                                      "default,triton-dw,no-merge+pw-matmul,merge+conv",
+    # the step's training BatchNorm calls, torch's kernels against harness.nn.bntriton's, shape by shape (29 shapes
+    # at paper size, 17 kernel forms; never run on a GPU). TINY: the two most-called shapes, in the interpreter
+    out += [(25, "bn darts", "bn", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
+                                    *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution", "8",
+                                       "--max-shapes", "2"] if tiny else [])])]
+    # BatchNorm in Triton kernels too (harness.nn.bntriton, off by default: torch's NCHW kernels ran at a fifth
+    # of the memory's bandwidth in the H200 profile), alone and with the depthwise ones; merge+conv, the form
+    # before 2026-12-04 (timed twice: 115.7 ms), gave its place to them
+    out += [(85, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
+                                                      "--variants", "default,triton-dw+bn" if tiny else
+                                                      "default,triton-dw,triton-bn,triton-dw+bn,no-merge+pw-matmul",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
                                                       "--variants", "default,channels-last" if tiny else
@@ -239,6 +253,8 @@ def main(argv=None) -> int:
                 record = _load("step_variants").main(item_args)
             elif kind == "dwconv":
                 record = _load("dwconv_bench").main(item_args)
+            elif kind == "bn":
+                record = _load("bn_bench").main(item_args)
             elif kind == "f64":
                 record = _load("drift_vs_float64").main(
                     [*item_args, "--device", "cuda" if _cuda() else "cpu"])

@@ -20,6 +20,10 @@ Targets (issues 12 and 17; judged only from the file):
   1e-6, float32's rounding of a loss). A discrete-choice method (GDAS, ROME, EnTranNAS) jumps apart at
   its first flipped choice, so the step of departure, not the maximum after it, is what can be compared
   (BENCHMARKS.md, "fp32 drift of the device-side choice ..."). The figures are printed beside the verdict.
+  Where an item also has the TF32-unit baseline (eager with every weight x (1 + 2^-11); ``search_step.py
+  --tf32-baseline``) and its kernels used TF32, the same rule against that baseline is a second row: cuDNN
+  rounds float32 convolution operands to TF32 there, and eager and fused steps take different algorithms,
+  so rounding at that unit is the arithmetic's own noise, which the 1-ulp float32 baseline sits below.
 * `runtime.cuda_graph` on by default once graph mode has run (captured and replayed) on darts and nb201
   and its drift is within the baseline.
 
@@ -91,17 +95,17 @@ def best_mode(rec: dict) -> str:
 def _drift(rec: dict, mode: str) -> tuple:
     """(first step off by > 1e-4, max relative loss difference, arch difference) of ``mode`` (fast, graph)
     or of the rounding ``baseline``, under search_step.py's keys."""
-    pre, suf = ("baseline_", "") if mode == "baseline" else ("", "" if mode == "fast" else f"_{mode}")
+    pre, suf = (f"{mode}_", "") if mode.startswith("baseline") else ("", "" if mode == "fast" else f"_{mode}")
     return tuple(rec[f"{pre}{key}{suf}"] for key in ("first_step_loss_over_1e-4", "loss_max_rel_diff",
                                                      "arch_max_rel_diff"))
 
 
-def drift_verdict(rec: dict, mode: str) -> str | None:
-    """'within' / 'outside: why' for ``mode`` against the rounding baseline (module docstring), or None
-    when the record has no baseline."""
-    if "baseline_loss_max_rel_diff" not in rec:
+def drift_verdict(rec: dict, mode: str, baseline: str = "baseline") -> str | None:
+    """'within' / 'outside: why' for ``mode`` against the rounding ``baseline`` (module docstring; or
+    ``baseline_tf32``, search_step.py --tf32-baseline's), or None when the record has no such baseline."""
+    if f"{baseline}_loss_max_rel_diff" not in rec:
         return None
-    (first, rel, _), (first0, rel0, _) = _drift(rec, mode), _drift(rec, "baseline")
+    (first, rel, _), (first0, rel0, _) = _drift(rec, mode), _drift(rec, baseline)
     if first is not None:
         if first0 is None:
             return f"outside: leaves eager at step {first}, the baseline never does"
@@ -179,9 +183,23 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                     draws = r.get("baseline_draws", 1)
                     verdict = (("(reference)" if draws == 1 else f"(reference: the spread of {draws} draws)")
                                if mode == "baseline" else drift_verdict(r, mode))
+                    tf32 = drift_verdict(r, mode, "baseline_tf32") if mode != "baseline" else None
+                    if tf32 is not None:
+                        verdict += f"; against the TF32-unit baseline: {tf32}"
                     out.append(f"| {r['item']} | {r['steps_compared']} | {mode} | {_fmt(first, 'd')} | "
                                f"{rel:.1e} | {arch:.1e} | {verdict} |")
-            out.append("")
+                if "baseline_tf32_loss_max_rel_diff" in r:
+                    first, rel, arch = _drift(r, "baseline_tf32")
+                    on = "TF32 on" if r.get("baseline_tf32_kernels_use_tf32") else "TF32 not in use"
+                    out.append(f"| {r['item']} | {r['steps_compared']} | baseline, weights x (1 + 2^-11) | "
+                               f"{_fmt(first, 'd')} | {rel:.1e} | {arch:.1e} | (reference at TF32's rounding "
+                               f"unit; {on}) |")
+            out += ["", "The TF32-unit baseline (`search_step.py --tf32-baseline`, where an item has it): cuDNN's "
+                    "convolutions round float32 operands to TF32 (10 mantissa bits) where TF32 is allowed, "
+                    "torch's default, and eager and fused steps run different convolution algorithms, so a "
+                    "1-ulp float32 perturbation sits below the kernels' own rounding; weights x (1 + 2^-11) is "
+                    "a perturbation at that rounding unit.", ""] if any(
+                "baseline_tf32_loss_max_rel_diff" in r for r in drifted) else [""]
 
     out += ["### Targets", "", "| target | figure | met |", "|---|---|---|"]
     by_item = {r["item"]: r for r in steps}
@@ -228,6 +246,10 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             if v is not None:
                 out.append(f"| {r['item']}, {m}: fp32 drift within the rounding baseline | {v} | "
                            f"{'yes' if v == 'within' else 'no'} |")
+            v = drift_verdict(r, m, "baseline_tf32") if m in r["modes"] else None
+            if v is not None and r.get("baseline_tf32_kernels_use_tf32"):
+                out.append(f"| {r['item']}, {m}: drift within the TF32-unit rounding baseline (the kernels' "
+                           f"TF32) | {v} | {'yes' if v == 'within' else 'no'} |")
     graphed = [by_item.get(i) for i in ("darts darts", "darts nb201")]
     ok = all(r is not None and "graph" in r["modes"] and drift_verdict(r, "graph") == "within" for r in graphed)
     out.append(f"| runtime.cuda_graph on by default: graph mode ran on darts and nb201 within the baseline | "
@@ -274,8 +296,8 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             continue
         best = min(ran, key=lambda name: vs[name]["ms_per_step_median"])
         out += ["", f"Fastest: {best} ({vs[best]['ms_per_step_median']:.1f} ms)."
-                + ("" if best == first else f" Its settings: {vs[best]['settings']} (harness.nn.fused, or the "
-                   "memory format)."), ""]
+                + ("" if best == first else f" Its settings: {vs[best]['settings']} (harness.nn.fused; "
+                   "BATCHNORM_TRITON: harness.nn.groups; or the memory format)."), ""]
     for r in (r for r in records if str(r.get("item", "")).startswith("dwconv")):
         t = r["totals_per_forward"]
         out += [f"### Depthwise convs, torch's kernels against Triton's: {r['item']} (`benchmarks/dwconv_bench.py`)",
@@ -296,6 +318,12 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
         out += ["", f"Per forward (each geometry's time times its calls): forward torch {t['torch_fwd_ms']:.2f} ms, "
                 f"Triton {t['triton_fwd_ms']:.2f} ms; forward and both gradients torch {t['torch_fwd_bwd_ms']:.2f} "
                 f"ms, Triton {t['triton_fwd_bwd_ms']:.2f} ms.", ""]
+    for r in (r for r in records if str(r.get("item", "")).startswith("bn ")):
+        out += [f"### Training BatchNorm, torch's kernels against Triton's: {r['item']} (`benchmarks/bn_bench.py`)",
+                "", f"{r['method']} on {r['space']}, batch {r['batch']}, C={r['channels']}, {r['layers']} cells, "
+                f"{r['device']}, triton {r['triton']}; median of {r['reps']} CUDA-graph replays per shape"
+                + (" (Triton's interpreter: the times say nothing about a GPU)" if r.get("interpreter") else "")
+                + f"; `{r['command']}`", "", bn_table(r), ""]
     if f64:
         out += ["### Each float32 mode against the float64 step (`benchmarks/drift_vs_float64.py`)", "",
                 "| item | batch, C, cells | mode | loss relative error per step | largest parameter relative "
@@ -323,6 +351,24 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                 out.append(f"* {r['failed']}: failed: {r['error']}")
         out.append("")
     return "\n".join(out)
+
+
+def bn_table(r: dict) -> str:
+    """A ``benchmarks/bn_bench.py`` record's markdown table and totals (that script prints it too)."""
+    lines = ["| input | affine | samples | calls a forward | torch fwd ms | Triton fwd ms | torch fwd+bwd ms "
+             "| Triton fwd+bwd ms | rel. err. vs float64, torch (y, grads) | Triton |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in r["shapes"]:
+        lines.append(f"| {'x'.join(map(str, s['input']))} | {'yes' if s['affine'] else 'no'} | {s['samples']} | "
+                     f"{s['calls_per_forward']} | {s['torch_fwd_ms']:.3f} | {s['triton_fwd_ms']:.3f} | "
+                     f"{s['torch_fwd_bwd_ms']:.3f} | {s['triton_fwd_bwd_ms']:.3f} | "
+                     + ", ".join(f"{e:.0e}" for e in s["torch_rel_err"]) + " | "
+                     + ", ".join(f"{e:.0e}" for e in s["triton_rel_err"]) + " |")
+    t = r["totals_per_forward"]
+    lines += ["", f"Per forward (each shape's time times its calls): forward torch {t['torch_fwd_ms']:.2f} ms, "
+              f"Triton {t['triton_fwd_ms']:.2f} ms; forward and gradients torch {t['torch_fwd_bwd_ms']:.2f} ms, "
+              f"Triton {t['triton_fwd_bwd_ms']:.2f} ms."]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

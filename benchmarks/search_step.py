@@ -53,6 +53,12 @@ def main(argv=None):
                          "with every weight element scaled by (1 + s * 2^-23), s a random sign (seeded by the "
                          "draw); the baseline recorded is their spread: the earliest departure, the largest "
                          "differences (one draw underestimates how far rounding alone moves a trajectory)")
+    ap.add_argument("--tf32-baseline", action="store_true",
+                    help="with --drift-baseline: one more baseline, eager with every weight scaled by (1 + 2^-11), "
+                         "the rounding unit of TF32 (10 mantissa bits): what cuDNN's convolutions round float32 "
+                         "operands to where TF32 is allowed (torch's default for them), so that a 1-ulp float32 "
+                         "baseline sits below the kernels' own rounding. Recorded apart (baseline_tf32_*), "
+                         "with whether the kernels could use TF32")
     ap.add_argument("--count-ops", action="store_true",
                     help="also count the aten operators one step dispatches (forward, backward, optimizer): "
                          "on a GPU each is at least one kernel launch, so this is the launch count any device "
@@ -162,6 +168,9 @@ def main(argv=None):
             name = "eager-perturbed" if d == 0 else f"eager-perturbed-{d}"
             modes.append(name)
             runs[name] = build(False, perturb=2.0 ** -23, draw=d)
+        if args.tf32_baseline:
+            modes.append(TF32_BASELINE)
+            runs[TF32_BASELINE] = build(False, perturb=2.0 ** -11)
 
     def step(run, i, timed: bool, graph: bool = False):
         _set_rng_state(device, run["rng"])  # each mode has its own random stream (noise, Gumbel draws)
@@ -294,7 +303,16 @@ def main(argv=None):
                          f"loss_rel_diff_per_step{suffix}": [float(f"{v:.3g}") for v in curve]})
             print(f"speedup eager/{mode}: {ratio:.2f}x; over {len(e['losses'])} steps: max relative loss "
                   f"difference {rel:.2e}, arch parameters {alpha:.2e}; loss first off by >1e-4 at step {first}")
-        draws = [drift(e, runs[m]) for m in modes if m.startswith("eager-perturbed")]
+        if TF32_BASELINE in runs:  # (apart from the float32 draws: a wider, different reference)
+            rel0, alpha0, first0, curve0 = drift(e, runs[TF32_BASELINE])
+            base.update({"baseline_tf32_loss_max_rel_diff": rel0, "baseline_tf32_arch_max_rel_diff": alpha0,
+                         "baseline_tf32_first_step_loss_over_1e-4": first0,
+                         "baseline_tf32_loss_rel_diff_per_step": [float(f"{v:.3g}") for v in curve0],
+                         "baseline_tf32_kernels_use_tf32": bool(device.type == "cuda" and tf32["cudnn"])})
+            print(f"TF32-unit baseline, eager vs eager with weights x (1 + 2^-11): loss {rel0:.2e}, arch parameters "
+                  f"{alpha0:.2e}; loss first off by >1e-4 at step {first0} (cuDNN's TF32 on here: "
+                  f"{base['baseline_tf32_kernels_use_tf32']})")
+        draws = [drift(e, runs[m]) for m in modes if m.startswith("eager-perturbed") and m != TF32_BASELINE]
         if draws:  # the rounding spread: the earliest departure and the largest differences of the draws
             firsts = [d[2] for d in draws if d[2] is not None]
             rel0, alpha0 = max(d[0] for d in draws), max(d[1] for d in draws)
@@ -314,6 +332,9 @@ def main(argv=None):
     out = {**base, **({"modes": results} if args.compare else {"mode": modes[0], **results[modes[0]]})}
     print(json.dumps(out))
     return write_json(out, args.json)
+
+
+TF32_BASELINE = "eager-perturbed-tf32"  # --tf32-baseline's mode
 
 
 def write_json(out: dict, path: str | None) -> dict:

@@ -15,6 +15,9 @@ name means the same kernels whatever the shipped defaults are:
 * ``triton-dw``: ``spread`` with ``DEPTHWISE_TRITON = True``: while captured, the depthwise convs in
   harness.nn.dwconv's Triton kernels, the ReLU before a chain's second depthwise conv fused into it (the
   other variants: torch's kernels, ``DEPTHWISE_TRITON = False``). Uncaptured (a CPU) it is ``spread``.
+* ``triton-bn``: ``spread`` with ``harness.nn.groups.BATCHNORM_TRITON = True``: while captured, every training
+  BatchNorm in harness.nn.bntriton's Triton kernels (the other variants: torch's, ``BATCHNORM_TRITON = False``).
+* ``triton-dw+bn``: both Triton forms.
 * ``no-merge+pw-matmul``: ``MERGE_KERNEL = 0`` (3x3 depthwise units keep their own groups: 9 taps each)
   and ``POINTWISE_MATMUL = True`` (grouped 1x1 convolutions as one batched matrix product, cuBLAS); the
   fastest form of the H200 ranking of 2026-12-04. This and the forms below: ``SPREAD_DEPTHWISE = False``.
@@ -47,11 +50,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
 import search_step  # noqa: E402
 
-_TORCH_DW = {"DEPTHWISE_TRITON": False}
+_TORCH_DW = {"DEPTHWISE_TRITON": False, "BATCHNORM_TRITON": False}
+_SPREAD = {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True}
 VARIANTS = {
     "default": {},
-    "spread": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True, **_TORCH_DW},
-    "triton-dw": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True, "DEPTHWISE_TRITON": True},
+    "spread": {**_SPREAD, **_TORCH_DW},
+    "triton-dw": {**_SPREAD, "DEPTHWISE_TRITON": True, "BATCHNORM_TRITON": False},
+    "triton-bn": {**_SPREAD, "DEPTHWISE_TRITON": False, "BATCHNORM_TRITON": True},
+    "triton-dw+bn": {**_SPREAD, "DEPTHWISE_TRITON": True, "BATCHNORM_TRITON": True},
     "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
     "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
     "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
@@ -63,18 +69,20 @@ VARIANTS = {
 
 @contextlib.contextmanager
 def variant_settings(settings: dict):
-    """``harness.nn.fused``'s module settings of a variant, for the steps inside (restored after)."""
-    from harness.nn import fused
+    """``harness.nn.fused``'s (``BATCHNORM_TRITON``: ``harness.nn.groups``'s) module settings of a variant, for
+    the steps inside (restored after)."""
+    from harness.nn import fused, groups
 
     names = [k for k in settings if k not in ("channels_last", "slots")]
-    old = {k: getattr(fused, k) for k in names}
+    home = {k: groups if k == "BATCHNORM_TRITON" else fused for k in names}
+    old = {k: getattr(home[k], k) for k in names}
     try:
         for k in names:
-            setattr(fused, k, settings[k])
+            setattr(home[k], k, settings[k])
         yield
     finally:
         for k, v in old.items():
-            setattr(fused, k, v)
+            setattr(home[k], k, v)
 
 
 def main(argv=None) -> dict:

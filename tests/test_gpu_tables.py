@@ -202,3 +202,26 @@ def test_dwconv_table_weighs_each_geometry_by_its_calls():
     assert ("| 64x32x32x32 | 128x1x3x3 | 1 | 1 | 4 | no | yes | 6 | 0.050 | 0.040 | 0.300 | 0.200 | 1e-07, 2e-07, 3e-07 "
             "| 1e-07, 1e-07, 4e-07 |") in text
     assert "forward and both gradients torch 1.80 ms, Triton 1.20 ms" in text
+
+
+def test_a_tf32_unit_baseline_is_a_second_verdict_where_the_kernels_used_tf32():
+    """GDAS's graph step leaves eager at step 1, the 1-ulp baseline at step 2 (outside), the baseline at TF32's
+    rounding unit at step 1 (within: not earlier); its fast step at step 0 is outside both. A record whose
+    kernels did not use TF32 gets no TF32 target row."""
+    rec = _step("gdas darts", 200.0, 60.0, 50.0, drift={"baseline": (2, 0.05), "fast": (0, 0.09),
+                                                        "graph": (1, 0.08)})
+    rec.update({"baseline_tf32_first_step_loss_over_1e-4": 1, "baseline_tf32_loss_max_rel_diff": 0.07,
+                "baseline_tf32_arch_max_rel_diff": 0.5, "baseline_tf32_kernels_use_tf32": True})
+    off = dict(rec, item="gdas darts slots", baseline_tf32_kernels_use_tf32=False)
+    text = gpu_tables.tables([rec, off])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "leaves eager at step 1, the baseline at step 2" in rows["gdas darts, graph: fp32 drift within the rounding baseline"]
+    assert rows["gdas darts, graph: drift within the TF32-unit rounding baseline (the kernels' TF32)"].endswith(
+        "| within | yes |")
+    assert "leaves eager at step 0, the baseline at step 1" in \
+        rows["gdas darts, fast: drift within the TF32-unit rounding baseline (the kernels' TF32)"]
+    assert "gdas darts slots, graph: drift within the TF32-unit rounding baseline (the kernels' TF32)" not in rows
+    assert "| gdas darts | 10 | baseline, weights x (1 + 2^-11) | 1 | 7.0e-02 | 5.0e-01 | (reference at TF32's " \
+           "rounding unit; TF32 on) |" in text
+    assert "| gdas darts | 10 | graph | 1 | 8.0e-02 | 1.0e-06 | outside: leaves eager at step 1, the baseline at " \
+           "step 2; against the TF32-unit baseline: within |" in text

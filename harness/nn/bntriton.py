@@ -41,8 +41,11 @@ import os
 
 import torch
 
-from harness.nn.dwconv import _block, _tiles, tl, triton, why_not  # noqa: F401  (why_not: the same conditions)
+from harness.nn import dwconv
+from harness.nn.dwconv import _block, _tiles, tl, triton
 from harness.nn.groups import engine_needs
+
+why_not = dwconv.why_not  # why the kernels cannot run on a tensor: the depthwise kernels' conditions
 
 # The kernels: plain functions made Triton kernels at first use (as harness.nn.dwconv's, which
 # benchmarks/dwconv_compile.py --bn also compiles for a GPU this machine does not have).

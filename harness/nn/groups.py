@@ -127,12 +127,22 @@ def engine_needs(t: torch.Tensor) -> bool:
 # all-op step at the paper's size: 903 instead of 1,016 GB moved, for 821 more kernels;
 # benchmarks/results/2026-12-04-kernels-recounted/).
 PER_BLOCK_UP_TO = 3
+# BATCHNORM_TRITON: while a CUDA graph is captured, training BatchNorm (any number of sample blocks in one call)
+# in harness.nn.bntriton's kernels instead of torch's (whose NCHW kernels reduce a channel per thread block).
+# Off until a GPU has timed it (benchmarks/step_variants.py's "triton-bn" and "triton-dw+bn"); uncaptured
+# steps keep torch's kernels (a Python Function's host cost).
+BATCHNORM_TRITON = False
 
 
 def batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats: bool, momentum: float, eps: float,
                samples: int) -> torch.Tensor:
     """``F.batch_norm`` with each of ``samples`` consecutive blocks of the batch normalised by its own
     statistics (training), and the running statistics updated as ``samples`` successive calls would."""
+    if use_batch_stats and BATCHNORM_TRITON and capturing(x):
+        from harness.nn import bntriton  # (it imports this module)
+
+        if bntriton.why_not(x) is None:
+            return bntriton.batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, samples)
     if samples == 1 or not use_batch_stats:  # eval with running statistics: the same for every sample
         return F.batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, eps)
     if samples <= PER_BLOCK_UP_TO or capturing(x):

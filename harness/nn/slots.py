@@ -345,15 +345,15 @@ class _Gathered:
         """Instances a..b's BatchNorm of ``h`` (B, (b-a)*C, H, W) in training, their running statistics
         updated."""
         sl = self.slots
-        return F.batch_norm(h, self.rm.data[a:b].view(-1), self.rv.data[a:b].view(-1), None, None, True,
-                            sl.momentum, sl.eps)
+        return groups.batch_norm(h, self.rm.data[a:b].view(-1), self.rv.data[a:b].view(-1), None, None, True,
+                                 sl.momentum, sl.eps, 1)
 
     def shared_batch_norm(self, h: torch.Tensor, j: int) -> torch.Tensor:
         """One input ``h`` (B, K*C, H, W) normalised for all units of pool ``j`` alike (the same output: no
         affine parameters); its batch statistics kept for their running statistics (:meth:`finish`)."""
         # momentum 1 on zeros: the running buffers become the batch's own mean and unbiased variance
-        return F.batch_norm(h, self.pool_stats.data[0, j], self.pool_stats.data[1, j], None, None, True, 1.0,
-                            self.slots.eps)
+        return groups.batch_norm(h, self.pool_stats.data[0, j], self.pool_stats.data[1, j], None, None, True, 1.0,
+                                 self.slots.eps, 1)
 
     def finish(self) -> None:
         """The chosen modules' running statistics and batch counters, written back: with K samples, a module
