@@ -384,6 +384,32 @@ def test_first_depthwise_conv_keeps_each_source_once_for_backward(monkeypatch):
     assert spread < 0.95 * repeated, (spread, repeated)  # here 0.87 (0.88: 6.73 against 7.68 GiB at paper size)
 
 
+def test_pools_on_the_cell_inputs_run_once_per_input(monkeypatch):
+    """SPREAD_POOLS: a cell-input pass's max and average pools (8 units each: s0, s1, s0, s1, ... for the 4
+    nodes) pool the two inputs once, 2*C channels, not 8*C, and repeat the pooled maps for the units (the
+    same outputs: test_layout_variants_follow_the_eager_trajectory_in_float64 fails when the repeat's order
+    is wrong). Counted by the pools' input channels in one forward of the test supernet, both settings."""
+    import harness.nn.fused as fused
+
+    def widest(spread):
+        monkeypatch.setattr(fused, "SPREAD_POOLS", spread)
+        _, fast = pair("darts")
+        stem_c = max(m.out_channels for m in fast.modules() if isinstance(m, torch.nn.Conv2d))
+        seen = []
+        real_max, real_avg = F.max_pool2d, F.avg_pool2d
+        monkeypatch.setattr(fused.F, "max_pool2d", lambda h, *a, **k: seen.append(h.shape[1]) or real_max(h, *a, **k))
+        monkeypatch.setattr(fused.F, "avg_pool2d", lambda h, *a, **k: seen.append(h.shape[1]) or real_avg(h, *a, **k))
+        try:
+            fast(torch.randn(2, 3, 16, 16))
+        finally:
+            monkeypatch.setattr(fused.F, "max_pool2d", real_max)
+            monkeypatch.setattr(fused.F, "avg_pool2d", real_avg)
+        return max(seen), stem_c
+
+    (spread, c), (repeated, _) = widest(True), widest(False)
+    assert repeated == 4 * spread and spread <= 2 * c, (spread, repeated, c)
+
+
 @pytest.mark.parametrize("pool", ["max", "avg", "avg-exclude-pad"])
 def test_captured_pools_keep_less_and_compute_torchs_gradients(pool):
     """The fused cell's pools while a graph is captured (harness.nn.fused._MaxPool / _AvgPool) against

@@ -14,7 +14,8 @@ module regroups the same computation:
   conv over m units is one conv with ``groups = m*C``; a dense conv (pointwise or NB201's 3x3) reading
   the shared input is one conv with the m weights stacked as output channels, later ones a conv with
   ``groups = m``; BatchNorm over m units is one call over m*C channels (its statistics are per channel,
-  so nothing changes); ReLU of x_i is computed once per source; pooling of x_i once per group.
+  so nothing changes); ReLU of x_i is computed once per source; pooling of x_i once per group (and per
+  source where a group's units read the cell inputs in turn: ``SPREAD_POOLS``).
 * **One BatchNorm per pass** for every group ending in a BatchNorm with the same settings (separable and
   dilated convs, the pools' BN, the stride-2 skip): their pre-BN outputs are concatenated and normalised
   in one call.
@@ -354,6 +355,12 @@ POINTWISE_MATMUL = True
 # less for backward (7.68 -> 6.73 GiB as captured, batch 64, C=16, 8 cells; counted on a CPU,
 # BENCHMARKS.md), for +2% kernels; its GPU time is for step_variants.py ("spread" vs "no-merge+pw-matmul").
 SPREAD_DEPTHWISE = True
+# SPREAD_POOLS: a group that starts with a pool (the DARTS space's pools, each followed by its BatchNorm), on
+# the two cell inputs read by alternate units ([s0, s1, s0, s1, ...]: a cell-input pass's edges), pools each
+# source once and repeats the pooled maps for the units (_pool_tiles), instead of pooling the inputs repeated
+# per unit: the same outputs, a quarter of the pooling in a DARTS cell-input pass (2 maps instead of 8); on
+# the jointly preprocessed inputs without stacking them at all. Less work of the same kind, no new kernel.
+SPREAD_POOLS = True
 # DEPTHWISE_TRITON: while a CUDA graph is captured, the chains' depthwise convs in Triton kernels
 # (harness.nn.dwconv), a ReLU right before one fused into its loads, and a shared input read by every unit
 # without its repeat. Off until a GPU has timed it against torch's kernels (benchmarks/dwconv_bench.py,
@@ -465,6 +472,16 @@ def _conv_weight(weights: list[torch.Tensor], kernel: tuple[int, int]) -> torch.
     return _cat(parts)
 
 
+def _pool_tiles(srcs: Sequence[int], layers: Sequence[tuple]) -> int:
+    """r > 1 when a chain starts with a pool and its units' sources are one run of distinct sources repeated
+    r times (``SPREAD_POOLS``), else 0."""
+    if not (SPREAD_POOLS and layers and layers[0][0] in ("maxpool", "avgpool")):
+        return 0
+    d = len(set(srcs))
+    r = len(srcs) // d
+    return r if d > 1 and r > 1 and list(srcs) == list(srcs[:d]) * r else 0
+
+
 def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: bool = False) -> torch.Tensor:
     """All m units of a chain group -> (B, m*C_out, H, W), unit-major. With one source the units share
     their input until the first layer with per-unit weights; with several (the two cell inputs run
@@ -477,6 +494,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
     spread = group.spread if SPREAD_DEPTHWISE else None
     triton_dw = _triton_dw(h)
     relu_next = False  # a ReLU left to the depthwise conv that follows it (triton_dw)
+    tiles = 0 if shared else _pool_tiles(srcs, layers)  # the pool per distinct source, then repeated
     for li, desc in enumerate(layers):
         kind = desc[0]
         if kind == "relu":
@@ -494,7 +512,7 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
             h, shared = _spread_depthwise(group, li, h, spread, triton_dw), False
             continue
         if li == 0 and not shared:
-            h = inputs.stack(srcs)
+            h = inputs.stack(srcs[:len(srcs) // tiles] if tiles else srcs)
         if kind == "conv":
             _, conv_kind, c_in, _, _, stride, padding, dilation = desc
             weight = _conv_weight([layers[li].weight for layers in group.layers], desc[4])
@@ -518,6 +536,8 @@ def _run_chain(group: _Group, srcs: Sequence[int], inputs: _Inputs, skip_last: b
             _, k, st, p, ceil, include = desc
             h = (_AvgPool.apply(h, k, st, p, ceil, include) if groups.capturing(h)
                  else F.avg_pool2d(h, k, st, p, ceil, include))
+        if li == 0 and tiles:
+            h = _repeat(h, tiles)
     return _repeat(h, m) if shared else h
 
 
