@@ -11,7 +11,8 @@ name means the same kernels whatever the shipped defaults are:
 
 * ``default``: as shipped (``spread`` since 2026-12-04).
 * ``spread``: ``no-merge+pw-matmul`` with ``SPREAD_DEPTHWISE = True`` (a group's first depthwise conv on
-  each source once, k filters per channel, instead of on the source repeated for its k units).
+  each source once, k filters per channel, instead of on the source repeated for its k units) and
+  ``SPREAD_POOLS = True`` (the cell inputs' pools once per input; 2026-12-05).
 * ``triton-dw``: ``spread`` with ``DEPTHWISE_TRITON = True``: while captured, the depthwise convs in
   harness.nn.dwconv's Triton kernels, the ReLU before a chain's second depthwise conv fused into it (the
   other variants: torch's kernels, ``DEPTHWISE_TRITON = False``). Uncaptured (a CPU) it is ``spread``.
@@ -20,7 +21,8 @@ name means the same kernels whatever the shipped defaults are:
 * ``triton-dw+bn``: both Triton forms.
 * ``no-merge+pw-matmul``: ``MERGE_KERNEL = 0`` (3x3 depthwise units keep their own groups: 9 taps each)
   and ``POINTWISE_MATMUL = True`` (grouped 1x1 convolutions as one batched matrix product, cuBLAS); the
-  fastest form of the H200 ranking of 2026-12-04. This and the forms below: ``SPREAD_DEPTHWISE = False``.
+  fastest form of the H200 ranking of 2026-12-04. This and the forms below: ``SPREAD_DEPTHWISE = False``,
+  ``SPREAD_POOLS = False``.
 * ``no-merge``: ``MERGE_KERNEL = 0`` with the 1x1 convolutions grouped in cuDNN.
 * ``pw-matmul``: ``POINTWISE_MATMUL = True`` with the 3x3 depthwise units widened into the 5x5 groups
   (``MERGE_KERNEL = 5``: 25 taps, one conv less per chain shape).
@@ -51,17 +53,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside t
 import search_step  # noqa: E402
 
 _TORCH_DW = {"DEPTHWISE_TRITON": False, "BATCHNORM_TRITON": False}
-_SPREAD = {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True}
+_SPREAD = {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": True, "SPREAD_POOLS": True}
+_OLD = {"SPREAD_DEPTHWISE": False, "SPREAD_POOLS": False}  # the forms before either spread
 VARIANTS = {
     "default": {},
     "spread": {**_SPREAD, **_TORCH_DW},
     "triton-dw": {**_SPREAD, "DEPTHWISE_TRITON": True, "BATCHNORM_TRITON": False},
     "triton-bn": {**_SPREAD, "DEPTHWISE_TRITON": False, "BATCHNORM_TRITON": True},
     "triton-dw+bn": {**_SPREAD, "DEPTHWISE_TRITON": True, "BATCHNORM_TRITON": True},
-    "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
-    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
-    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
-    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, "SPREAD_DEPTHWISE": False, **_TORCH_DW},
+    "no-merge+pw-matmul": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True, **_OLD, **_TORCH_DW},
+    "no-merge": {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": False, **_OLD, **_TORCH_DW},
+    "pw-matmul": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": True, **_OLD, **_TORCH_DW},
+    "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, **_OLD, **_TORCH_DW},
     "channels-last": {"channels_last": True},
     "slots": {"slots": True},
 }

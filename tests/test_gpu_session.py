@@ -70,8 +70,8 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     variants = lines[PRIORITY.index("variants darts darts")]  # the same step in other forms, timed side by side
     assert variants["mode"] == "fast" and list(variants["variants"]) == ["default", "triton-dw+bn"]
     assert variants["variants"]["triton-dw+bn"]["settings"] == {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True,
-                                                                "SPREAD_DEPTHWISE": True, "DEPTHWISE_TRITON": True,
-                                                                "BATCHNORM_TRITON": True}
+                                                                "SPREAD_DEPTHWISE": True, "SPREAD_POOLS": True,
+                                                                "DEPTHWISE_TRITON": True, "BATCHNORM_TRITON": True}
     assert all(v["ms_per_step_median"] > 0 for v in variants["variants"].values())
     first = variants["variants"]["default"]["losses"][0]  # same net, data and seed: the first loss to rounding
     assert all(abs(v["losses"][0] - first) < 1e-4 * first for v in variants["variants"].values()), variants
