@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts",
             "gdas darts slots",
             "rome-v2 darts", "rome-v2 darts all", "rome-v2 darts slots", "entrannas darts",
-            "entrannas darts device", "e2e graph", "e2e eager", "dwconv darts", "bn darts", "variants darts darts",
+            "entrannas darts device", "e2e graph", "dwconv darts", "bn darts", "variants darts darts",
             "variants gdas darts", "profile gdas darts slots", "darts-2nd darts", "single-darts darts",
-            "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts", "variants darts nb201", "f64 rome-v2",
-            "packing"]
+            "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts",
+            "e2e eager", "variants darts nb201", "f64 rome-v2", "packing"]
 
 
 def _env(out: Path) -> dict:
