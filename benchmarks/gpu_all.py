@@ -143,9 +143,10 @@ def items(tiny: bool):
                                                       "--variants", "default,triton-dw+bn" if tiny else
                                                       "default,triton-dw,triton-bn,triton-dw+bn,no-merge+pw-matmul",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
+            # nb201: its BatchNorm in Triton kernels against the default (no-merge, which tied twice, gave way)
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
                                                       "--variants", "default,channels-last" if tiny else
-                                                      "default,no-merge",
+                                                      "default,triton-bn",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
     # hard one-hot), so the Triton depthwise form is its lever too; or the conv slots (cell.slots)

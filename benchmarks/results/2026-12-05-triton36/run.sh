@@ -14,6 +14,7 @@ PY38=${PY38:-../../../.venv/bin/python}
 $PY36 ../../dwconv_compile.py --method darts --batch 2 --json compile-darts-sm90.json > compile-darts-sm90.log
 $PY36 ../../dwconv_compile.py --method gdas --slots --batch 2 --json compile-gdas-slots-sm90.json > compile-gdas-slots-sm90.log
 $PY36 ../../dwconv_compile.py --method darts --bn --batch 64 --json compile-bn-darts-sm90-triton36.json > compile-bn-darts-sm90-triton36.log
+$PY36 ../../dwconv_compile.py --method darts --space nb201 --bn --batch 64 --json compile-bn-nb201-sm90-triton36.json > compile-bn-nb201-sm90-triton36.log
 $PY38 ../../dwconv_compile.py --method darts --batch 2 --json compile-darts-sm90-triton38.json > compile-darts-sm90-triton38.log
 $PY38 ../../dwconv_compile.py --method gdas --slots --batch 2 --json compile-gdas-slots-sm90-triton38.json > compile-gdas-slots-sm90-triton38.log
 $PY38 ../../dwconv_compile.py --method darts --bn --batch 64 --json compile-bn-darts-sm90-triton38.json > compile-bn-darts-sm90-triton38.log
