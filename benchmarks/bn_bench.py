@@ -18,12 +18,8 @@ gradients). The totals weight each shape by its calls in one forward.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import platform
-import shlex
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
@@ -66,39 +62,15 @@ def collect(net, x) -> collections.Counter:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    search_step.step_arguments(ap, space="darts")
-    ap.add_argument("--reps", type=int, default=20, help="timed replays per shape and form")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--max-shapes", type=int, default=0,
-                    help="time only the N most-called shapes (0: all; a CPU check in the interpreter)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
-    ap.add_argument("--json", help="also write the figures to this JSON file")
-    args = ap.parse_args(argv if argv is not None else None)
-
     import torch
 
     import dwconv_bench
     import gpu_tables
     from harness.nn import bntriton
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    args, device, tf32, gen, calls, layers = dwconv_bench.bench_start(argv, __doc__, "shapes", bntriton.why_not,
+                                                                      collect, "bn_bench", "training BatchNorm call")
     cuda = device.type == "cuda"
-    tf32 = search_step.set_tf32(args)
-    why = bntriton.why_not(torch.zeros(1, device=device))
-    if why is not None:
-        raise SystemExit(f"bn_bench: the Triton kernels cannot run here: {why}")
-    registry, spec, space, layers, shape = search_step.resolve_step(args)
-    sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
-    search_step.ready(sampler, net, opt, True)
-    net.train()
-    gen = torch.Generator(device=device).manual_seed(1234)
-    calls = collect(net, torch.randn(args.batch, 3, args.resolution, args.resolution, device=device, generator=gen))
-    del net, opt, sampler
-    if not calls:
-        raise SystemExit(f"bn_bench: {args.method} on {args.space} makes no training BatchNorm call")
 
     rows = []
     totals = collections.Counter()
@@ -118,27 +90,11 @@ def main(argv=None) -> dict:
         ins64 = [t.detach().double().requires_grad_() for t in inputs]
         y64 = torch_form(ins64[0], None, None, *(ins64[1:] or [None, None]), 0.1, 1e-5, samples)
         ref = (y64, *torch.autograd.grad(y64, ins64, g.double()))
-        for name, fn in forms.items():
-            y = fn(h, *wb)
-            got = (y, *torch.autograd.grad(y, inputs, g))
-            row[f"{name}_rel_err"] = [float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
-                                      for a, b in zip(got, ref)]
-            with torch.no_grad():
-                row[f"{name}_fwd_ms"] = round(dwconv_bench.timed(lambda fn=fn: fn(h, *wb), args.reps, cuda), 4)
-            row[f"{name}_fwd_bwd_ms"] = round(dwconv_bench.timed(
-                lambda fn=fn: torch.autograd.grad(fn(h, *wb), inputs, g), args.reps, cuda), 4)
-            totals[f"{name}_fwd_ms"] += count * row[f"{name}_fwd_ms"]
-            totals[f"{name}_fwd_bwd_ms"] += count * row[f"{name}_fwd_bwd_ms"]
+        dwconv_bench.time_forms(forms, (h, *wb), inputs, g, ref, args.reps, cuda, row, totals, count)
         rows.append(row)
 
-    name = (torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu")
-    out = {"command": "python benchmarks/bn_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-           "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
-           "layers": layers, "resolution": args.resolution, "device": f"{device.type}:{name}",
-           "interpreter": not cuda, "torch": torch.__version__, "python": platform.python_version(),
-           "triton": getattr(bntriton.triton, "__version__", None), "date": time.strftime("%Y-%m-%d"),
-           "reps": args.reps, "tf32": tf32, "shapes": rows, "shapes_in_forward": len(calls),
-           "totals_per_forward": {k: round(v, 3) for k, v in totals.items()}}
+    out = dwconv_bench.bench_record("bn_bench", argv, args, layers, device, tf32, bntriton.triton, totals,
+                                    shapes=rows, shapes_in_forward=len(calls))
     print(f"training BatchNorm of one {args.method} forward on {args.space} (batch {args.batch}, C={args.channels}, "
           f"{layers} cells), {out['device']}, torch {torch.__version__}, triton {out['triton']}"
           f"{' (interpreter: times say nothing about a GPU)' if not cuda else ''}; median of {args.reps}")

@@ -115,39 +115,83 @@ def timed(fn, reps: int, cuda: bool) -> float:
     return statistics.median(times)
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_start(argv, doc: str, unit: str, why_not, collect_fn, script: str, none: str):
+    """What this script and ``bn_bench.py`` start with: their arguments (``--max-{unit}``: time only the N
+    most-called), the device, TF32, whether the kernels run there (``why_not``), the search network, and
+    ``collect_fn``'s calls in one training forward of it (``none``: the message when there are none).
+    Returns (args, device, tf32, generator, calls, layers)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     search_step.step_arguments(ap, space="darts")
-    ap.add_argument("--reps", type=int, default=20, help="timed replays per geometry and form")
+    ap.add_argument("--reps", type=int, default=20, help=f"timed replays of each of the {unit}, per form")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--max-geometries", type=int, default=0,
-                    help="time only the N most-called geometries (0: all; a CPU check in the interpreter)")
+    ap.add_argument(f"--max-{unit}", type=int, default=0,
+                    help=f"time only the N most-called {unit} (0: all; a CPU check in the interpreter)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv if argv is not None else None)
 
     import torch
 
-    from harness.nn import dwconv
-
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
-    cuda = device.type == "cuda"
     tf32 = search_step.set_tf32(args)
-    probe = torch.zeros(1, device=device)
-    why = dwconv.why_not(probe)
+    why = why_not(torch.zeros(1, device=device))
     if why is not None:
-        raise SystemExit(f"dwconv_bench: the Triton kernels cannot run here: {why}")
+        raise SystemExit(f"{script}: the Triton kernels cannot run here: {why}")
     registry, spec, space, layers, shape = search_step.resolve_step(args)
     sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
     search_step.ready(sampler, net, opt, True)
+    net.train()
     gen = torch.Generator(device=device).manual_seed(1234)
-    x = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device, generator=gen)
-    calls = collect(net, x)
-    del net, opt, sampler
+    calls = collect_fn(net, torch.randn(args.batch, 3, args.resolution, args.resolution, device=device,
+                                        generator=gen))
     if not calls:
-        raise SystemExit(f"dwconv_bench: {args.method} on {args.space} makes no depthwise convolution")
+        raise SystemExit(f"{script}: {args.method} on {args.space} makes no {none}")
+    return args, device, tf32, gen, calls, layers
+
+
+def time_forms(forms: dict, call: tuple, inputs, g, ref, reps: int, cuda: bool, row: dict, totals, count: int):
+    """Each form's float32 errors against ``ref`` (the float64 output and gradients), its forward time and its
+    forward + gradients time (for ``inputs``, upstream gradient ``g``), for ``fn(*call)``: into ``row`` and,
+    times ``count`` (calls a forward), into ``totals``."""
+    import torch
+
+    for name, fn in forms.items():
+        y = fn(*call)
+        got = (y, *torch.autograd.grad(y, inputs, g))
+        row[f"{name}_rel_err"] = [float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
+                                  for a, b in zip(got, ref)]
+        with torch.no_grad():
+            row[f"{name}_fwd_ms"] = round(timed(lambda fn=fn: fn(*call), reps, cuda), 4)
+        row[f"{name}_fwd_bwd_ms"] = round(timed(lambda fn=fn: torch.autograd.grad(fn(*call), inputs, g), reps, cuda), 4)
+        totals[f"{name}_fwd_ms"] += count * row[f"{name}_fwd_ms"]
+        totals[f"{name}_fwd_bwd_ms"] += count * row[f"{name}_fwd_bwd_ms"]
+
+
+def bench_record(script: str, argv, args, layers: int, device, tf32: dict, triton_mod, totals, **rest) -> dict:
+    """The JSON record of this script or ``bn_bench.py``: the command, the sizes, device and versions, ``rest``
+    (the rows) and the totals per forward."""
+    import torch
+
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu"
+    return {"command": f"python benchmarks/{script}.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
+            "layers": layers, "resolution": args.resolution, "device": f"{device.type}:{name}",
+            "interpreter": not cuda, "torch": torch.__version__, "python": platform.python_version(),
+            "triton": getattr(triton_mod, "__version__", None), "date": time.strftime("%Y-%m-%d"),
+            "reps": args.reps, "tf32": tf32, **rest, "totals_per_forward": {k: round(v, 3) for k, v in totals.items()}}
+
+
+def main(argv=None) -> dict:
+    import torch
+
+    from harness.nn import dwconv
+
+    args, device, tf32, gen, calls, layers = bench_start(argv, __doc__, "geometries", dwconv.why_not, collect,
+                                                         "dwconv_bench", "depthwise convolution")
+    cuda = device.type == "cuda"
 
     rows = []
     totals = collections.Counter()
@@ -167,27 +211,11 @@ def main(argv=None) -> dict:
         h64, w64 = h.detach().double().requires_grad_(), w.detach().double().requires_grad_()
         y64 = torch_form(h64, w64, *conv)
         ref = (y64, *torch.autograd.grad(y64, (h64, w64), g.double()))
-        for name, fn in forms.items():
-            y = fn(h, w)
-            got = (y, *torch.autograd.grad(y, (h, w), g))
-            row[f"{name}_rel_err"] = [float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
-                                      for a, b in zip(got, ref)]
-            with torch.no_grad():
-                row[f"{name}_fwd_ms"] = round(timed(lambda fn=fn: fn(h, w), args.reps, cuda), 4)
-            row[f"{name}_fwd_bwd_ms"] = round(timed(
-                lambda fn=fn: torch.autograd.grad(fn(h, w), (h, w), g), args.reps, cuda), 4)
-            totals[f"{name}_fwd_ms"] += count * row[f"{name}_fwd_ms"]
-            totals[f"{name}_fwd_bwd_ms"] += count * row[f"{name}_fwd_bwd_ms"]
+        time_forms(forms, (h, w), (h, w), g, ref, args.reps, cuda, row, totals, count)
         rows.append(row)
 
-    name = (torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu")
-    out = {"command": "python benchmarks/dwconv_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-           "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
-           "layers": layers, "resolution": args.resolution, "device": f"{device.type}:{name}",
-           "interpreter": not cuda, "torch": torch.__version__, "python": platform.python_version(),
-           "triton": getattr(dwconv.triton, "__version__", None), "date": time.strftime("%Y-%m-%d"),
-           "reps": args.reps, "tf32": tf32, "geometries": rows, "geometries_in_forward": len(calls),
-           "totals_per_forward": {k: round(v, 3) for k, v in totals.items()}}
+    out = bench_record("dwconv_bench", argv, args, layers, device, tf32, dwconv.triton, totals,
+                       geometries=rows, geometries_in_forward=len(calls))
     print(f"depthwise convs of one {args.method} forward on {args.space} (batch {args.batch}, C={args.channels}, "
           f"{layers} cells), {out['device']}, torch {torch.__version__}, triton {out['triton']}"
           f"{' (interpreter: times say nothing about a GPU)' if not cuda else ''}; median of {args.reps}")

@@ -41,3 +41,74 @@ def random_batches(n, size=8, seed=5, resolution=None):
                      torch.randint(0, SHAPE.num_classes, (size,), generator=gen))
 
     return [(one(), one()) for _ in range(n)]
+
+
+def captured_step_matches_eager(tol=1e-9):
+    """One DARTS step (an architecture step, then a weight step) on a normal and a reduction cell, in float64,
+    from the same start: on the eager cells, and on the fast path in the form a CUDA graph captures
+    (``groups.as_captured``, where the Triton forms run). Asserts the loss, alpha, every weight and every
+    running statistic after it agree to ``tol`` (relative); the tests of the Triton forms switch theirs on
+    first."""
+    import contextlib
+
+    from harness.nn import groups
+    from harness.nn.cells import set_fast
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        train, val = random_batches(1, size=2, resolution=8)[0]
+
+        def step(fast):
+            net, sampler, _, opt = method_parts("darts", "darts", channels=2, layers=1, steps_per_epoch=12)
+            opt.set_progress(0, 1)
+            set_fast(net, fast)
+            with groups.as_captured() if fast else contextlib.nullcontext():
+                loss = float(opt.step(net, train, val).train_loss)
+            return loss, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict()
+
+        (le, ae, we), (lf, af, wf) = step(False), step(True)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert abs(le - lf) / abs(le) < tol
+    assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(ae, af)) < tol
+    assert we.keys() == wf.keys()
+    worst = max(float((wf[k] - v).abs().max() / v.abs().max().clamp_min(1e-30)) for k, v in we.items()
+                if v.is_floating_point())
+    assert worst < tol, worst
+
+
+def uncaptured_fast_step() -> torch.Tensor:
+    """One DARTS step on the fast path, not captured (a CPU step): its training loss. The Triton forms' tests
+    make their form fail if called, to show an uncaptured step keeps torch's kernels."""
+    from harness.nn.cells import set_fast
+
+    net, _, _, opt = method_parts("darts", "darts", channels=2, layers=2)
+    set_fast(net, True)
+    train, val = random_batches(1, size=2, resolution=8)[0]
+    opt.set_progress(0, 1)
+    return opt.step(net, train, val).train_loss
+
+
+def compiled_forms(tmp_path, *args) -> dict:
+    """``benchmarks/dwconv_compile.py`` (a DARTS step's Triton kernel forms compiled for sm_90 by Triton's own
+    compiler and ptxas, no GPU) run with ``args`` at toy sizes: its JSON record. A subprocess: Triton must be
+    imported without TRITON_INTERPRET, which the tests' conftest sets. Skips where Triton has no ptxas."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+    import triton
+
+    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas").exists():
+        pytest.skip("this Triton has no bundled ptxas")
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "compile.json"
+    result = subprocess.run([sys.executable, "benchmarks/dwconv_compile.py", "--method", "darts", "--channels", "2",
+                             "--layers", "1", "--resolution", "8", *args, "--json", str(out)],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(out.read_text())

@@ -2,7 +2,6 @@
 this CPU in float64 against ``F.batch_norm`` (each sample block its own call, in sample order, as
 harness.nn.groups's successive-pass meaning), and a DARTS step through them against the eager cells."""
 
-import contextlib
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ import torch.nn.functional as F
 pytest.importorskip("triton", reason="Triton is not installed (it comes with torch's CUDA wheels)")
 
 from harness.nn import bntriton, groups  # noqa: E402
-from harness.nn.cells import set_fast  # noqa: E402
-from tests.searchkit import method_parts, random_batches  # noqa: E402
+from tests.searchkit import captured_step_matches_eager, compiled_forms, uncaptured_fast_step  # noqa: E402
 
 
 def _reference(x, rm, rv, w, b, momentum, eps, samples):
@@ -89,62 +87,20 @@ def test_fused_cells_through_the_kernels_take_the_eager_step_in_float64(interpre
     ran = []
     real = bntriton.batch_norm
     monkeypatch.setattr(bntriton, "batch_norm", lambda x, *a: ran.append(x.shape[1]) or real(x, *a))
-    torch.set_default_dtype(torch.float64)
-    try:
-        train, val = random_batches(1, size=2, resolution=8)[0]
-
-        def step(fast):
-            net, sampler, _, opt = method_parts("darts", "darts", channels=2, layers=1, steps_per_epoch=12)
-            opt.set_progress(0, 1)
-            set_fast(net, fast)
-            with groups.as_captured() if fast else contextlib.nullcontext():
-                loss = float(opt.step(net, train, val).train_loss)
-            return loss, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict()
-
-        (le, ae, we), (lf, af, wf) = step(False), step(True)
-        assert ran  # the kernels ran
-        assert abs(le - lf) / abs(le) < 1e-9
-        assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(ae, af)) < 1e-9
-        assert we.keys() == wf.keys()
-        worst = max(float((wf[k] - v).abs().max() / v.abs().max().clamp_min(1e-30)) for k, v in we.items()
-                    if v.is_floating_point())
-        assert worst < 1e-9, worst
-    finally:
-        torch.set_default_dtype(torch.float32)
+    captured_step_matches_eager()
+    assert ran  # the kernels ran
 
 
 def test_uncaptured_steps_keep_torchs_kernels(interpret, monkeypatch):
     monkeypatch.setattr(groups, "BATCHNORM_TRITON", True)
     monkeypatch.setattr(bntriton, "batch_norm", lambda *a: pytest.fail("the Triton form ran uncaptured"))
-    net, _, _, opt = method_parts("darts", "darts", channels=2, layers=2)
-    set_fast(net, True)
-    train, val = random_batches(1, size=2, resolution=8)[0]
-    opt.set_progress(0, 1)
-    assert torch.isfinite(opt.step(net, train, val).train_loss)
+    assert torch.isfinite(uncaptured_fast_step())
 
 
 def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
     """benchmarks/dwconv_compile.py --bn: the forms a DARTS step launches, compiled for sm_90 by Triton's own
-    compiler and ptxas (the interpreter above checks what they compute, not that they compile). A subprocess:
-    Triton must be imported without TRITON_INTERPRET, which this session's conftest sets."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import triton
-
-    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas").exists():
-        pytest.skip("this Triton has no bundled ptxas")
-    root = Path(__file__).resolve().parents[1]
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = tmp_path / "compile.json"
-    result = subprocess.run([sys.executable, "benchmarks/dwconv_compile.py", "--bn", "--method", "darts", "--batch",
-                             "2", "--channels", "2", "--layers", "1", "--resolution", "8", "--json", str(out)],
-                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    rec = json.loads(out.read_text())
+    compiler and ptxas (the interpreter above checks what they compute, not that they compile)."""
+    rec = compiled_forms(tmp_path, "--bn", "--batch", "2")
     assert {r["kernel"] for r in rec["compiled"]} == {"plane_stats", "combine", "normalize", "grad_sums",
                                                       "grad_combine", "dx"}
     assert all(r["registers"] and r["spill_store_bytes"] == 0 for r in rec["compiled"]), rec["compiled"]
@@ -152,13 +108,13 @@ def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
 
 @pytest.mark.parametrize("method, slotted, sets", [
     ("rome-v2", False, [("optimizer", "samples", "2"), ("optimizer", "group_ops", "all")]),
-    ("gdas", True, [])])
+    pytest.param("gdas", True, [], marks=pytest.mark.slow)])  # (8 s in the interpreter: -m slow)
 def test_sample_groups_and_slots_through_the_kernels_follow_the_eager_step_in_float64(interpret, monkeypatch,
                                                                                         method, slotted, sets):
     """ROME v2's K=2 samples as one grouped all-op pass (each sample block of a BatchNorm call normalised by
     its own statistics, the running statistics updated in sample order: one kernel call where torch's form
-    makes one per block) against the eager K-loop; and GDAS's conv slots (their BatchNorm rows and the pools'
-    shared statistics) against the eager cell: one step in float64, losses, alphas, every weight and running
+    makes one per block) against the eager K-loop; and (-m slow) GDAS's conv slots (their BatchNorm rows and
+    the pools' shared statistics) against the eager cell: one step in float64, losses, alphas, every weight and running
     statistic to 1e-9 (tests/test_slots.py's comparison, with BATCHNORM_TRITON on)."""
     from tests.test_slots import _run
 

@@ -2,7 +2,6 @@
 Triton's interpreter on this CPU, float64, against ``F.conv2d`` on the input channels each output channel
 reads), and the fused cell run through them follows the eager cell's float64 trajectory."""
 
-import contextlib
 
 import pytest
 import torch
@@ -10,10 +9,8 @@ import torch.nn.functional as F
 
 pytest.importorskip("triton", reason="Triton is not installed (it comes with torch's CUDA wheels)")
 
-from harness.api import Batch  # noqa: E402
-from harness.nn import dwconv, groups  # noqa: E402
-from harness.nn.cells import set_fast  # noqa: E402
-from tests.searchkit import method_parts, random_batches  # noqa: E402
+from harness.nn import dwconv  # noqa: E402
+from tests.searchkit import captured_step_matches_eager, compiled_forms, uncaptured_fast_step  # noqa: E402
 
 
 def reference(x, w, stride, padding, dilation, k, relu, dest=None):
@@ -105,29 +102,9 @@ def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpre
         return real(x, w, stride, padding, dilation, k, relu, dest)
 
     monkeypatch.setattr(dwconv, "depthwise_conv", counted)
-    torch.set_default_dtype(torch.float64)
-    try:
-        train, val = random_batches(1, size=2, resolution=8)[0]
-
-        def step(fast):
-            net, sampler, _, opt = method_parts("darts", "darts", channels=2, layers=1, steps_per_epoch=12)
-            opt.set_progress(0, 1)
-            set_fast(net, fast)
-            with groups.as_captured() if fast else contextlib.nullcontext():
-                loss = float(opt.step(net, train, val).train_loss)
-            return loss, [a.detach().clone() for a in sampler.arch_parameters()], net.state_dict()
-
-        (le, ae, we), (lf, af, wf) = step(False), step(True)
-        assert abs(le - lf) / abs(le) < 1e-9
-        assert max(float((b - a).abs().max() / a.abs().max()) for a, b in zip(ae, af)) < 1e-9
-        assert we.keys() == wf.keys()
-        worst = max(float((wf[k] - v).abs().max() / v.abs().max().clamp_min(1e-30)) for k, v in we.items()
-                    if v.is_floating_point())
-        assert worst < 1e-9, worst
-        assert ran and any(fused_relu) and max(ran) > 1  # the kernels ran, with a fused ReLU and k > 1
-        assert any(remapped)  # the spread conv wrote its outputs in the units' order itself
-    finally:
-        torch.set_default_dtype(torch.float32)
+    captured_step_matches_eager()
+    assert ran and any(fused_relu) and max(ran) > 1  # the kernels ran, with a fused ReLU and k > 1
+    assert any(remapped)  # the spread conv wrote its outputs in the units' order itself
 
 
 def test_uncaptured_steps_keep_torchs_kernels(interpret, monkeypatch):
@@ -135,36 +112,13 @@ def test_uncaptured_steps_keep_torchs_kernels(interpret, monkeypatch):
 
     monkeypatch.setattr(fused, "DEPTHWISE_TRITON", True)
     monkeypatch.setattr(dwconv, "depthwise_conv", lambda *a: pytest.fail("the Triton form ran uncaptured"))
-    net, _, _, opt = method_parts("darts", "darts", channels=2, layers=2)
-    set_fast(net, True)
-    train, val = random_batches(1, size=2, resolution=8)[0]
-    opt.set_progress(0, 1)
-    assert torch.isfinite(opt.step(net, train, val).train_loss)
-    assert isinstance(train, Batch)
+    assert torch.isfinite(uncaptured_fast_step())
 
 
 def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
     """benchmarks/dwconv_compile.py: the kernels' forms that a DARTS step launches, compiled for sm_90 by
-    Triton's own compiler and ptxas (the interpreter above checks what they compute, not that they compile).
-    A subprocess: Triton must be imported without TRITON_INTERPRET, which this session's conftest sets."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import triton
-
-    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas").exists():
-        pytest.skip("this Triton has no bundled ptxas")
-    root = Path(__file__).resolve().parents[1]
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = tmp_path / "compile.json"
-    result = subprocess.run([sys.executable, "benchmarks/dwconv_compile.py", "--method", "darts", "--batch", "1",
-                             "--channels", "2", "--layers", "1", "--resolution", "8", "--limit", "3",
-                             "--json", str(out)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    rec = json.loads(out.read_text())
+    Triton's own compiler and ptxas (the interpreter above checks what they compute, not that they compile)."""
+    rec = compiled_forms(tmp_path, "--batch", "1", "--limit", "3")
     assert [r["kernel"] for r in rec["compiled"]] == ["fwd", "dx", "dw"]
     assert all(r["registers"] and r["spill_store_bytes"] == 0 for r in rec["compiled"]), rec["compiled"]
     assert rec["forms"] >= 3 and rec["geometries"] >= 1
