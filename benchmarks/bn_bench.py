@@ -68,9 +68,27 @@ def main(argv=None) -> dict:
     import gpu_tables
     from harness.nn import bntriton
 
+    def more_args(ap):
+        ap.add_argument("--images-per-program", default="1",
+                        help="comma-separated values of harness.nn.bntriton.IMAGES_PER_PROGRAM to time the Triton "
+                             f"form at besides its default ({bntriton.IMAGES_PER_PROGRAM}): forms 'triton-img<v>' "
+                             "('' for none)")
+
     args, device, tf32, gen, calls, layers = dwconv_bench.bench_start(argv, __doc__, "shapes", bntriton.why_not,
-                                                                      collect, "bn_bench", "training BatchNorm call")
+                                                                      collect, "bn_bench", "training BatchNorm call",
+                                                                      more_args)
     cuda = device.type == "cuda"
+    extra = [int(v) for v in args.images_per_program.split(",") if v and int(v) != bntriton.IMAGES_PER_PROGRAM]
+
+    def with_images(v, fn):
+        def run(*a):
+            old = bntriton.IMAGES_PER_PROGRAM
+            bntriton.IMAGES_PER_PROGRAM = v
+            try:  # (the backward reads it from the forward's context: harness.nn.bntriton.BatchNormTrain)
+                return fn(*a)
+            finally:
+                bntriton.IMAGES_PER_PROGRAM = old
+        return run
 
     rows = []
     totals = collections.Counter()
@@ -84,6 +102,7 @@ def main(argv=None) -> dict:
         inputs = [t for t in (h, *wb) if t is not None]
         forms = {"torch": lambda a, *p: torch_form(a, stats[0], stats[1], *p, 0.1, 1e-5, samples),
                  "triton": lambda a, *p: bntriton.batch_norm(a, stats[0], stats[1], *p, 0.1, 1e-5, samples)}
+        forms.update({f"triton-img{v}": with_images(v, forms["triton"]) for v in extra})
         row = {"input": list(xs), "affine": affine, "running_stats": track, "samples": samples,
                "calls_per_forward": count}
         # float32 against float64 torch (running statistics of their own: the forms' are left to the timing)
@@ -94,7 +113,8 @@ def main(argv=None) -> dict:
         rows.append(row)
 
     out = dwconv_bench.bench_record("bn_bench", argv, args, layers, device, tf32, bntriton.triton, totals,
-                                    shapes=rows, shapes_in_forward=len(calls))
+                                    shapes=rows, shapes_in_forward=len(calls),
+                                    images_per_program=bntriton.IMAGES_PER_PROGRAM)
     print(f"training BatchNorm of one {args.method} forward on {args.space} (batch {args.batch}, C={args.channels}, "
           f"{layers} cells), {out['device']}, torch {torch.__version__}, triton {out['triton']}"
           f"{' (interpreter: times say nothing about a GPU)' if not cuda else ''}; median of {args.reps}")

@@ -115,11 +115,11 @@ def timed(fn, reps: int, cuda: bool) -> float:
     return statistics.median(times)
 
 
-def bench_start(argv, doc: str, unit: str, why_not, collect_fn, script: str, none: str):
+def bench_start(argv, doc: str, unit: str, why_not, collect_fn, script: str, none: str, more_args=None):
     """What this script and ``bn_bench.py`` start with: their arguments (``--max-{unit}``: time only the N
     most-called), the device, TF32, whether the kernels run there (``why_not``), the search network, and
     ``collect_fn``'s calls in one training forward of it (``none``: the message when there are none).
-    Returns (args, device, tf32, generator, calls, layers)."""
+    ``more_args(ap)`` adds a script's own arguments. Returns (args, device, tf32, generator, calls, layers)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     search_step.step_arguments(ap, space="darts")
     ap.add_argument("--reps", type=int, default=20, help=f"timed replays of each of the {unit}, per form")
@@ -128,6 +128,8 @@ def bench_start(argv, doc: str, unit: str, why_not, collect_fn, script: str, non
                     help=f"time only the N most-called {unit} (0: all; a CPU check in the interpreter)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    if more_args is not None:
+        more_args(ap)
     args = ap.parse_args(argv if argv is not None else None)
 
     import torch

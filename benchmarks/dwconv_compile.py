@@ -99,7 +99,8 @@ def forms_of(calls, dtype="float32") -> dict:
 
 
 def bn_forms_of(calls, dtype="float32") -> dict:
-    """:func:`forms_of` for harness.nn.bntriton's kernels: each call's forward and backward launches."""
+    """:func:`forms_of` for harness.nn.bntriton's kernels: each call's forward and backward launches, at the
+    default ``IMAGES_PER_PROGRAM`` and at 1 (the two ``benchmarks/bn_bench.py`` times)."""
     import torch
 
     from harness.nn import bntriton
@@ -115,8 +116,9 @@ def bn_forms_of(calls, dtype="float32") -> dict:
             c = shape[1]
             w, b = (torch.empty(c, device="meta", dtype=dt) for _ in range(2)) if affine else (None, None)
             rm, rv = (torch.empty(c, device="meta", dtype=dt) for _ in range(2)) if track else (None, None)
-            y, mean, rstd = bntriton.forward(x, w, b, rm, rv, 0.1, 1e-5, samples)
-            bntriton.backward(torch.empty_like(y), x, w, mean, rstd, samples)
+            for images in sorted({bntriton.IMAGES_PER_PROGRAM, 1}):  # the default and bn_bench.py's other form
+                y, mean, rstd = bntriton.forward(x, w, b, rm, rv, 0.1, 1e-5, samples, images)
+                bntriton.backward(torch.empty_like(y), x, w, mean, rstd, samples, images=images)
     finally:
         bntriton._settings = real
     return forms

@@ -367,7 +367,11 @@ def bn_table(r: dict) -> str:
     t = r["totals_per_forward"]
     lines += ["", f"Per forward (each shape's time times its calls): forward torch {t['torch_fwd_ms']:.2f} ms, "
               f"Triton {t['triton_fwd_ms']:.2f} ms; forward and gradients torch {t['torch_fwd_bwd_ms']:.2f} ms, "
-              f"Triton {t['triton_fwd_bwd_ms']:.2f} ms."]
+              f"Triton {t['triton_fwd_bwd_ms']:.2f} ms (Triton at {r.get('images_per_program', '?')} images a "
+              "statistics program, the default)."]
+    for form in sorted(k[:-len("_fwd_ms")] for k in t if k.startswith("triton-") and k.endswith("_fwd_ms")):
+        lines.append(f"{form} (IMAGES_PER_PROGRAM={form.rsplit('img', 1)[-1]}): forward {t[form + '_fwd_ms']:.2f} ms, "
+                     f"forward and gradients {t[form + '_fwd_bwd_ms']:.2f} ms.")
     return "\n".join(lines)
 
 

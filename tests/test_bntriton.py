@@ -27,8 +27,13 @@ CASES = [((4, 3, 5, 7), 1, False, True),
          ((6, 5, 4, 4), 2, False, True)]
 
 
+@pytest.mark.parametrize("images", [1, 2, 8])
 @pytest.mark.parametrize("shape,samples,affine,track", CASES)
-def test_kernels_compute_torchs_batch_norm_its_statistics_and_gradients(shape, samples, affine, track, interpret):
+def test_kernels_compute_torchs_batch_norm_its_statistics_and_gradients(shape, samples, affine, track, images,
+                                                                         interpret, monkeypatch):
+    """... with each statistics program reading 1, 2 or 8 images (IMAGES_PER_PROGRAM: 2 leaves a last block of
+    one image where a sample has 3, and 8 takes a sample's images in one block)."""
+    monkeypatch.setattr(bntriton, "IMAGES_PER_PROGRAM", images)
     torch.manual_seed(0)
     dt = torch.float64
     x = (torch.randn(shape, dtype=dt) * 3 + 2).requires_grad_()  # a mean far from 0: cancellation would show
@@ -59,7 +64,7 @@ def test_only_the_gradients_a_backward_uses_are_computed(interpret, monkeypatch)
     there, and no kernel runs for an input gradient nobody asks for."""
     seen = []
     real = bntriton.backward
-    monkeypatch.setattr(bntriton, "backward", lambda *a: seen.append(a[-2:]) or real(*a))
+    monkeypatch.setattr(bntriton, "backward", lambda *a: seen.append(a[6:8]) or real(*a))  # (need_input, need_affine)
     x = torch.randn(4, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     w = torch.ones(2, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
@@ -101,7 +106,7 @@ def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
     """benchmarks/dwconv_compile.py --bn: the forms a DARTS step launches, compiled for sm_90 by Triton's own
     compiler and ptxas (the interpreter above checks what they compute, not that they compile)."""
     rec = compiled_forms(tmp_path, "--bn", "--batch", "2")
-    assert {r["kernel"] for r in rec["compiled"]} == {"plane_stats", "combine", "normalize", "grad_sums",
+    assert {r["kernel"] for r in rec["compiled"]} == {"block_stats", "combine", "normalize", "grad_sums",
                                                       "grad_combine", "dx"}
     assert all(r["registers"] and r["spill_store_bytes"] == 0 for r in rec["compiled"]), rec["compiled"]
 

@@ -67,6 +67,8 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     for s in bn["shapes"]:  # float32 against float64 torch, both forms
         assert max(s["triton_rel_err"]) < 1e-4 and max(s["torch_rel_err"]) < 1e-4, s
         assert s["calls_per_forward"] >= 1 and s["triton_fwd_bwd_ms"] > 0 and s["torch_fwd_bwd_ms"] > 0
+        assert max(s["triton-img1_rel_err"]) < 1e-4  # the other statistics layout, timed beside the default
+    assert bn["images_per_program"] == 8 and bn["totals_per_forward"]["triton-img1_fwd_bwd_ms"] > 0
     variants = lines[PRIORITY.index("variants darts darts")]  # the same step in other forms, timed side by side
     assert variants["mode"] == "fast" and list(variants["variants"]) == ["default", "triton-dw+bn"]
     assert variants["variants"]["triton-dw+bn"]["settings"] == {"MERGE_KERNEL": 0, "POINTWISE_MATMUL": True,

@@ -51,40 +51,46 @@ why_not = dwconv.why_not  # why the kernels cannot run on a tensor: the depthwis
 # benchmarks/dwconv_compile.py --bn also compiles for a GPU this machine does not have).
 
 
-def _plane_stats_kernel(x_ptr, mean_ptr, m2_ptr, C, HW, N_CB, CB: tl.constexpr, PB: tl.constexpr,
-                        ONE: tl.constexpr, DT: tl.constexpr):
-    # program: image n, channels [cb*CB, cb*CB + CB): each plane's mean and sum of squared deviations
-    n = (tl.program_id(0) // N_CB).to(tl.int64)
-    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+def _block_stats_kernel(x_ptr, mean_ptr, m2_ptr, C, HW, NS, NB, N_CB, IMG: tl.constexpr, CB: tl.constexpr,
+                        PB: tl.constexpr, DT: tl.constexpr):
+    # program: sample s, its image block b (images s*NS + b*IMG .. up to IMG of them, within the sample),
+    # channels [cb*CB, cb*CB + CB): the block's mean and sum of squared deviations from it, per channel
+    cb = tl.program_id(0) % N_CB
+    sb = tl.program_id(0) // N_CB
+    s = sb // NB
+    b = sb % NB
+    c = cb * CB + tl.arange(0, CB)
     c_ok = c < C
-    rows = x_ptr + ((n * C + c) * HW)[:, None]
-    if ONE:  # the plane fits one tile: read once
-        offs = tl.arange(0, PB)
-        ok = c_ok[:, None] & (offs < HW)[None, :]
-        v = tl.load(rows + offs[None, :], mask=ok, other=0.0)
-        mean = tl.sum(v, axis=1) / HW
-        d = tl.where(ok, v - mean[:, None], 0.0)
-        m2 = tl.sum(d * d, axis=1)
+    first = (s * NS + b * IMG).to(tl.int64)
+    if IMG == 1:  # (a constant: Triton 3.6 spilled 4 bytes of the min below in two 1-image forms)
+        imgs = 1
     else:
-        s = tl.zeros([CB], dtype=DT)
+        imgs = tl.minimum(NS - b * IMG, IMG)
+    acc = tl.zeros([CB, PB], dtype=DT)
+    for i in range(0, IMG):  # per-thread sums over the block's images, one reduction at the end
+        rows = x_ptr + (((first + i) * C + c) * HW)[:, None]
+        live = c_ok[:, None] & (i < imgs)
         for start in range(0, HW, PB):
             offs = start + tl.arange(0, PB)
-            ok = c_ok[:, None] & (offs < HW)[None, :]
-            s += tl.sum(tl.load(rows + offs[None, :], mask=ok, other=0.0), axis=1)
-        mean = s / HW
-        m2 = tl.zeros([CB], dtype=DT)
+            acc += tl.load(rows + offs[None, :], mask=live & (offs < HW)[None, :], other=0.0)
+    mean = tl.sum(acc, axis=1) / (imgs * HW)
+    acc = tl.zeros([CB, PB], dtype=DT)
+    for i in range(0, IMG):  # again, from the mean: exact, no E[x^2] - E[x]^2 cancellation
+        rows = x_ptr + (((first + i) * C + c) * HW)[:, None]
+        live = c_ok[:, None] & (i < imgs)
         for start in range(0, HW, PB):
             offs = start + tl.arange(0, PB)
-            ok = c_ok[:, None] & (offs < HW)[None, :]
+            ok = live & (offs < HW)[None, :]
             d = tl.where(ok, tl.load(rows + offs[None, :], mask=ok, other=0.0) - mean[:, None], 0.0)
-            m2 += tl.sum(d * d, axis=1)
-    tl.store(mean_ptr + n * C + c, mean, mask=c_ok)
-    tl.store(m2_ptr + n * C + c, m2, mask=c_ok)
+            acc += d * d
+    tl.store(mean_ptr + sb * C + c, mean, mask=c_ok)
+    tl.store(m2_ptr + sb * C + c, tl.sum(acc, axis=1), mask=c_ok)
 
 
-def _combine_kernel(mean_ptr, m2_ptr, rm_ptr, rv_ptr, smean_ptr, srstd_ptr, const_ptr, C, NS, K, HW,
-                    TRACK: tl.constexpr, CB: tl.constexpr, IB: tl.constexpr, DT: tl.constexpr):
-    # program: channels [pid*CB, pid*CB + CB), every sample block in order (the running statistics' updates)
+def _combine_kernel(mean_ptr, m2_ptr, rm_ptr, rv_ptr, smean_ptr, srstd_ptr, const_ptr, C, NS, NB, K, HW,
+                    TRACK: tl.constexpr, IMG: tl.constexpr, CB: tl.constexpr, IB: tl.constexpr, DT: tl.constexpr):
+    # program: channels [pid*CB, pid*CB + CB), every sample in order (the running statistics' updates): its
+    # NB image blocks merged, each weighted by its values (IMG images but the last: NS - (NB-1)*IMG)
     c = tl.program_id(0) * CB + tl.arange(0, CB)
     c_ok = c < C
     momentum = tl.load(const_ptr)
@@ -95,19 +101,21 @@ def _combine_kernel(mean_ptr, m2_ptr, rm_ptr, rv_ptr, smean_ptr, srstd_ptr, cons
     count = NS * HW
     for s in range(0, K):
         acc = tl.zeros([CB], dtype=DT)
-        for i0 in range(0, NS, IB):
-            i = i0 + tl.arange(0, IB)
-            ok = (i < NS)[:, None] & c_ok[None, :]
-            at = ((s * NS + i) * C)[:, None] + c[None, :]
-            acc += tl.sum(tl.load(mean_ptr + at, mask=ok, other=0.0), axis=0)
-        mu = acc / NS
+        for b0 in range(0, NB, IB):
+            b = b0 + tl.arange(0, IB)
+            ok = (b < NB)[:, None] & c_ok[None, :]
+            at = ((s * NB + b) * C)[:, None] + c[None, :]
+            n_b = (tl.minimum(NS - b * IMG, IMG) * HW)[:, None]
+            acc += tl.sum(tl.load(mean_ptr + at, mask=ok, other=0.0) * n_b, axis=0)
+        mu = acc / count
         m2 = tl.zeros([CB], dtype=DT)
-        for i0 in range(0, NS, IB):
-            i = i0 + tl.arange(0, IB)
-            ok = (i < NS)[:, None] & c_ok[None, :]
-            at = ((s * NS + i) * C)[:, None] + c[None, :]
+        for b0 in range(0, NB, IB):
+            b = b0 + tl.arange(0, IB)
+            ok = (b < NB)[:, None] & c_ok[None, :]
+            at = ((s * NB + b) * C)[:, None] + c[None, :]
+            n_b = (tl.minimum(NS - b * IMG, IMG) * HW)[:, None]
             d = tl.where(ok, tl.load(mean_ptr + at, mask=ok, other=0.0) - mu[None, :], 0.0)
-            m2 += tl.sum(tl.load(m2_ptr + at, mask=ok, other=0.0) + HW * d * d, axis=0)
+            m2 += tl.sum(tl.load(m2_ptr + at, mask=ok, other=0.0) + n_b * d * d, axis=0)
         tl.store(smean_ptr + s * C + c, mu, mask=c_ok)
         tl.store(srstd_ptr + s * C + c, 1.0 / tl.sqrt(m2 / count + eps), mask=c_ok)
         if TRACK:
@@ -135,30 +143,39 @@ def _normalize_kernel(x_ptr, y_ptr, smean_ptr, srstd_ptr, w_ptr, b_ptr, C, HW, N
     tl.store(y_ptr + at, y, mask=ok)
 
 
-def _grad_sums_kernel(g_ptr, x_ptr, smean_ptr, sdy_ptr, sdyx_ptr, C, HW, NS, N_CB, CB: tl.constexpr,
-                      PB: tl.constexpr, DT: tl.constexpr):
-    # program: image n, channels [cb*CB, cb*CB + CB): sum dy and sum dy * (x - mean) over each plane
-    n = (tl.program_id(0) // N_CB).to(tl.int64)
-    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+def _grad_sums_kernel(g_ptr, x_ptr, smean_ptr, sdy_ptr, sdyx_ptr, C, HW, NS, NB, N_CB, IMG: tl.constexpr,
+                      CB: tl.constexpr, PB: tl.constexpr, DT: tl.constexpr):
+    # program: an image block and a channel block, as the statistics': sum dy and sum dy * (x - mean)
+    cb = tl.program_id(0) % N_CB
+    sb = tl.program_id(0) // N_CB
+    s = sb // NB
+    b = sb % NB
+    c = cb * CB + tl.arange(0, CB)
     c_ok = c < C
-    mu = tl.load(smean_ptr + (n // NS) * C + c, mask=c_ok, other=0.0)[:, None]
-    rows = ((n * C + c) * HW)[:, None]
-    sdy = tl.zeros([CB], dtype=DT)
-    sdyx = tl.zeros([CB], dtype=DT)
-    for start in range(0, HW, PB):
-        offs = start + tl.arange(0, PB)
-        ok = c_ok[:, None] & (offs < HW)[None, :]
-        g = tl.load(g_ptr + rows + offs[None, :], mask=ok, other=0.0)
-        d = tl.where(ok, tl.load(x_ptr + rows + offs[None, :], mask=ok, other=0.0) - mu, 0.0)
-        sdy += tl.sum(g, axis=1)
-        sdyx += tl.sum(g * d, axis=1)
-    tl.store(sdy_ptr + n * C + c, sdy, mask=c_ok)
-    tl.store(sdyx_ptr + n * C + c, sdyx, mask=c_ok)
+    first = (s * NS + b * IMG).to(tl.int64)
+    if IMG == 1:  # (a constant: Triton 3.6 spilled 4 bytes of the min below in two 1-image forms)
+        imgs = 1
+    else:
+        imgs = tl.minimum(NS - b * IMG, IMG)
+    mu = tl.load(smean_ptr + s * C + c, mask=c_ok, other=0.0)[:, None]
+    sdy = tl.zeros([CB, PB], dtype=DT)
+    sdyx = tl.zeros([CB, PB], dtype=DT)
+    for i in range(0, IMG):
+        rows = (((first + i) * C + c) * HW)[:, None]
+        live = c_ok[:, None] & (i < imgs)
+        for start in range(0, HW, PB):
+            offs = start + tl.arange(0, PB)
+            ok = live & (offs < HW)[None, :]
+            g = tl.load(g_ptr + rows + offs[None, :], mask=ok, other=0.0)
+            sdy += g
+            sdyx += g * tl.where(ok, tl.load(x_ptr + rows + offs[None, :], mask=ok, other=0.0) - mu, 0.0)
+    tl.store(sdy_ptr + sb * C + c, tl.sum(sdy, axis=1), mask=c_ok)
+    tl.store(sdyx_ptr + sb * C + c, tl.sum(sdyx, axis=1), mask=c_ok)
 
 
-def _grad_combine_kernel(sdy_ptr, sdyx_ptr, srstd_ptr, tdy_ptr, tdyx_ptr, dw_ptr, db_ptr, C, NS, K,
+def _grad_combine_kernel(sdy_ptr, sdyx_ptr, srstd_ptr, tdy_ptr, tdyx_ptr, dw_ptr, db_ptr, C, NB, K,
                          AFFINE: tl.constexpr, CB: tl.constexpr, IB: tl.constexpr, DT: tl.constexpr):
-    # program: channels [pid*CB, pid*CB + CB): the images' sums per sample block; the affine gradients
+    # program: channels [pid*CB, pid*CB + CB): the image blocks' sums per sample; the affine gradients
     c = tl.program_id(0) * CB + tl.arange(0, CB)
     c_ok = c < C
     dw = tl.zeros([CB], dtype=DT)
@@ -166,10 +183,10 @@ def _grad_combine_kernel(sdy_ptr, sdyx_ptr, srstd_ptr, tdy_ptr, tdyx_ptr, dw_ptr
     for s in range(0, K):
         a = tl.zeros([CB], dtype=DT)
         b = tl.zeros([CB], dtype=DT)
-        for i0 in range(0, NS, IB):
-            i = i0 + tl.arange(0, IB)
-            ok = (i < NS)[:, None] & c_ok[None, :]
-            at = ((s * NS + i) * C)[:, None] + c[None, :]
+        for b0 in range(0, NB, IB):
+            i = b0 + tl.arange(0, IB)
+            ok = (i < NB)[:, None] & c_ok[None, :]
+            at = ((s * NB + i) * C)[:, None] + c[None, :]
             a += tl.sum(tl.load(sdy_ptr + at, mask=ok, other=0.0), axis=0)
             b += tl.sum(tl.load(sdyx_ptr + at, mask=ok, other=0.0), axis=0)
         tl.store(tdy_ptr + s * C + c, a, mask=c_ok)
@@ -205,10 +222,10 @@ def _dx_kernel(g_ptr, x_ptr, dx_ptr, smean_ptr, srstd_ptr, tdy_ptr, tdyx_ptr, w_
     tl.store(dx_ptr + at, dx, mask=ok)
 
 
-KERNELS = (_plane_stats_kernel, _combine_kernel, _normalize_kernel, _grad_sums_kernel, _grad_combine_kernel,
+KERNELS = (_block_stats_kernel, _combine_kernel, _normalize_kernel, _grad_sums_kernel, _grad_combine_kernel,
            _dx_kernel)
 # sizes are run-time arguments (not specialised per value equal to 1 or divisible by 16): a few forms a step
-_SIZES = ("C", "HW", "N_CB", "NS", "K")
+_SIZES = ("C", "HW", "N_CB", "NS", "NB", "K")
 
 
 @functools.cache
@@ -236,36 +253,46 @@ def _constants(momentum: float, eps: float, device, dtype) -> torch.Tensor:
     return _CONST[key]
 
 
-# the combine kernels' tiles: up to 1024 (image, channel) partial results a step of their loop
+# IMAGES_PER_PROGRAM: the images one statistics (or gradient-sum) program reads for its block of channels,
+# summed per thread and reduced once: 1 is a program per (image, channel block), a DARTS cell-input pass's 32 x 32
+# planes 4 KB each (tens of thousands of small programs, each with its own cross-warp reduction); 8 reads 32 KB.
+# Which is faster is for a GPU (benchmarks/bn_bench.py times both: --images-per-program).
+IMAGES_PER_PROGRAM = 8
+# the combine kernels' tiles: up to 64 image blocks of 32 channels a step of their loop
 _COMBINE_CH = 32
 
 
-def _combine_tile(ns: int) -> tuple[int, int]:
-    ib = _block(ns, cap=64)
-    return ib, _COMBINE_CH
-
-
-def forward(x, weight, bias, running_mean, running_var, momentum: float, eps: float, samples: int = 1):
-    """Training BatchNorm of ``x`` (N, C, H, W), contiguous, in ``samples`` blocks of N / samples images each
-    normalised by its own statistics; the running statistics (if given) updated in place as ``samples``
-    successive ``F.batch_norm`` calls update them. Returns (y, mean, rstd), the last two (samples, C)."""
-    (stats_k, combine_k, norm_k, _, _, _), dt = _settings(x)
+def _layout(x: torch.Tensor, samples: int, images: int | None):
+    """The launch geometry both passes share: (N, C, HW, images per sample, images per program, image blocks
+    per sample, (channels, pixels) tile, channel blocks, warps, the combine kernels' (block tile, channels))."""
     n, c = x.shape[:2]
     hw = x[0, 0].numel()
     ns = n // samples
+    img = max(1, min(int(IMAGES_PER_PROGRAM if images is None else images), ns))
+    nb = triton.cdiv(ns, img)
+    cb, pb = _tiles(c, hw)
+    warps = max(1, min(8, cb * pb // 128))
+    return n, c, hw, ns, img, nb, cb, pb, triton.cdiv(c, cb), warps, (_block(nb, cap=64), _COMBINE_CH)
+
+
+def forward(x, weight, bias, running_mean, running_var, momentum: float, eps: float, samples: int = 1,
+            images: int | None = None):
+    """Training BatchNorm of ``x`` (N, C, H, W), contiguous, in ``samples`` blocks of N / samples images each
+    normalised by its own statistics; the running statistics (if given) updated in place as ``samples``
+    successive ``F.batch_norm`` calls update them. ``images``: per statistics program (None:
+    ``IMAGES_PER_PROGRAM``). Returns (y, mean, rstd), the last two (samples, C)."""
+    (stats_k, combine_k, norm_k, _, _, _), dt = _settings(x)
+    n, c, hw, ns, img, nb, cb, pb, n_cb, warps, (ib, ccb) = _layout(x, samples, images)
     if ns * hw <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
-    part = torch.empty((2, n, c), dtype=x.dtype, device=x.device)
-    cb, pb = _tiles(c, hw)
-    n_cb = triton.cdiv(c, cb)
-    warps = max(1, min(8, cb * pb // 128))
-    stats_k[(n * n_cb,)](x, part[0], part[1], c, hw, n_cb, CB=cb, PB=pb, ONE=hw <= pb, DT=dt, num_warps=warps)
+    part = torch.empty((2, samples * nb, c), dtype=x.dtype, device=x.device)
+    stats_k[(samples * nb * n_cb,)](x, part[0], part[1], c, hw, ns, nb, n_cb, IMG=img, CB=cb, PB=pb, DT=dt,
+                                    num_warps=warps)
     stat = torch.empty((2, samples, c), dtype=x.dtype, device=x.device)
     track = running_mean is not None
-    ib, ccb = _combine_tile(ns)
     combine_k[(triton.cdiv(c, ccb),)](part[0], part[1], running_mean if track else x, running_var if track else x,
-                                      stat[0], stat[1], _constants(momentum, eps, x.device, x.dtype), c, ns,
-                                      samples, hw, TRACK=track, CB=ccb, IB=ib, DT=dt, num_warps=4)
+                                      stat[0], stat[1], _constants(momentum, eps, x.device, x.dtype), c, ns, nb,
+                                      samples, hw, TRACK=track, IMG=img, CB=ccb, IB=ib, DT=dt, num_warps=4)
     y = torch.empty_like(x)
     affine = weight is not None
     norm_k[(n * n_cb, triton.cdiv(hw, pb))](x, y, stat[0], stat[1], weight if affine else x, bias if affine else x,
@@ -273,24 +300,20 @@ def forward(x, weight, bias, running_mean, running_var, momentum: float, eps: fl
     return y, stat[0], stat[1]
 
 
-def backward(grad, x, weight, mean, rstd, samples: int, need_input: bool = True, need_affine: bool = True):
+def backward(grad, x, weight, mean, rstd, samples: int, need_input: bool = True, need_affine: bool = True,
+             images: int | None = None):
     """(dx, dweight, dbias) of :func:`forward`'s output, each None where not asked for (or no weight)."""
     (_, _, _, sums_k, gcombine_k, dx_k), dt = _settings(x)
-    n, c = x.shape[:2]
-    hw = x[0, 0].numel()
-    ns = n // samples
+    n, c, hw, ns, img, nb, cb, pb, n_cb, warps, (ib, ccb) = _layout(x, samples, images)
     affine = weight is not None and need_affine
-    part = torch.empty((2, n, c), dtype=x.dtype, device=x.device)
-    cb, pb = _tiles(c, hw)
-    n_cb = triton.cdiv(c, cb)
-    warps = max(1, min(8, cb * pb // 128))
-    sums_k[(n * n_cb,)](grad, x, mean, part[0], part[1], c, hw, ns, n_cb, CB=cb, PB=pb, DT=dt, num_warps=warps)
+    part = torch.empty((2, samples * nb, c), dtype=x.dtype, device=x.device)
+    sums_k[(samples * nb * n_cb,)](grad, x, mean, part[0], part[1], c, hw, ns, nb, n_cb, IMG=img, CB=cb, PB=pb,
+                                   DT=dt, num_warps=warps)
     tot = torch.empty((2, samples, c), dtype=x.dtype, device=x.device)
     dw = torch.empty_like(weight) if affine else None
     db = torch.empty_like(weight) if affine else None
-    ib, ccb = _combine_tile(ns)
     gcombine_k[(triton.cdiv(c, ccb),)](part[0], part[1], rstd, tot[0], tot[1], dw if affine else x,
-                                       db if affine else x, c, ns, samples, AFFINE=affine, CB=ccb, IB=ib, DT=dt,
+                                       db if affine else x, c, nb, samples, AFFINE=affine, CB=ccb, IB=ib, DT=dt,
                                        num_warps=4)
     dx = None
     if need_input:
@@ -308,7 +331,8 @@ class BatchNormTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, samples):
         x = x.contiguous()
-        y, mean, rstd = forward(x, weight, bias, running_mean, running_var, momentum, eps, samples)
+        ctx.images = IMAGES_PER_PROGRAM  # the backward's programs read as the forward's did
+        y, mean, rstd = forward(x, weight, bias, running_mean, running_var, momentum, eps, samples, ctx.images)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.samples = samples
         return y
@@ -321,7 +345,8 @@ class BatchNormTrain(torch.autograd.Function):
             engine_needs(weight))
         if not (need_x or need_affine):
             return None, None, None, None, None, None, None, None
-        dx, dw, db = backward(grad.contiguous(), x, weight, mean, rstd, ctx.samples, need_x, need_affine)
+        dx, dw, db = backward(grad.contiguous(), x, weight, mean, rstd, ctx.samples, need_x, need_affine,
+                              ctx.images)
         return dx, dw, db, None, None, None, None, None
 
 
