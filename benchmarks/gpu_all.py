@@ -131,9 +131,10 @@ def items(tiny: bool):
     out += [(45, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
                                             *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution",
                                                "8", "--max-geometries", "2"] if tiny else [])])]
-    # the step's training BatchNorm calls, torch's kernels against harness.nn.bntriton's, shape by shape (29 shapes
-    # at paper size, 17 kernel forms; never run on a GPU). TINY: the two most-called shapes, in the interpreter
-    out += [(25, "bn darts", "bn", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
+    # the step's training BatchNorm calls, torch's kernels against harness.nn.bntriton's (at 8 and 1 images a
+    # statistics program), shape by shape (29 shapes at paper size, 26 kernel forms to compile; never run on a
+    # GPU: estimated). TINY: the two most-called shapes, in the interpreter
+    out += [(35, "bn darts", "bn", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
                                     *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution", "8",
                                        "--max-shapes", "2"] if tiny else [])])]
     # BatchNorm in Triton kernels too (harness.nn.bntriton, off by default: torch's NCHW kernels ran at a fifth
