@@ -41,23 +41,17 @@ def collect(net, x) -> collections.Counter:
     """The training BatchNorm calls of one forward of ``net`` on ``x``, as captured with
     ``harness.nn.groups.BATCHNORM_TRITON`` on: {(shape, affine, running statistics, samples): calls}
     (computed by torch meanwhile)."""
-    import torch
-
+    import dwconv_bench
     from harness.nn import bntriton, groups
 
     calls: collections.Counter = collections.Counter()
-    real = groups.BATCHNORM_TRITON, bntriton.batch_norm, bntriton.why_not
 
     def record(h, rm, rv, w, b, momentum, eps, samples=1):
         calls[(tuple(h.shape), w is not None, rm is not None, int(samples))] += 1
         return torch_form(h, rm, rv, w, b, momentum, eps, samples)
 
-    groups.BATCHNORM_TRITON, bntriton.batch_norm, bntriton.why_not = True, record, lambda t: None
-    try:
-        with groups.as_captured(), torch.no_grad():
-            net(x)
-    finally:
-        groups.BATCHNORM_TRITON, bntriton.batch_norm, bntriton.why_not = real
+    dwconv_bench.forward_recorded(net, x, [(groups, "BATCHNORM_TRITON", True), (bntriton, "batch_norm", record),
+                                           (bntriton, "why_not", lambda t: None)])
     return calls
 
 
@@ -80,16 +74,6 @@ def main(argv=None) -> dict:
     cuda = device.type == "cuda"
     extra = [int(v) for v in args.images_per_program.split(",") if v and int(v) != bntriton.IMAGES_PER_PROGRAM]
 
-    def with_images(v, fn):
-        def run(*a):
-            old = bntriton.IMAGES_PER_PROGRAM
-            bntriton.IMAGES_PER_PROGRAM = v
-            try:  # (the backward reads it from the forward's context: harness.nn.bntriton.BatchNormTrain)
-                return fn(*a)
-            finally:
-                bntriton.IMAGES_PER_PROGRAM = old
-        return run
-
     rows = []
     totals = collections.Counter()
     for (xs, affine, track, samples), count in sorted(calls.items(), key=lambda kv: -kv[1])[:args.max_shapes or None]:
@@ -102,7 +86,8 @@ def main(argv=None) -> dict:
         inputs = [t for t in (h, *wb) if t is not None]
         forms = {"torch": lambda a, *p: torch_form(a, stats[0], stats[1], *p, 0.1, 1e-5, samples),
                  "triton": lambda a, *p: bntriton.batch_norm(a, stats[0], stats[1], *p, 0.1, 1e-5, samples)}
-        forms.update({f"triton-img{v}": with_images(v, forms["triton"]) for v in extra})
+        forms.update({f"triton-img{v}": lambda a, *p, v=v: bntriton.batch_norm(a, stats[0], stats[1], *p, 0.1, 1e-5,
+                                                                                 samples, images=v) for v in extra})
         row = {"input": list(xs), "affine": affine, "running_stats": track, "samples": samples,
                "calls_per_forward": count}
         # float32 against float64 torch (running statistics of their own: the forms' are left to the timing)

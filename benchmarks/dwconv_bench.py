@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import platform
 import shlex
 import statistics
@@ -36,13 +37,9 @@ import search_step  # noqa: E402
 
 def collect(net, x) -> collections.Counter:
     """The Triton form's calls in one forward of ``net`` on ``x``, as captured: {geometry: calls}."""
-    import torch
-
-    from harness.nn import dwconv, fused, groups
+    from harness.nn import dwconv, fused
 
     calls: collections.Counter = collections.Counter()
-    real_flag, real_conv = fused.DEPTHWISE_TRITON, dwconv.depthwise_conv
-    real_why = dwconv.why_not
 
     def record(h, w, stride, padding, dilation, k=1, relu=False, dest=None, geo=None):
         key = (tuple(h.shape), tuple(w.shape), tuple(stride), tuple(padding), tuple(dilation), int(k),
@@ -54,13 +51,27 @@ def collect(net, x) -> collections.Counter:
         calls[key] += 1
         return torch_form(h, w, stride, padding, dilation, k, relu, dest)
 
-    fused.DEPTHWISE_TRITON, dwconv.depthwise_conv, dwconv.why_not = True, record, lambda t: None
-    try:
-        with groups.as_captured(), torch.no_grad():
-            net(x)
-    finally:
-        fused.DEPTHWISE_TRITON, dwconv.depthwise_conv, dwconv.why_not = real_flag, real_conv, real_why
+    forward_recorded(net, x, [(fused, "DEPTHWISE_TRITON", True), (dwconv, "depthwise_conv", record),
+                              (dwconv, "why_not", lambda t: None)])
     return calls
+
+
+def forward_recorded(net, x, patches) -> None:
+    """One forward of ``net`` on ``x`` in the form a CUDA graph captures (``groups.as_captured``, no grad),
+    with ``patches`` ((object, attribute, value): a Triton form switched on, its entry point replaced by a
+    recorder, its device check passed) in place, and restored after; this script's and ``bn_bench.py``'s."""
+    from unittest import mock
+
+    import torch
+
+    from harness.nn import groups
+
+    with contextlib.ExitStack() as stack:
+        for obj, name, value in patches:
+            stack.enter_context(mock.patch.object(obj, name, value))
+        stack.enter_context(groups.as_captured())
+        stack.enter_context(torch.no_grad())
+        net(x)
 
 
 def torch_form(h, w, stride, padding, dilation, k, relu, dest=None):

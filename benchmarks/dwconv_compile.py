@@ -18,6 +18,7 @@ target (Triton's bundled ptxas; no GPU needed) and its PTX put through ``ptxas -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -70,6 +71,21 @@ def _constexprs(fn) -> set[str]:
     return {k for k, v in fn.__annotations__.items() if "constexpr" in str(v)}
 
 
+@contextlib.contextmanager
+def _recording(module, settings: str, kernels: tuple):
+    """Within: ``module``'s kernels (its launch-settings function ``settings`` replaced) launch into recorders
+    instead, on meta tensors; yields the forms they record ({(kernel, constexprs, warps): (fn, signature,
+    constexprs, warps, launches)})."""
+    from unittest import mock
+
+    from harness.nn import dwconv
+
+    forms: dict = {}
+    recorders = tuple(_Recorder(fn, forms) for fn in kernels)
+    with mock.patch.object(module, settings, lambda x: (recorders, dwconv.kernel_dtype(x))):
+        yield forms
+
+
 def forms_of(calls, dtype="float32") -> dict:
     """{(kernel, constexprs, warps): (fn, signature, constexprs, warps, launches)} over the calls' forward
     and both gradient launches."""
@@ -77,12 +93,8 @@ def forms_of(calls, dtype="float32") -> dict:
 
     from harness.nn import dwconv
 
-    forms: dict = {}
-    recorders = tuple(_Recorder(fn, forms) for fn in (dwconv._fwd_kernel, dwconv._dx_kernel, dwconv._dw_kernel))
-    real = dwconv._launch_settings
     dt = getattr(torch, dtype)
-    dwconv._launch_settings = lambda x: (recorders, dwconv.tl.float64 if x.dtype == torch.float64 else dwconv.tl.float32)
-    try:
+    with _recording(dwconv, "_launch_settings", dwconv.KERNELS) as forms:
         for (xs, ws, stride, padding, dilation, k, relu, dest, *geo), _ in calls.items():
             x = torch.empty(xs, device="meta", dtype=dt)
             w = torch.empty(ws, device="meta", dtype=dt)
@@ -93,8 +105,6 @@ def forms_of(calls, dtype="float32") -> dict:
             y = dwconv.forward(x, w, *conv)
             dwconv.grad_input(torch.empty_like(y), x, w, *conv)
             dwconv.grad_weight(torch.empty_like(y), x, w, *conv)
-    finally:
-        dwconv._launch_settings = real
     return forms
 
 
@@ -105,12 +115,8 @@ def bn_forms_of(calls, dtype="float32") -> dict:
 
     from harness.nn import bntriton
 
-    forms: dict = {}
-    recorders = tuple(_Recorder(fn, forms) for fn in bntriton.KERNELS)
-    real = bntriton._settings
     dt = getattr(torch, dtype)
-    bntriton._settings = lambda x: (recorders, bntriton.tl.float64 if x.dtype == torch.float64 else bntriton.tl.float32)
-    try:
+    with _recording(bntriton, "_settings", bntriton.KERNELS) as forms:
         for shape, affine, track, samples in calls:
             x = torch.empty(shape, device="meta", dtype=dt)
             c = shape[1]
@@ -119,8 +125,6 @@ def bn_forms_of(calls, dtype="float32") -> dict:
             for images in sorted({bntriton.IMAGES_PER_PROGRAM, 1}):  # the default and bn_bench.py's other form
                 y, mean, rstd = bntriton.forward(x, w, b, rm, rv, 0.1, 1e-5, samples, images)
                 bntriton.backward(torch.empty_like(y), x, w, mean, rstd, samples, images=images)
-    finally:
-        bntriton._settings = real
     return forms
 
 

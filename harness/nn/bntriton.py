@@ -36,9 +36,6 @@ graph captures, as the depthwise kernels. On a CPU the kernels run only in Trito
 
 from __future__ import annotations
 
-import functools
-import os
-
 import torch
 
 from harness.nn import dwconv
@@ -228,16 +225,8 @@ KERNELS = (_block_stats_kernel, _combine_kernel, _normalize_kernel, _grad_sums_k
 _SIZES = ("C", "HW", "N_CB", "NS", "NB", "K")
 
 
-@functools.cache
-def _kernels(interpret: bool) -> tuple:
-    del interpret  # part of the cache key: triton.jit reads TRITON_INTERPRET when it is called
-    return tuple(triton.jit(fn, do_not_specialize=[a for a in fn.__code__.co_varnames[:fn.__code__.co_argcount]
-                                                   if a in _SIZES]) for fn in KERNELS)
-
-
 def _settings(x: torch.Tensor):
-    kernels = _kernels(os.environ.get("TRITON_INTERPRET") == "1" and not x.is_cuda)
-    return kernels, (tl.float64 if x.dtype == torch.float64 else tl.float32)
+    return dwconv.launch_settings(x, KERNELS, _SIZES)
 
 
 _CONST: dict = {}
@@ -329,9 +318,9 @@ class BatchNormTrain(torch.autograd.Function):
     as torch's BatchNorm does, and computes each gradient only when the backward pass uses it."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, samples):
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, samples, images):
         x = x.contiguous()
-        ctx.images = IMAGES_PER_PROGRAM  # the backward's programs read as the forward's did
+        ctx.images = IMAGES_PER_PROGRAM if images is None else images  # the backward reads as the forward did
         y, mean, rstd = forward(x, weight, bias, running_mean, running_var, momentum, eps, samples, ctx.images)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.samples = samples
@@ -344,16 +333,16 @@ class BatchNormTrain(torch.autograd.Function):
         need_affine = weight is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]) and (
             engine_needs(weight))
         if not (need_x or need_affine):
-            return None, None, None, None, None, None, None, None
+            return None, None, None, None, None, None, None, None, None
         dx, dw, db = backward(grad.contiguous(), x, weight, mean, rstd, ctx.samples, need_x, need_affine,
                               ctx.images)
-        return dx, dw, db, None, None, None, None, None
+        return dx, dw, db, None, None, None, None, None, None
 
 
 def batch_norm(x, running_mean, running_var, weight, bias, momentum: float, eps: float,
-               samples: int = 1) -> torch.Tensor:
+               samples: int = 1, images: int | None = None) -> torch.Tensor:
     """Training ``F.batch_norm`` (batch statistics, running statistics updated) in the kernels above, each of
     ``samples`` consecutive blocks of the batch by its own statistics (:func:`harness.nn.groups.batch_norm`'s
-    meaning)."""
+    meaning); ``images``: per statistics program (None: ``IMAGES_PER_PROGRAM``)."""
     return BatchNormTrain.apply(x, weight, bias, running_mean, running_var, float(momentum), float(eps),
-                                int(samples))
+                                int(samples), images)

@@ -227,19 +227,29 @@ _SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "
           "PH", "PW", "DH", "DW")
 
 
+KERNELS = (_fwd_kernel, _dx_kernel, _dw_kernel)
+
+
 @functools.cache
-def _kernels(interpret: bool) -> tuple:
+def _jitted(fns: tuple, sizes: tuple, interpret: bool) -> tuple:
     del interpret  # part of the cache key: triton.jit reads TRITON_INTERPRET when it is called
-    out = []
-    for fn in (_fwd_kernel, _dx_kernel, _dw_kernel):
-        names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
-        out.append(triton.jit(fn, do_not_specialize=[a for a in names if a in _SIZES]))
-    return tuple(out)
+    return tuple(triton.jit(fn, do_not_specialize=[a for a in fn.__code__.co_varnames[:fn.__code__.co_argcount]
+                                                   if a in sizes]) for fn in fns)
+
+
+def kernel_dtype(x: torch.Tensor):
+    """The ``DT`` constexpr the kernels accumulate in for ``x``."""
+    return tl.float64 if x.dtype == torch.float64 else tl.float32
+
+
+def launch_settings(x: torch.Tensor, fns: tuple, sizes: tuple):
+    """(``fns`` as Triton kernels for ``x``'s device, made at first use and kept; their ``DT``): the run-time
+    integer arguments named in ``sizes`` are not specialised. Also harness.nn.bntriton's."""
+    return _jitted(fns, sizes, os.environ.get("TRITON_INTERPRET") == "1" and not x.is_cuda), kernel_dtype(x)
 
 
 def _launch_settings(x: torch.Tensor):
-    kernels = _kernels(os.environ.get("TRITON_INTERPRET") == "1" and not x.is_cuda)
-    return kernels, (tl.float64 if x.dtype == torch.float64 else tl.float32)
+    return launch_settings(x, KERNELS, _SIZES)
 
 
 def _block(n: int, cap: int = 1024) -> int:
