@@ -72,7 +72,11 @@ def main(argv=None) -> dict:
                                                                       collect, "bn_bench", "training BatchNorm call",
                                                                       more_args)
     cuda = device.type == "cuda"
-    extra = [int(v) for v in args.images_per_program.split(",") if v and int(v) != bntriton.IMAGES_PER_PROGRAM]
+    values = [v.strip() for v in args.images_per_program.split(",") if v.strip()]
+    bad = [v for v in values if not v.isdigit() or int(v) < 1]
+    if bad:
+        raise SystemExit(f"bn_bench: --images-per-program {bad}: give positive integers, comma-separated (e.g. 1,4)")
+    extra = [int(v) for v in values if int(v) != bntriton.IMAGES_PER_PROGRAM]
 
     rows = []
     totals = collections.Counter()
