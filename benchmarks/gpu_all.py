@@ -1,11 +1,17 @@
 """`gpu_session.sh all`: every missing GPU figure in one device call, in priority order, within a budget.
 
-Step measurements run in this one process (``search_step.main`` per item: torch and the plugins are
+Step measurements run in one worker process (``search_step.main`` per item: torch and the plugins are
 imported once, not once per item); the two end-to-end searches run ``harness run`` as subprocesses,
 each with its own store. Every result is appended to ``all.jsonl`` as one JSON line the moment it is
 taken, so a call cut off by the device's time limit still returns everything measured before. An item
 starts only if its estimate fits in what is left of ``--budget``; a skipped or failed item is a JSON
 line saying so.
+
+This process only watches the worker (:func:`supervise`): a kernel that has never run on a GPU (the
+Triton depthwise, slot and BatchNorm kernels) can kill the process, leave its CUDA context unusable (an
+illegal address is sticky: every later CUDA call in that process fails) or hang, and in one process that
+would lose every item after it. An item that kills its worker or runs past its limit
+(:data:`ITEM_LIMIT`) gets a "failed" line saying so, and a new worker takes the items after it.
 
     python benchmarks/gpu_all.py --out DIR [--budget 510] [--tiny]
 """
@@ -206,6 +212,15 @@ def e2e_run(label: str, args: list[str], out: Path) -> dict:
             "command": rec.command}
 
 
+# An item running longer than max(ITEM_LIMIT[0] x its estimate, its estimate + ITEM_LIMIT[1] s) is taken as
+# hung and its worker stopped. The estimates are 1.3x the H200's times where measured, guesses where not (the
+# Triton kernels' items): a slow item is let run to about three times its guess, not more, so that one hang
+# costs at most the time of the items it would have pushed out anyway.
+ITEM_LIMIT = (3.0, 90.0)
+# The worker's exit status after an item left the CUDA context unusable (a new worker takes the rest).
+CONTEXT_LOST = 3
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -213,21 +228,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
     ap.add_argument("--only", default="", help="comma-separated item labels (e.g. 'e2e graph,e2e eager'): "
                     "take just these, in priority order (what an earlier call's time limit skipped)")
+    # the worker's: the call's start and deadline (time.time()), so that every worker keeps one budget
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--started", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.tiny and not _cuda():
-        # a CPU runs the Triton kernels (harness.nn.dwconv) only in Triton's interpreter, which Triton
-        # chooses when it is imported: before any item imports it
-        os.environ.setdefault("TRITON_INTERPRET", "1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jsonl = out / "all.jsonl"
-    start = time.monotonic()
-    search_step = _search_step()
-
-    def write(record: dict) -> None:
-        with open(jsonl, "a") as fh:  # appended and closed at once: survives a kill right after
-            fh.write(json.dumps(record) + "\n")
-
     todo = items(args.tiny)
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
@@ -236,18 +243,149 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"--only: unknown item(s) {unknown}; items are {labels}")
         todo = [item for item in todo if item[1] in wanted]
+    if args.worker:
+        return work(args, todo, out)
+    started = time.time()
+
+    def worker(labels: list[str], deadline: float) -> list[str]:
+        return [sys.executable, str(Path(__file__).resolve()), "--worker", "--out", str(out),
+                "--budget", str(args.budget), "--started", repr(started), "--deadline", repr(deadline),
+                "--only", ",".join(labels), *(["--tiny"] if args.tiny else [])]
+
+    supervise(out, todo, args.budget, worker)
+    print(f"done in {time.time() - started:.0f} s: {out / 'all.jsonl'}", flush=True)
+    return 0
+
+
+def _records(jsonl: Path) -> list[dict]:
+    """The lines written so far (a line cut off by a kill is not one)."""
+    if not jsonl.exists():
+        return []
+    out = []
+    for line in jsonl.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def _label(record: dict) -> str | None:
+    return record.get("item") or record.get("failed") or record.get("skipped")
+
+
+def _append(jsonl: Path, record: dict) -> None:
+    with open(jsonl, "a") as fh:  # appended and closed at once: survives a kill right after
+        fh.write(json.dumps(record) + "\n")
+
+
+def _ended(code: int) -> str:
+    if code < 0:
+        import signal
+
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit status {code}"
+
+
+def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: float = 0.2) -> None:
+    """Take ``todo``'s items in worker processes (``worker(labels, deadline)``: its command line) until each
+    has a line in ``out/all.jsonl``. A worker names the item it is taking in ``out/all.current``
+    (``{"label", "t"}``, removed once the item's line is written). When a worker dies inside an item, or
+    the item outlives ``limit(estimate)`` seconds (then its process group is killed), the item gets a
+    "failed" line saying which, and a new worker takes the items after it; a worker that ends without
+    taking any item leaves its items "failed" with its exit status (no endless restarts)."""
+    limit = limit or (lambda est: max(ITEM_LIMIT[0] * est, est + ITEM_LIMIT[1]))
+    jsonl, current = out / "all.jsonl", out / "all.current"
+    deadline = time.time() + budget
+    earlier = len(_records(jsonl))  # lines of an earlier call into the same folder are not this call's
+    estimates = {label: est for est, label, _, _ in todo}
+    while True:
+        done = {_label(r) for r in _records(jsonl)[earlier:]}
+        left = [label for _, label, _, _ in todo if label not in done]
+        if not left:
+            return
+        current.unlink(missing_ok=True)
+        # its own process group: a stop takes the end-to-end searches it started with it
+        proc = subprocess.Popen(worker(left, deadline), start_new_session=True)
+        hung = None
+        while proc.poll() is None:
+            time.sleep(poll_s)
+            now = _current(current)
+            if now is not None and time.time() - now["t"] > limit(estimates.get(now["label"], 0.0)):
+                hung = now
+                import signal
+
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        now = hung or _current(current)
+        taken = {_label(r) for r in _records(jsonl)[earlier:]} - done
+        if now is not None and now["label"] not in taken:
+            spent = round(time.time() - now["t"], 1)
+            why = (f"stopped after {spent} s, over its limit of {limit(estimates.get(now['label'], 0.0)):.0f} s "
+                   f"(estimate {estimates.get(now['label'])} s): taken as hung" if hung else
+                   f"the worker process ended ({_ended(proc.returncode)}) while taking this item")
+            _append(jsonl, {"failed": now["label"], "error": why, "item_s": spent})
+            print(f"failed {now['label']}: {why}; a new worker takes the items after it", flush=True)
+        elif not taken:
+            for label in left:
+                _append(jsonl, {"failed": label, "error": f"the worker process ended ({_ended(proc.returncode)}) "
+                                                          "before taking any item"})
+            print(f"the worker ended ({_ended(proc.returncode)}) before taking any item", flush=True)
+            return
+
+
+def _current(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):  # none, or caught half written
+        return None
+
+
+def _context_lost() -> bool:
+    """Whether this process's CUDA context is unusable (a sticky error: an illegal address, a device-side
+    assert), after an item failed."""
+    import torch
+
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return False
+    try:
+        torch.zeros(1, device="cuda").add_(1).cpu()
+        torch.cuda.synchronize()
+        return False
+    except Exception:  # noqa: BLE001 - any error here means the context is gone
+        return True
+
+
+def work(args, todo: list, out: Path) -> int:
+    """The worker: ``todo``'s items in order, each started only if its estimate fits before the deadline."""
+    if args.tiny and not _cuda():
+        # a CPU runs the Triton kernels (harness.nn.dwconv) only in Triton's interpreter, which Triton
+        # chooses when it is imported: before any item imports it
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    jsonl, current = out / "all.jsonl", out / "all.current"
+    started = args.started if args.started is not None else time.time()
+    deadline = args.deadline if args.deadline is not None else started + args.budget
+    search_step = _search_step()
+
+    def write(record: dict) -> None:
+        _append(jsonl, record)
+
     for estimate, label, kind, item_args in todo:
-        spent = time.monotonic() - start
-        if spent + estimate > args.budget:
+        now = time.time()
+        if now + estimate > deadline:
+            spent = now - started
             write({"skipped": label, "spent_s": round(spent, 1), "estimate_s": estimate, "budget_s": args.budget})
             print(f"skipped {label}: {spent:.0f} s spent, estimate {estimate} s, budget {args.budget:.0f} s",
                   flush=True)
             continue
+        current.write_text(json.dumps({"label": label, "t": now}))
         t0 = time.monotonic()
+        lost = False
         try:
             if kind == "packing":  # one line per row, each the moment it is taken
                 packing(item_args, args.tiny, lambda row, t0=t0: write(
                     {"item": label, "item_s": round(time.monotonic() - t0, 1), **row}))
+                current.unlink(missing_ok=True)
                 continue
             if kind == "step":
                 record = search_step.main(item_args)
@@ -270,8 +408,13 @@ def main(argv=None) -> int:
                 raise
             traceback.print_exc()
             record = {"failed": label, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            lost = _context_lost()
+            if lost:
+                record["cuda_context"] = "unusable after this item: a new worker takes the items after it"
         write(record)
-    print(f"done in {time.monotonic() - start:.0f} s: {jsonl}", flush=True)
+        current.unlink(missing_ok=True)
+        if lost:
+            return CONTEXT_LOST
     return 0
 
 

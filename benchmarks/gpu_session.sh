@@ -105,7 +105,8 @@ EOF
 
 case "$phase" in
   all)
-    # one process for every step measurement (torch imported once), the two e2e searches as subprocesses
+    # one worker process for every step measurement (torch imported once), watched by gpu_all.py: a new one
+    # takes the items after one that kills or hangs it; the two e2e searches as subprocesses
     python3 benchmarks/gpu_all.py --out "$out" --budget "${ALL_BUDGET_S:-510}" ${TINY:+--tiny} \
       ${ALL_ONLY:+--only "$ALL_ONLY"} 2>&1 |
       tee -a "$log" ;;

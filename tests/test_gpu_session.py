@@ -32,6 +32,7 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
     assert [r.get("item") for r in lines] == PRIORITY, lines
+    assert not (tmp_path / "all.current").exists()  # the worker's "taking this item" note, gone after each item
     darts = lines[0]
     assert set(darts["modes"]) >= {"eager", "fast"} and darts["device"] == "cpu"
     assert "baseline_loss_max_rel_diff" in darts and darts["command"].startswith("python benchmarks/search_step.py")
@@ -117,3 +118,75 @@ def test_items_that_do_not_fit_the_budget_are_skipped_and_said_so(tmp_path):
     estimates = {label: est for est, label, _, _ in gpu_all.items(True)}
     assert ran[0] == "gdas darts" and all(estimates[label] <= 24 for label in ran)
     assert all(r["budget_s"] == 24 for r in lines if "skipped" in r)
+
+
+# A worker that follows gpu_all's protocol (its items from --only, each named in all.current while it is taken,
+# its line appended to all.jsonl) and does to its process what a faulty kernel can: "crash" dies by SIGSEGV,
+# "hang" never returns, "lost" fails with the CUDA context gone (gpu_all.CONTEXT_LOST), "dead" ends before
+# taking any item.
+FAKE_WORKER = """
+import json, os, signal, sys, time
+out = sys.argv[sys.argv.index("--out") + 1]
+labels = sys.argv[sys.argv.index("--only") + 1].split(",")
+def line(rec):
+    with open(os.path.join(out, "all.jsonl"), "a") as fh:
+        fh.write(json.dumps(rec) + "\\n")
+if labels[0] == "dead":
+    sys.exit(1)
+for label in labels:
+    with open(os.path.join(out, "all.current"), "w") as fh:
+        json.dump({"label": label, "t": time.time()}, fh)
+    if label == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if label == "hang":
+        time.sleep(600)
+    if label == "lost":
+        line({"failed": label, "error": "CUDA error: an illegal memory access was encountered"})
+        sys.exit(3)
+    line({"item": label, "pid": os.getpid()})
+    os.remove(os.path.join(out, "all.current"))
+"""
+
+
+def _gpu_all():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_all
+    finally:
+        sys.path.pop(0)
+    return gpu_all
+
+
+def test_an_item_that_kills_or_hangs_its_worker_fails_alone_and_a_new_worker_takes_the_rest(tmp_path):
+    gpu_all = _gpu_all()
+    worker = tmp_path / "worker.py"
+    worker.write_text(FAKE_WORKER)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "all.jsonl").write_text(json.dumps({"item": "a", "pid": 0}) + "\n")  # an earlier call's line
+    labels = ["a", "crash", "b", "hang", "c", "lost", "d"]
+    todo = [(1, label, "step", []) for label in labels]
+    gpu_all.supervise(out, todo, 60, lambda left, deadline: [sys.executable, str(worker), "--out", str(out),
+                                                             "--only", ",".join(left)],
+                      limit=lambda est: 2.0 * est, poll_s=0.05)
+    lines = [json.loads(line) for line in (out / "all.jsonl").read_text().splitlines()][1:]
+    assert [gpu_all._label(r) for r in lines] == labels  # every item, once, in order
+    a, crash, b, hang, c, lost, d = lines
+    assert crash["failed"] == "crash" and "killed by SIGSEGV" in crash["error"]
+    assert hang["failed"] == "hang" and "over its limit of 2 s" in hang["error"] and hang["item_s"] >= 2
+    assert lost["failed"] == "lost"
+    # a new worker after each: the crash, the hang (its process group killed) and the lost context
+    assert len({a["pid"], b["pid"], c["pid"], d["pid"]}) == 4
+
+
+def test_a_worker_that_never_takes_an_item_is_not_restarted_forever(tmp_path):
+    gpu_all = _gpu_all()
+    worker = tmp_path / "worker.py"
+    worker.write_text(FAKE_WORKER)
+    todo = [(1, label, "step", []) for label in ("dead", "x")]
+    gpu_all.supervise(tmp_path, todo, 60, lambda left, deadline: [sys.executable, str(worker), "--out",
+                                                                  str(tmp_path), "--only", ",".join(left)],
+                      poll_s=0.05)
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert [r["failed"] for r in lines] == ["dead", "x"]
+    assert all("ended (exit status 1) before taking any item" in r["error"] for r in lines)
