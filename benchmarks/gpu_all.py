@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -281,8 +282,6 @@ def _append(jsonl: Path, record: dict) -> None:
 
 def _ended(code: int) -> str:
     if code < 0:
-        import signal
-
         return f"killed by {signal.Signals(-code).name}"
     return f"exit status {code}"
 
@@ -291,7 +290,7 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
     """Take ``todo``'s items in worker processes (``worker(labels, deadline)``: its command line) until each
     has a line in ``out/all.jsonl``. A worker names the item it is taking in ``out/all.current``
     (``{"label", "t"}``, removed once the item's line is written). When a worker dies inside an item, or
-    the item outlives ``limit(estimate)`` seconds (then its process group is killed), the item gets a
+    the item outlives ``limit(estimate)`` seconds (then it and its subprocesses are killed), the item gets a
     "failed" line saying which, and a new worker takes the items after it; a worker that ends without
     taking any item leaves its items "failed" with its exit status (no endless restarts)."""
     limit = limit or (lambda est: max(ITEM_LIMIT[0] * est, est + ITEM_LIMIT[1]))
@@ -299,39 +298,73 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
     deadline = time.time() + budget
     earlier = len(_records(jsonl))  # lines of an earlier call into the same folder are not this call's
     estimates = {label: est for est, label, _, _ in todo}
-    while True:
-        done = {_label(r) for r in _records(jsonl)[earlier:]}
-        left = [label for _, label, _, _ in todo if label not in done]
-        if not left:
-            return
-        current.unlink(missing_ok=True)
-        # its own process group: a stop takes the end-to-end searches it started with it
-        proc = subprocess.Popen(worker(left, deadline), start_new_session=True)
-        hung = None
-        while proc.poll() is None:
-            time.sleep(poll_s)
-            now = _current(current)
-            if now is not None and time.time() - now["t"] > limit(estimates.get(now["label"], 0.0)):
-                hung = now
-                import signal
+    running: list = []  # the worker now running
 
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        now = hung or _current(current)
-        taken = {_label(r) for r in _records(jsonl)[earlier:]} - done
-        if now is not None and now["label"] not in taken:
-            spent = round(time.time() - now["t"], 1)
-            why = (f"stopped after {spent} s, over its limit of {limit(estimates.get(now['label'], 0.0)):.0f} s "
-                   f"(estimate {estimates.get(now['label'])} s): taken as hung" if hung else
-                   f"the worker process ended ({_ended(proc.returncode)}) while taking this item")
-            _append(jsonl, {"failed": now["label"], "error": why, "item_s": spent})
-            print(f"failed {now['label']}: {why}; a new worker takes the items after it", flush=True)
-        elif not taken:
-            for label in left:
-                _append(jsonl, {"failed": label, "error": f"the worker process ended ({_ended(proc.returncode)}) "
-                                                          "before taking any item"})
-            print(f"the worker ended ({_ended(proc.returncode)}) before taking any item", flush=True)
-            return
+    def stop(signum, frame):  # a stop of this process (a timeout's SIGTERM) takes the worker's tree with it
+        if running and running[0].poll() is None:
+            _kill_tree(running[0].pid)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            done = {_label(r) for r in _records(jsonl)[earlier:]}
+            left = [label for _, label, _, _ in todo if label not in done]
+            if not left:
+                return
+            current.unlink(missing_ok=True)
+            # in this process's group, not its own: the device tool's stop of the call (a signal to the
+            # group) must reach it, or it would go on measuring into the next call
+            proc = subprocess.Popen(worker(left, deadline))
+            running[:] = [proc]
+            hung = None
+            while proc.poll() is None:
+                time.sleep(poll_s)
+                now = _current(current)
+                if now is not None and time.time() - now["t"] > limit(estimates.get(now["label"], 0.0)):
+                    hung = now
+                    _kill_tree(proc.pid)  # with the end-to-end search it may have started
+                    proc.wait()
+            now = hung or _current(current)
+            taken = {_label(r) for r in _records(jsonl)[earlier:]} - done
+            if now is not None and now["label"] not in taken:
+                spent = round(time.time() - now["t"], 1)
+                est = estimates.get(now["label"], 0.0)
+                why = (f"stopped after {spent} s, over its limit of {limit(est):.0f} s (estimate {est} s): "
+                       "taken as hung" if hung else
+                       f"the worker process ended ({_ended(proc.returncode)}) while taking this item")
+                _append(jsonl, {"failed": now["label"], "error": why, "item_s": spent})
+                print(f"failed {now['label']}: {why}; a new worker takes the items after it", flush=True)
+            elif not taken:
+                for label in left:
+                    _append(jsonl, {"failed": label, "error": f"the worker process ended ({_ended(proc.returncode)}) "
+                                                              "before taking any item"})
+                print(f"the worker ended ({_ended(proc.returncode)}) before taking any item", flush=True)
+                return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process below it (found in /proc: Linux, as the device machine and CI)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _current(path: Path) -> dict | None:

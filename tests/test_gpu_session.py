@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,11 @@ for label in labels:
         json.dump({"label": label, "t": time.time()}, fh)
     if label == "crash":
         os.kill(os.getpid(), signal.SIGSEGV)
-    if label == "hang":
+    if label == "hang":  # with a subprocess of its own, as an end-to-end item has
+        import subprocess
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(os.path.join(out, "child.pid"), "w") as fh:
+            fh.write(str(child.pid))
         time.sleep(600)
     if label == "lost":
         line({"failed": label, "error": "CUDA error: an illegal memory access was encountered"})
@@ -175,8 +180,21 @@ def test_an_item_that_kills_or_hangs_its_worker_fails_alone_and_a_new_worker_tak
     assert crash["failed"] == "crash" and "killed by SIGSEGV" in crash["error"]
     assert hang["failed"] == "hang" and "over its limit of 2 s" in hang["error"] and hang["item_s"] >= 2
     assert lost["failed"] == "lost"
-    # a new worker after each: the crash, the hang (its process group killed) and the lost context
+    # a new worker after each: the crash, the hang (killed with its subprocess) and the lost context
     assert len({a["pid"], b["pid"], c["pid"], d["pid"]}) == 4
+    assert not _alive(int((out / "child.pid").read_text()))
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not), within 5 s."""
+    for _ in range(50):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                return False
+        except OSError:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_a_worker_that_never_takes_an_item_is_not_restarted_forever(tmp_path):
@@ -190,3 +208,30 @@ def test_a_worker_that_never_takes_an_item_is_not_restarted_forever(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
     assert [r["failed"] for r in lines] == ["dead", "x"]
     assert all("ended (exit status 1) before taking any item" in r["error"] for r in lines)
+
+
+def test_a_stopped_call_stops_its_worker_and_what_the_worker_started(tmp_path):
+    """A timeout's SIGTERM to gpu_all.py: the worker (and its end-to-end search) must not go on measuring
+    into the device's next call."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(FAKE_WORKER)
+    script = (f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import gpu_all\n"
+              f"gpu_all.supervise(__import__('pathlib').Path({str(tmp_path)!r}), [(100, 'hang', 'step', [])], 600,\n"
+              f"    lambda left, deadline: [sys.executable, {str(worker)!r}, '--out', {str(tmp_path)!r},\n"
+              f"                            '--only', ','.join(left)], poll_s=0.05)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "child.pid"
+    for _ in range(200):  # the worker has started its subprocess
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    worker_pid = json.loads((tmp_path / "all.current").read_text()) and _worker_of(int(pid_file.read_text()))
+    parent.terminate()
+    assert parent.wait(timeout=30) == 128 + 15
+    assert not _alive(int(pid_file.read_text())) and not _alive(worker_pid)
+
+
+def _worker_of(pid: int) -> int:
+    """The parent process of ``pid``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
