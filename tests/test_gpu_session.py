@@ -16,9 +16,9 @@ PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile dart
             "gdas darts slots",
             "rome-v2 darts", "rome-v2 darts all", "rome-v2 darts slots", "entrannas darts",
             "entrannas darts device", "e2e graph", "dwconv darts", "bn darts", "variants darts darts",
-            "variants gdas darts", "profile gdas darts slots", "darts-2nd darts", "single-darts darts",
-            "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device", "rome-v1 darts",
-            "e2e eager", "variants darts nb201", "f64 rome-v2", "packing"]
+            "variants darts nb201", "variants gdas darts", "profile gdas darts slots", "darts-2nd darts",
+            "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device",
+            "rome-v1 darts", "e2e eager", "f64 rome-v2", "packing"]
 
 
 def _env(out: Path) -> dict:
