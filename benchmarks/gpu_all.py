@@ -177,7 +177,8 @@ def items(tiny: bool):
     out += [(320, "packing", "packing", ["1"] if tiny else ["1", "4", "8"])]  # tiny: the plumbing only
     # Since the ninth session of 2026-12-04: items two H200 runs already measured, on paths no later change
     # touched except through shared code (DARTS's second order, Single-DARTS, DARTS-PT's fixed alpha,
-    # EnTranNAS-DST, which met its 3x; ROME v1, whose grouped passes are v2's code) go after the end-to-end and kernel-form items, so that one call's budget reaches what is
+    # EnTranNAS-DST, which met its 3x; ROME v1, whose grouped passes are v2's code) go after the end-to-end and
+    # kernel-form items, so that one call's budget reaches what is
     # still open: the slots, the end-to-end search with CUDA graphs on by default, the Triton depthwise kernels
     # (and since 2026-12-05 the eager end-to-end search, timed twice on unchanged code: 42.7 s on the H200, so that
     # the first call reaches the kernel-form items that decide DEPTHWISE_TRITON and BATCHNORM_TRITON)
@@ -278,8 +279,15 @@ def _label(record: dict) -> str | None:
 
 
 def _append(jsonl: Path, record: dict) -> None:
-    with open(jsonl, "a") as fh:  # appended and closed at once: survives a kill right after
-        fh.write(json.dumps(record) + "\n")
+    """One line, appended by one write call (a buffered file writes a long line in pieces, which a kill
+    could cut between) and closed at once: it survives a kill right after."""
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 def _ended(code: int) -> str:
@@ -301,6 +309,7 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
     earlier = len(_records(jsonl))  # lines of an earlier call into the same folder are not this call's
     estimates = {label: est for est, label, _, _ in todo}
     running: list = []  # the worker now running
+    given_up: set = set()  # items a worker died or hung in: never taken again, even if their line was lost
 
     def stop(signum, frame):  # a stop of this process (a timeout's SIGTERM) takes the worker's tree with it
         if running and running[0].poll() is None:
@@ -311,7 +320,7 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
     try:
         while True:
             done = {_label(r) for r in _records(jsonl)[earlier:]}
-            left = [label for _, label, _, _ in todo if label not in done]
+            left = [label for _, label, _, _ in todo if label not in done and label not in given_up]
             if not left:
                 return
             current.unlink(missing_ok=True)
@@ -328,14 +337,20 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
                     _kill_tree(proc.pid)  # with the end-to-end search it may have started
                     proc.wait()
             now = hung or _current(current)
+            cut = _cut_tail(jsonl)  # a line the worker died writing: kept, in a failure line
             taken = {_label(r) for r in _records(jsonl)[earlier:]} - done
+            if cut is not None and (now is None or now["label"] in taken):
+                _append(jsonl, {"failed": "(between items)", "error": f"the worker process ended "
+                                f"({_ended(proc.returncode)}) while writing a line", "cut_off_line": cut})
             if now is not None and now["label"] not in taken:
+                given_up.add(now["label"])
                 spent = round(time.time() - now["t"], 1)
                 est = estimates.get(now["label"], 0.0)
                 why = (f"stopped after {spent} s, over its limit of {limit(est):.0f} s (estimate {est} s): "
                        "taken as hung" if hung else
                        f"the worker process ended ({_ended(proc.returncode)}) while taking this item")
-                _append(jsonl, {"failed": now["label"], "error": why, "item_s": spent})
+                _append(jsonl, {"failed": now["label"], "error": why, "item_s": spent,
+                                **({"cut_off_line": cut} if cut is not None else {})})
                 print(f"failed {now['label']}: {why}; a new worker takes the items after it", flush=True)
             elif not taken:
                 for label in left:
@@ -345,6 +360,20 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
                 return
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _cut_tail(jsonl: Path) -> str | None:
+    """If the file does not end its last line (a worker died writing it), that unfinished line, cut off the
+    file (so that the next line starts a line of its own; the caller keeps the text)."""
+    if not jsonl.exists() or not jsonl.stat().st_size:
+        return None
+    data = jsonl.read_bytes()
+    if data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    with open(jsonl, "rb+") as fh:
+        fh.truncate(start)
+    return data[start:].decode(errors="replace")[:2000]
 
 
 def _kill_tree(pid: int) -> None:

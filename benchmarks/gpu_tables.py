@@ -348,7 +348,8 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
                 out.append(f"* {r['skipped']}: skipped ({r['spent_s']} s spent, estimate {r['estimate_s']} s, "
                            f"budget {r['budget_s']} s)")
             else:
-                out.append(f"* {r['failed']}: failed: {r['error']}")
+                lost = f" (the CUDA context {r['cuda_context']})" if r.get("cuda_context") else ""
+                out.append(f"* {r['failed']}: failed: {r['error']}{lost}")
         out.append("")
     return "\n".join(out)
 

@@ -145,6 +145,10 @@ for label in labels:
         with open(os.path.join(out, "child.pid"), "w") as fh:
             fh.write(str(child.pid))
         time.sleep(600)
+    if label == "cut":  # dies writing its line
+        with open(os.path.join(out, "all.jsonl"), "a") as fh:
+            fh.write('{"item": "cut", "modes": {"ea')
+        os.kill(os.getpid(), signal.SIGKILL)
     if label == "lost":
         line({"failed": label, "error": "CUDA error: an illegal memory access was encountered"})
         sys.exit(3)
@@ -169,18 +173,20 @@ def test_an_item_that_kills_or_hangs_its_worker_fails_alone_and_a_new_worker_tak
     out = tmp_path / "out"
     out.mkdir()
     (out / "all.jsonl").write_text(json.dumps({"item": "a", "pid": 0}) + "\n")  # an earlier call's line
-    labels = ["a", "crash", "b", "hang", "c", "lost", "d"]
+    labels = ["a", "crash", "b", "hang", "c", "lost", "cut", "d"]
     todo = [(1, label, "step", []) for label in labels]
     gpu_all.supervise(out, todo, 60, lambda left, deadline: [sys.executable, str(worker), "--out", str(out),
                                                              "--only", ",".join(left)],
                       limit=lambda est: 2.0 * est, poll_s=0.05)
     lines = [json.loads(line) for line in (out / "all.jsonl").read_text().splitlines()][1:]
     assert [gpu_all._label(r) for r in lines] == labels  # every item, once, in order
-    a, crash, b, hang, c, lost, d = lines
+    a, crash, b, hang, c, lost, cut, d = lines
     assert crash["failed"] == "crash" and "killed by SIGSEGV" in crash["error"]
     assert hang["failed"] == "hang" and "over its limit of 2 s" in hang["error"] and hang["item_s"] >= 2
     assert lost["failed"] == "lost"
-    # a new worker after each: the crash, the hang (killed with its subprocess) and the lost context
+    # the line it was writing: cut off the file (every line of it is JSON), kept in its failure line
+    assert "killed by SIGKILL" in cut["error"] and cut["cut_off_line"] == '{"item": "cut", "modes": {"ea'
+    # a new worker after each: the crash, the hang (killed with its subprocess), the lost context, the cut line
     assert len({a["pid"], b["pid"], c["pid"], d["pid"]}) == 4
     assert not _alive(int((out / "child.pid").read_text()))
 

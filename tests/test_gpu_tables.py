@@ -225,3 +225,12 @@ def test_a_tf32_unit_baseline_is_a_second_verdict_where_the_kernels_used_tf32():
            "rounding unit; TF32 on) |" in text
     assert "| gdas darts | 10 | graph | 1 | 8.0e-02 | 1.0e-06 | outside: leaves eager at step 1, the baseline at " \
            "step 2; against the TF32-unit baseline: within |" in text
+
+
+def test_a_failure_that_lost_the_cuda_context_says_so():
+    """gpu_all.py's worker marks an item after which CUDA no longer worked (a new worker took the rest)."""
+    rec = {"failed": "dwconv darts", "error": "RuntimeError: CUDA error: an illegal memory access was encountered",
+           "cuda_context": "unusable after this item: a new worker takes the items after it"}
+    text = gpu_tables.tables([RECORDS[0], rec], source="x/all.jsonl")
+    assert ("* dwconv darts: failed: RuntimeError: CUDA error: an illegal memory access was encountered (the CUDA "
+            "context unusable after this item: a new worker takes the items after it)") in text
