@@ -128,6 +128,47 @@ def bn_forms_of(calls, dtype="float32") -> dict:
     return forms
 
 
+_FLOAT_OPS = ("FFMA", "FADD", "FMUL", "DFMA", "DADD", "DMUL")
+
+
+def sass_hot_code(cubin: bytes, nvdisasm: Path) -> dict:
+    """What one thread executes where a kernel does its arithmetic, read from its machine code (SASS, by the
+    nvdisasm Triton bundles): the innermost loop with the most floating-point ops (a back edge: a branch to a
+    label before it), else the whole kernel (unrolled, straight-line). Its instructions, floating-point ops
+    (an FFMA is one), global loads, and instructions per float op: on a GPU a kernel whose threads issue many
+    instructions per multiply-add is bound by instruction issue, not memory. A count in the code, not a
+    measurement of time (issue 12: which kernels to look at first when a GPU times them)."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as fh:
+        fh.write(cubin)
+    try:
+        text = subprocess.run([str(nvdisasm), "-c", fh.name], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(fh.name)
+    labels, ops = {}, []  # label -> index of the next instruction; (opcode, branch target)
+    for line in text.splitlines():
+        m = re.match(r"\s*(\.L_x_\d+):", line)
+        if m:
+            labels[m.group(1)] = len(ops)
+            continue
+        m = re.match(r"\s*/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);", line)
+        if m:
+            target = re.search(r"`\((\.L_x_\d+)\)", m.group(2))
+            ops.append((m.group(1).split(".")[0], target.group(1) if target else None))
+
+    def summary(scope: str, body: list) -> dict:
+        flops = sum(op in _FLOAT_OPS for op, _ in body)
+        return {"scope": scope, "instructions": len(body), "float_ops": flops,
+                "loads": sum(op == "LDG" for op, _ in body),
+                "per_float_op": round(len(body) / flops, 2) if flops else None}
+
+    loops = [ops[labels[t]:i + 1] for i, (op, t) in enumerate(ops)
+             if op == "BRA" and t in labels and labels[t] <= i]
+    loops = [body for body in loops if any(op in _FLOAT_OPS for op, _ in body)]
+    if loops:  # the most float ops, then the fewest instructions (the innermost of nested loops)
+        return summary("loop", max(loops, key=lambda b: (sum(op in _FLOAT_OPS for op, _ in b), -len(b))))
+    return summary("kernel", ops)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     search_step.step_arguments(ap, space="darts")
@@ -176,13 +217,14 @@ def main(argv=None) -> dict:
         info = subprocess.run([str(ptxas), "-v", "--gpu-name", arch, fh.name, "-o", os.devnull],
                               capture_output=True, text=True, check=True).stderr
         os.unlink(fh.name)
+        hot = sass_hot_code(compiled.asm["cubin"], ptxas.parent / "nvdisasm")
         regs = re.search(r"Used (\d+) registers", info)
         spill = re.search(r"(\d+) bytes spill stores", info)
         rows.append({"kernel": fn.__name__.strip("_").replace("_kernel", ""),
                      "constexprs": {k: str(v) for k, v in consts.items()}, "num_warps": warps,
                      "launches_per_forward": launches, "registers": int(regs.group(1)) if regs else None,
                      "spill_store_bytes": int(spill.group(1)) if spill else 0,
-                     "shared_bytes": compiled.metadata.shared, "compile_s": round(seconds, 2)})
+                     "shared_bytes": compiled.metadata.shared, "compile_s": round(seconds, 2), "sass": hot})
     out = {"command": "python benchmarks/dwconv_compile.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "batch": args.batch, "channels": args.channels,
            "layers": layers, "slots": args.slots, "bn": args.bn, "arch": args.arch, "geometries": len(calls),
@@ -193,12 +235,15 @@ def main(argv=None) -> dict:
     print(f"{args.method} on {args.space} (C={args.channels}, {layers} cells): {len(calls)} {what} a "
           f"forward, {len(forms)} kernel forms; compiled {len(rows)} for sm_{args.arch} with Triton "
           f"{triton.__version__} (no GPU)")
-    print("| kernel | constexprs | warps | launches a forward | registers | spill bytes | shared bytes | compile s |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print("| kernel | constexprs | warps | launches a forward | registers | spill bytes | shared bytes | compile s "
+          "| hot code: instructions, float ops, loads (a thread) | instructions a float op |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         c = ", ".join(f"{k}={v}" for k, v in r["constexprs"].items() if k != "DT")
+        h = r["sass"]
         print(f"| {r['kernel']} | {c} | {r['num_warps']} | {r['launches_per_forward']} | {r['registers']} | "
-              f"{r['spill_store_bytes']} | {r['shared_bytes']} | {r['compile_s']} |")
+              f"{r['spill_store_bytes']} | {r['shared_bytes']} | {r['compile_s']} | {h['scope']}: "
+              f"{h['instructions']}, {h['float_ops']}, {h['loads']} | {h['per_float_op']} |")
     return search_step.write_json(out, args.json)
 
 

@@ -122,3 +122,13 @@ def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
     assert [r["kernel"] for r in rec["compiled"]] == ["fwd", "dx", "dw"]
     assert all(r["registers"] and r["spill_store_bytes"] == 0 for r in rec["compiled"]), rec["compiled"]
     assert rec["forms"] >= 3 and rec["geometries"] >= 1
+    # the machine code's hot part (nvdisasm): a thread's multiply-adds there are its share of the program's tile,
+    # every tap of it (the forward's taps unrolled, the gradients' in their loop), worked out from the tile here
+    for r in rec["compiled"]:
+        k, threads = r["constexprs"], 32 * r["num_warps"]
+        taps = int(k["KH"]) * int(k["KW"])
+        share = (int(k["TAPS"]) * int(k["BLOCK"]) if r["kernel"] == "dw" else taps * int(k["CB"]) * int(k["PB"]))
+        sass = r["sass"]
+        assert sass["scope"] == ("kernel" if r["kernel"] == "fwd" else "loop"), r
+        assert sass["float_ops"] == share // threads, r
+        assert sass["loads"] >= 1 and sass["per_float_op"] == round(sass["instructions"] / sass["float_ops"], 2)

@@ -176,7 +176,7 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
 def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT, UNIT_CH,
                SAMPLE_UNITS,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-               RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, TAPS: tl.constexpr,
+               RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, FLAT: tl.constexpr, TAPS: tl.constexpr,
                BLOCK: tl.constexpr, DT: tl.constexpr):
     o = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
@@ -212,7 +212,10 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
             iy = (offs // WO)[None, :] * SH - ph + ti * dh
             ix = (offs % WO)[None, :] * SW - pw + tj * dw
             ok = real_tap & inside[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-            v = tl.load(x_plane + iy * W + ix, mask=ok, other=0.0)
+            if FLAT:  # stride 1 and as wide as the input: pixel p's tap reads p + the tap's shift
+                v = tl.load(x_plane + offs[None, :] + ((ti * dh - ph) * W + tj * dw - pw), mask=ok, other=0.0)
+            else:
+                v = tl.load(x_plane + iy * W + ix, mask=ok, other=0.0)
             if RELU:
                 v = tl.maximum(v, 0.0)
             acc += v * g[None, :]
@@ -360,18 +363,23 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
     table, unit_ch, sample_units, n = _geo(geo, weight, x, o)
     taps = triton.next_power_of_2(consts["KH"] * consts["KW"])
-    # enough programs to fill a GPU (an H200 has 132 multiprocessors) with whole images per program
-    splits = max(1, min(n, -(-1024 // o)))
+    block = _block(ho * wo, cap=max(16, 4096 // taps))
+    # 16 accumulator elements a thread: up to 8 warps for the (taps x block) accumulator (at 4, Triton 3.6, the
+    # GPU image's, held 168-241 registers a thread and spilled in three forms; at 8, 31-128 and none: ptxas -v
+    # for sm_90, benchmarks/results/2026-12-05-triton36/), fewer for small planes: at 8 warps an 8x8 plane's
+    # threads held 4 elements each and issued 20-23 instructions a multiply-add, against 7-14 at 16 (the
+    # per-pixel index arithmetic shared by fewer taps; benchmarks/dwconv_compile.py's SASS columns,
+    # benchmarks/results/2026-12-05c-sass/)
+    warps = max(1, min(8, taps * block // (32 * 16)))
+    # enough programs to fill a GPU (an H200 has 132 multiprocessors) with whole images per program: about
+    # 1024 programs of 8 warps, more of fewer
+    splits = max(1, min(n, -(-1024 * 8 // warps // o)))
     per_split = -(-n // splits)
     splits = -(-n // per_split)
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
-    block = _block(ho * wo, cap=max(16, 4096 // taps))
-    # 8 warps for the (taps x block) accumulator: at 4, Triton 3.6 (the GPU image's) held 168-241 registers a
-    # thread and spilled in three forms; at 8, 31-128 and none (ptxas -v for sm_90, benchmarks/dwconv_compile.py;
-    # benchmarks/results/2026-12-05-triton36/)
     dwk[(o, splits)](grad, x, part, _dest(dest, weight), table, n, c, h, w, o, ho, wo, k, per_split, unit_ch,
-                     sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None, TAPS=taps,
-                     BLOCK=block, DT=dt, num_warps=8)
+                     sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None,
+                     FLAT=stride == (1, 1) and wo == w, TAPS=taps, BLOCK=block, DT=dt, num_warps=warps)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 
 
