@@ -70,8 +70,8 @@ def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -
 
 def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, N_CB, UNIT_CH, SAMPLE_UNITS, N_OUT,
                 PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-                RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr,
-                DT: tl.constexpr):
+                RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, EVEN: tl.constexpr, CB: tl.constexpr,
+                PB: tl.constexpr, DT: tl.constexpr):
     # program: image n, output channels [cb*CB, cb*CB + CB), output pixels [pb*PB, pb*PB + PB)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
     ch = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
@@ -97,7 +97,9 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     acc = tl.zeros([CB, PB], dtype=DT)
     for i in tl.static_range(KH):
         iy = oy * SH - ph + i * dh
-        row = inside & (iy >= 0) & (iy < H)
+        row = (iy >= 0) & (iy < H)
+        if not EVEN:
+            row = row & inside
         if GEO:
             row = row & (i < kk)
         for j in tl.static_range(KW):
@@ -105,15 +107,23 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
             tap = row & (ix >= 0) & (ix < W)
             if GEO:
                 tap = tap & (j < kk)
-            ok = ch_ok[:, None] & tap
-            v = tl.load(x_rows + (iy * W + ix), mask=ok, other=0.0)
+            if EVEN:  # every channel and pixel of the block is one: the tap's bounds alone (a column per
+                # channel's geometry with GEO, else a row shared by the channels)
+                v = tl.load(x_rows + (iy * W + ix), mask=tap if GEO else tap[None, :], other=0.0)
+                wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j)
+            else:
+                v = tl.load(x_rows + (iy * W + ix), mask=ch_ok[:, None] & tap, other=0.0)
+                wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)
             if RELU:
                 v = tl.maximum(v, 0.0)
-            acc += v * tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)[:, None]
+            acc += v * wt[:, None]
     if REMAP:  # output channel o is written to channel dest[o]
         ch = tl.load(dest_ptr + ch, mask=ch_ok, other=0)
     y_rows = y_ptr + ((n * O + ch) * HO * WO)[:, None]
-    tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
+    if EVEN:
+        tl.store(y_rows + offs[None, :], acc)
+    else:
+        tl.store(y_rows + offs[None, :], acc, mask=ch_ok[:, None] & inside[None, :])
 
 
 def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, R, N_CB, UNIT_CH, SAMPLE_UNITS,
@@ -334,7 +344,8 @@ def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, de
     fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, _dest(dest, weight), table, c, h, w, o, ho, wo, k,
                                               n_cb, unit_ch, sample_units, n, **consts, RELU=relu,
                                               REMAP=dest is not None,
-                                              GEO=geo is not None, CB=cb, PB=pb, DT=dt,
+                                              GEO=geo is not None,
+                                              EVEN=o % cb == 0 and (ho * wo) % pb == 0, CB=cb, PB=pb, DT=dt,
                                               num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
     return y
 
