@@ -12,7 +12,10 @@ The forms come from the real launch code: one forward of the search network reco
 (``benchmarks/dwconv_bench.py``'s ``collect``), then each call's forward, input-gradient and weight-gradient
 launches run with the kernels replaced by recorders (on the meta device: shapes only), which keep the
 constexpr arguments and warps of each launch. Each distinct form is compiled with ``triton.compile`` for the
-target (Triton's bundled ptxas; no GPU needed) and its PTX put through ``ptxas -v``.
+target (Triton's bundled ptxas; no GPU needed) and its PTX put through ``ptxas -v``; its machine code (SASS,
+by Triton's bundled nvdisasm) gives the "hot code" columns (:func:`sass_hot_code`): a thread's instructions,
+float ops and loads where the kernel does its arithmetic. Under the GPU image's Triton 3.6 these showed the
+depthwise weight gradient at 47 instructions a multiply-add where 3.8 compiled 14 (BENCHMARKS.md).
 """
 
 from __future__ import annotations
