@@ -108,17 +108,19 @@ def test_items_that_do_not_fit_the_budget_are_skipped_and_said_so(tmp_path):
         import gpu_all
     finally:
         sys.path.pop(0)
-    assert gpu_all.main(["--out", str(tmp_path), "--budget", "24", "--tiny"]) == 0
+    # 28 s: the first item that fits (gdas, 23 s) with 5 s for the worker process to start (its imports count,
+    # as every second of a device call does; a loaded CPU takes a few)
+    assert gpu_all.main(["--out", str(tmp_path), "--budget", "28", "--tiny"]) == 0
     lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
     assert len(lines) == len(PRIORITY)
     skipped = [r["skipped"] for r in lines if "skipped" in r]
-    # the darts items estimate 130 s and 50 s: over a 24 s budget; the first 23 s item (gdas) fits and runs,
+    # the darts items estimate 130 s and 50 s: over a 28 s budget; the first 23 s item (gdas) fits and runs,
     # which leaves too little for most of the rest; every item is accounted for
     assert skipped[:2] == ["darts darts", "darts nb201"] and "e2e eager" in skipped and "packing" in skipped
     ran = [r["item"] for r in lines if "item" in r]
     estimates = {label: est for est, label, _, _ in gpu_all.items(True)}
-    assert ran[0] == "gdas darts" and all(estimates[label] <= 24 for label in ran)
-    assert all(r["budget_s"] == 24 for r in lines if "skipped" in r)
+    assert ran[0] == "gdas darts" and all(estimates[label] <= 28 for label in ran)
+    assert all(r["budget_s"] == 28 for r in lines if "skipped" in r)
 
 
 # A worker that follows gpu_all's protocol (its items from --only, each named in all.current while it is taken,
