@@ -97,14 +97,17 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     acc = tl.zeros([CB, PB], dtype=DT)
     for i in tl.static_range(KH):
         iy = oy * SH - ph + i * dh
-        row = (iy >= 0) & (iy < H)
+        # 0 <= iy < H as one unsigned comparison (a negative row wraps above H): one instruction where two were,
+        # per tap and pixel (benchmarks/dwconv_compile.py's SASS columns); likewise the columns and the weight
+        # gradient's bounds
+        row = iy.to(tl.uint32) < H.to(tl.uint32)
         if not EVEN:
             row = row & inside
         if GEO:
             row = row & (i < kk)
         for j in tl.static_range(KW):
             ix = ox * SW - pw + j * dw
-            tap = row & (ix >= 0) & (ix < W)
+            tap = row & (ix.to(tl.uint32) < W.to(tl.uint32))
             if GEO:
                 tap = tap & (j < kk)
             if EVEN:  # every channel and pixel of the block is one: the tap's bounds alone (a column per
@@ -221,7 +224,8 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
             g = tl.load(g_plane + offs, mask=inside, other=0.0)
             iy = (offs // WO)[None, :] * SH - ph + ti * dh
             ix = (offs % WO)[None, :] * SW - pw + tj * dw
-            ok = real_tap & inside[None, :] & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+            ok = (real_tap & inside[None, :] & (iy.to(tl.uint32) < H.to(tl.uint32))
+                  & (ix.to(tl.uint32) < W.to(tl.uint32)))
             if FLAT:  # stride 1 and as wide as the input: pixel p's tap reads p + the tap's shift
                 v = tl.load(x_plane + offs[None, :] + ((ti * dh - ph) * W + tj * dw - pw), mask=ok, other=0.0)
             else:
