@@ -232,10 +232,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
     ap.add_argument("--only", default="", help="comma-separated item labels (e.g. 'e2e graph,e2e eager'): "
                     "take just these, in priority order (what an earlier call's time limit skipped)")
-    # the worker's: the call's start and deadline (time.time()), so that every worker keeps one budget
+    # the worker's: the call's start (time.time()), so that every worker keeps the call's one budget
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--started", type=float, help=argparse.SUPPRESS)
-    ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,12 +250,12 @@ def main(argv=None) -> int:
         return work(args, todo, out)
     started = time.time()
 
-    def worker(labels: list[str], deadline: float) -> list[str]:
+    def worker(labels: list[str]) -> list[str]:
         return [sys.executable, str(Path(__file__).resolve()), "--worker", "--out", str(out),
-                "--budget", str(args.budget), "--started", repr(started), "--deadline", repr(deadline),
-                "--only", ",".join(labels), *(["--tiny"] if args.tiny else [])]
+                "--budget", str(args.budget), "--started", repr(started), "--only", ",".join(labels),
+                *(["--tiny"] if args.tiny else [])]
 
-    supervise(out, todo, args.budget, worker)
+    supervise(out, todo, worker)
     print(f"done in {time.time() - started:.0f} s: {out / 'all.jsonl'}", flush=True)
     return 0
 
@@ -296,8 +295,8 @@ def _ended(code: int) -> str:
     return f"exit status {code}"
 
 
-def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: float = 0.2) -> None:
-    """Take ``todo``'s items in worker processes (``worker(labels, deadline)``: its command line) until each
+def supervise(out: Path, todo: list, worker, limit=None, poll_s: float = 0.2) -> None:
+    """Take ``todo``'s items in worker processes (``worker(labels)``: its command line) until each
     has a line in ``out/all.jsonl``. A worker names the item it is taking in ``out/all.current``
     (``{"label", "t"}``, removed once the item's line is written). When a worker dies inside an item, or
     the item outlives ``limit(estimate)`` seconds (then it and its subprocesses are killed), the item gets a
@@ -305,7 +304,6 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
     taking any item leaves its items "failed" with its exit status (no endless restarts)."""
     limit = limit or (lambda est: max(ITEM_LIMIT[0] * est, est + ITEM_LIMIT[1]))
     jsonl, current = out / "all.jsonl", out / "all.current"
-    deadline = time.time() + budget
     earlier = len(_records(jsonl))  # lines of an earlier call into the same folder are not this call's
     estimates = {label: est for est, label, _, _ in todo}
     running: list = []  # the worker now running
@@ -326,7 +324,7 @@ def supervise(out: Path, todo: list, budget: float, worker, limit=None, poll_s: 
             current.unlink(missing_ok=True)
             # in this process's group, not its own: the device tool's stop of the call (a signal to the
             # group) must reach it, or it would go on measuring into the next call
-            proc = subprocess.Popen(worker(left, deadline))
+            proc = subprocess.Popen(worker(left))
             running[:] = [proc]
             hung = None
             while proc.poll() is None:
@@ -421,14 +419,15 @@ def _context_lost() -> bool:
 
 
 def work(args, todo: list, out: Path) -> int:
-    """The worker: ``todo``'s items in order, each started only if its estimate fits before the deadline."""
+    """The worker: ``todo``'s items in order, each started only if its estimate fits in what is left of the
+    call's budget (counted from ``--started``: the call's start, before this process was)."""
     if args.tiny and not _cuda():
         # a CPU runs the Triton kernels (harness.nn.dwconv) only in Triton's interpreter, which Triton
         # chooses when it is imported: before any item imports it
         os.environ.setdefault("TRITON_INTERPRET", "1")
     jsonl, current = out / "all.jsonl", out / "all.current"
     started = args.started if args.started is not None else time.time()
-    deadline = args.deadline if args.deadline is not None else started + args.budget
+    deadline = started + args.budget
     search_step = _search_step()
 
     def write(record: dict) -> None:

@@ -178,8 +178,8 @@ def test_an_item_that_kills_or_hangs_its_worker_fails_alone_and_a_new_worker_tak
     (out / "all.jsonl").write_text(json.dumps({"item": "a", "pid": 0}) + "\n")  # an earlier call's line
     labels = ["a", "crash", "b", "hang", "c", "lost", "cut", "d"]
     todo = [(1, label, "step", []) for label in labels]
-    gpu_all.supervise(out, todo, 60, lambda left, deadline: [sys.executable, str(worker), "--out", str(out),
-                                                             "--only", ",".join(left)],
+    gpu_all.supervise(out, todo, lambda left: [sys.executable, str(worker), "--out", str(out),
+                                               "--only", ",".join(left)],
                       limit=lambda est: 2.0 * est, poll_s=0.05)
     lines = [json.loads(line) for line in (out / "all.jsonl").read_text().splitlines()][1:]
     assert [gpu_all._label(r) for r in lines] == labels  # every item, once, in order
@@ -211,8 +211,8 @@ def test_a_worker_that_never_takes_an_item_is_not_restarted_forever(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(FAKE_WORKER)
     todo = [(1, label, "step", []) for label in ("dead", "x")]
-    gpu_all.supervise(tmp_path, todo, 60, lambda left, deadline: [sys.executable, str(worker), "--out",
-                                                                  str(tmp_path), "--only", ",".join(left)],
+    gpu_all.supervise(tmp_path, todo, lambda left: [sys.executable, str(worker), "--out", str(tmp_path),
+                                                    "--only", ",".join(left)],
                       poll_s=0.05)
     lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
     assert [r["failed"] for r in lines] == ["dead", "x"]
@@ -225,8 +225,8 @@ def test_a_stopped_call_stops_its_worker_and_what_the_worker_started(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(FAKE_WORKER)
     script = (f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import gpu_all\n"
-              f"gpu_all.supervise(__import__('pathlib').Path({str(tmp_path)!r}), [(100, 'hang', 'step', [])], 600,\n"
-              f"    lambda left, deadline: [sys.executable, {str(worker)!r}, '--out', {str(tmp_path)!r},\n"
+              f"gpu_all.supervise(__import__('pathlib').Path({str(tmp_path)!r}), [(100, 'hang', 'step', [])],\n"
+              f"    lambda left: [sys.executable, {str(worker)!r}, '--out', {str(tmp_path)!r},\n"
               f"                            '--only', ','.join(left)], poll_s=0.05)\n")
     parent = subprocess.Popen([sys.executable, "-c", script])
     pid_file = tmp_path / "child.pid"
