@@ -132,10 +132,11 @@ def items(tiny: bool):
     # darts times the default against both earlier forms. TINY: two forms each, the switches and the memory
     # format exercised (nb201 with channels_last), so the CPU check stays under a minute.
     # The depthwise convs in Triton kernels (harness.nn.dwconv, off by default): each geometry of the DARTS
-    # step against torch's kernels first (60 kernel forms to compile, ~0.5 s each on this CPU, then CUDA-graph
-    # replays of 80 geometries: estimated, never run on a GPU), then the whole captured
+    # step against torch's kernels first (92 kernel forms to compile since 2026-12-05's constant tap shifts, 27 s
+    # on this CPU with an empty Triton cache, then CUDA-graph replays of 80 geometries: estimated, never run on a
+    # GPU), then the whole captured
     # step as the "triton-dw" variant. TINY: the two most-called geometries of a smaller net, in Triton's interpreter.
-    out += [(45, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
+    out += [(55, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
                                             *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution",
                                                "8", "--max-geometries", "2"] if tiny else [])])]
     # the step's training BatchNorm calls, torch's kernels against harness.nn.bntriton's (at 8 and 1 images a

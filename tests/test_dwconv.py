@@ -38,6 +38,9 @@ GEOMETRIES = [
     (2, 2, 5, 5, 4, 1, 5, 1, 2, 1, False, False),
     (1, 2, 4, 4, 2, 1, 3, 2, 2, 2, False, False),
     (2, 4, 9, 9, 4, 1, 3, 1, 2, 2, True, True),
+    # whole tiles (the forward's EVEN form, its taps' shifts as constants): a dilated 3x3 and a 5x5 at stride 1
+    (2, 4, 8, 8, 8, 2, 3, 1, 2, 2, False, True),
+    (2, 2, 4, 4, 4, 1, 5, 1, 2, 1, True, False),
 ]
 
 

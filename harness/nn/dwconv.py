@@ -69,7 +69,8 @@ def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -
 
 
 def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, N_CB, UNIT_CH, SAMPLE_UNITS, N_OUT,
-                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+                PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr, KH: tl.constexpr,
+                KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
                 RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, EVEN: tl.constexpr, CB: tl.constexpr,
                 PB: tl.constexpr, DT: tl.constexpr):
     # program: image n, output channels [cb*CB, cb*CB + CB), output pixels [pb*PB, pb*PB + PB)
@@ -110,7 +111,13 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
             tap = row & (ix.to(tl.uint32) < W.to(tl.uint32))
             if GEO:
                 tap = tap & (j < kk)
-            if EVEN:  # every channel and pixel of the block is one: the tap's bounds alone (a column per
+            if EVEN and not GEO:  # the pixel's pointer plus the tap's constant shift (padding and dilation are
+                # constexpr): the compiler folds the shift into the load's immediate offset, where a 32-bit index
+                # per tap cost a 64-bit address computation per tap and pixel (the forward's instructions a float
+                # op 14.7 -> 12.3 under Triton 3.6: benchmarks/results/2026-12-05d-sass/)
+                v = tl.load((x_rows + (iy * W + ox * SW)[None, :]) + (j * DW - PW), mask=tap[None, :], other=0.0)
+                wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j)
+            elif EVEN:  # every channel and pixel of the block is one: the tap's bounds alone (a column per
                 # channel's geometry with GEO, else a row shared by the channels)
                 v = tl.load(x_rows + (iy * W + ix), mask=tap if GEO else tap[None, :], other=0.0)
                 wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j)
@@ -131,7 +138,8 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
 
 def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, R, N_CB, UNIT_CH, SAMPLE_UNITS,
                N_OUT,
-               PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
+               PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr, KH: tl.constexpr,
+               KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
                RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, CB: tl.constexpr, PB: tl.constexpr,
                DT: tl.constexpr):
     # program: image n, input channels [cb*CB, cb*CB + CB), input pixels [pb*PB, pb*PB + PB)
@@ -177,7 +185,10 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
                 if GEO:
                     tap = tap & (j < kk)
                 ok = live[:, None] & tap
-                g = tl.load(g_rows + (oy * WO + ox), mask=ok, other=0.0)
+                if SH == 1 and SW == 1 and not GEO:  # as the forward: the tap's shift a constant (8.2 -> 7.1)
+                    g = tl.load((g_rows + (oy * WO + x)[None, :]) + (PW - j * DW), mask=ok, other=0.0)
+                else:
+                    g = tl.load(g_rows + (oy * WO + ox), mask=ok, other=0.0)
                 acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
     rows = ((n * C + c) * H * W)[:, None] + offs[None, :]
     mask = c_ok[:, None] & inside[None, :]
@@ -236,10 +247,12 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
     tl.store(part_ptr + (o * tl.num_programs(1) + split) * (KH * KW) + t, tl.sum(acc, axis=1), mask=t < KH * KW)
 
 
-# Compiled once per value of each constexpr argument (kernel size, stride, a fused ReLU, tile shape: 16 + 16
-# + 12 forms for the DARTS step's 80 geometries, counted at paper size on 2026-12-04) and, by Triton's
-# default, per integer argument equal to 1 or divisible by 16: the sizes, padding and dilation are exempt,
-# so a GPU run compiles a few dozen kernels at its first (warm-up) step instead of hundreds.
+# Compiled once per value of each constexpr argument (kernel size, stride, a fused ReLU, tile shape, and in the
+# forward and input gradient padding and dilation: 38 + 38 + 16 forms for the DARTS step's 80 geometries,
+# counted at paper size by benchmarks/dwconv_compile.py on 2026-12-05, 60 while padding and dilation were run-time
+# values) and, by Triton's default, per integer argument equal to 1 or divisible by 16: the sizes (and the
+# weight gradient's padding and dilation) are exempt, so a GPU run compiles about a hundred kernels at its first
+# (warm-up) step instead of hundreds more. (A constexpr named here is a constexpr still: Triton ignores it.)
 _SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "UNIT_CH", "SAMPLE_UNITS", "N_OUT",
           "PH", "PW", "DH", "DW")
 
