@@ -33,16 +33,19 @@ def _unit_reference(x, weights, geometry, stride, shared, samples=1, relu=True):
     return torch.cat(outs, 1)
 
 
-@pytest.mark.parametrize("stride, shared, size, samples", [(1, True, 7, 1), (2, True, 8, 1), (1, False, 6, 1),
-                                                           (2, False, 9, 1), (1, True, 6, 2), (2, True, 7, 3)])
-def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, stride, shared, size, samples):
-    """Units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C=3 channels, reading one shared input (a
+@pytest.mark.parametrize("stride, shared, size, samples, c", [
+    (1, True, 7, 1, 3), (2, True, 8, 1, 3), (1, False, 6, 1, 3), (2, False, 9, 1, 3), (1, True, 6, 2, 3),
+    (2, True, 7, 3, 3),
+    # 4 channels a unit: the kernels' programs take several channels of one unit at a time (whole tiles)
+    (1, True, 8, 1, 4), (1, False, 8, 2, 4)])
+def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, stride, shared, size, samples, c):
+    """Units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C channels, reading one shared input (a
     slot's first stage) or each its own (the second), the ReLU fused; with K sample groups the input is K
     blocks of images and each sample's units read its block: output, input gradient and weight gradient
     equal ``F.conv2d``'s per unit in float64 (1e-12); the taps outside each unit's k x k get no gradient."""
     torch.manual_seed(0)
     geometry = [(3, 1), (5, 1), (3, 2), (5, 2), (5, 1), (3, 2)][:4 if samples == 1 else 2 * samples]
-    c, u = 3, len(geometry)
+    u = len(geometry)
     x = torch.randn(2 * samples, c if shared else u * c, size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(u * c, 1, 5, 5, dtype=torch.float64, requires_grad=True)
     table = torch.tensor([[k, d, d * (k - 1) // 2] for k, d in geometry], dtype=torch.int32)

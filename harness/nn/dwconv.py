@@ -83,53 +83,59 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     inside = offs < HO * WO
     oy = (offs.to(tl.uint32) // WO.to(tl.uint32)).to(tl.int32)
     ox = offs - oy * WO
-    if GEO:  # each channel's kernel size, dilation and padding from its unit's row of the table: columns, so
-        # that the pixel rows below broadcast to (channels, pixels)
-        unit = ch // UNIT_CH
-        row3 = geo_ptr + unit * 3
-        kk = tl.load(row3, mask=ch_ok, other=0)[:, None]
-        dh = tl.load(row3 + 1, mask=ch_ok, other=1)[:, None]
-        ph = tl.load(row3 + 2, mask=ch_ok, other=0)[:, None]
-        dw, pw = dh, ph
-        # sample groups: unit u of SAMPLE_UNITS per sample reads its sample's block of N_OUT input images
-        xn = n + (unit // SAMPLE_UNITS) * N_OUT
-    else:
-        dh, ph, dw, pw = DH, PH, DW, PW
-        xn = n
     c_in = ((ch.to(tl.uint32) // KM.to(tl.uint32)) % C.to(tl.uint32)).to(tl.int32)  # the input channel it reads
-    x_rows = x_ptr + ((xn * C + c_in) * H * W)[:, None]
     acc = tl.zeros([CB, PB], dtype=DT)
-    for i in tl.static_range(KH):
-        iy = oy * SH - ph + i * dh
-        # 0 <= iy < H as one unsigned comparison (a negative row wraps above H): one instruction where two were,
-        # per tap and pixel (benchmarks/dwconv_compile.py's SASS columns); likewise the columns and the weight
-        # gradient's bounds
-        row = iy.to(tl.uint32) < H.to(tl.uint32)
-        if not EVEN:
-            row = row & inside
-        if GEO:
-            row = row & (i < kk)
-        for j in tl.static_range(KW):
-            ix = ox * SW - pw + j * dw
-            tap = row & (ix.to(tl.uint32) < W.to(tl.uint32))
-            if GEO:
-                tap = tap & (j < kk)
-            if EVEN and not GEO:  # the pixel's pointer plus the tap's constant shift (padding and dilation are
-                # constexpr): the compiler folds the shift into the load's immediate offset, where a 32-bit index
-                # per tap cost a 64-bit address computation per tap and pixel (the forward's instructions a float
-                # op 14.7 -> 12.3 under Triton 3.6: benchmarks/results/2026-12-05d-sass/)
-                v = tl.load((x_rows + (iy * W + ox * SW)[None, :]) + (j * DW - PW), mask=tap[None, :], other=0.0)
-                wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j)
-            elif EVEN:  # every channel and pixel of the block is one: the tap's bounds alone (a column per
-                # channel's geometry with GEO, else a row shared by the channels)
-                v = tl.load(x_rows + (iy * W + ix), mask=tap if GEO else tap[None, :], other=0.0)
-                wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j)
-            else:
-                v = tl.load(x_rows + (iy * W + ix), mask=ch_ok[:, None] & tap, other=0.0)
-                wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)
-            if RELU:
-                v = tl.maximum(v, 0.0)
-            acc += v * wt[:, None]
+    if GEO:  # the program's channels are one unit's (forward() makes CB divide UNIT_CH): its kernel size k,
+        # dilation and padding from its row of the table, scalars; its k x k taps only, each behind one branch
+        # for the whole program (a 3x3 unit runs 9 taps, where a geometry per channel masked the grid's 25 and
+        # issued them all; run-time tap loops, tried, cost more per tap: 2026-12-05d-sass)
+        unit = ((tl.program_id(0) % N_CB) * CB) // UNIT_CH
+        kk = tl.load(geo_ptr + unit * 3)
+        dg = tl.load(geo_ptr + unit * 3 + 1)
+        pg = tl.load(geo_ptr + unit * 3 + 2)
+        # sample groups: unit u of SAMPLE_UNITS per sample reads its sample's block of N_OUT input images
+        x_rows = x_ptr + (((n + (unit // SAMPLE_UNITS) * N_OUT) * C + c_in) * H * W)[:, None]
+        for i in tl.static_range(KH):
+            if i < kk:  # one branch for the program (the unit's), not a mask per tap and pixel
+                iy = oy * SH - pg + i * dg
+                row = iy.to(tl.uint32) < H.to(tl.uint32)
+                if not EVEN:
+                    row = row & inside
+                for j in tl.static_range(KW):
+                    if j < kk:
+                        ix = ox * SW - pg + j * dg
+                        tap = row & (ix.to(tl.uint32) < W.to(tl.uint32))
+                        v = tl.load(x_rows + (iy * W + ix)[None, :], mask=tap[None, :], other=0.0)
+                        if RELU:
+                            v = tl.maximum(v, 0.0)
+                        acc += v * tl.load(w_ptr + ch * (KH * KW) + i * KW + j)[:, None]
+    else:
+        x_rows = x_ptr + ((n * C + c_in) * H * W)[:, None]
+        for i in tl.static_range(KH):
+            iy = oy * SH - PH + i * DH
+            # 0 <= iy < H as one unsigned comparison (a negative row wraps above H): one instruction where two
+            # were, per tap and pixel (benchmarks/dwconv_compile.py's SASS columns); likewise the columns and the
+            # weight gradient's bounds
+            row = iy.to(tl.uint32) < H.to(tl.uint32)
+            if not EVEN:
+                row = row & inside
+            for j in tl.static_range(KW):
+                ix = ox * SW - PW + j * DW
+                tap = row & (ix.to(tl.uint32) < W.to(tl.uint32))
+                if EVEN:  # every channel and pixel of the block is one: the tap's bounds alone, and the pixel's
+                    # pointer plus the tap's constant shift (padding and dilation are constexpr): the compiler
+                    # folds the shift into the load's immediate offset, where a 32-bit index per tap cost a
+                    # 64-bit address computation per tap and pixel (instructions a float op 14.7 -> 12.3 under
+                    # Triton 3.6: benchmarks/results/2026-12-05d-sass/)
+                    v = tl.load((x_rows + (iy * W + ox * SW)[None, :]) + (j * DW - PW), mask=tap[None, :],
+                                other=0.0)
+                    wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j)
+                else:
+                    v = tl.load(x_rows + (iy * W + ix), mask=ch_ok[:, None] & tap, other=0.0)
+                    wt = tl.load(w_ptr + ch * (KH * KW) + i * KW + j, mask=ch_ok, other=0.0)
+                if RELU:
+                    v = tl.maximum(v, 0.0)
+                acc += v * wt[:, None]
     if REMAP:  # output channel o is written to channel dest[o]
         ch = tl.load(dest_ptr + ch, mask=ch_ok, other=0)
     y_rows = y_ptr + ((n * O + ch) * HO * WO)[:, None]
@@ -157,42 +163,50 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
     # the output channels that read input channel c: o = (r*C + c)*KM + q for r < R = O // (C*KM), q < KM
     for rq in range(0, R * KM):
         o = ((rq // KM) * C + c) * KM + rq % KM
-        if GEO:  # columns, as in the forward
-            unit = o // UNIT_CH
-            row3 = geo_ptr + unit * 3
-            kk = tl.load(row3, mask=c_ok, other=0)[:, None]
-            dh = tl.load(row3 + 1, mask=c_ok, other=1)[:, None]
-            ph = tl.load(row3 + 2, mask=c_ok, other=0)[:, None]
-            dw, pw = dh, ph
-            # sample groups: input image n feeds output image n - offset of the units of its sample only
-            gn = n - (unit // SAMPLE_UNITS) * N_OUT
-            live = c_ok & (gn >= 0) & (gn < N_OUT)
-        else:
-            dh, ph, dw, pw = DH, PH, DW, PW
-            gn = n
-            live = c_ok
         go = o
         if REMAP:  # its gradient is channel dest[o] of the output's
             go = tl.load(dest_ptr + o, mask=c_ok, other=0)
-        g_rows = g_ptr + ((gn * O + go) * HO * WO)[:, None]
-        for i in tl.static_range(KH):
-            ty = y + ph - i * dh  # = oy * SH for the output row whose window's tap i covers row y
-            oy = ty // SH
-            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
-            if GEO:
-                row = row & (i < kk)
-            for j in tl.static_range(KW):
-                tx = x + pw - j * dw
-                ox = tx // SW
-                tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
-                if GEO:
-                    tap = tap & (j < kk)
-                ok = live[:, None] & tap
-                if SH == 1 and SW == 1 and not GEO:  # as the forward: the tap's shift a constant (8.2 -> 7.1)
-                    g = tl.load((g_rows + (oy * WO + x)[None, :]) + (PW - j * DW), mask=ok, other=0.0)
-                else:
-                    g = tl.load(g_rows + (oy * WO + ox), mask=ok, other=0.0)
-                acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
+        if GEO:  # these output channels are one unit's (grad_input() chooses CB so): its geometry as scalars
+            # and its k x k taps only, as in the forward
+            unit = (((rq // KM) * C + (tl.program_id(0) % N_CB) * CB) * KM + rq % KM) // UNIT_CH
+            kk = tl.load(geo_ptr + unit * 3)
+            dg = tl.load(geo_ptr + unit * 3 + 1)
+            pg = tl.load(geo_ptr + unit * 3 + 2)
+            # sample groups: input image n feeds output image n - offset of the units of its sample only; the
+            # other samples' units are skipped, not masked
+            gn = n - (unit // SAMPLE_UNITS) * N_OUT
+            if (gn >= 0) & (gn < N_OUT):
+                g_rows = g_ptr + ((gn * O + go) * HO * WO)[:, None]
+                for i in tl.static_range(KH):
+                    if i < kk:
+                        ty = y + pg - i * dg  # = oy * SH for the output row whose window's tap i covers row y
+                        oy = ty // SH
+                        row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+                        for j in tl.static_range(KW):
+                            if j < kk:
+                                tx = x + pg - j * dg
+                                ox = tx // SW
+                                tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
+                                g = tl.load(g_rows + (oy * WO + ox)[None, :], mask=c_ok[:, None] & tap[None, :],
+                                            other=0.0)
+                                acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
+                                                   other=0.0)[:, None]
+        else:
+            g_rows = g_ptr + ((n * O + go) * HO * WO)[:, None]
+            for i in tl.static_range(KH):
+                ty = y + PH - i * DH
+                oy = ty // SH
+                row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+                for j in tl.static_range(KW):
+                    tx = x + PW - j * DW
+                    ox = tx // SW
+                    tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
+                    ok = c_ok[:, None] & tap
+                    if SH == 1 and SW == 1:  # as the forward: the tap's shift a constant (8.2 -> 7.1)
+                        g = tl.load((g_rows + (oy * WO + x)[None, :]) + (PW - j * DW), mask=ok, other=0.0)
+                    else:
+                        g = tl.load(g_rows + (oy * WO + ox), mask=ok, other=0.0)
+                    acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok, other=0.0)[:, None]
     rows = ((n * C + c) * H * W)[:, None] + offs[None, :]
     mask = c_ok[:, None] & inside[None, :]
     if RELU:
@@ -360,6 +374,8 @@ def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, de
     table, unit_ch, sample_units, n = _geo(geo, weight, x, o)
     y = torch.empty((n, o, ho, wo), dtype=x.dtype, device=x.device)
     cb, pb = _tiles(o, ho * wo)
+    if geo is not None:  # a program's channels within one unit: its geometry one value (the kernel's GEO loops)
+        cb = min(cb, unit_ch & -unit_ch)
     n_cb = triton.cdiv(o, cb)
     fwd[(n * n_cb, triton.cdiv(ho * wo, pb))](x, weight, y, _dest(dest, weight), table, c, h, w, o, ho, wo, k,
                                               n_cb, unit_ch, sample_units, n, **consts, RELU=relu,
@@ -370,6 +386,20 @@ def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, de
     return y
 
 
+@functools.lru_cache(maxsize=None)
+def _one_unit_blocks(c: int, k: int, r: int, unit_ch: int, cb: int) -> int:
+    """The largest block of input channels, at most ``cb`` (a power of two), whose channels' output channels
+    o = (r'*c + channel)*k + q lie in one unit (o // unit_ch) for every r' < r, q < k: the input gradient's
+    per-unit geometry is then one value per block and output channel step (1 always qualifies)."""
+    while cb > 1:
+        if all((((rq // k) * c + c0) * k + rq % k) // unit_ch
+               == (((rq // k) * c + min(c0 + cb, c) - 1) * k + rq % k) // unit_ch
+               for c0 in range(0, c, cb) for rq in range(r * k)):
+            return cb
+        cb //= 2
+    return 1
+
+
 def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = False, dest=None,
                geo=None) -> torch.Tensor:
     (_, dxk, _), dt = _launch_settings(x)
@@ -378,8 +408,10 @@ def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = 
     taps = consts["KH"] * consts["KW"]
     elements, per_thread = _DX_WIDE if taps > 9 else (1024, None)
     cb, pb = _tiles(c, h * w, elements)
-    n_cb = triton.cdiv(c, cb)
     table, unit_ch, sample_units, n_out = _geo(geo, weight, x, o)
+    if geo is not None:  # each output channel a program's input channels feed at a time within one unit
+        cb = _one_unit_blocks(c, k, o // (c * k), unit_ch, cb)
+    n_cb = triton.cdiv(c, cb)
     dxk[(n * n_cb, triton.cdiv(h * w, pb))](grad, weight, x, dx, _dest(dest, weight), table, c, h, w, o, ho, wo,
                                             k, o // (c * k), n_cb, unit_ch, sample_units, n_out, **consts,
                                             RELU=relu,
