@@ -183,6 +183,9 @@ def main(argv=None) -> dict:
                          "per-unit-geometry kernels")
     ap.add_argument("--bn", action="store_true",
                     help="harness.nn.bntriton's BatchNorm kernels (groups.BATCHNORM_TRITON) instead of the depthwise ones")
+    ap.add_argument("--no-sass", action="store_true",
+                    help="registers and spills only, without the machine code's hot-code columns (nvdisasm takes "
+                         "about 0.3 s a form)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -220,7 +223,7 @@ def main(argv=None) -> dict:
         info = subprocess.run([str(ptxas), "-v", "--gpu-name", arch, fh.name, "-o", os.devnull],
                               capture_output=True, text=True, check=True).stderr
         os.unlink(fh.name)
-        hot = sass_hot_code(compiled.asm["cubin"], ptxas.parent / "nvdisasm")
+        hot = None if args.no_sass else sass_hot_code(compiled.asm["cubin"], ptxas.parent / "nvdisasm")
         regs = re.search(r"Used (\d+) registers", info)
         spill = re.search(r"(\d+) bytes spill stores", info)
         rows.append({"kernel": fn.__name__.strip("_").replace("_kernel", ""),
@@ -244,9 +247,10 @@ def main(argv=None) -> dict:
     for r in rows:
         c = ", ".join(f"{k}={v}" for k, v in r["constexprs"].items() if k != "DT")
         h = r["sass"]
+        hot = ("- | -" if h is None else
+               f"{h['scope']}: {h['instructions']}, {h['float_ops']}, {h['loads']} | {h['per_float_op']}")
         print(f"| {r['kernel']} | {c} | {r['num_warps']} | {r['launches_per_forward']} | {r['registers']} | "
-              f"{r['spill_store_bytes']} | {r['shared_bytes']} | {r['compile_s']} | {h['scope']}: "
-              f"{h['instructions']}, {h['float_ops']}, {h['loads']} | {h['per_float_op']} |")
+              f"{r['spill_store_bytes']} | {r['shared_bytes']} | {r['compile_s']} | {hot} |")
     return search_step.write_json(out, args.json)
 
 

@@ -61,7 +61,7 @@ def items(tiny: bool):
     variants items about 50 s more, the float64 check 19 s, packing 306 s: a 510 s budget skips the last
     ones, and a second call takes them (``--only``)."""
     size = ["--batch", "4", "--channels", "4", "--layers", "3", "--resolution", "16"] if tiny else []
-    mid, few, warm = ("2", "1", "1") if tiny else ("15", "6", "5")
+    mid, few, warm = ("1", "1", "1") if tiny else ("15", "6", "5")
     step = ["--warmup", warm, "--compare", *size]
     # DARTS: the drift verdict that decides runtime.cuda_graph's default, against three rounding baselines
     # (one draw left the darts graph step "outside" by one step on 2026-12-04; BENCHMARKS.md)
@@ -71,7 +71,7 @@ def items(tiny: bool):
     # run): those items and the slot items also take a baseline at TF32's rounding unit
     tf32 = ["--tf32-baseline"]
     out = [(130, "darts darts", "step", ["--method", "darts", "--space", "darts", "--steps", mid, *step, *draws]),
-           (50, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", "2" if tiny else "30",
+           (50, "darts nb201", "step", ["--method", "darts", "--space", "nb201", "--steps", "1" if tiny else "30",
                                         *step, *draws]),
            # issue 12's memory target: the fused sums recomputed in backward (1.4 GiB less kept, counted on a
            # CPU: BENCHMARKS.md), timed against the same eager step
@@ -83,9 +83,9 @@ def items(tiny: bool):
     # issue 17's methods (their own fused / device-chosen paths) with the rounding baseline and the sync
     # check; ROME's eager step is ~0.8 s, its grouped ones K=7 samples
     est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 51, "gdas": 23, "entrannas-dst": 25}
-    # TINY: ROME with K=3 samples (its grouped and routed passes are the same code; the CPU check stays under
+    # TINY: ROME with K=2 samples (its grouped and routed passes are the same code; the CPU check stays under
     # a minute)
-    k3 = ["--set", "optimizer.samples=3"] if tiny else []
+    k3 = ["--set", "optimizer.samples=2"] if tiny else []
     out += [(est.get(m, 20), f"{m} darts", "step",
              ["--method", m, "--space", "darts", "--steps", few, *step,
               *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else []),

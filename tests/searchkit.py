@@ -89,6 +89,11 @@ def uncaptured_fast_step() -> torch.Tensor:
     return opt.step(net, train, val).train_loss
 
 
+# A smoke run's retraining cut to one epoch: for the tests of a method's search, selection and record, whose
+# retraining is the shared loop (tests/test_cli.py and the grid tests cover it); the suite's time (issue 12)
+SHORT_RETRAIN = ["--set", "eval.epochs=1"]
+
+
 def compiled_forms(tmp_path, *args) -> dict:
     """``benchmarks/dwconv_compile.py`` (a DARTS step's Triton kernel forms compiled for sm_90 by Triton's own
     compiler and ptxas, no GPU) run with ``args`` at toy sizes: its JSON record. A subprocess: Triton must be

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from harness.blocks import FirstOrderBilevel
 from harness.cli import cli
 from harness_beta_darts.plugin import beta_decay_loss
-from tests.searchkit import method_parts, random_batches
+from tests.searchkit import SHORT_RETRAIN, method_parts, random_batches
 
 
 def test_beta_decay_loss_and_gradient_on_known_alphas():
@@ -46,6 +46,7 @@ def test_the_arch_loss_is_darts_plus_lambda_times_the_beta_loss():
 
 def test_a_smoke_search_runs_on_a_darts_space_and_nb201(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "beta-darts", "--space", "s3,nb201", "--store",
-                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet"], catch_exceptions=False)
+                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet",
+                                   *SHORT_RETRAIN], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert out.output.count(" completed ") == 2

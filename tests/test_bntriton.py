@@ -104,8 +104,10 @@ def test_uncaptured_steps_keep_torchs_kernels(interpret, monkeypatch):
 
 def test_every_kernel_form_compiles_for_a_gpu_without_one(tmp_path):
     """benchmarks/dwconv_compile.py --bn: the forms a DARTS step launches, compiled for sm_90 by Triton's own
-    compiler and ptxas (the interpreter above checks what they compute, not that they compile)."""
-    rec = compiled_forms(tmp_path, "--bn", "--batch", "2")
+    compiler and ptxas (the interpreter above checks what they compute, not that they compile; the machine
+    code's columns, checked in tests/test_dwconv.py, are left out: nvdisasm's 0.3 s a form was half this test)."""
+    rec = compiled_forms(tmp_path, "--bn", "--batch", "2", "--no-sass")
+    assert all(r["sass"] is None for r in rec["compiled"])
     assert {r["kernel"] for r in rec["compiled"]} == {"block_stats", "combine", "normalize", "grad_sums",
                                                       "grad_combine", "dx"}
     assert all(r["registers"] and r["spill_store_bytes"] == 0 for r in rec["compiled"]), rec["compiled"]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from harness.blocks import PartialMixedBody
 from harness.cli import cli
 from harness_drnas.plugin import DirichletConfig, DirichletSampler
-from tests.searchkit import REGISTRY, method_parts, random_batches
+from tests.searchkit import REGISTRY, SHORT_RETRAIN, method_parts, random_batches
 
 ALPHA = [0.0, 1.0, -0.5]  # concentration elu(alpha) + 1 = [1, 2, e^-0.5]
 CONC = [1.0, 2.0, math.exp(-0.5)]
@@ -170,6 +170,7 @@ def test_a_k_that_does_not_divide_the_channels_is_named():
 
 def test_a_smoke_search_runs_on_a_darts_space_and_nb201(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "drnas", "--space", "s3,nb201", "--store",
-                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet"], catch_exceptions=False)
+                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet",
+                                   *SHORT_RETRAIN], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert out.output.count(" completed ") == 2

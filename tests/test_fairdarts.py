@@ -13,7 +13,7 @@ from harness.blocks import FirstOrderBilevel
 from harness.cli import cli
 from harness.spaces.darts import EDGES
 from harness_fairdarts.plugin import ThresholdConfig, ThresholdSelector, zero_one_loss
-from tests.searchkit import REGISTRY, method_parts, random_batches
+from tests.searchkit import REGISTRY, SHORT_RETRAIN, method_parts, random_batches
 
 
 def test_zero_one_loss_value_and_gradient_on_known_alphas():
@@ -92,6 +92,7 @@ def test_a_bad_threshold_is_named():
 
 def test_a_smoke_search_runs_on_a_darts_space_and_nb201(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "fairdarts", "--space", "s3,nb201", "--store",
-                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet"], catch_exceptions=False)
+                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet",
+                                   *SHORT_RETRAIN], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert out.output.count(" completed ") == 2

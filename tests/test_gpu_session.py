@@ -82,9 +82,9 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     assert list(lines[PRIORITY.index("variants darts nb201")]["variants"]) == ["default", "channels-last"]
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
-    assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 3  # TINY: K=3
+    assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 2  # TINY: K=2
     all_ops = lines[PRIORITY.index("rome-v2 darts all")]  # the all-op pass (the default off CUDA, as here)
-    assert all_ops["sets"] == ["optimizer.group_ops=all", "optimizer.samples=3"] and all_ops["modes"]["fast"]["grouped"]
+    assert all_ops["sets"] == ["optimizer.group_ops=all", "optimizer.samples=2"] and all_ops["modes"]["fast"]["grouped"]
     assert "baseline_loss_max_rel_diff" in all_ops
     device = lines[PRIORITY.index("entrannas darts device")]  # transit cells derived on the device
     assert device["sets"] == ["cell.transit_on_device=true"] and device["host_syncs_in_step"] == "none (meta device)"

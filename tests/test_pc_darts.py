@@ -14,7 +14,7 @@ from harness.blocks import (MixedCell, MixedConfig, PartialConfig, PartialMixedC
 from harness.cli import cli
 from harness.genotypes import DartsGenotype
 from harness.spaces.darts import EDGES
-from tests.searchkit import REGISTRY, SHAPE, method_parts, random_batches
+from tests.searchkit import REGISTRY, SHAPE, SHORT_RETRAIN, method_parts, random_batches
 
 
 def test_channel_shuffle_is_the_shufflenet_permutation():
@@ -142,6 +142,7 @@ def test_the_paper_settings_and_a_step_moves_alpha_and_beta():
 
 def test_a_smoke_search_runs_on_a_darts_space_and_nb201(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "pc-darts", "--space", "s3,nb201", "--store",
-                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet"], catch_exceptions=False)
+                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet",
+                                   *SHORT_RETRAIN], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert out.output.count(" completed ") == 2

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from harness.api import ArchWeights
 from harness.cli import cli
 from harness_sdarts.plugin import clip_rows
-from tests.searchkit import method_parts, random_batches
+from tests.searchkit import SHORT_RETRAIN, method_parts, random_batches
 
 
 def test_clip_rows_as_the_official_clip():
@@ -79,6 +79,7 @@ def test_adversarial_weights_never_lower_the_training_loss():
 
 def test_smoke_searches_run(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "sdarts-rs,sdarts-adv", "--space", "s2,nb201", "--store",
-                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet"], catch_exceptions=False)
+                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet",
+                                   *SHORT_RETRAIN], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert out.output.count(" completed ") == 4

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from harness.cli import cli
 from harness_snas.plugin import concrete_sample
-from tests.searchkit import method_parts, random_batches
+from tests.searchkit import SHORT_RETRAIN, method_parts, random_batches
 
 LOG_ALPHA = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
 
@@ -75,6 +75,7 @@ def test_one_joint_step_moves_weights_and_alpha_on_both_halves_with_alpha_clippe
 
 def test_a_smoke_search_runs_on_a_darts_space_and_nb201(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "snas", "--space", "s3,nb201", "--store",
-                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet"], catch_exceptions=False)
+                                   str(tmp_path / "s.sqlite"), "--preset", "smoke", "--quiet",
+                                   *SHORT_RETRAIN], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert out.output.count(" completed ") == 2
