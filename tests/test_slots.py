@@ -62,6 +62,17 @@ def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, str
     assert float(gw[:c, :, 3:, :].abs().max()) == 0.0  # unit 0 is 3x3: rows 3, 4 of its grid are not taps
 
 
+def test_a_geometry_table_that_does_not_cover_the_channels_is_refused(interpret):
+    """The kernels take a program's channels as one unit's: 10 output channels are not units of 4, and 8 are
+    not the 3 units a 3-row table describes."""
+    table = torch.tensor([[3, 1, 1], [5, 1, 2], [3, 2, 2]], dtype=torch.int32)
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    for o, unit_ch, rows in ((10, 4, 3), (8, 4, 3)):
+        w = torch.randn(o, 1, 5, 5, dtype=torch.float64)
+        with pytest.raises(ValueError, match=f"geo: {o} output channels are not {rows} units of unit_ch={unit_ch}"):
+            dwconv.depthwise_conv(x, w, (1, 1), (2, 2), (1, 1), 1, relu=True, geo=(table, unit_ch))
+
+
 def _run(space_name, slotted, steps, layers=2, method="gdas", sets=()):
     """GDAS on ``space_name``: ``steps`` search steps (architecture step, then weight step) in float64 on the
     fast path, in the captured form (groups.as_captured, as GraphedStep's warm-up and capture run it), with

@@ -352,6 +352,8 @@ def _geo(geo, placeholder: torch.Tensor, x: torch.Tensor, o: int) -> tuple[torch
         return placeholder, 1, _NO_SAMPLES, x.shape[0]
     table, unit_ch, *rest = geo
     samples = rest[0] if rest else 1
+    if o % unit_ch or table.shape[0] * unit_ch != o:  # the kernels take a program's channels as one unit's
+        raise ValueError(f"geo: {o} output channels are not {table.shape[0]} units of unit_ch={unit_ch} channels")
     if samples == 1:
         return table, unit_ch, _NO_SAMPLES, x.shape[0]
     return table, unit_ch, o // unit_ch // samples, x.shape[0] // samples
