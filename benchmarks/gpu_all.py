@@ -85,25 +85,25 @@ def items(tiny: bool):
     est = {"rome-v2": 45, "rome-v1": 45, "darts-2nd": 51, "gdas": 23, "entrannas-dst": 25}
     # TINY: ROME with K=2 samples (its grouped and routed passes are the same code; the CPU check stays under
     # a minute)
-    k3 = ["--set", "optimizer.samples=2"] if tiny else []
+    k_tiny = ["--set", "optimizer.samples=2"] if tiny else []
     out += [(est.get(m, 20), f"{m} darts", "step",
              ["--method", m, "--space", "darts", "--steps", few, *step,
               *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else []),
-              *(tf32 if m in ("gdas", "entrannas-dst") else []), *(k3 if m.startswith("rome") else [])])
+              *(tf32 if m in ("gdas", "entrannas-dst") else []), *(k_tiny if m.startswith("rome") else [])])
             for m in OTHER_METHODS]
     # ROME's default (optimizer.group_ops=auto: on CUDA the chosen-op pass, one host read per pass, no CUDA
     # graph) and right after it its all-op pass (no host read, capturable): which of the two (or eager) wins
     rome = [label for _, label, _, _ in out].index("rome-v2 darts")
     out.insert(rome + 1, (66, "rome-v2 darts all", "step",
                           ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                           "--sync-check", *tf32, "--set", "optimizer.group_ops=all", *k3]))
+                           "--sync-check", *tf32, "--set", "optimizer.group_ops=all", *k_tiny]))
     # ROME's K samples through the conv slots (cell.slots with the capturable grouped pass): counted at a third
     # of the all-op pass's bytes (BENCHMARKS.md), the eager K-loop's per-sample arithmetic in one captured pass
     ra = [label for _, label, _, _ in out].index("rome-v2 darts all")
     out.insert(ra + 1, (59, "rome-v2 darts slots", "step",
                         ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
                          "--sync-check", *tf32, "--set", "optimizer.group_ops=all", "--set", "cell.slots=true",
-                         *k3]))
+                         *k_tiny]))
     # GDAS with its sampled ops in conv slots chosen on the device (harness.nn.slots, cell.slots; off by
     # default): a third of the all-op pass's bytes in a captured step, against that pass just before it (117 ms
     # on the H200, 1.62x its eager step; issue 17 asks 3x). Its 14 Triton kernel forms compile in the warm-up

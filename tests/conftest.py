@@ -29,7 +29,7 @@ def pytest_configure(config):
     # and the subprocesses the tests start (benchmark scripts, gpu_all.py's worker, the compile checks): torch's
     # default there, a thread per core beside the other test process, took gpu_all's budget test from 7 s alone to
     # 27-39 s in the suite (2026-12-05)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile dart
 
 
 def _env(out: Path) -> dict:
-    env = dict(os.environ, TINY="1", OUT=str(out), OMP_NUM_THREADS="1")
+    env = dict(os.environ, TINY="1", OUT=str(out))  # one torch thread: tests/conftest.py's OMP_NUM_THREADS
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # this venv's python3
     return env
 

@@ -77,7 +77,8 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
     # and per-channel divisions unsigned (every operand is >= 0): no sign corrections (instructions a float op
     # 12.3 -> 11.8 under Triton 3.6; the program id's, tried unsigned too, no fewer: 2026-12-05d-sass)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
-    ch = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    ch0 = (tl.program_id(0) % N_CB) * CB
+    ch = ch0 + tl.arange(0, CB)
     offs = tl.program_id(1) * PB + tl.arange(0, PB)
     ch_ok = ch < O
     inside = offs < HO * WO
@@ -89,7 +90,7 @@ def _fwd_kernel(x_ptr, w_ptr, y_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, WO, KM, 
         # dilation and padding from its row of the table, scalars; its k x k taps only, each behind one branch
         # for the whole program (a 3x3 unit runs 9 taps, where a geometry per channel masked the grid's 25 and
         # issued them all; run-time tap loops, tried, cost more per tap: 2026-12-05d-sass)
-        unit = ((tl.program_id(0) % N_CB) * CB) // UNIT_CH
+        unit = ch0 // UNIT_CH
         kk = tl.load(geo_ptr + unit * 3)
         dg = tl.load(geo_ptr + unit * 3 + 1)
         pg = tl.load(geo_ptr + unit * 3 + 2)
@@ -153,7 +154,8 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
                DT: tl.constexpr):
     # program: image n, input channels [cb*CB, cb*CB + CB), input pixels [pb*PB, pb*PB + PB)
     n = (tl.program_id(0) // N_CB).to(tl.int64)
-    c = (tl.program_id(0) % N_CB) * CB + tl.arange(0, CB)
+    c0 = (tl.program_id(0) % N_CB) * CB
+    c = c0 + tl.arange(0, CB)
     offs = tl.program_id(1) * PB + tl.arange(0, PB)
     c_ok = c < C
     inside = offs < H * W
@@ -168,7 +170,7 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
             go = tl.load(dest_ptr + o, mask=c_ok, other=0)
         if GEO:  # these output channels are one unit's (grad_input() chooses CB so): its geometry as scalars
             # and its k x k taps only, as in the forward
-            unit = (((rq // KM) * C + (tl.program_id(0) % N_CB) * CB) * KM + rq % KM) // UNIT_CH
+            unit = (((rq // KM) * C + c0) * KM + rq % KM) // UNIT_CH  # its first channel's
             kk = tl.load(geo_ptr + unit * 3)
             dg = tl.load(geo_ptr + unit * 3 + 1)
             pg = tl.load(geo_ptr + unit * 3 + 2)
@@ -352,7 +354,7 @@ def _geo(geo, placeholder: torch.Tensor, x: torch.Tensor, o: int) -> tuple[torch
         return placeholder, 1, _NO_SAMPLES, x.shape[0]
     table, unit_ch, *rest = geo
     samples = rest[0] if rest else 1
-    if o % unit_ch or table.shape[0] * unit_ch != o:  # the kernels take a program's channels as one unit's
+    if table.shape[0] * unit_ch != o:  # the kernels take a program's channels as one unit's
         raise ValueError(f"geo: {o} output channels are not {table.shape[0]} units of unit_ch={unit_ch} channels")
     if samples == 1:
         return table, unit_ch, _NO_SAMPLES, x.shape[0]
