@@ -304,13 +304,23 @@ class BilevelOptimizer(Protocol):
 
 @dataclass
 class SelectionContext:
-    """What a selector may use besides the supernet: the space and batches of validation data."""
+    """What a selector may use besides the supernet: the space and batches of validation data.
+
+    A selector with a long phase of its own (DARTS-PT fine-tunes the supernet between its decisions) may
+    hand its own state, plain data (what ``harness.checkpoint.check_plain`` accepts; a ``"where"`` string
+    is logged on resume), to ``checkpoint`` at points from which it can go on: the run's checkpoint then
+    holds it beside the network, the optimizer's and sampler's states and every random generator, with
+    the network's ``sampler`` the one the search trained (a wrapper of the selector's own put back first).
+    A run resumed from such a checkpoint calls ``select`` with those restored and that state as
+    ``resume``; None: a fresh selection, or no checkpoints kept."""
 
     space: SearchSpace
     val_batches: Callable[[], Iterator[Batch]]
     train_batches: Callable[[], Iterator[Batch]]
     optimizer: BilevelOptimizer
     seed: int
+    checkpoint: Callable[[dict[str, Any]], None] | None = None
+    resume: dict[str, Any] | None = None
 
 
 @runtime_checkable

@@ -167,7 +167,8 @@ class Checkpoints:
 def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRecord,
                 log: Callable[[str], None], checkpoints: Checkpoints | None = None) -> None:
     """Search, derive, evaluate; fills ``record`` in place. With ``checkpoints``, a checkpoint is written
-    after every search and retrain epoch, and a run whose checkpoint exists goes on from it."""
+    after every search and retrain epoch (and where a selector with a phase of its own hands its state), and
+    a run whose checkpoint exists goes on from it."""
     from harness.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt_path = checkpoints.path(record) if checkpoints is not None else None
@@ -178,8 +179,12 @@ def execute_one(registry, spec: RunSpec, data, benchmark, device, record: RunRec
             log(f"  --restart: checkpoint {ckpt_path} removed, starting afresh")
         else:
             state = load_checkpoint(ckpt_path)
-            where = (f"{state['phase']} epoch {state['epoch'] + 1}, after its step {state['step']}"
-                     if state.get("step") is not None else f"{state['phase']} epoch {state['epoch'] + 1} done")
+            if state["phase"] == "select":  # the selector's own phase (DARTS-PT's fine-tuning): where it says
+                where = f"selection, {state['selector'].get('where') or 'after the search'}"
+            elif state.get("step") is not None:
+                where = f"{state['phase']} epoch {state['epoch'] + 1}, after its step {state['step']}"
+            else:
+                where = f"{state['phase']} epoch {state['epoch'] + 1} done"
             log(f"  resuming from checkpoint {ckpt_path} ({where})")
     save = (lambda st: save_checkpoint(ckpt_path, st)) if ckpt_path is not None else None
     if state is not None and state["phase"] == "retrain":

@@ -115,7 +115,10 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
     the curve) is handed to it, and so it is at the step boundary where a stop request (SIGTERM/SIGINT)
     is heard, with the epoch's place (``step``: steps done in it) before :class:`RunInterrupted` is
     raised. ``resume`` is such a state: the search goes on from the epoch after it, or from the step
-    where it stopped, exactly as if it had not stopped."""
+    where it stopped, exactly as if it had not stopped. During the selection, a selector that hands its
+    state to ``SelectionContext.checkpoint`` gets a checkpoint of phase "select" (the search's state at that
+    point, its own under "selector"); resumed from one, the search epochs are skipped and the selector is
+    given its state back as ``SelectionContext.resume``."""
     from harness import interrupts, progress
     from harness.checkpoint import rng_state, set_rng_state
 
@@ -123,14 +126,19 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
     val_stream = _Stream(val_loader, generator) if optimizer.needs_val_batch else None
     result = SearchResult(genotype=None)
     device = next(net.parameters()).device
-    first, before, mid = 0, 0.0, None
+    first, before, mid, selecting = 0, 0.0, None, None
     if resume is not None:
         net.load_state_dict(resume["net"])
         load_component_state(optimizer, resume["optimizer"])
         load_component_state(sampler, resume["sampler"])
         result.curve, result.steps = list(resume["curve"]), resume["steps"]
         before = resume["seconds"]
-        if resume.get("step") is not None:  # stopped inside an epoch: replayed below
+        if resume["phase"] == "select":  # the search epochs are done: the selector goes on from its state
+            if generator is not None:
+                generator.set_state(resume["generator"])
+            set_rng_state(resume["rng"])
+            first, selecting = epochs, resume["selector"]
+        elif resume.get("step") is not None:  # stopped inside an epoch: replayed below
             first, mid = resume["epoch"], resume
         else:
             if val_stream is not None:
@@ -140,7 +148,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
             set_rng_state(resume["rng"])
             first = resume["epoch"] + 1
 
-    def state(**place) -> dict[str, Any]:  # what a checkpoint holds besides the place in the data
+    def state(epoch: int, **place) -> dict[str, Any]:  # what a checkpoint holds besides the place in the data
         return {"phase": "search", "epoch": epoch, "net": net.state_dict(), "optimizer": component_state(optimizer),
                 "sampler": component_state(sampler), "rng": rng_state(), "curve": result.curve,
                 "steps": result.steps, "seconds": before + time.perf_counter() - start, **place}
@@ -178,7 +186,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         for x, y in batches:
             if interrupts.requested():  # SIGTERM/SIGINT: a checkpoint at this step boundary, then stop
                 if checkpoint is not None:
-                    checkpoint(state(step=taken, epoch_start=at_start, sums=sums,
+                    checkpoint(state(epoch, step=taken, epoch_start=at_start, sums=sums,
                                      epoch_seconds=epoch_before + time.perf_counter() - t0))
                 check_stop(f"search epoch {epoch + 1}")
             val = next(val_stream) if val_stream is not None else None
@@ -207,10 +215,14 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         result.curve.append(summary)
         tracker.end(summary["train_loss"])
         if checkpoint is not None:
-            checkpoint(state(val_stream=val_stream.state() if val_stream is not None else None,
+            checkpoint(state(epoch, val_stream=val_stream.state() if val_stream is not None else None,
                              generator=generator.get_state() if generator is not None else None))
         if on_epoch is not None:
             on_epoch(epoch, summary)
+
+    def select_checkpoint(own: dict[str, Any]) -> None:  # the selector's state at a point it can go on from
+        checkpoint({**state(epochs - 1, generator=generator.get_state() if generator is not None else None),
+                    "phase": "select", "selector": own})
 
     net.eval()
     progress.enter("select")
@@ -220,6 +232,8 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         train_batches=lambda: (Batch(x, y) for x, y in train_loader),
         optimizer=optimizer,
         seed=seed,
+        checkpoint=select_checkpoint if checkpoint is not None else None,
+        resume=selecting,
     )
     result.genotype = selector.select(net, ctx)
     result.probabilities = _probs(sampler)

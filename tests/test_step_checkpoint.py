@@ -9,15 +9,16 @@ import pytest
 
 from harness import interrupts, progress
 from harness.checkpoint import load_checkpoint
+from harness.config import parse_sets
 from harness.plugins import load_registry
 from harness.runner import Checkpoints, execute, plan, resolve_device
 from harness.store import ResultStore
 
 
-def _grid(method, tmp_path, name, lines):
+def _grid(method, tmp_path, name, lines, swaps=None, sets=()):
     registry = load_registry()
     the_plan = plan(registry, methods=[method], spaces=["s2"], datasets=["digits"], seeds=[0], preset="smoke",
-                    swaps={}, sets={})
+                    swaps=swaps or {}, sets=parse_sets(sets))
     folder = tmp_path / name
     with ResultStore(folder / "runs.sqlite") as store:
         (rec,) = execute(registry, the_plan, store, resolve_device("cpu"), log=lines.append,
@@ -25,15 +26,17 @@ def _grid(method, tmp_path, name, lines):
     return rec
 
 
-_REFERENCE: dict[str, tuple] = {}  # method -> the uninterrupted run's result, once per test process
+# the selection tests' runs retrain one epoch: what they check ends with the genotype (issue 12: the suite's time)
+SHORT = ("eval.epochs=1",)
+_REFERENCE: dict[tuple, tuple] = {}  # (method, sets) -> the uninterrupted run's result, once per test process
 
 
-def _reference(method, tmp_path):
-    if method not in _REFERENCE:
-        rec = _grid(method, tmp_path, "plain", [])
+def _reference(method, tmp_path, sets=()):
+    if (method, sets) not in _REFERENCE:
+        rec = _grid(method, tmp_path, "plain", [], sets=sets)
         assert rec.status == "completed", rec.error
-        _REFERENCE[method] = _result(rec)
-    return _REFERENCE[method]
+        _REFERENCE[method, sets] = _result(rec)
+    return _REFERENCE[method, sets]
 
 
 def _result(rec):
@@ -86,3 +89,96 @@ def test_a_stop_after_drnas_widened_its_cells_resumes_exactly(tmp_path, monkeypa
     partial-channel cell (K 2 -> 1), so the checkpoint holds wider tensors than a fresh supernet and a
     rebuilt weight optimizer; the resumed run must take them back and end as the uninterrupted one."""
     assert _stop_and_resume(tmp_path, monkeypatch, "drnas", "search", 1, 1) == _reference("drnas", tmp_path)
+
+
+def test_a_stop_inside_darts_pts_selection_resumes_from_its_last_decision_or_tuning_epoch(tmp_path, monkeypatch):
+    """DARTS-PT's selection is a phase of its own (on the DARTS spaces 81 fine-tuning epochs and 17 projection
+    points, more than the 50 search epochs): a stop inside it resumes from the selection's last checkpoint,
+    not from the end of the search. Smoke on S2: 17 points, 17 one-step tuning epochs. The first run stops
+    in tuning epoch 4 (after the point taken at its start); its resumption stops again inside a measurement
+    of the point of epoch 9; the second resumption ends exactly as the run left uninterrupted."""
+    from harness_darts_pt.components import PerturbationSelector
+
+    reference = _reference("darts-pt", tmp_path, SHORT)
+    real_tune, real_score = PerturbationSelector.tune_epoch, PerturbationSelector.score
+    tuned: list[int] = []
+    scored: list[int] = []  # the decision epoch of each measurement
+
+    def tune(self, net, ctx, epoch, total):
+        if epoch == stop_at[0]:
+            interrupts.request("SIGTERM")  # heard at the epoch's first step
+        tuned.append(epoch)
+        return real_tune(self, net, ctx, epoch, total)
+
+    def score(self, net, ctx):
+        scored.append(len(self.decision_epochs))
+        if len(self.decision_epochs) == stop_at[1] and scored.count(stop_at[1]) == 2:
+            interrupts.request("SIGTERM")  # heard before the point's third measurement
+        return real_score(self, net, ctx)
+
+    monkeypatch.setattr(PerturbationSelector, "tune_epoch", tune)
+    monkeypatch.setattr(PerturbationSelector, "score", score)
+    name, ckpts = "stopped-select", tmp_path / "stopped-select" / "checkpoints"
+    stop_at = [4, None]
+    stopped = _grid("darts-pt", tmp_path, name, [], sets=SHORT)
+    assert stopped.status == "interrupted", stopped.error
+    assert stopped.error == "interrupted by SIGTERM during DARTS-PT fine-tuning"
+    (ckpt,) = ckpts.glob("*.pt")
+    own = load_checkpoint(ckpt)["selector"]
+    assert load_checkpoint(ckpt)["phase"] == "select"
+    assert (own["epoch"], own["point_taken"], len(own["decision_epochs"])) == (4, True, 5)
+
+    tuned.clear()
+    stop_at = [None, 9]  # the point of epoch 9 is the tenth: 9 taken before it
+    lines: list[str] = []
+    again = _grid("darts-pt", tmp_path, name, lines, sets=SHORT)
+    assert again.status == "interrupted" and again.error == "interrupted by SIGTERM during DARTS-PT selection"
+    assert any("(selection, DARTS-PT 5/17 projection points taken, 4/17 tuning epochs done)" in line
+               for line in lines), lines
+    assert tuned == [4, 5, 6, 7, 8]  # epoch 4 again, from its start; no search epoch again
+    own = load_checkpoint(next(ckpts.glob("*.pt")))["selector"]
+    assert (own["epoch"], own["point_taken"], len(own["decision_epochs"])) == (9, False, 9)
+
+    tuned.clear()
+    scored.clear()
+    stop_at = [None, None]
+    lines, said = [], []
+    real_update = progress.update
+    monkeypatch.setattr(progress, "update", lambda **fields: (said.append(fields), real_update(**fields)))
+    resumed = _grid("darts-pt", tmp_path, name, lines, sets=SHORT)
+    # where the selection stands, for `harness status` ("select epoch 10/17")
+    assert [f for f in said if set(f) == {"epoch", "epochs"}] == [{"epoch": e, "epochs": 17} for e in range(10, 18)]
+    assert resumed.status == "completed", resumed.error
+    assert any("(selection, DARTS-PT 9/17 projection points taken, 9/17 tuning epochs done)" in line
+               for line in lines), lines
+    assert tuned == list(range(9, 17)) and scored[0] == 9  # the point of epoch 9 measured from its start
+    assert not list(ckpts.glob("*.pt"))
+    assert _result(resumed) == reference
+
+
+def test_a_stop_inside_the_pt_selection_of_a_sampling_method_resumes_exactly(tmp_path, monkeypatch):
+    """``--selector pt`` after GDAS: its Gumbel sampler draws from torch's global generator on every call, so
+    the resumed selection must not call it once more than the uninterrupted one (the selector's first
+    look at the sampler, which tells a single-path sampler, is not taken again on a resume)."""
+    from harness_darts_pt.components import PerturbationSelector
+
+    swap = {"selector": "pt"}
+    reference = _grid("gdas", tmp_path, "plain-gdas-pt", [], swap, SHORT)
+    assert reference.status == "completed", reference.error
+    real_tune = PerturbationSelector.tune_epoch
+
+    def tune(self, net, ctx, epoch, total):
+        if epoch == 6 and not resuming:
+            interrupts.request("SIGTERM")
+        return real_tune(self, net, ctx, epoch, total)
+
+    monkeypatch.setattr(PerturbationSelector, "tune_epoch", tune)
+    resuming = False
+    stopped = _grid("gdas", tmp_path, "stopped-gdas-pt", [], swap, SHORT)
+    assert stopped.status == "interrupted" and "DARTS-PT fine-tuning" in stopped.error
+    resuming, lines = True, []
+    resumed = _grid("gdas", tmp_path, "stopped-gdas-pt", lines, swap, SHORT)
+    assert resumed.status == "completed", resumed.error
+    assert any("(selection, DARTS-PT 7/17 projection points taken, 6/17 tuning epochs done)" in line
+               for line in lines), lines
+    assert _result(resumed) == _result(reference)

@@ -28,6 +28,13 @@
   The genotype is the space's own ``derive()`` rule applied to the projected weights (decided edges
   one-hot, dropped edges zero), so on DARTS spaces it reads off exactly the two kept edges per node.
 
+*Checkpoints* (the harness's, with ``--checkpoint-dir``; the reference has none inside ``pt_project``):
+after each projection point and each tuning epoch the selection hands its state to ``ctx.checkpoint``
+(decisions, what is left to decide, the selection's random generator, the tuning epoch, the search's lrs),
+and a resumed run goes on from there exactly as the uninterrupted one (the network, the optimizer's
+momentum and every random generator come back with it). A stop inside a tuning epoch or a point's
+measurements redoes that epoch or point from its start.
+
 Projection is a wrapper around the network's sampler (``net.sampler`` is replaced for the duration of
 ``select`` and always restored): every forward, in fine-tuning and in evaluation, returns the sampler's
 weights with decided rows replaced by their one-hot and dropped/masked entries zeroed.
@@ -66,6 +73,7 @@ batch drawn) — with any other sampler it behaves exactly like ``first-order``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -75,6 +83,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import progress
 from harness.api import ArchWeights, SelectionContext
 from harness.errors import HarnessError
 from harness.interrupts import check as check_stop
@@ -341,8 +350,8 @@ class PerturbationSelector:
         else:
             train_iter = ctx.train_batches()
         for b in train_iter:
-            check_stop("DARTS-PT fine-tuning")  # SIGTERM/SIGINT: stop here (the run resumes from its last
-            opt.step(net, b, next(val_stream) if val_stream is not None else None)  # search epoch checkpoint)
+            check_stop("DARTS-PT fine-tuning")  # SIGTERM/SIGINT: stop here (the run resumes from the selection's
+            opt.step(net, b, next(val_stream) if val_stream is not None else None)  # last checkpoint)
         self.tuned_epochs += 1
 
     # -- the algorithm --------------------------------------------------------------------------
@@ -351,59 +360,105 @@ class PerturbationSelector:
         c = self.config
         space = ctx.space
         base = net.sampler
-        probe = base()
-        single_path = probe.host_index is not None
+        resume = ctx.resume
+        # resumed: not probed again (a sampling sampler's probe draws from the global generator)
+        single_path = resume["single_path"] if resume is not None else base().host_index is not None
         wrapper = ProjectedSampler(base, space, single_path)
         was_training = net.training
         opt = ctx.optimizer
         w_opt, groups = self._weight_groups(opt)
-        saved_lr = [g["lr"] for g in groups]
-        if c.reset_momentum and w_opt is not None and c.tune_lr is not None:
+        # the lrs to put back afterwards are the search's, also after a resume (the optimizer's state, restored
+        # before, holds the tuning lr)
+        saved_lr = list(resume["saved_lr"]) if resume is not None else [g["lr"] for g in groups]
+        if resume is None and c.reset_momentum and w_opt is not None and c.tune_lr is not None:
             w_opt.state.clear()
         self.decisions = []
         net.sampler = wrapper
         try:
-            return self._select(net, ctx, wrapper)
+            return self._select(net, ctx, wrapper, saved_lr)
         finally:
             net.sampler = base
             for g, lr in zip(groups, saved_lr):
                 g["lr"] = lr
             net.train(was_training)
 
-    def _select(self, net, ctx, wrapper: ProjectedSampler):
+    def _select(self, net, ctx, wrapper: ProjectedSampler, saved_lr: list[float]):
         c = self.config
         space = ctx.space
-        rng = random.Random(ctx.seed)
         kinds = tuple(space.cell_kinds)
         derive_keeps_two = space.family == "darts"
         topology = c.topology == "on" or (c.topology == "auto" and derive_keeps_two)
         select_none = c.select_none != "off"  # auto: wherever the searched op set lists `none`
         final_epoch = c.final_epoch == "on" or (c.final_epoch == "auto" and derive_keeps_two)
-        undecided = {k: list(range(len(space.edges))) for k in kinds}
         multi_input = {k: [n for n in range(space.n_inputs, space.n_inputs + space.n_nodes)
                            if sum(1 for _, d in space.edges if d == n) > 2] for k in kinds}
-        n_points = max(len(v) for v in undecided.values())
-        n_points += max(len(v) for v in multi_input.values()) if topology else 0
-        points = self._points(net, ctx, wrapper, rng, undecided, multi_input, topology, select_none)
+        n_points = len(space.edges) + (max(len(v) for v in multi_input.values()) if topology else 0)
         intv = c.tune_epochs_per_decision
         total = max(0, intv * (n_points - 1) + (1 if final_epoch else 0)) if intv > 0 else 0
-        self.decision_epochs, self.tuned_epochs = [], 0
-        for epoch in range(total):  # the reference's pt_project loop
-            if epoch % intv == 0 or epoch == total - 1:
-                if next(points, None) is not None:
+        rng = random.Random(ctx.seed)
+        # what is left to decide: the undecided edges per kind, then (drawn when the topology step begins)
+        # the multi-input nodes per kind in the order they are pruned
+        todo = {"undecided": {k: list(range(len(space.edges))) for k in kinds}, "order": None}
+        epoch, point_taken = 0, False  # the next tuning epoch; whether its projection point is taken
+        self.decisions, self.decision_epochs, self.tuned_epochs = [], [], 0
+        if ctx.resume is not None:  # where the last checkpoint left the selection
+            r = ctx.resume
+            version, internal, gauss = r["rng"]
+            rng.setstate((version, tuple(internal), gauss))
+            todo = {"undecided": {k: list(v) for k, v in r["undecided"].items()},
+                    "order": None if r["order"] is None else {k: list(v) for k, v in r["order"].items()}}
+            wrapper.decided = {k: {int(e): int(o) for e, o in v.items()} for k, v in r["decided"].items()}
+            wrapper.dropped = {k: set(v) for k, v in r["dropped"].items()}
+            wrapper.changed()
+            self.decisions = [tuple(d) for d in r["decisions"]]
+            self.decision_epochs, self.tuned_epochs = list(r["decision_epochs"]), r["tuned_epochs"]
+            epoch, point_taken = r["epoch"], r["point_taken"]
+
+        def save(where: str) -> None:
+            """A checkpoint of the selection here (the run's, through ``ctx.checkpoint``): after each projection
+            point and each tuning epoch, so a stopped run redoes at most one of them."""
+            if ctx.checkpoint is None:
+                return
+            own = {"where": where, "single_path": wrapper.single_path, "saved_lr": saved_lr,
+                   "rng": list(rng.getstate()), "undecided": todo["undecided"], "order": todo["order"],
+                   "decided": wrapper.decided, "dropped": {k: sorted(v) for k, v in wrapper.dropped.items()},
+                   "decisions": [list(d) for d in self.decisions], "decision_epochs": self.decision_epochs,
+                   "tuned_epochs": self.tuned_epochs, "epoch": epoch, "point_taken": point_taken}
+            net.sampler = wrapper.base  # the network's state as the search built it (its keys, no wrapper)
+            try:
+                ctx.checkpoint(own)
+            finally:
+                net.sampler = wrapper
+
+        def where() -> str:
+            return (f"DARTS-PT {len(self.decision_epochs)}/{n_points} projection points taken, "
+                    f"{epoch}/{total} tuning epochs done")
+
+        take = functools.partial(self._take_point, net, ctx, wrapper, rng, todo, multi_input, topology, select_none)
+        while epoch < total:  # the reference's pt_project loop
+            if not point_taken and (epoch % intv == 0 or epoch == total - 1):
+                point_taken = True
+                if take():
                     self.decision_epochs.append(epoch)
+                    save(where())
+            progress.update(epoch=epoch + 1, epochs=total)  # `harness status`: "select epoch 5/81"
             self.tune_epoch(net, ctx, epoch, total)
-        for _ in points:  # points the schedule left (proj_intv <= 0: decisions back to back)
+            epoch, point_taken = epoch + 1, False
+            save(where())
+        while take():  # points the schedule left (proj_intv <= 0: decisions back to back)
             self.decision_epochs.append(total)
+            save(where())
         wrapper.changed()
         return space.derive(wrapper.probabilities())
 
-    def _points(self, net, ctx, wrapper: ProjectedSampler, rng, undecided, multi_input, topology, select_none):
-        """Yields once per projection point, after taking that point's decisions for every cell kind."""
+    def _take_point(self, net, ctx, wrapper: ProjectedSampler, rng, todo, multi_input, topology,
+                    select_none) -> bool:
+        """Takes one projection point's decisions for every cell kind (False when none is left): an edge's op
+        while edges are undecided, then, with ``topology``, one node's inputs pruned to 2."""
         space = ctx.space
         kinds = tuple(space.cell_kinds)
-        # operation selection
-        while any(undecided.values()):
+        undecided = todo["undecided"]
+        if any(undecided.values()):  # operation selection
             for kind in kinds:
                 if not undecided[kind]:
                     continue
@@ -426,30 +481,32 @@ class PerturbationSelector:
                 wrapper.decided[kind][e] = best
                 wrapper.changed()
                 self.decisions.append(("op", kind, e, best))
-            yield True
-
-        # topology selection
-        if topology:
-            order = {k: rng.sample(multi_input[k], len(multi_input[k])) for k in kinds}
-            while any(order.values()):
-                for kind in kinds:
-                    if not order[kind]:
-                        continue
-                    node = order[kind].pop(0)
-                    edges = [e for e, (_, d) in enumerate(space.edges) if d == node]
-                    while len(edges) > 2:
-                        scores = {}
-                        for e in edges:
-                            wrapper.mask_edge = (kind, e)
-                            wrapper.changed()
-                            scores[e] = self._measure(net, ctx, wrapper)
-                        wrapper.mask_edge = None
-                        drop = max(edges, key=lambda e: scores[e])  # removal leaves the best supernet
-                        edges.remove(drop)
-                        wrapper.dropped[kind].add(drop)
-                        wrapper.changed()
-                        self.decisions.append(("drop", kind, drop))
-                yield True
+            return True
+        if not topology:
+            return False
+        if todo["order"] is None:  # topology selection: the nodes in random order, drawn once
+            todo["order"] = {k: rng.sample(multi_input[k], len(multi_input[k])) for k in kinds}
+        order = todo["order"]
+        if not any(order.values()):
+            return False
+        for kind in kinds:
+            if not order[kind]:
+                continue
+            node = order[kind].pop(0)
+            edges = [e for e, (_, d) in enumerate(space.edges) if d == node]
+            while len(edges) > 2:
+                scores = {}
+                for e in edges:
+                    wrapper.mask_edge = (kind, e)
+                    wrapper.changed()
+                    scores[e] = self._measure(net, ctx, wrapper)
+                wrapper.mask_edge = None
+                drop = max(edges, key=lambda e: scores[e])  # removal leaves the best supernet
+                edges.remove(drop)
+                wrapper.dropped[kind].add(drop)
+                wrapper.changed()
+                self.decisions.append(("drop", kind, drop))
+        return True
 
     def _measure(self, net, ctx, wrapper) -> float:
         check_stop("DARTS-PT selection")
