@@ -15,9 +15,9 @@ from harness.runner import Checkpoints, execute, plan, resolve_device
 from harness.store import ResultStore
 
 
-def _grid(method, tmp_path, name, lines, swaps=None, sets=()):
+def _grid(method, tmp_path, name, lines, swaps=None, sets=(), space="s2"):
     registry = load_registry()
-    the_plan = plan(registry, methods=[method], spaces=["s2"], datasets=["digits"], seeds=[0], preset="smoke",
+    the_plan = plan(registry, methods=[method], spaces=[space], datasets=["digits"], seeds=[0], preset="smoke",
                     swaps=swaps or {}, sets=parse_sets(sets))
     folder = tmp_path / name
     with ResultStore(folder / "runs.sqlite") as store:
@@ -159,26 +159,27 @@ def test_a_stop_inside_darts_pts_selection_resumes_from_its_last_decision_or_tun
 def test_a_stop_inside_the_pt_selection_of_a_sampling_method_resumes_exactly(tmp_path, monkeypatch):
     """``--selector pt`` after GDAS: its Gumbel sampler draws from torch's global generator on every call, so
     the resumed selection must not call it once more than the uninterrupted one (the selector's first
-    look at the sampler, which tells a single-path sampler, is not taken again on a resume)."""
+    look at the sampler, which tells a single-path sampler, is not taken again on a resume). On NB201: 6
+    projection points, 5 one-step tuning epochs, no retraining."""
     from harness_darts_pt.components import PerturbationSelector
 
     swap = {"selector": "pt"}
-    reference = _grid("gdas", tmp_path, "plain-gdas-pt", [], swap, SHORT)
+    reference = _grid("gdas", tmp_path, "plain-gdas-pt", [], swap, space="nb201")
     assert reference.status == "completed", reference.error
     real_tune = PerturbationSelector.tune_epoch
 
     def tune(self, net, ctx, epoch, total):
-        if epoch == 6 and not resuming:
+        if epoch == 3 and not resuming:
             interrupts.request("SIGTERM")
         return real_tune(self, net, ctx, epoch, total)
 
     monkeypatch.setattr(PerturbationSelector, "tune_epoch", tune)
     resuming = False
-    stopped = _grid("gdas", tmp_path, "stopped-gdas-pt", [], swap, SHORT)
+    stopped = _grid("gdas", tmp_path, "stopped-gdas-pt", [], swap, space="nb201")
     assert stopped.status == "interrupted" and "DARTS-PT fine-tuning" in stopped.error
     resuming, lines = True, []
-    resumed = _grid("gdas", tmp_path, "stopped-gdas-pt", lines, swap, SHORT)
+    resumed = _grid("gdas", tmp_path, "stopped-gdas-pt", lines, swap, space="nb201")
     assert resumed.status == "completed", resumed.error
-    assert any("(selection, DARTS-PT 7/17 projection points taken, 6/17 tuning epochs done)" in line
+    assert any("(selection, DARTS-PT 4/6 projection points taken, 3/5 tuning epochs done)" in line
                for line in lines), lines
     assert _result(resumed) == _result(reference)
