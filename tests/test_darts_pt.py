@@ -80,6 +80,7 @@ def test_topology_leaves_two_inputs_per_node(space_name):
     sel = pt(tune_steps=0)
     g = sel.select(net, ctx_for(space, opt, [batch(seed=2)]))
     assert space.validate(g) is g
+    assert space.parse(g.to_string()) == g  # (the selector contract: tests/test_components_contract.py)
     for kind in space.cell_kinds:
         decided = {e for d in sel.decisions if d[0] == "op" and d[1] == kind for e in [d[2]]}
         dropped = {d[2] for d in sel.decisions if d[0] == "drop" and d[1] == kind}
