@@ -18,6 +18,13 @@ from harness.api import Batch, SelectionContext
 from harness.interrupts import check as check_stop
 
 
+# A selector may offer a checkpoint after every unit of its work (DARTS-PT: each projection point and tuning
+# epoch, minutes each at the paper's sizes); one offered sooner than this after the last one written is let go.
+# At the smoke preset's sizes those units take a few ms and the writes (20 ms each) were 16% of a DARTS-PT run
+# (benchmarks/results/2026-12-05e-pt-checkpoints/); a stop then loses at most this long plus one unit.
+SELECT_CHECKPOINT_MIN_S = 1.0
+
+
 @dataclass
 class SearchResult:
     genotype: Any
@@ -220,9 +227,15 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         if on_epoch is not None:
             on_epoch(epoch, summary)
 
+    last_select_save = [float("-inf")]
+
     def select_checkpoint(own: dict[str, Any]) -> None:  # the selector's state at a point it can go on from
+        now = time.perf_counter()
+        if now - last_select_save[0] < SELECT_CHECKPOINT_MIN_S:
+            return  # the last one is that recent: a stop now would lose less than the write costs
         checkpoint({**state(epochs - 1, generator=generator.get_state() if generator is not None else None),
                     "phase": "select", "selector": own})
+        last_select_save[0] = time.perf_counter()
 
     net.eval()
     progress.enter("select")

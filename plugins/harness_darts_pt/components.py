@@ -29,11 +29,12 @@
   one-hot, dropped edges zero), so on DARTS spaces it reads off exactly the two kept edges per node.
 
 *Checkpoints* (the harness's, with ``--checkpoint-dir``; the reference has none inside ``pt_project``):
-after each projection point and each tuning epoch the selection hands its state to ``ctx.checkpoint``
-(decisions, what is left to decide, the selection's random generator, the tuning epoch, the search's lrs),
-and a resumed run goes on from there exactly as the uninterrupted one (the network, the optimizer's
-momentum and every random generator come back with it). A stop inside a tuning epoch or a point's
-measurements redoes that epoch or point from its start.
+after each projection point and each tuning epoch the selection offers its state to ``ctx.checkpoint``
+(decisions, what is left to decide, the selection's random generator, the tuning epoch, the search's lrs;
+the harness writes at most one a second, ``harness.search.SELECT_CHECKPOINT_MIN_S``), and a resumed run
+goes on from the last one written exactly as the uninterrupted one (the network, the optimizer's momentum
+and every random generator come back with it). A stop inside a tuning epoch or a point's measurements
+redoes that epoch or point from its start.
 
 Projection is a wrapper around the network's sampler (``net.sampler`` is replaced for the duration of
 ``select`` and always restored): every forward, in fine-tuning and in evaluation, returns the sampler's
