@@ -243,7 +243,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         space=space,
         val_batches=lambda: (Batch(x, y) for x, y in val_loader),
         train_batches=lambda: (Batch(x, y) for x, y in train_loader),
-        optimizer=optimizer,
+        optimizer=uncaptured(optimizer),
         seed=seed,
         checkpoint=select_checkpoint if checkpoint is not None else None,
         resume=selecting,
@@ -252,6 +252,16 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
     result.probabilities = _probs(sampler)
     result.seconds = before + time.perf_counter() - start
     return result
+
+
+def uncaptured(optimizer):
+    """The optimizer a selector trains with: the search's, but never a CUDA graph of the search step
+    (``harness.graphs.GraphedStep``): a replay runs the kernels captured in the search, blind to what a selector
+    changes between its steps (DARTS-PT's projected weights and tuning lr), so its steps run uncaptured, on
+    the same optimizer state."""
+    from harness.graphs import GraphedStep
+
+    return optimizer.inner if isinstance(optimizer, GraphedStep) else optimizer
 
 
 def _probs(sampler, digits: int = 6) -> dict[str, list[list[float]]]:

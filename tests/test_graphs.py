@@ -13,7 +13,7 @@ import torch
 from harness.graphs import GraphedStep, capturable, why_not_graphed
 from harness.nn import groups
 from harness.nn.cells import set_fast
-from tests.searchkit import method_parts, random_batches
+from tests.searchkit import REGISTRY, method_parts, random_batches
 
 
 class ReplayByRerun(GraphedStep):
@@ -224,3 +224,39 @@ def test_a_warm_up_that_fails_in_the_captured_form_falls_back_and_leaves_the_slo
     assert bodies and all(b._slots is None and not b.slots for b in bodies)
     assert all(t._base is None for b in bodies for m in b.ops.modules() for t in m._buffers.values() if t is not None)
     assert (step.captures, step.replays, step.eager_steps) == (0, 0, 3)
+
+
+def test_a_selector_trains_uncaptured_after_a_captured_search():
+    """DARTS-PT fine-tunes the supernet between its decisions through the run's optimizer. A CUDA graph of the
+    search step replays the search's kernels, blind to what the selector changes between steps (the projected
+    weights, the tuning lr), so the selector is handed the optimizer under the graph: the search's steps are
+    replayed, the selection's all run uncaptured, on the same optimizer state."""
+    from harness.search import run_search
+    from harness_darts_pt.components import PerturbationSelector, PTConfig
+
+    net, sampler, cell, opt = method_parts("darts-pt", "s2", steps_per_epoch=5, epochs=1)
+    step = ReplayByRerun(opt)
+    batches = random_batches(5)
+    train = [(t.x, t.y) for t, _ in batches]
+    val = [(v.x, v.y) for _, v in batches]
+    seen, counts = [], {}
+    selector = PerturbationSelector(PTConfig(tune_epochs_per_decision=1, tune_steps=1, max_val_batches=1))
+    real_step = type(opt).step
+
+    def counted(self, *args):
+        seen.append(self)
+        return real_step(self, *args)
+
+    def after_search(epoch, stats):
+        counts.update(replays=step.replays, captures=step.captures, steps=len(seen))
+
+    type(opt).step = counted
+    try:
+        run_search(net=net, sampler=sampler, optimizer=step, selector=selector, space=REGISTRY.space("s2"),
+                   train_loader=train, val_loader=val, epochs=1, seed=0, on_epoch=after_search)
+    finally:
+        type(opt).step = real_step
+    assert (counts["captures"], counts["replays"]) == (1, 2)  # 3 warm-up steps, then a capture and 2 replays
+    assert (step.captures, step.replays) == (1, 2)  # none in the selection
+    assert selector.tuned_epochs == 17 and len(seen) == counts["steps"] + 17  # its 17 one-step tuning epochs
+    assert all(s is opt for s in seen)
