@@ -79,6 +79,7 @@ def component_state(obj) -> dict[str, Any]:
     import torch
     from torch import nn
 
+    obj = uncaptured(obj)  # a CUDA graph of the step holds nothing of its own: the optimizer under it does
     if hasattr(obj, "state_dict") and not isinstance(obj, (nn.Module, torch.optim.Optimizer)):
         return {"own": obj.state_dict()}
     out: dict[str, Any] = {}
@@ -96,6 +97,7 @@ def component_state(obj) -> dict[str, Any]:
 
 def load_component_state(obj, state: dict[str, Any]) -> None:
     """Put back what :func:`component_state` took."""
+    obj = uncaptured(obj)
     if "own" in state:
         obj.load_state_dict(state["own"])
         return

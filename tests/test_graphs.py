@@ -260,3 +260,28 @@ def test_a_selector_trains_uncaptured_after_a_captured_search():
     assert (step.captures, step.replays) == (1, 2)  # none in the selection
     assert selector.tuned_epochs == 17 and len(seen) == counts["steps"] + 17  # its 17 one-step tuning epochs
     assert all(s is opt for s in seen)
+
+
+def test_a_checkpoint_of_a_captured_search_holds_the_optimizer_under_the_graph():
+    """A search checkpoint keeps the optimizer's state (weight momentum, the architecture Adam's moments and
+    step counts, its own settings). Under a CUDA graph the run's optimizer is the graph's wrapper, which holds
+    none of it: the checkpoint reads and restores the optimizer under it (it kept only the wrapper's counters,
+    so a resumed GPU run restarted its momentum and Adam from zero)."""
+    from harness.search import component_state, load_component_state
+
+    net, _, _, opt = method_parts("darts", "s2", steps_per_epoch=5)
+    step = ReplayByRerun(opt)
+    for train, val in random_batches(5):  # 3 warm-up steps, a capture and 2 replays
+        step.step(net, train, val)
+    assert (step.captures, step.replays) == (1, 2)
+    state = component_state(step)
+    assert {"w_opt", "a_opt", "arch_enabled"} <= set(state) and "replays" not in state
+
+    _, _, _, opt2 = method_parts("darts", "s2", steps_per_epoch=5)
+    load_component_state(ReplayByRerun(opt2), state)
+    for name in ("w_opt", "a_opt"):
+        saved, loaded = getattr(opt, name).state_dict()["state"], getattr(opt2, name).state_dict()["state"]
+        assert saved.keys() == loaded.keys() and len(saved) > 0
+        for i in saved:
+            assert saved[i].keys() == loaded[i].keys()
+            assert all(torch.equal(torch.as_tensor(saved[i][k]), torch.as_tensor(loaded[i][k])) for k in saved[i])
