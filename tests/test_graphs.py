@@ -285,3 +285,38 @@ def test_a_checkpoint_of_a_captured_search_holds_the_optimizer_under_the_graph()
         for i in saved:
             assert saved[i].keys() == loaded[i].keys()
             assert all(torch.equal(torch.as_tensor(saved[i][k]), torch.as_tensor(loaded[i][k])) for k in saved[i])
+
+
+def test_a_captured_search_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tmp_path):
+    """Two epochs of DARTS under the capture substitute, checkpointed after each; a fresh supernet and graph
+    wrapper resumed from the first epoch's checkpoint end with the uninterrupted run's weights and
+    architecture (the graph is captured anew after the resume; what it replays is the restored state)."""
+    from harness.checkpoint import load_checkpoint, save_checkpoint
+    from harness.search import run_search
+
+    data = random_batches(5)
+    train, val = [(t.x, t.y) for t, _ in data], [(v.x, v.y) for _, v in data]
+    selector = REGISTRY.component("selector", "argmax")
+
+    def search(resume=None):
+        net, sampler, _, opt = method_parts("darts", "s2", steps_per_epoch=5, epochs=2)
+        step = ReplayByRerun(opt)
+        saved = []
+
+        def keep(state):
+            saved.append(save_checkpoint(tmp_path / f"ckpt-{len(saved)}.pt", state))
+
+        torch.manual_seed(3)
+        run_search(net=net, sampler=sampler, optimizer=step, selector=selector.factory(selector.config()),
+                   space=REGISTRY.space("s2"), train_loader=train, val_loader=val, epochs=2, seed=0,
+                   resume=resume, checkpoint=keep)
+        return net, step, saved
+
+    net, step, saved = search()
+    assert step.captures == 2  # one a epoch (set_progress drops the graph)
+    first = load_checkpoint(saved[0])
+    assert first["epoch"] == 0 and "w_opt" in first["optimizer"]
+    resumed, again, _ = search(first)
+    assert again.captures == 1 and again.replays > 0
+    for (name, a), (_, b) in zip(net.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
