@@ -328,10 +328,10 @@ class SelectionContext:
 class Selector(Protocol):
     """Turns the searched supernet into a genotype. Built as ``factory(config)``; ``select`` returns a
     genotype that ``ctx.space.validate`` accepts and ``ctx.space.parse(genotype.to_string())`` reads back.
-    It may train the supernet further through ``ctx.optimizer.step`` (the run's optimizer, never a CUDA graph of
-    its step: ``harness.search.uncaptured``) and read
-    ``ctx.val_batches()``/``ctx.train_batches()``; a need beyond the contract (an optimizer's ``w_opt``, a
-    space's genotype family) is declared in ``requires`` (``harness.testing.requirements``)."""
+    It may train the supernet further through ``ctx.optimizer.step`` (the run's optimizer, never a CUDA graph
+    of its step: ``harness.search.uncaptured``) and read ``ctx.val_batches()``/``ctx.train_batches()``; a need
+    beyond the contract (an optimizer's ``w_opt``, a space's genotype family) is declared in ``requires``
+    (``harness.testing.requirements``)."""
 
     def select(self, net: SearchNet, ctx: SelectionContext) -> Genotype: ...
 
