@@ -310,8 +310,9 @@ class SelectionContext:
     hand its own state, plain data (what ``harness.checkpoint.check_plain`` accepts; a ``"where"`` string
     is logged on resume), to ``checkpoint`` at points from which it can go on (as often as it likes: one
     offered within ``harness.search.SELECT_CHECKPOINT_MIN_S`` of the last written is let go): the run's
-    checkpoint then holds it beside the network, the optimizer's and sampler's states and every random generator, with
-    the network's ``sampler`` the one the search trained (a wrapper of the selector's own put back first).
+    checkpoint then holds it beside the network, the optimizer's and sampler's states and every random
+    generator, with the network's ``sampler`` the one the search trained (a wrapper of the selector's own put
+    back first).
     A run resumed from such a checkpoint calls ``select`` with those restored and that state as
     ``resume``; None: a fresh selection, or no checkpoints kept."""
 

@@ -142,12 +142,7 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         load_component_state(sampler, resume["sampler"])
         result.curve, result.steps = list(resume["curve"]), resume["steps"]
         before = resume["seconds"]
-        if resume["phase"] == "select":  # the search epochs are done: the selector goes on from its state
-            if generator is not None:
-                generator.set_state(resume["generator"])
-            set_rng_state(resume["rng"])
-            first, selecting = epochs, resume["selector"]
-        elif resume.get("step") is not None:  # stopped inside an epoch: replayed below
+        if resume.get("step") is not None:  # stopped inside an epoch: replayed below
             first, mid = resume["epoch"], resume
         else:
             if val_stream is not None:
@@ -155,12 +150,17 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
             if generator is not None:
                 generator.set_state(resume["generator"])
             set_rng_state(resume["rng"])
-            first = resume["epoch"] + 1
+            first = resume["epoch"] + 1  # a "select" checkpoint is the last epoch's: the selector goes on
+        selecting = resume.get("selector")
 
     def state(epoch: int, **place) -> dict[str, Any]:  # what a checkpoint holds besides the place in the data
         return {"phase": "search", "epoch": epoch, "net": net.state_dict(), "optimizer": component_state(optimizer),
                 "sampler": component_state(sampler), "rng": rng_state(), "curve": result.curve,
                 "steps": result.steps, "seconds": before + time.perf_counter() - start, **place}
+
+    def epoch_end() -> dict[str, Any]:  # the place in the data between epochs
+        return {"val_stream": val_stream.state() if val_stream is not None else None,
+                "generator": generator.get_state() if generator is not None else None}
 
     # every module of the supernet (but the sampler, set above) that has a per-epoch schedule
     scheduled = [m for m in net.modules() if m is not sampler and callable(getattr(m, "set_progress", None))]
@@ -224,20 +224,18 @@ def run_search(*, net, sampler, optimizer, selector, space, train_loader, val_lo
         result.curve.append(summary)
         tracker.end(summary["train_loss"])
         if checkpoint is not None:
-            checkpoint(state(epoch, val_stream=val_stream.state() if val_stream is not None else None,
-                             generator=generator.get_state() if generator is not None else None))
+            checkpoint(state(epoch, **epoch_end()))
         if on_epoch is not None:
             on_epoch(epoch, summary)
 
-    last_select_save = [float("-inf")]
+    last_select_save = float("-inf")
 
     def select_checkpoint(own: dict[str, Any]) -> None:  # the selector's state at a point it can go on from
-        now = time.perf_counter()
-        if now - last_select_save[0] < SELECT_CHECKPOINT_MIN_S:
+        nonlocal last_select_save
+        if time.perf_counter() - last_select_save < SELECT_CHECKPOINT_MIN_S:
             return  # the last one is that recent: a stop now would lose less than the write costs
-        checkpoint({**state(epochs - 1, generator=generator.get_state() if generator is not None else None),
-                    "phase": "select", "selector": own})
-        last_select_save[0] = time.perf_counter()
+        checkpoint({**state(epochs - 1, **epoch_end()), "phase": "select", "selector": own})
+        last_select_save = time.perf_counter()
 
     net.eval()
     progress.enter("select")

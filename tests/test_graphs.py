@@ -226,7 +226,7 @@ def test_a_warm_up_that_fails_in_the_captured_form_falls_back_and_leaves_the_slo
     assert (step.captures, step.replays, step.eager_steps) == (0, 0, 3)
 
 
-def test_a_selector_trains_uncaptured_after_a_captured_search():
+def test_a_selector_trains_uncaptured_after_a_captured_search(monkeypatch):
     """DARTS-PT fine-tunes the supernet between its decisions through the run's optimizer. A CUDA graph of the
     search step replays the search's kernels, blind to what the selector changes between steps (the projected
     weights, the tuning lr), so the selector is handed the optimizer under the graph: the search's steps are
@@ -250,12 +250,9 @@ def test_a_selector_trains_uncaptured_after_a_captured_search():
     def after_search(epoch, stats):
         counts.update(replays=step.replays, captures=step.captures, steps=len(seen))
 
-    type(opt).step = counted
-    try:
-        run_search(net=net, sampler=sampler, optimizer=step, selector=selector, space=REGISTRY.space("s2"),
-                   train_loader=train, val_loader=val, epochs=1, seed=0, on_epoch=after_search)
-    finally:
-        type(opt).step = real_step
+    monkeypatch.setattr(type(opt), "step", counted)
+    run_search(net=net, sampler=sampler, optimizer=step, selector=selector, space=REGISTRY.space("s2"),
+               train_loader=train, val_loader=val, epochs=1, seed=0, on_epoch=after_search)
     assert (counts["captures"], counts["replays"]) == (1, 2)  # 3 warm-up steps, then a capture and 2 replays
     assert (step.captures, step.replays) == (1, 2)  # none in the selection
     assert selector.tuned_epochs == 17 and len(seen) == counts["steps"] + 17  # its 17 one-step tuning epochs

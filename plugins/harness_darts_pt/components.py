@@ -373,7 +373,6 @@ class PerturbationSelector:
         saved_lr = list(resume["saved_lr"]) if resume is not None else [g["lr"] for g in groups]
         if resume is None and c.reset_momentum and w_opt is not None and c.tune_lr is not None:
             w_opt.state.clear()
-        self.decisions = []
         net.sampler = wrapper
         try:
             return self._select(net, ctx, wrapper, saved_lr)
@@ -415,11 +414,13 @@ class PerturbationSelector:
             self.decision_epochs, self.tuned_epochs = list(r["decision_epochs"]), r["tuned_epochs"]
             epoch, point_taken = r["epoch"], r["point_taken"]
 
-        def save(where: str) -> None:
-            """A checkpoint of the selection here (the run's, through ``ctx.checkpoint``): after each projection
-            point and each tuning epoch, so a stopped run redoes at most one of them."""
+        def save() -> None:
+            """The selection's state offered to the run's checkpoint (``ctx.checkpoint``), after each projection
+            point and each tuning epoch."""
             if ctx.checkpoint is None:
                 return
+            where = (f"DARTS-PT {len(self.decision_epochs)}/{n_points} projection points taken, "
+                     f"{epoch}/{total} tuning epochs done")
             own = {"where": where, "single_path": wrapper.single_path, "saved_lr": saved_lr,
                    "rng": list(rng.getstate()), "undecided": todo["undecided"], "order": todo["order"],
                    "decided": wrapper.decided, "dropped": {k: sorted(v) for k, v in wrapper.dropped.items()},
@@ -431,24 +432,20 @@ class PerturbationSelector:
             finally:
                 net.sampler = wrapper
 
-        def where() -> str:
-            return (f"DARTS-PT {len(self.decision_epochs)}/{n_points} projection points taken, "
-                    f"{epoch}/{total} tuning epochs done")
-
         take = functools.partial(self._take_point, net, ctx, wrapper, rng, todo, multi_input, topology, select_none)
         while epoch < total:  # the reference's pt_project loop
             if not point_taken and (epoch % intv == 0 or epoch == total - 1):
                 point_taken = True
                 if take():
                     self.decision_epochs.append(epoch)
-                    save(where())
+                    save()
             progress.update(epoch=epoch + 1, epochs=total)  # `harness status`: "select epoch 5/81"
             self.tune_epoch(net, ctx, epoch, total)
             epoch, point_taken = epoch + 1, False
-            save(where())
+            save()
         while take():  # points the schedule left (proj_intv <= 0: decisions back to back)
             self.decision_epochs.append(total)
-            save(where())
+            save()
         wrapper.changed()
         return space.derive(wrapper.probabilities())
 
