@@ -186,10 +186,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-sass", action="store_true",
                     help="registers and spills only, without the machine code's hot-code columns (nvdisasm takes "
                          "about 0.3 s a form)")
+    ap.add_argument("--dw-tile", choices=("auto", "taps", "pixels"), default="auto",
+                    help="the weight gradient's accumulator in its stride-2 forms: harness.nn.dwconv.DW_PIXELS_MAJOR "
+                         "(auto: by Triton's version, dwconv.pixels_major)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
     os.environ.pop("TRITON_INTERPRET", None)  # compiled kernels, not the interpreter's (read at triton.jit)
+    from harness.nn import dwconv
+
+    dwconv.DW_PIXELS_MAJOR = {"auto": None, "taps": False, "pixels": True}[args.dw_tile]
     import torch
     import triton
     from triton.backends.compiler import GPUTarget

@@ -10,7 +10,8 @@ its own thread block, so it reads the channel's input and gradient KH*KW times).
 * input gradient: one program per (image, block of input channels, block of input pixels), summing over the output
   channels that read that input channel and the taps whose window covers the pixel;
 * weight gradient: one program per (output channel, slice of the batch), every tap of the channel from
-  one read of the output gradient (a taps x pixels accumulator), the slices' partial sums then added by
+  one read of the output gradient (a taps x pixels accumulator, or pixels x taps where the compiler lays that
+  one better: :func:`pixels_major`), the slices' partial sums then added by
   ``torch.sum`` (a fixed order: the same bits on every run, unlike atomic adds).
 
 Output channel ``o`` reads input channel ``(o // k) % C`` (``C`` input channels, ``k`` filters per channel):
@@ -219,8 +220,9 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
 def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO, KM, PER_SPLIT, UNIT_CH,
                SAMPLE_UNITS,
                PH, PW, DH, DW, KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
-               RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, FLAT: tl.constexpr, TAPS: tl.constexpr,
-               BLOCK: tl.constexpr, DT: tl.constexpr):
+               RELU: tl.constexpr, REMAP: tl.constexpr, GEO: tl.constexpr, FLAT: tl.constexpr, PM: tl.constexpr,
+               TAPS: tl.constexpr, BLOCK: tl.constexpr, DT: tl.constexpr):
+    # PM: the accumulator as (pixels, taps) instead of (taps, pixels); the same sums (see pixels_major)
     o = tl.program_id(0).to(tl.int64)
     split = tl.program_id(1)
     c = (o // KM) % C
@@ -228,9 +230,14 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
     if REMAP:
         go = tl.load(dest_ptr + o).to(tl.int64)
     t = tl.arange(0, TAPS)  # tap t = (t // KW, t % KW); TAPS >= KH*KW, a power of two
-    ti = (t // KW)[:, None]
-    tj = (t % KW)[:, None]
-    real_tap = (t < KH * KW)[:, None]
+    if PM:
+        ti = (t // KW)[None, :]
+        tj = (t % KW)[None, :]
+        real_tap = (t < KH * KW)[None, :]
+    else:
+        ti = (t // KW)[:, None]
+        tj = (t % KW)[:, None]
+        real_tap = (t < KH * KW)[:, None]
     if GEO:
         unit = o // UNIT_CH
         row3 = geo_ptr + unit * 3
@@ -243,7 +250,10 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
     else:
         dh, ph, dw, pw = DH, PH, DW, PW
         x_first = 0
-    acc = tl.zeros([TAPS, BLOCK], dtype=DT)
+    if PM:
+        acc = tl.zeros([BLOCK, TAPS], dtype=DT)
+    else:
+        acc = tl.zeros([TAPS, BLOCK], dtype=DT)
     n_end = tl.minimum((split + 1) * PER_SPLIT, N)
     for n in range(split * PER_SPLIT, n_end):
         g_plane = g_ptr + (n * O + go) * HO * WO
@@ -252,18 +262,26 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
             offs = start + tl.arange(0, BLOCK)
             inside = offs < HO * WO
             g = tl.load(g_plane + offs, mask=inside, other=0.0)
-            iy = (offs // WO)[None, :] * SH - ph + ti * dh
-            ix = (offs % WO)[None, :] * SW - pw + tj * dw
-            ok = (real_tap & inside[None, :] & (iy.to(tl.uint32) < H.to(tl.uint32))
+            if PM:
+                pix, inside2, g2 = offs[:, None], inside[:, None], g[:, None]
+            else:
+                pix, inside2, g2 = offs[None, :], inside[None, :], g[None, :]
+            iy = (pix // WO) * SH - ph + ti * dh
+            ix = (pix % WO) * SW - pw + tj * dw
+            ok = (real_tap & inside2 & (iy.to(tl.uint32) < H.to(tl.uint32))
                   & (ix.to(tl.uint32) < W.to(tl.uint32)))
             if FLAT:  # stride 1 and as wide as the input: pixel p's tap reads p + the tap's shift
-                v = tl.load(x_plane + offs[None, :] + ((ti * dh - ph) * W + tj * dw - pw), mask=ok, other=0.0)
+                v = tl.load(x_plane + pix + ((ti * dh - ph) * W + tj * dw - pw), mask=ok, other=0.0)
             else:
                 v = tl.load(x_plane + iy * W + ix, mask=ok, other=0.0)
             if RELU:
                 v = tl.maximum(v, 0.0)
-            acc += v * g[None, :]
-    tl.store(part_ptr + (o * tl.num_programs(1) + split) * (KH * KW) + t, tl.sum(acc, axis=1), mask=t < KH * KW)
+            acc += v * g2
+    if PM:
+        taps = tl.sum(acc, axis=0)
+    else:
+        taps = tl.sum(acc, axis=1)
+    tl.store(part_ptr + (o * tl.num_programs(1) + split) * (KH * KW) + t, taps, mask=t < KH * KW)
 
 
 # Compiled once per value of each constexpr argument (kernel size, stride, a fused ReLU, tile shape, and in the
@@ -324,6 +342,26 @@ def _warps(elements: int, taps: int, per_thread: int | None = None) -> int:
 # image's) capped it at 128 registers and spilled 24-60 bytes in 8 of the DARTS step's forms (Triton 3.8: 1);
 # benchmarks/results/2026-12-05-triton36/.
 _DX_WIDE = (512, 1)
+
+
+# The weight gradient's accumulator where a tap's input addresses are not contiguous along the output pixels (stride
+# 2): (pixels, taps) when True, (taps, pixels) when False, None: by Triton's version (pixels_major). Same sums in
+# the same order per tap; only which axis Triton lays across a warp's threads changes.
+DW_PIXELS_MAJOR: bool | None = None
+
+
+def pixels_major(flat: bool) -> bool:
+    """Whether a weight-gradient form takes the (pixels, taps) accumulator: never for the ``FLAT`` (stride-1)
+    forms; for the others ``DW_PIXELS_MAJOR``, by default True under Triton before 3.8. Compiled for sm_90
+    without a GPU (``benchmarks/dwconv_compile.py``'s SASS columns, the DARTS step's stride-2 forms; logs in
+    benchmarks/results/2026-12-05f-dw-stride2/): Triton 3.6 (the GPU image's) lays a (taps, pixels) tile whose
+    pixels are not contiguous with the taps across a warp's threads and issues about 42 instructions a
+    multiply-add, and about 10 on a (pixels, taps) tile; Triton 3.8 the other way round."""
+    if flat:
+        return False
+    if DW_PIXELS_MAJOR is not None:
+        return DW_PIXELS_MAJOR
+    return tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 8)
 
 
 def _dest(dest, placeholder: torch.Tensor) -> torch.Tensor:
@@ -444,9 +482,10 @@ def grad_weight(grad, x, weight, stride, padding, dilation, k: int, relu: bool =
     per_split = -(-n // splits)
     splits = -(-n // per_split)
     part = torch.empty((o, splits, consts["KH"] * consts["KW"]), dtype=x.dtype, device=x.device)
+    flat = stride == (1, 1) and wo == w
     dwk[(o, splits)](grad, x, part, _dest(dest, weight), table, n, c, h, w, o, ho, wo, k, per_split, unit_ch,
                      sample_units, **consts, RELU=relu, REMAP=dest is not None, GEO=geo is not None,
-                     FLAT=stride == (1, 1) and wo == w, TAPS=taps, BLOCK=block, DT=dt, num_warps=warps)
+                     FLAT=flat, PM=pixels_major(flat), TAPS=taps, BLOCK=block, DT=dt, num_warps=warps)
     return part.sum(1).view(weight.shape)  # the slices' partial sums in a fixed order
 
 
