@@ -27,6 +27,10 @@ Targets (issues 12 and 17; judged only from the file):
 * `runtime.cuda_graph` on by default once graph mode has run (captured and replayed) on darts and nb201
   and its drift is within the baseline.
 
+Then the settings the file decides ("Settings these figures decide": the Triton kernel switches, BatchNorm's
+images a statistics program, GDAS's conv slots, ROME's step on CUDA), each by a rule written in
+:func:`decisions` before a GPU ran them, so that the defaults follow the figures, not a reading of them.
+
 A record's sizes are printed with it: a TINY (CPU) file gives the same tables at toy sizes, judged the same
 way, and says so.
 """
@@ -137,6 +141,149 @@ def rome_setting(all_ops: dict | None, chosen: dict | None, slots: dict | None =
         options[f"{ms} conv slots (optimizer.group_ops=all, cell.slots=true)"] = _ms(slots, ms)
     best = min(options, key=options.get)
     return f"{best}: " + ", ".join(f"{k.split(' (')[0]} {v:.1f} ms" for k, v in options.items())
+
+
+# A form replaces a default only when at least this much faster: the same captured DARTS step measured 115.2 and
+# 115.7 ms in two scripts of one call (2026-12-04b), and GDAS's eager step 166.8 and 190.6 ms on two H200 runs
+SWITCH_MARGIN = 0.02
+# The variants that decide the Triton kernel switches, by the switches they set
+KERNEL_FORMS = {"default": (False, False), "triton-dw": (True, False), "triton-bn": (False, True),
+                "triton-dw+bn": (True, True)}
+
+
+def _first_off(losses: list, ref: list) -> int | None:
+    """The first step whose loss is off ``ref``'s by > 1e-4 relative (None: never), as search_step.py counts."""
+    for i, (a, b) in enumerate(zip(losses, ref)):
+        if abs(a - b) > 1e-4 * max(abs(b), 1e-30):
+            return i
+    return None
+
+
+def _same_math(v: dict, ref: dict, step_item: dict | None) -> str | None:
+    """None when variant ``v``'s losses stay with ``ref``'s (the default form's, same data and seeds) at least as
+    long as the item's rounding baseline stays with eager (its first step off; a variant that never leaves is
+    within in any case), else why not."""
+    first = _first_off(v.get("losses") or [], ref.get("losses") or [])
+    if first is None:
+        return None
+    base = (step_item or {}).get("baseline_first_step_loss_over_1e-4")
+    if base is not None and first >= base:
+        return None
+    return (f"its loss leaves the default's at step {first}, the rounding baseline's "
+            + ("never does" if base is None else f"at step {base}")
+            + ("" if step_item else " (no rounding baseline in this file)"))
+
+
+def _faster(ms: float, than: float) -> bool:
+    return ms <= (1 - SWITCH_MARGIN) * than
+
+
+def decisions(records: list[dict]) -> list[str]:
+    """The settings this file decides, each by a rule fixed before the figures came (the lines say which):
+
+    * ``harness.nn.fused.DEPTHWISE_TRITON`` and ``harness.nn.groups.BATCHNORM_TRITON`` from ``variants darts
+      darts``: the fastest of the forms in KERNEL_FORMS that ran with the default form's losses (``_same_math``),
+      taken only if at least SWITCH_MARGIN faster than the default; BATCHNORM_TRITON (one switch for every
+      space) is then kept on only if ``variants darts nb201``'s ``triton-bn`` is not SWITCH_MARGIN slower than
+      its default, and turned on from nb201 alone if it is that much faster there and darts did not time it;
+    * ``harness.nn.bntriton.IMAGES_PER_PROGRAM``: from ``bn darts``, 1 instead of 8 if the forward and gradients
+      at 1 image a program are at least SWITCH_MARGIN faster in total;
+    * ``cell.slots`` for GDAS on CUDA: ``gdas darts slots`` against ``gdas darts`` (each its faster mode), on if
+      at least SWITCH_MARGIN faster with its drift within a rounding baseline (the 1-ulp one, or the TF32-unit one
+      where the kernels used TF32) and no host sync in the step;
+    * ROME's step on CUDA: ``rome_setting``, the fastest of its forms (drift in the table above).
+    """
+    by = {r.get("item"): r for r in records if "item" in r}
+    out = []
+    var, nb = by.get("variants darts darts"), by.get("variants darts nb201")
+    dw = bn = None  # None: not decided by this file
+    if var is not None and any(k in KERNEL_FORMS and k != "default" for k in var["variants"]):
+        vs = var["variants"]
+        ref = vs.get("default")
+        if ref is None or "failed" in ref:
+            out.append("* `DEPTHWISE_TRITON`, `BATCHNORM_TRITON`: not decided (the default form did not run in "
+                       "`variants darts darts`).")
+        else:
+            ok, why = {}, []
+            for name in KERNEL_FORMS:
+                v = vs.get(name)
+                if v is None:
+                    continue
+                if "failed" in v:
+                    why.append(f"{name} failed")
+                    continue
+                bad = _same_math(v, ref, by.get("darts darts"))
+                if bad:
+                    why.append(f"{name} left out: {bad}")
+                    continue
+                ok[name] = v["ms_per_step_median"]
+            best = min(ok, key=ok.get)
+            if best != "default" and not _faster(ok[best], ok["default"]):
+                why.append(f"{best} ({ok[best]:.1f} ms) is not {SWITCH_MARGIN:.0%} faster than the default "
+                           f"({ok['default']:.1f} ms)")
+                best = "default"
+            dw, bn = KERNEL_FORMS[best]
+            timed = ", ".join(f"{k} {v:.1f} ms" for k, v in ok.items())
+            out.append(f"* `variants darts darts`: {best} ({timed}){'; ' + '; '.join(why) if why else ''}.")
+            # a switch whose forms the item did not time is not decided by it
+            dw = dw if any(KERNEL_FORMS.get(k, (0, 0))[0] for k in vs) else None
+            bn = bn if any(KERNEL_FORMS.get(k, (0, 0))[1] for k in vs) else None
+    if nb is not None and "triton-bn" in nb["variants"] and "default" in nb["variants"]:
+        ref, v = nb["variants"]["default"], nb["variants"]["triton-bn"]
+        if "failed" in v or "failed" in ref:
+            note = "triton-bn failed" if "failed" in v else "the default failed"
+            if bn and "failed" in v:
+                bn = False
+        else:
+            bad = _same_math(v, ref, by.get("darts nb201"))
+            ratio = v["ms_per_step_median"] / ref["ms_per_step_median"]
+            note = f"triton-bn {v['ms_per_step_median']:.1f} ms against {ref['ms_per_step_median']:.1f} ({ratio:.2f}x)"
+            if bad:
+                note += f"; left out: {bad}"
+                bn = False if bn else bn
+            elif bn and ratio > 1 + SWITCH_MARGIN:
+                note += f"; more than {SWITCH_MARGIN:.0%} slower here, so off for every space"
+                bn = False
+            elif bn is None and _faster(v["ms_per_step_median"], ref["ms_per_step_median"]):
+                bn = True
+        out.append(f"* `variants darts nb201`: {note}.")
+    if dw is not None:
+        out.append(f"* **`harness.nn.fused.DEPTHWISE_TRITON = {dw}`**.")
+    if bn is not None:
+        out.append(f"* **`harness.nn.groups.BATCHNORM_TRITON = {bn}`**.")
+    b = by.get("bn darts")
+    if b is not None:
+        t = b["totals_per_forward"]
+        if "triton-img1_fwd_bwd_ms" in t:
+            one, default = t["triton-img1_fwd_bwd_ms"], t["triton_fwd_bwd_ms"]
+            images = 1 if _faster(one, default) else b.get("images_per_program", 8)
+            out.append(f"* `bn darts`: forward and gradients {default:.2f} ms at {b.get('images_per_program', 8)} "
+                       f"images a program, {one:.2f} ms at 1: **`harness.nn.bntriton.IMAGES_PER_PROGRAM = "
+                       f"{images}`**.")
+    g, gs = by.get("gdas darts"), by.get("gdas darts slots")
+    if g is not None and gs is not None:
+        m, ms_ = best_mode(g), best_mode(gs)
+        slot_ms, ms = _ms(gs, ms_), _ms(g, m)
+        verdicts = [drift_verdict(gs, ms_)]
+        if gs.get("baseline_tf32_kernels_use_tf32"):
+            verdicts.append(drift_verdict(gs, ms_, "baseline_tf32"))
+        within = "within" in verdicts
+        said = str(gs.get("host_syncs_in_step", "not checked"))
+        synced = not said.startswith(("none", "not checked"))
+        on = _faster(slot_ms, ms) and within and not synced
+        why = (f"slots {slot_ms:.1f} ms ({ms_}) against {ms:.1f} ({m}), {gs['modes']['eager']['ms_per_step_median']:.1f} "
+               f"eager ({_ms(gs, 'eager') / slot_ms:.2f}x); drift " + " / ".join(str(v) for v in verdicts)
+               + ("; host syncs in the step" if synced else ""))
+        out.append(f"* `gdas darts slots`: {why}: **`cell.slots` {'on' if on else 'off'} for GDAS on CUDA**.")
+    rome = rome_setting(by["rome-v2 darts all"], by.get("rome-v2 darts"), by.get("rome-v2 darts slots")) \
+        if "rome-v2 darts all" in by else None
+    if rome is not None:
+        out.append(f"* ROME on CUDA: {rome} (its drift verdicts in the table above).")
+    if not out:
+        return []
+    return ["### Settings these figures decide", "",
+            "By the rules in `benchmarks/gpu_tables.py`'s `decisions` (fixed before the figures came); a setting "
+            "in bold is what the defaults should say.", "", *out, ""]
 
 
 def tables(records: list[dict], source: str = "all.jsonl") -> str:
@@ -255,6 +402,7 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
     out.append(f"| runtime.cuda_graph on by default: graph mode ran on darts and nb201 within the baseline | "
                f"{'ran, within' if ok else 'not shown'} | {'yes' if ok else 'no'} |")
     out.append("")
+    out += decisions(records)
 
     if e2e:
         out += ["### End-to-end quick search (one search epoch, a 1-epoch retrain)", "",

@@ -234,3 +234,85 @@ def test_a_failure_that_lost_the_cuda_context_says_so():
     text = gpu_tables.tables([RECORDS[0], rec], source="x/all.jsonl")
     assert ("* dwconv darts: failed: RuntimeError: CUDA error: an illegal memory access was encountered (the CUDA "
             "context unusable after this item: a new worker takes the items after it)") in text
+
+
+def _variants(item, forms):
+    """A step_variants.py record: {name: (ms, losses) or an error string}."""
+    vs = {}
+    for name, v in forms.items():
+        vs[name] = ({"failed": v, "settings": {}} if isinstance(v, str) else
+                    {"ms_per_step_median": v[0], "peak_mem_gib": 8.0, "vs_first": 1.0, "settings": {}, "losses": v[1]})
+    return {"item": item, "method": item.split()[1], "space": item.split()[2], "mode": "graph", "batch": 64,
+            "channels": 16, "layers": 8, "device": "cuda:H", "steps": 10, "command": "python benchmarks/step_variants.py",
+            "variants": vs}
+
+
+def _decided(records):
+    return [line for line in gpu_tables.decisions(records) if line.startswith("* ")]
+
+
+def test_kernel_switches_are_decided_by_the_fastest_form_with_the_defaults_losses():
+    same, off_at_1 = [2.0, 1.9, 1.8], [2.0, 1.95, 1.8]  # 1.95 vs 1.9: 2.6e-2 relative at step 1
+    darts = _step("darts darts", 800.0, 250.0, 110.0, drift={"baseline": (2, 0.3), "graph": (2, 0.2)})
+    var = _variants("variants darts darts", {"default": (100.0, same), "triton-dw": (90.0, same),
+                                             "triton-bn": (99.0, same), "triton-dw+bn": (85.0, off_at_1)})
+    lines = _decided([darts, var])
+    # triton-dw+bn is fastest but leaves the default's losses at step 1, before the baseline's step 2: left out;
+    # triton-dw (90 <= 0.98 x 100) wins: the depthwise switch on, BatchNorm's off
+    assert "triton-dw+bn left out: its loss leaves the default's at step 1, the rounding baseline's at step 2" in lines[0]
+    assert lines[0].startswith("* `variants darts darts`: triton-dw (")
+    assert "* **`harness.nn.fused.DEPTHWISE_TRITON = True`**." in lines
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = False`**." in lines
+    # leaving at the baseline's own step (2) is within rounding
+    assert gpu_tables._same_math({"losses": [2.0, 1.9, 1.7]}, {"losses": same}, darts) is None
+    # 1% faster is not enough (99 > 0.98 x 100): the default stays
+    var2 = _variants("variants darts darts", {"default": (100.0, same), "triton-bn": (99.0, same)})
+    lines = _decided([darts, var2])
+    assert "triton-bn (99.0 ms) is not 2% faster than the default (100.0 ms)" in lines[0]
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = False`**." in lines
+    assert not any("DEPTHWISE_TRITON" in line for line in lines)  # not timed: not decided
+    # a form that failed is not taken; a loss that leaves where the baseline never does is not the same math
+    var3 = _variants("variants darts darts", {"default": (100.0, same), "triton-dw": "CompilationError: x",
+                                              "triton-bn": (80.0, off_at_1)})
+    nobase = _step("darts darts", 800.0, 250.0, 110.0, drift={"baseline": (None, 1e-7), "graph": (None, 1e-7)})
+    lines = _decided([nobase, var3])
+    assert "triton-dw failed" in lines[0] and "the rounding baseline's never does" in lines[0]
+    assert "* **`harness.nn.fused.DEPTHWISE_TRITON = False`**." in lines
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = False`**." in lines
+
+
+def test_batchnorm_in_triton_is_vetoed_by_nb201_or_turned_on_by_it():
+    same = [2.0, 1.9]
+    var = _variants("variants darts darts", {"default": (100.0, same), "triton-bn": (90.0, same)})
+    slower = _variants("variants darts nb201", {"default": (30.0, same), "triton-bn": (31.0, same)})  # 1.033x
+    lines = _decided([var, slower])
+    assert "* `variants darts nb201`: triton-bn 31.0 ms against 30.0 (1.03x); more than 2% slower here" in lines[1]
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = False`**." in lines
+    # not timed on darts: nb201's 28 <= 0.98 x 30 turns it on
+    dw_only = _variants("variants darts darts", {"default": (100.0, same), "triton-dw": (99.5, same)})
+    faster = _variants("variants darts nb201", {"default": (30.0, same), "triton-bn": (28.0, same)})
+    lines = _decided([dw_only, faster])
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = True`**." in lines
+    assert "* **`harness.nn.fused.DEPTHWISE_TRITON = False`**." in lines  # 99.5 > 98
+
+
+def test_images_a_statistics_program_and_gdas_slots_are_decided():
+    bn = {"item": "bn darts", "images_per_program": 8,
+          "totals_per_forward": {"triton_fwd_bwd_ms": 10.0, "triton-img1_fwd_bwd_ms": 9.5}}
+    assert "**`harness.nn.bntriton.IMAGES_PER_PROGRAM = 1`**" in _decided([bn])[0]  # 9.5 <= 9.8
+    bn["totals_per_forward"]["triton-img1_fwd_bwd_ms"] = 9.9
+    assert "**`harness.nn.bntriton.IMAGES_PER_PROGRAM = 8`**" in _decided([bn])[0]
+    gdas = _step("gdas darts", 190.0, 146.0, 117.0)
+    # outside the 1-ulp baseline (leaves at 0 where it leaves at 1), within the TF32-unit one (which leaves at 0)
+    slots = _step("gdas darts slots", 190.0, 150.0, 60.0, drift={"baseline": (1, 0.05), "graph": (0, 0.09)})
+    slots.update({"baseline_tf32_first_step_loss_over_1e-4": 0, "baseline_tf32_loss_max_rel_diff": 0.1,
+                  "baseline_tf32_arch_max_rel_diff": 1.0, "baseline_tf32_kernels_use_tf32": True})
+    (line,) = _decided([gdas, slots])
+    assert "slots 60.0 ms (graph) against 117.0 (graph), 190.0 eager (3.17x)" in line
+    assert "drift outside: leaves eager at step 0, the baseline at step 1 / within" in line
+    assert line.endswith("**`cell.slots` on for GDAS on CUDA**.")
+    slots["baseline_tf32_kernels_use_tf32"] = False  # then only the 1-ulp verdict counts
+    assert _decided([gdas, slots])[0].endswith("**`cell.slots` off for GDAS on CUDA**.")
+    slots["baseline_tf32_kernels_use_tf32"] = True
+    slots["host_syncs_in_step"] = "2 (cudaStreamSynchronize)"
+    assert _decided([gdas, slots])[0].endswith("**`cell.slots` off for GDAS on CUDA**.")
