@@ -3,33 +3,31 @@
 # it is taken, so a call cut off by its time limit still returns everything measured before) plus the log
 # into $OUT (or benchmarks/results/<date>-gpu/ outside the device tool). Run from the repository root:
 #
-#   bash benchmarks/gpu_session.sh all       # ONE device call of at most 9 minutes, in priority order:
-#                                            # 1. darts on darts, 2. darts on nb201 (eager vs fast vs graph,
-#                                            # fp32 drift with three 1-ulp baselines, host-sync check);
-#                                            # darts with runtime.fast_recompute; a kernel profile of the
-#                                            # darts step (benchmarks/step_profile.py); the captured step in
-#                                            # other forms of the same math (benchmarks/step_variants.py,
-#                                            # darts and nb201; before them the depthwise convs in Triton
-#                                            # kernels against torch's, benchmarks/dwconv_bench.py);
-#                                            # 3. every other method on darts (GDAS, ROME, EnTranNAS first,
-#                                            # with the 1-ulp baseline and the sync check: issue 17;
-#                                            # ROME v2 also with optimizer.group_ops=all, EnTranNAS(-DST)
-#                                            # also with cell.transit_on_device=true);
-#                                            # 4. the end-to-end quick nb201
-#                                            # DARTS search on Fashion-MNIST (1 search epoch), fast+graph vs
-#                                            # eager; 5. ROME v2's float32 modes against its
-#                                            # float64 step (toy sizes; benchmarks/drift_vs_float64.py);
-#                                            # 6. packing. Each item starts only if the time left
+#   bash benchmarks/gpu_session.sh all       # ONE device call of at most 9 minutes, in priority order
+#                                            # (benchmarks/gpu_all.py's items(), the authority): 1. darts on
+#                                            # darts and on nb201 (eager vs fast vs graph, fp32 drift with
+#                                            # three 1-ulp baselines, host-sync check) and a kernel profile of
+#                                            # the darts step; 2. GDAS, ROME v2, EnTranNAS on darts (issue 17:
+#                                            # rounding baselines, sync check; GDAS and ROME also through the
+#                                            # conv slots, ROME also with group_ops=all, EnTranNAS also with
+#                                            # transit_on_device); 3. the end-to-end quick nb201 DARTS search
+#                                            # on Fashion-MNIST with CUDA graphs (the default); 4. the Triton
+#                                            # kernels against torch's (depthwise, BatchNorm) and the captured
+#                                            # step in other forms of the same math (step_variants.py: darts,
+#                                            # nb201, GDAS), a profile of GDAS's slot step; 5. items measured on
+#                                            # unchanged paths before (runtime.fast_recompute, DARTS 2nd order,
+#                                            # Single-DARTS, DARTS-PT fixed alpha, EnTranNAS-DST, ROME v1, the
+#                                            # eager end-to-end search); 6. ROME v2's float32 modes against its
+#                                            # float64 step; 7. packing. Each item starts only if the time left
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
-#                                            # Measured on an H200 (2026-12-04, second run): ~490 s to the
-#                                            # end-to-end items, ~50 s variants, 19 s float64, 306 s packing:
-#                                            # a second call with ALL_ONLY takes what the budget skipped.
+#                                            # A second call with ALL_ONLY takes what the budget skipped:
 #                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
 #                                            # an earlier call's budget skipped), in the same order.
 #                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>
-#                                            # prints the BENCHMARKS.md tables, each target judged.
+#                                            # prints the BENCHMARKS.md tables, each target judged, and the
+#                                            # settings the figures decide.
 #
 # The phases below take the same figures at larger sizes, one 10-minute call each:
 #

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORITY = ["darts darts", "darts nb201", "darts darts recompute", "profile darts darts", "gdas darts",
+PRIORITY = ["darts darts", "darts nb201", "profile darts darts", "gdas darts",
             "gdas darts slots",
             "rome-v2 darts", "rome-v2 darts all", "rome-v2 darts slots", "entrannas darts",
             "entrannas darts device", "e2e graph", "dwconv darts", "bn darts", "variants darts darts",
-            "variants darts nb201", "variants gdas darts", "profile gdas darts slots", "darts-2nd darts",
+            "variants darts nb201", "variants gdas darts", "profile gdas darts slots", "darts darts recompute",
+            "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device",
             "rome-v1 darts", "e2e eager", "f64 rome-v2", "packing"]
 
