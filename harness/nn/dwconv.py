@@ -180,20 +180,38 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
             gn = n - (unit // SAMPLE_UNITS) * N_OUT
             if (gn >= 0) & (gn < N_OUT):
                 g_rows = g_ptr + ((gn * O + go) * HO * WO)[:, None]
-                for i in tl.static_range(KH):
-                    if i < kk:
-                        ty = y + pg - i * dg  # = oy * SH for the output row whose window's tap i covers row y
-                        oy = ty // SH
-                        row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
-                        for j in tl.static_range(KW):
-                            if j < kk:
-                                tx = x + pg - j * dg
-                                ox = tx // SW
-                                tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
-                                g = tl.load(g_rows + (oy * WO + ox)[None, :], mask=c_ok[:, None] & tap[None, :],
-                                            other=0.0)
-                                acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
-                                                   other=0.0)[:, None]
+                if SH == 1 and SW == 1:  # the pixel's own place in the gradient plus the tap's shift, a
+                    # scalar for the program (its unit's), and 0 <= t < n as one unsigned comparison, as the
+                    # forward: 17.3 -> 16.2 instructions a float op alone (Triton 3.6), with _DX_GEO's 4 elements a
+                    # thread 9.6 (benchmarks/results/2026-12-05f-dw-stride2/dx_summary.md)
+                    g_pix = g_rows + (y * WO + x)[None, :]
+                    for i in tl.static_range(KH):
+                        if i < kk:
+                            sy = pg - i * dg
+                            row = inside & ((y + sy).to(tl.uint32) < HO.to(tl.uint32))
+                            for j in tl.static_range(KW):
+                                if j < kk:
+                                    sx = pg - j * dg
+                                    tap = row & ((x + sx).to(tl.uint32) < WO.to(tl.uint32))
+                                    g = tl.load(g_pix + (sy * WO + sx), mask=c_ok[:, None] & tap[None, :],
+                                                other=0.0)
+                                    acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
+                                                       other=0.0)[:, None]
+                else:
+                    for i in tl.static_range(KH):
+                        if i < kk:
+                            ty = y + pg - i * dg  # = oy * SH for the output row whose window's tap i covers y
+                            oy = ty // SH
+                            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+                            for j in tl.static_range(KW):
+                                if j < kk:
+                                    tx = x + pg - j * dg
+                                    ox = tx // SW
+                                    tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
+                                    g = tl.load(g_rows + (oy * WO + ox)[None, :],
+                                                mask=c_ok[:, None] & tap[None, :], other=0.0)
+                                    acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
+                                                       other=0.0)[:, None]
         else:
             g_rows = g_ptr + ((n * O + go) * HO * WO)[:, None]
             for i in tl.static_range(KH):
@@ -342,6 +360,20 @@ def _warps(elements: int, taps: int, per_thread: int | None = None) -> int:
 # image's) capped it at 128 registers and spilled 24-60 bytes in 8 of the DARTS step's forms (Triton 3.8: 1);
 # benchmarks/results/2026-12-05-triton36/.
 _DX_WIDE = (512, 1)
+# The slots' per-unit-geometry forms (GEO, a 5x5 tap grid behind per-program branches): 1024 elements, 4 a
+# thread. At one a thread every tap's branch, weight load and shift were a thread's own for one multiply-add (16.2
+# instructions a float op at stride 1, 20.1 at stride 2, Triton 3.6); at 4, 9.6 and 15.0 (3.8: 9.5, 13.0) with
+# 76-100 registers and no spill under either version (2 a thread: 11.0-11.3; 8: 8.3-8.8 at 126-168 registers);
+# benchmarks/results/2026-12-05f-dw-stride2/dx_summary.md.
+_DX_GEO = (1024, 4)
+# ... and their forward: 4 elements a thread, where taps > 9 gives 2 to the fixed-geometry forms: 15.2 -> 12.7
+# instructions a float op at stride 1 (Triton 3.6; 3.8: 13.6 -> 10.9), 64 registers (8 a thread: 11.5, 103-118)
+_FWD_GEO = 4
+# The fixed-geometry forward's elements a thread (None: _warps's 4 for 3x3, 2 for 5x5). 8 for 3x3 and 4 for 5x5, tried
+# on the DARTS step's forms: 13.4 -> 12.1 and 10.1 -> 9.3 instructions a float op under Triton 3.6 (3.8: 12.1 -> 9.7,
+# 9.2 -> 7.6) at 71-92 and 62-79 registers (40-54 now): not kept without a GPU to weigh the lost occupancy
+# (benchmarks/results/2026-12-05f-dw-stride2/fwd-fixed-tiles-*.log)
+_FWD_FIXED = None
 
 
 # The weight gradient's accumulator where a tap's input addresses are not contiguous along the output pixels (stride
@@ -424,7 +456,8 @@ def forward(x, weight, stride, padding, dilation, k: int, relu: bool = False, de
                                               REMAP=dest is not None,
                                               GEO=geo is not None,
                                               EVEN=o % cb == 0 and (ho * wo) % pb == 0, CB=cb, PB=pb, DT=dt,
-                                              num_warps=_warps(cb * pb, consts["KH"] * consts["KW"]))
+                                              num_warps=_warps(cb * pb, consts["KH"] * consts["KW"],
+                                                               _FWD_GEO if geo is not None else _FWD_FIXED))
     return y
 
 
@@ -448,7 +481,7 @@ def grad_input(grad, x, weight, stride, padding, dilation, k: int, relu: bool = 
     n, c, h, w, o, ho, wo, consts = _geometry(x, weight, stride, padding, dilation, geo)
     dx = torch.empty_like(x)
     taps = consts["KH"] * consts["KW"]
-    elements, per_thread = _DX_WIDE if taps > 9 else (1024, None)
+    elements, per_thread = _DX_GEO if geo is not None else _DX_WIDE if taps > 9 else (1024, None)
     cb, pb = _tiles(c, h * w, elements)
     table, unit_ch, sample_units, n_out = _geo(geo, weight, x, o)
     if geo is not None:  # each output channel a program's input channels feed at a time within one unit
