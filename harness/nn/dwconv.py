@@ -183,7 +183,7 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
                 if SH == 1 and SW == 1:  # the pixel's own place in the gradient plus the tap's shift, a
                     # scalar for the program (its unit's), and 0 <= t < n as one unsigned comparison, as the
                     # forward: 17.3 -> 16.2 instructions a float op alone (Triton 3.6), with _DX_GEO's 4 elements a
-                    # thread 9.6 (benchmarks/results/2026-12-05f-dw-stride2/dx_summary.md)
+                    # thread 9.6 (benchmarks/results/2026-12-05f-dw-stride2/slots_summary.md)
                     g_pix = g_rows + (y * WO + x)[None, :]
                     for i in tl.static_range(KH):
                         if i < kk:
@@ -364,7 +364,7 @@ _DX_WIDE = (512, 1)
 # thread. At one a thread every tap's branch, weight load and shift were a thread's own for one multiply-add (16.2
 # instructions a float op at stride 1, 20.1 at stride 2, Triton 3.6); at 4, 9.6 and 15.0 (3.8: 9.5, 13.0) with
 # 76-100 registers and no spill under either version (2 a thread: 11.0-11.3; 8: 8.3-8.8 at 126-168 registers);
-# benchmarks/results/2026-12-05f-dw-stride2/dx_summary.md.
+# benchmarks/results/2026-12-05f-dw-stride2/ (slots_summary.md, dx-tiles-*.log).
 _DX_GEO = (1024, 4)
 # ... and their forward: 4 elements a thread, where taps > 9 gives 2 to the fixed-geometry forms: 15.2 -> 12.7
 # instructions a float op at stride 1 (Triton 3.6; 3.8: 13.6 -> 10.9), 64 registers (8 a thread: 11.5, 103-118)
