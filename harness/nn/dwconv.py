@@ -180,38 +180,34 @@ def _dx_kernel(g_ptr, w_ptr, x_ptr, dx_ptr, dest_ptr, geo_ptr, C, H, W, O, HO, W
             gn = n - (unit // SAMPLE_UNITS) * N_OUT
             if (gn >= 0) & (gn < N_OUT):
                 g_rows = g_ptr + ((gn * O + go) * HO * WO)[:, None]
-                if SH == 1 and SW == 1:  # the pixel's own place in the gradient plus the tap's shift, a
-                    # scalar for the program (its unit's), and 0 <= t < n as one unsigned comparison, as the
-                    # forward: 17.3 -> 16.2 instructions a float op alone (Triton 3.6), with _DX_GEO's 4 elements a
-                    # thread 9.6 (benchmarks/results/2026-12-05f-dw-stride2/slots_summary.md)
-                    g_pix = g_rows + (y * WO + x)[None, :]
-                    for i in tl.static_range(KH):
-                        if i < kk:
-                            sy = pg - i * dg
+                g_pix = g_rows + (y * WO + x)[None, :]
+                for i in tl.static_range(KH):
+                    if i < kk:
+                        sy = pg - i * dg
+                        if SH == 1 and SW == 1:  # 0 <= t < n as one unsigned comparison, as the forward
                             row = inside & ((y + sy).to(tl.uint32) < HO.to(tl.uint32))
-                            for j in tl.static_range(KW):
-                                if j < kk:
-                                    sx = pg - j * dg
+                        else:
+                            ty = y + sy  # = oy * SH for the output row whose window's tap i covers row y
+                            oy = ty // SH
+                            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
+                        for j in tl.static_range(KW):
+                            if j < kk:
+                                sx = pg - j * dg
+                                if SH == 1 and SW == 1:  # the pixel's own place in the gradient plus the tap's
+                                    # shift, a scalar for the program (its unit's): 17.3 -> 16.2 instructions a
+                                    # float op alone (Triton 3.6), with _DX_GEO's 4 elements a thread 9.6
+                                    # (benchmarks/results/2026-12-05f-dw-stride2/slots_summary.md)
                                     tap = row & ((x + sx).to(tl.uint32) < WO.to(tl.uint32))
                                     g = tl.load(g_pix + (sy * WO + sx), mask=c_ok[:, None] & tap[None, :],
                                                 other=0.0)
-                                    acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
-                                                       other=0.0)[:, None]
-                else:
-                    for i in tl.static_range(KH):
-                        if i < kk:
-                            ty = y + pg - i * dg  # = oy * SH for the output row whose window's tap i covers y
-                            oy = ty // SH
-                            row = inside & (ty >= 0) & (ty - oy * SH == 0) & (oy < HO)
-                            for j in tl.static_range(KW):
-                                if j < kk:
-                                    tx = x + pg - j * dg
+                                else:
+                                    tx = x + sx
                                     ox = tx // SW
                                     tap = row & (tx >= 0) & (tx - ox * SW == 0) & (ox < WO)
                                     g = tl.load(g_rows + (oy * WO + ox)[None, :],
                                                 mask=c_ok[:, None] & tap[None, :], other=0.0)
-                                    acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
-                                                       other=0.0)[:, None]
+                                acc += g * tl.load(w_ptr + o * (KH * KW) + i * KW + j, mask=c_ok,
+                                                   other=0.0)[:, None]
         else:
             g_rows = g_ptr + ((n * O + go) * HO * WO)[:, None]
             for i in tl.static_range(KH):
@@ -362,8 +358,8 @@ def _warps(elements: int, taps: int, per_thread: int | None = None) -> int:
 _DX_WIDE = (512, 1)
 # The slots' per-unit-geometry forms (GEO, a 5x5 tap grid behind per-program branches): 1024 elements, 4 a
 # thread. At one a thread every tap's branch, weight load and shift were a thread's own for one multiply-add (16.2
-# instructions a float op at stride 1, 20.1 at stride 2, Triton 3.6); at 4, 9.6 and 15.0 (3.8: 9.5, 13.0) with
-# 76-100 registers and no spill under either version (2 a thread: 11.0-11.3; 8: 8.3-8.8 at 126-168 registers);
+# instructions a float op at stride 1, 20.1 at stride 2, Triton 3.6); at 4, 9.6 and 15.2 (3.8: 9.5, 13.0) with
+# 76-94 registers and no spill under either version (2 a thread: 11.0-11.3; 8: 8.3-8.8 at 126-168 registers);
 # benchmarks/results/2026-12-05f-dw-stride2/ (slots_summary.md, dx-tiles-*.log).
 _DX_GEO = (1024, 4)
 # ... and their forward: 4 elements a thread, where taps > 9 gives 2 to the fixed-geometry forms: 15.2 -> 12.7
@@ -380,6 +376,7 @@ _FWD_FIXED = None
 # 2): (pixels, taps) when True, (taps, pixels) when False, None: by Triton's version (pixels_major). Same sums in
 # the same order per tap; only which axis Triton lays across a warp's threads changes.
 DW_PIXELS_MAJOR: bool | None = None
+_TRITON_BEFORE_3_8 = triton is not None and tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 8)
 
 
 def pixels_major(flat: bool) -> bool:
@@ -393,7 +390,7 @@ def pixels_major(flat: bool) -> bool:
         return False
     if DW_PIXELS_MAJOR is not None:
         return DW_PIXELS_MAJOR
-    return tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 8)
+    return _TRITON_BEFORE_3_8
 
 
 def _dest(dest, placeholder: torch.Tensor) -> torch.Tensor:
