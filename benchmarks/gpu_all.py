@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 OTHER_METHODS = ("gdas", "rome-v2", "entrannas", "darts-2nd", "single-darts", "darts-pt-fixed-alpha",
                  "entrannas-dst", "rome-v1")
 ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
+TINY_SYNC_CHECKED = ("gdas darts", "rome-v2 darts", "entrannas darts", "entrannas darts device")
 
 
 def _load(name: str):
@@ -196,7 +197,14 @@ def items(tiny: bool):
     moved = [item for item in out if item[1] in later]
     out = [item for item in out if item[1] not in later]
     at = [label for _, label, _, _ in out].index("f64 rome-v2")
-    return out[:at] + moved + out[at:]
+    out = out[:at] + moved + out[at:]
+    if tiny:  # the meta-device sync check (a CPU's stand-in for CUDA's) only where tests/test_gpu_session.py reads
+        # it: 0.2-0.9 s more an item in meta kernels that torch runs in Python (8 items: 5 s of the 53 s on this
+        # CPU, 2026-12-05); each form's own host reads are pinned by its unit tests (tests/test_single_path_fast.py,
+        # test_transit_on_device.py, test_slots.py)
+        out = [(est, label, kind, args if label in TINY_SYNC_CHECKED else [a for a in args if a != "--sync-check"])
+               for est, label, kind, args in out]
+    return out
 
 
 def packing(packs: list[str], tiny: bool, write) -> None:
