@@ -75,29 +75,38 @@ def _constexprs(fn) -> set[str]:
 
 
 @contextlib.contextmanager
-def _recording(module, settings: str, kernels: tuple):
+def _recording(module, settings: str, kernels: tuple, wrap=None):
     """Within: ``module``'s kernels (its launch-settings function ``settings`` replaced) launch into recorders
     instead, on meta tensors; yields the forms they record ({(kernel, constexprs, warps): (fn, signature,
-    constexprs, warps, launches)})."""
+    constexprs, warps, launches)}). ``wrap``: instead, each of the kernels the real settings give, passed
+    through ``wrap`` (benchmarks/triton_cache.py: Triton's JIT compiling each launch's form, launching nothing)."""
     from unittest import mock
 
     from harness.nn import dwconv
 
     forms: dict = {}
-    recorders = tuple(_Recorder(fn, forms) for fn in kernels)
-    with mock.patch.object(module, settings, lambda x: (recorders, dwconv.kernel_dtype(x))):
+    if wrap is None:
+        recorders = tuple(_Recorder(fn, forms) for fn in kernels)
+        patched = lambda x: (recorders, dwconv.kernel_dtype(x))  # noqa: E731
+    else:
+        real = getattr(module, settings)
+
+        def patched(x):
+            jitted, dt = real(x)
+            return tuple(wrap(k) for k in jitted), dt
+    with mock.patch.object(module, settings, patched):
         yield forms
 
 
-def forms_of(calls, dtype="float32") -> dict:
+def forms_of(calls, dtype="float32", wrap=None) -> dict:
     """{(kernel, constexprs, warps): (fn, signature, constexprs, warps, launches)} over the calls' forward
-    and both gradient launches."""
+    and both gradient launches (``wrap``: see :func:`_recording`)."""
     import torch
 
     from harness.nn import dwconv
 
     dt = getattr(torch, dtype)
-    with _recording(dwconv, "_launch_settings", dwconv.KERNELS) as forms:
+    with _recording(dwconv, "_launch_settings", dwconv.KERNELS, wrap) as forms:
         for (xs, ws, stride, padding, dilation, k, relu, dest, *geo), _ in calls.items():
             x = torch.empty(xs, device="meta", dtype=dt)
             w = torch.empty(ws, device="meta", dtype=dt)
@@ -111,7 +120,7 @@ def forms_of(calls, dtype="float32") -> dict:
     return forms
 
 
-def bn_forms_of(calls, dtype="float32") -> dict:
+def bn_forms_of(calls, dtype="float32", wrap=None) -> dict:
     """:func:`forms_of` for harness.nn.bntriton's kernels: each call's forward and backward launches, at the
     default ``IMAGES_PER_PROGRAM`` and at 1 (the two ``benchmarks/bn_bench.py`` times)."""
     import torch
@@ -119,7 +128,7 @@ def bn_forms_of(calls, dtype="float32") -> dict:
     from harness.nn import bntriton
 
     dt = getattr(torch, dtype)
-    with _recording(bntriton, "_settings", bntriton.KERNELS) as forms:
+    with _recording(bntriton, "_settings", bntriton.KERNELS, wrap) as forms:
         for shape, affine, track, samples in calls:
             x = torch.empty(shape, device="meta", dtype=dt)
             c = shape[1]

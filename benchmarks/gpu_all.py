@@ -432,6 +432,26 @@ def _context_lost() -> bool:
         return True
 
 
+def _count_triton_kernels() -> dict:
+    """What Triton's compiler did in this process, counted since the dict was last cleared: kernels "compiled"
+    (and their "compile_s") and loaded "from_cache" (benchmarks/triton_cache.py's carried cache, or an earlier
+    item's). Empty where Triton or its compilation listener is not there, or runs as the interpreter."""
+    counts: dict = {}
+    try:
+        import triton
+
+        def listen(*, cache_hit, times=None, **_):
+            key = "from_cache" if cache_hit else "compiled"
+            counts[key] = counts.get(key, 0) + 1
+            if not cache_hit and times is not None:
+                counts["compile_s"] = counts.get("compile_s", 0.0) + times.total / 1e6
+
+        triton.knobs.compilation.listener = listen
+    except (ImportError, AttributeError):
+        pass
+    return counts
+
+
 def work(args, todo: list, out: Path) -> int:
     """The worker: ``todo``'s items in order, each started only if its estimate fits in what is left of the
     call's budget (counted from ``--started``: the call's start, before this process was)."""
@@ -443,6 +463,7 @@ def work(args, todo: list, out: Path) -> int:
     started = args.started if args.started is not None else time.time()
     deadline = started + args.budget
     search_step = _search_step()
+    kernels = _count_triton_kernels()
 
     def write(record: dict) -> None:
         _append(jsonl, record)
@@ -456,6 +477,7 @@ def work(args, todo: list, out: Path) -> int:
                   flush=True)
             continue
         current.write_text(json.dumps({"label": label, "t": now}))
+        kernels.clear()
         t0 = time.monotonic()
         lost = False
         try:
@@ -480,6 +502,8 @@ def work(args, todo: list, out: Path) -> int:
             else:
                 record = e2e_run(label, item_args, out)
             record = {"item": label, "item_s": round(time.monotonic() - t0, 1), **record}
+            if kernels:
+                record["triton_kernels"] = {k: round(v, 2) for k, v in kernels.items()}
         except BaseException as exc:  # noqa: BLE001 - one failed item must not lose the others
             if isinstance(exc, KeyboardInterrupt):
                 raise

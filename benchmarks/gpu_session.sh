@@ -21,7 +21,8 @@
 #                                            # float64 step; 7. packing. Each item starts only if the time left
 #                                            # ($ALL_BUDGET_S, default 510 s, minus what is spent) covers its
 #                                            # estimate; a skipped or failed item is a JSON line saying so
-#                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST).
+#                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST and
+#                                            # the Triton kernels, compiled before the call: below).
 #                                            # A second call with ALL_ONLY takes what the budget skipped:
 #                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
 #                                            # an earlier call's budget skipped), in the same order.
@@ -44,6 +45,11 @@
 #                                            # (benchmarks/gpu_packing.py; ~4 min H100, a guess)
 #
 # drift, e2e-* and packing need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
+# The Triton kernels' forms, compiled before the call with the GPU image's Triton (about a minute, no GPU needed):
+#   /tmp/v212/bin/python benchmarks/triton_cache.py     # -> .carry/triton-cache (9 MiB; v212: torch 2.11, Triton 3.6,
+#                                                       # Python 3.12: benchmarks/results/2026-12-05-triton36/run.sh)
+# installed here when its Triton is the machine's, so the call loads them instead of compiling (about 0.3 s a form,
+# some 140 forms); each item's record says how many it compiled and how many it loaded ("triton_kernels").
 # TINY=1 shrinks every size so the script itself can be checked on a CPU in a minute.
 set -euo pipefail
 phase=${1:?phase: all | steps | methods | drift | e2e-eager | e2e-fast | packing}
@@ -61,6 +67,12 @@ import platform, torch
 dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 print(f"device {dev}; torch {torch.__version__}; python {platform.python_version()}")
 EOF
+
+if [[ -z "${TINY:-}" && -f .carry/triton-cache/manifest.json && -z "${TRITON_CACHE_DIR:-}" ]]; then
+  cache="${TMPDIR:-/tmp}/nas-harness-triton-cache"
+  python3 benchmarks/triton_cache.py --install .carry/triton-cache "$cache" 2>&1 | tee -a "$log" || true  # never stops the call
+  if [[ -f "$cache/manifest.json" ]]; then export TRITON_CACHE_DIR="$cache"; fi
+fi
 
 if [[ -n "${TINY:-}" ]]; then
   size=(--batch 4 --channels 4 --layers 3 --resolution 16); long=2; short=1; warm=1

@@ -490,6 +490,15 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             out.append(f"| {r['k']} | {r['completed']} | {_fmt(r.get('total_images_per_s'))} | "
                        f"{_fmt(r.get('mean_search_s'), '.2f')} | {_fmt(r.get('slowdown'), '.2f')} |")
         out.append("")
+    compiled = [r for r in records if r.get("triton_kernels")]
+    if compiled:  # gpu_all.py's count; from_cache: benchmarks/triton_cache.py's carried cache (or an earlier item)
+        out += ["### Triton kernels each item compiled or loaded (`benchmarks/triton_cache.py`)", "",
+                "| item | compiled | compile s | loaded from the cache |", "|---|---|---|---|"]
+        for r in compiled:
+            k = r["triton_kernels"]
+            out.append(f"| {r['item']} | {k.get('compiled', 0)} | {_fmt(k.get('compile_s'))} | "
+                       f"{k.get('from_cache', 0)} |")
+        out.append("")
     if missing:
         out += ["Not measured in this call:", ""]
         for r in missing:

@@ -316,3 +316,13 @@ def test_images_a_statistics_program_and_gdas_slots_are_decided():
     slots["baseline_tf32_kernels_use_tf32"] = True
     slots["host_syncs_in_step"] = "2 (cudaStreamSynchronize)"
     assert _decided([gdas, slots])[0].endswith("**`cell.slots` off for GDAS on CUDA**.")
+
+
+def test_the_triton_kernels_each_item_compiled_or_loaded_are_a_table():
+    """gpu_all.py's per-item count (benchmarks/triton_cache.py's carried cache loaded or not): one row per item
+    that compiled or loaded any kernel, none for an item that did neither."""
+    slots = {**_step("gdas darts", 200.0, 60.0, 50.0), "item": "gdas darts slots",
+             "triton_kernels": {"compiled": 3, "compile_s": 0.96, "from_cache": 11}}
+    text = gpu_tables.tables([RECORDS[0], slots], source="x/all.jsonl")
+    assert "| gdas darts slots | 3 | 1.0 | 11 |" in text
+    assert "| darts darts |" not in text.split("### Triton kernels")[1]

@@ -303,7 +303,8 @@ def _dw_kernel(g_ptr, x_ptr, part_ptr, dest_ptr, geo_ptr, N, C, H, W, O, HO, WO,
 # counted at paper size by benchmarks/dwconv_compile.py on 2026-12-05, 60 while padding and dilation were run-time
 # values) and, by Triton's default, per integer argument equal to 1 or divisible by 16: the sizes (and the
 # weight gradient's padding and dilation) are exempt, so a GPU run compiles about a hundred kernels at its first
-# (warm-up) step instead of hundreds more. (A constexpr named here is a constexpr still: Triton ignores it.)
+# (warm-up) step instead of hundreds more. A name here that is a constexpr in a kernel (the forward's and input
+# gradient's PH, PW, DH, DW) is left out of that kernel's exemption (runtime_sizes).
 _SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "UNIT_CH", "SAMPLE_UNITS", "N_OUT",
           "PH", "PW", "DH", "DW")
 
@@ -311,11 +312,20 @@ _SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "
 KERNELS = (_fwd_kernel, _dx_kernel, _dw_kernel)
 
 
+def runtime_sizes(fn, sizes: tuple) -> list[str]:
+    """The parameters of ``fn`` named in ``sizes`` that are run-time values (not ``tl.constexpr``): the ones
+    Triton is told not to specialise. Triton's JIT refuses a constexpr in ``do_not_specialize`` with a
+    CompilationError at the first launch on a GPU (3.6 and 3.8 alike), which neither the interpreter nor
+    ``triton.compile`` (benchmarks/dwconv_compile.py) sees: the forward's and input gradient's padding and
+    dilation are constexprs, the weight gradient's run-time values, under the same names."""
+    params = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+    return [a for a in params if a in sizes and "constexpr" not in str(fn.__annotations__.get(a, ""))]
+
+
 @functools.cache
 def _jitted(fns: tuple, sizes: tuple, interpret: bool) -> tuple:
     del interpret  # part of the cache key: triton.jit reads TRITON_INTERPRET when it is called
-    return tuple(triton.jit(fn, do_not_specialize=[a for a in fn.__code__.co_varnames[:fn.__code__.co_argcount]
-                                                   if a in sizes]) for fn in fns)
+    return tuple(triton.jit(fn, do_not_specialize=runtime_sizes(fn, sizes)) for fn in fns)
 
 
 def kernel_dtype(x: torch.Tensor):
