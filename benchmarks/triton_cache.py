@@ -18,7 +18,7 @@ Triton's JIT as the GPU will compile it, on a machine without one: a stand-in dr
     python benchmarks/triton_cache.py --install .carry/triton-cache DEST   # (gpu_session.sh, on the GPU)
 
 Only the cubin and metadata of each kernel are kept (``TRITON_STORE_BINARY_ONLY``, which is not part of the
-cache key, and the first IR removed after): about 70 KB a form instead of 360.
+cache key, and the first IR removed after): about 35 KB a form instead of 360 (4.6 MiB for the 136 forms).
 """
 
 from __future__ import annotations
