@@ -35,16 +35,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
 
-# (label, what the part's network is, which kernels): the Triton forms of gpu_all.py's items. dw: harness.nn.dwconv
-# (the depthwise convs, DEPTHWISE_TRITON, and the conv slots' per-unit-geometry form); bn: harness.nn.bntriton.
+# (label, what the part's network is, which launches): the Triton forms of gpu_all.py's items. dw and bn: each
+# depthwise geometry (harness.nn.dwconv: DEPTHWISE_TRITON's convs and the conv slots' per-unit-geometry form) or
+# training BatchNorm shape (harness.nn.bntriton) of one forward, launched as benchmarks/dwconv_bench.py and
+# bn_bench.py launch it, on tensors of their own (forward and both gradients; BatchNorm at 8 and 1 images a
+# program); step: one step of the method in its captured form with the named Triton forms on, as step_variants.py
+# and search_step.py run it (the slots' geometry tables are slices of one table: at an offset that is not a
+# multiple of 16 bytes Triton compiles a form of its own, 8 of them in GDAS's step, which the replay misses).
 PARTS = (
-    ("darts dw", ["--method", "darts"], "dw"),  # dwconv darts; variants darts darts triton-dw(+bn)
-    ("darts bn", ["--method", "darts"], "bn"),  # bn darts (8 and 1 images a program); variants triton-bn
-    ("nb201 bn", ["--method", "darts", "--space", "nb201"], "bn"),  # variants darts nb201 triton-bn
-    ("gdas dw", ["--method", "gdas"], "dw"),  # variants gdas darts triton-dw (the fused all-op pass)
-    ("gdas slots", ["--method", "gdas", "--set", "cell.slots=true"], "dw"),  # gdas darts slots, its profile
+    ("darts dw", ["--method", "darts"], "dw"),  # dwconv darts
+    ("darts bn", ["--method", "darts"], "bn"),  # bn darts (8 and 1 images a program)
+    ("nb201 bn", ["--method", "darts", "--space", "nb201"], "bn"),
+    ("gdas slots", ["--method", "gdas", "--set", "cell.slots=true"], "dw"),
     ("rome-v2 slots", ["--method", "rome-v2", "--set", "optimizer.group_ops=all", "--set", "cell.slots=true"],
-     "dw"),  # rome-v2 darts slots (K=7 sample groups)
+     "dw"),  # K=7 sample groups
+    ("darts step", ["--method", "darts"], "step dw bn"),  # variants darts darts: triton-dw, triton-bn, both
+    ("nb201 step", ["--method", "darts", "--space", "nb201"], "step bn"),  # variants darts nb201: triton-bn
+    ("gdas step", ["--method", "gdas"], "step dw"),  # variants gdas darts: triton-dw (its fused all-op pass)
+    ("gdas slots step", ["--method", "gdas", "--set", "cell.slots=true"], "step"),  # gdas darts slots, variants
+    # gdas darts slots, profile gdas darts slots. (ROME v2's slot step: no form GDAS's has not, checked on
+    # 2026-12-05 at 100 s of CPU, so not here; its item compiles what it finds missing.)
 )
 TINY = ["--batch", "2", "--channels", "4", "--layers", "3", "--resolution", "16"]
 MANIFEST = "manifest.json"
@@ -79,6 +89,37 @@ class _Warmup:
         return lambda *args, **kwargs: self.jit.run(*args, grid=grid, warmup=True, **kwargs)
 
 
+def _captured_step(net, opt, args, dw: bool, bn: bool) -> None:
+    """One step of ``opt`` on ``net`` (an architecture and a weight step on random batches) in the form a CUDA
+    graph captures, the depthwise (``dw``) and BatchNorm (``bn``) Triton forms on, the conv slots wherever the
+    cell takes them; each Triton launch compiled, not run (the kernels' outputs stay unwritten: a step's values
+    mean nothing here)."""
+    from unittest import mock
+
+    import torch
+
+    from harness.api import Batch
+    from harness.nn import bntriton, dwconv, fused, groups
+
+    def warm(settings):
+        def patched(x):
+            jitted, dt = settings(x)
+            return tuple(_Warmup(k) for k in jitted), dt
+        return patched
+
+    gen = torch.Generator().manual_seed(0)
+
+    def batch():
+        return Batch(torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen),
+                     torch.randint(0, args.classes, (args.batch,), generator=gen))
+
+    with mock.patch.object(dwconv, "why_not", lambda x: None), mock.patch.object(bntriton, "why_not", lambda x: None), \
+            mock.patch.object(fused, "DEPTHWISE_TRITON", dw), mock.patch.object(groups, "BATCHNORM_TRITON", bn), \
+            mock.patch.object(dwconv, "_launch_settings", warm(dwconv._launch_settings)), \
+            mock.patch.object(bntriton, "_settings", warm(bntriton._settings)), groups.as_captured():
+        opt.step(net, batch(), batch())
+
+
 def build(out: Path, arch: int, limit: int, parts) -> dict:
     os.environ.pop("TRITON_INTERPRET", None)  # the JIT, not the interpreter (read at triton.jit)
     os.environ["TRITON_CACHE_DIR"] = str(out)
@@ -111,15 +152,20 @@ def build(out: Path, arch: int, limit: int, parts) -> dict:
         search_step.ready(sampler, net, opt, True)
         net.train()
         x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=torch.Generator().manual_seed(1))
-        calls = bn_bench.collect(net, x) if kind == "bn" else dwconv_bench.collect(net, x)
-        if limit:
-            calls = dict(list(calls.items())[:limit])
-        forms = dwconv_compile.bn_forms_of if kind == "bn" else dwconv_compile.forms_of
-        forms(calls, wrap=_Warmup)
-        done.append({"part": label, "args": step_args, "calls": len(calls),
+        if kind.startswith("step"):
+            _captured_step(net, opt, args, dw="dw" in kind.split(), bn="bn" in kind.split())
+            what = "one captured step"
+        else:
+            calls = bn_bench.collect(net, x) if kind == "bn" else dwconv_bench.collect(net, x)
+            if limit:
+                calls = dict(list(calls.items())[:limit])
+            forms = dwconv_compile.bn_forms_of if kind == "bn" else dwconv_compile.forms_of
+            forms(calls, wrap=_Warmup)
+            what = f"{len(calls)} {'shapes' if kind == 'bn' else 'geometries'}"
+        done.append({"part": label, "args": step_args, "launched": what,
                      **{k: counts[k] - before[k] for k in counts}, "seconds": round(time.perf_counter() - t0, 1)})
-        print(f"{label}: {len(calls)} {'shapes' if kind == 'bn' else 'geometries'}, "
-              f"{done[-1]['compiled']} forms compiled, {done[-1]['cache_hits']} already there, "
+        # (a form an earlier part of this process loaded counts as neither: Triton keeps it in memory)
+        print(f"{label}: {what}, {done[-1]['compiled']} forms compiled, {done[-1]['cache_hits']} already there, "
               f"{done[-1]['seconds']} s", flush=True)
     # each kernel's first IR, which Triton keeps even with binaries only (270 KB a form): a hit needs the metadata
     # and the cubin, and every file its group lists (3.8's get_group misses on a listed file that is gone; 3.6's

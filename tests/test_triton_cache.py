@@ -28,8 +28,10 @@ def _triton():
 def test_each_part_compiles_through_the_jit_and_an_installed_cache_gives_every_form_back(tmp_path):
     triton = _triton()
     built, installed = tmp_path / "built", tmp_path / "installed"
-    # one geometry of the DARTS step's depthwise convs, one BatchNorm shape, one conv-slot geometry of GDAS's
-    done = _run("--tiny", "--limit", "1", "--parts", "darts dw,darts bn,gdas slots", "--out", str(built))
+    # one geometry of the DARTS step's depthwise convs, one BatchNorm shape, one conv-slot geometry of GDAS's, and
+    # one captured nb201 step with its BatchNorm in the kernels
+    which = "darts dw,darts bn,gdas slots,nb201 step"
+    done = _run("--tiny", "--limit", "1", "--parts", which, "--out", str(built))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     manifest = json.loads((built / "manifest.json").read_text())
     assert manifest["triton"] == triton.__version__ and manifest["arch"] == 90
@@ -40,18 +42,19 @@ def test_each_part_compiles_through_the_jit_and_an_installed_cache_gives_every_f
     # combine, gradient sums; the combine kernels' block tile IB is 16 for 1 block and for 2)
     assert parts["darts dw"]["compiled"] == 3 and parts["darts bn"]["compiled"] == 9, parts
     assert parts["gdas slots"]["compiled"] == 3 and not any(p["cache_hits"] for p in parts.values()), parts
+    stepped = parts["nb201 step"]["compiled"]  # the step's BatchNorm shapes
+    assert stepped > 0 and parts["nb201 step"]["launched"] == "one captured step"
     kernels = sorted(p.name for p in built.glob("*/*.cubin"))
-    assert len(kernels) == manifest["entries"] == 15 and not list(built.glob("*/*.source"))
+    assert len(kernels) == manifest["entries"] == 15 + stepped and not list(built.glob("*/*.source"))
 
     line = _run("--install", str(built), str(installed))
-    assert line.returncode == 0 and f"15 kernels from {built}" in line.stdout, line.stdout + line.stderr
+    assert line.returncode == 0 and f"{15 + stepped} kernels from {built}" in line.stdout, line.stdout + line.stderr
     for grp in installed.glob("*/__grp__*.json"):  # Triton's file lists point into the installed copy
         assert all(p.startswith(str(installed)) for p in json.loads(grp.read_text())["child_paths"].values())
-    again = _run("--tiny", "--limit", "1", "--parts", "darts dw,darts bn,gdas slots", "--out", str(installed),
-                 "--keep")
+    again = _run("--tiny", "--limit", "1", "--parts", which, "--out", str(installed), "--keep")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     parts = {p["part"]: p for p in json.loads((installed / "manifest.json").read_text())["parts"]}
-    assert [(p["compiled"], p["cache_hits"]) for p in parts.values()] == [(0, 3), (0, 9), (0, 3)], parts
+    assert [(p["compiled"], p["cache_hits"]) for p in parts.values()] == [(0, 3), (0, 9), (0, 3), (0, stepped)], parts
 
 
 def test_a_cache_from_another_triton_is_not_installed(tmp_path):
