@@ -14,8 +14,8 @@ Triton's JIT as the GPU will compile it, on a machine without one: a stand-in dr
 
     /tmp/v212/bin/python benchmarks/triton_cache.py             # the GPU image's Triton 3.6 / Python 3.12
                                                                   # (recipe: results/2026-12-05-triton36/run.sh;
-                                                                  # the key holds no torch: any torch on Python
-                                                                  # 3.12 with triton==3.6.0 builds the same cache)
+                                                                  # what it needs: triton==3.6.0 on Python 3.12;
+                                                                  # the key holds nothing of torch's)
     python benchmarks/triton_cache.py --limit 2 --out /tmp/tc     # a check: the first 2 forms of each part
     python benchmarks/triton_cache.py --install .carry/triton-cache DEST   # (gpu_session.sh, on the GPU)
 
