@@ -51,10 +51,11 @@ def test_each_part_compiles_through_the_jit_and_an_installed_cache_gives_every_f
     assert line.returncode == 0 and f"{15 + stepped} kernels from {built}" in line.stdout, line.stdout + line.stderr
     for grp in installed.glob("*/__grp__*.json"):  # Triton's file lists point into the installed copy
         assert all(p.startswith(str(installed)) for p in json.loads(grp.read_text())["child_paths"].values())
-    again = _run("--tiny", "--limit", "1", "--parts", which, "--out", str(installed), "--keep")
+    # a part of each kind again, on the installed copy: every form found there, none compiled
+    again = _run("--tiny", "--limit", "1", "--parts", "darts bn,nb201 step", "--out", str(installed), "--keep")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     parts = {p["part"]: p for p in json.loads((installed / "manifest.json").read_text())["parts"]}
-    assert [(p["compiled"], p["cache_hits"]) for p in parts.values()] == [(0, 3), (0, 9), (0, 3), (0, stepped)], parts
+    assert [(p["compiled"], p["cache_hits"]) for p in parts.values()] == [(0, 9), (0, stepped)], parts
 
 
 def test_a_cache_from_another_triton_is_not_installed(tmp_path):
