@@ -46,7 +46,7 @@
 #
 # drift, e2e-* and packing need Fashion-MNIST: copy ../shared/data/fashion-mnist to .carry/fashion-mnist here and carry .carry.
 # The Triton kernels' forms, compiled before the call with the GPU image's Triton (about a minute, no GPU needed):
-#   /tmp/v212/bin/python benchmarks/triton_cache.py     # -> .carry/triton-cache (9 MiB; v212: torch 2.11, Triton 3.6,
+#   /tmp/v212/bin/python benchmarks/triton_cache.py     # -> .carry/triton-cache (5 MiB; v212: torch 2.11, Triton 3.6,
 #                                                       # Python 3.12: benchmarks/results/2026-12-05-triton36/run.sh)
 # installed here when its Triton is the machine's, so the call loads them instead of compiling (about 0.3 s a form,
 # some 140 forms); each item's record says how many it compiled and how many it loaded ("triton_kernels").
