@@ -99,15 +99,10 @@ def _captured_step(net, opt, args, dw: bool, bn: bool) -> None:
     from unittest import mock
 
     import torch
+    from dwconv_compile import _recording
 
     from harness.api import Batch
     from harness.nn import bntriton, dwconv, fused, groups
-
-    def warm(settings):
-        def patched(x):
-            jitted, dt = settings(x)
-            return tuple(_Warmup(k) for k in jitted), dt
-        return patched
 
     gen = torch.Generator().manual_seed(0)
 
@@ -117,8 +112,8 @@ def _captured_step(net, opt, args, dw: bool, bn: bool) -> None:
 
     with mock.patch.object(dwconv, "why_not", lambda x: None), mock.patch.object(bntriton, "why_not", lambda x: None), \
             mock.patch.object(fused, "DEPTHWISE_TRITON", dw), mock.patch.object(groups, "BATCHNORM_TRITON", bn), \
-            mock.patch.object(dwconv, "_launch_settings", warm(dwconv._launch_settings)), \
-            mock.patch.object(bntriton, "_settings", warm(bntriton._settings)), groups.as_captured():
+            _recording(dwconv, "_launch_settings", dwconv.KERNELS, _Warmup), \
+            _recording(bntriton, "_settings", bntriton.KERNELS, _Warmup), groups.as_captured():
         opt.step(net, batch(), batch())
 
 
@@ -153,11 +148,11 @@ def build(out: Path, arch: int, limit: int, parts) -> dict:
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, "cpu")
         search_step.ready(sampler, net, opt, True)
         net.train()
-        x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=torch.Generator().manual_seed(1))
         if kind.startswith("step"):
             _captured_step(net, opt, args, dw="dw" in kind.split(), bn="bn" in kind.split())
             what = "one captured step"
         else:
+            x = torch.randn(args.batch, 3, args.resolution, args.resolution, generator=torch.Generator().manual_seed(1))
             calls = bn_bench.collect(net, x) if kind == "bn" else dwconv_bench.collect(net, x)
             if limit:
                 calls = dict(list(calls.items())[:limit])
