@@ -30,7 +30,7 @@ CASES = [((4, 3, 5, 7), 1, False, True),
 @pytest.mark.parametrize("images", [1, 2, 8])
 @pytest.mark.parametrize("shape,samples,affine,track", CASES)
 def test_kernels_compute_torchs_batch_norm_its_statistics_and_gradients(shape, samples, affine, track, images,
-                                                                         interpret, monkeypatch):
+                                                                         interpret, overflow_checked, monkeypatch):
     """... with each statistics program reading 1, 2 or 8 images (IMAGES_PER_PROGRAM: 2 leaves a last block of
     one image where a sample has 3, and 8 takes a sample's images in one block)."""
     monkeypatch.setattr(bntriton, "IMAGES_PER_PROGRAM", images)

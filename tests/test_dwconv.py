@@ -9,6 +9,9 @@ import torch.nn.functional as F
 
 pytest.importorskip("triton", reason="Triton is not installed (it comes with torch's CUDA wheels)")
 
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
 from harness.nn import dwconv  # noqa: E402
 from tests.searchkit import captured_step_matches_eager, compiled_forms, uncaptured_fast_step  # noqa: E402
 
@@ -51,7 +54,7 @@ CASES = [(g, pm) for g in GEOMETRIES for pm in ((False, True) if g[7] == 2 else 
 
 @pytest.mark.parametrize("geometry,pixels_major", CASES)
 def test_kernels_compute_torchs_depthwise_convolution_and_its_gradients(geometry, pixels_major, interpret,
-                                                                         monkeypatch):
+                                                                         overflow_checked, monkeypatch):
     monkeypatch.setattr(dwconv, "DW_PIXELS_MAJOR", pixels_major)
     n, c, h, w, o, k, ks, s, p, d, relu, remap = geometry
     gen = torch.Generator().manual_seed(sum(geometry))
@@ -89,6 +92,28 @@ def test_why_not_names_the_device_and_the_dtype(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert dwconv.why_not(torch.zeros(1)) is None  # (tests/conftest.py set it before Triton's import)
     assert "torch.float16" in dwconv.why_not(torch.zeros(1, dtype=torch.float16))
+
+
+@triton.jit
+def _times(x_ptr, y_ptr, m):
+    offs = tl.arange(0, 4)
+    tl.store(y_ptr + offs, tl.load(x_ptr + offs) * m)
+
+
+def test_overflow_checked_fails_a_launch_whose_int32_arithmetic_overflows(interpret, overflow_checked):
+    """What the kernel-form tests above rely on (tests/conftest.py): with the fixture the interpreter fails a
+    launch on an int32 product past 2**31 (2**20 * 2**12 wraps to 0); the suite's other tests run without it."""
+    x = torch.full((4,), 2**20, dtype=torch.int32)
+    with pytest.raises(Exception, match="int32 overflow detected for operation mul"):
+        _times[(1,)](x, torch.empty_like(x), 2**12)
+    _times[(1,)](x, y := torch.empty_like(x), 2**10)  # 2**30 fits
+    assert y.tolist() == [2**30] * 4
+
+
+def test_the_suites_interpreter_skips_the_overflow_check(interpret):
+    x = torch.full((4,), 2**20, dtype=torch.int32)
+    _times[(1,)](x, y := torch.empty_like(x), 2**12)
+    assert y.tolist() == [0] * 4  # int32 wraps, as on a GPU
 
 
 def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpret, monkeypatch):

@@ -38,7 +38,8 @@ def _unit_reference(x, weights, geometry, stride, shared, samples=1, relu=True):
     (2, True, 7, 3, 3),
     # 4 channels a unit: the kernels' programs take several channels of one unit at a time (whole tiles)
     (1, True, 8, 1, 4), (1, False, 8, 2, 4)])
-def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, stride, shared, size, samples, c):
+def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, overflow_checked, stride, shared, size,
+                                                                   samples, c):
     """Units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C channels, reading one shared input (a
     slot's first stage) or each its own (the second), the ReLU fused; with K sample groups the input is K
     blocks of images and each sample's units read its block: output, input gradient and weight gradient
