@@ -34,7 +34,8 @@ def pytest_configure(config):
     # it for overflow, then drops the check unless its options say debug (triton/language/semantic.py,
     # device_assert; Triton 3.6 and 3.8): half of the interpreter's time for nothing (98 s against 68 s of CPU
     # for test_dwconv, test_bntriton, test_slots and test_graphs, 2026-12-05). Off for the suite; the tests of
-    # each kernel form alone take it with debug on, where it fails a test (overflow_checked).
+    # the kernel forms alone (test_dwconv, test_bntriton, test_slots's sample groups) take it with debug on,
+    # where it fails the test (overflow_checked).
     _interpreter_checks(overflow=False, debug=False)
 
 

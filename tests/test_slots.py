@@ -38,12 +38,14 @@ def _unit_reference(x, weights, geometry, stride, shared, samples=1, relu=True):
     (2, True, 7, 3, 3),
     # 4 channels a unit: the kernels' programs take several channels of one unit at a time (whole tiles)
     (1, True, 8, 1, 4), (1, False, 8, 2, 4)])
-def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, overflow_checked, stride, shared, size,
-                                                                   samples, c):
+def test_per_unit_geometry_kernels_compute_each_units_convolution(interpret, request, stride, shared, size, samples,
+                                                                   c):
     """Units (sep 3x3, sep 5x5, dil 3x3, dil 5x5: k, dilation) of C channels, reading one shared input (a
     slot's first stage) or each its own (the second), the ReLU fused; with K sample groups the input is K
     blocks of images and each sample's units read its block: output, input gradient and weight gradient
     equal ``F.conv2d``'s per unit in float64 (1e-12); the taps outside each unit's k x k get no gradient."""
+    if samples > 1:  # the sample groups' index arithmetic under the interpreter's int32 overflow check (it
+        request.getfixturevalue("overflow_checked")  # doubles a case's time, so not on every case)
     torch.manual_seed(0)
     geometry = [(3, 1), (5, 1), (3, 2), (5, 2), (5, 1), (3, 2)][:4 if samples == 1 else 2 * samples]
     u = len(geometry)
