@@ -46,12 +46,14 @@ class _Recorder:
         def launch(*args, **kwargs):
             import torch
 
+            from harness.nn.dwconv import constexprs
+
             names = self.fn.__code__.co_varnames[: self.fn.__code__.co_argcount]
             bound = dict(zip(names, args))
             bound.update(kwargs)
             warps = bound.pop("num_warps", 4)
             consts = {k: v for k, v in bound.items() if k.isupper() and k == k.upper()
-                      and not isinstance(v, torch.Tensor) and k in _constexprs(self.fn)}
+                      and not isinstance(v, torch.Tensor) and k in constexprs(self.fn)}
             sig = {}
             for k in names:
                 v = bound[k]
@@ -68,10 +70,6 @@ class _Recorder:
             self.forms[key] = (fn, sig, consts, warps, n + 1)
 
         return launch
-
-
-def _constexprs(fn) -> set[str]:
-    return {k for k, v in fn.__annotations__.items() if "constexpr" in str(v)}
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ would lose every item after it. An item that kills its worker or runs past its l
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -453,19 +452,6 @@ def _count_triton_kernels() -> dict:
     return counts
 
 
-def _interpreter_without_overflow_arithmetic() -> None:
-    """Triton's interpreter redoes each int32 add, subtract and multiply in int64 to check it for overflow, then
-    drops the check unless its options say debug (triton/language/semantic.py, device_assert; Triton 3.6 and
-    3.8): work for nothing, left out as tests/conftest.py leaves it out (about half of an interpreted launch)."""
-    try:
-        import triton.runtime.interpreter as interpreter
-    except ImportError:
-        return
-    builder = interpreter.interpreter_builder
-    if not builder.options.debug:
-        builder.options = dataclasses.replace(builder.options, sanitize_overflow=False)
-
-
 def work(args, todo: list, out: Path) -> int:
     """The worker: ``todo``'s items in order, each started only if its estimate fits in what is left of the
     call's budget (counted from ``--started``: the call's start, before this process was)."""
@@ -473,7 +459,9 @@ def work(args, todo: list, out: Path) -> int:
         # a CPU runs the Triton kernels (harness.nn.dwconv) only in Triton's interpreter, which Triton
         # chooses when it is imported: before any item imports it
         os.environ.setdefault("TRITON_INTERPRET", "1")
-        _interpreter_without_overflow_arithmetic()
+        from harness.nn.dwconv import interpreter_checks
+
+        interpreter_checks(overflow=False, debug=False)  # work it drops unless debug (as tests/conftest.py)
     jsonl, current = out / "all.jsonl", out / "all.current"
     started = args.started if args.started is not None else time.time()
     deadline = started + args.budget

@@ -30,33 +30,25 @@ def pytest_configure(config):
     # default there, a thread per core beside the other test process, took gpu_all's budget test from 7 s alone to
     # 27-39 s in the suite (2026-12-05)
     os.environ["OMP_NUM_THREADS"] = "1"
-    # Triton's interpreter works out every int32 add, subtract and multiply of a kernel again in int64 to check
-    # it for overflow, then drops the check unless its options say debug (triton/language/semantic.py,
-    # device_assert; Triton 3.6 and 3.8): half of the interpreter's time for nothing (98 s against 68 s of CPU
+    # Triton's interpreter's int32 overflow check, which it drops unless debug is on too
+    # (harness.nn.dwconv.interpreter_checks): half of the interpreter's time for nothing (98 s against 68 s of CPU
     # for test_dwconv, test_bntriton, test_slots and test_graphs, 2026-12-05). Off for the suite; the tests of
     # the kernel forms alone (test_dwconv, test_bntriton, test_slots's sample groups) take it with debug on,
     # where it fails the test (overflow_checked).
-    _interpreter_checks(overflow=False, debug=False)
+    from harness.nn.dwconv import interpreter_checks
 
-
-def _interpreter_checks(overflow: bool, debug: bool) -> None:
-    try:
-        import triton.runtime.interpreter as interpreter
-    except ImportError:  # no Triton here: the kernels' tests skip (the interpret fixture says why)
-        return
-    import dataclasses
-
-    builder = interpreter.interpreter_builder
-    builder.options = dataclasses.replace(builder.options, sanitize_overflow=overflow, debug=debug)
+    interpreter_checks(overflow=False, debug=False)
 
 
 @pytest.fixture
 def overflow_checked():
     """Triton's interpreter failing a launch whose int32 index arithmetic overflows (and on any tl.device_assert):
     the suite runs without it (pytest_configure)."""
-    _interpreter_checks(overflow=True, debug=True)
+    from harness.nn.dwconv import interpreter_checks
+
+    interpreter_checks(overflow=True, debug=True)
     yield
-    _interpreter_checks(overflow=False, debug=False)
+    interpreter_checks(overflow=False, debug=False)
 
 
 @pytest.fixture

@@ -312,6 +312,12 @@ _SIZES = ("C", "H", "W", "O", "HO", "WO", "KM", "R", "N", "N_CB", "PER_SPLIT", "
 KERNELS = (_fwd_kernel, _dx_kernel, _dw_kernel)
 
 
+def constexprs(fn) -> set[str]:
+    """The parameters of the kernel function ``fn`` annotated ``tl.constexpr`` (also benchmarks/dwconv_compile.py's
+    signatures)."""
+    return {k for k, v in fn.__annotations__.items() if "constexpr" in str(v)}
+
+
 def runtime_sizes(fn, sizes: tuple) -> list[str]:
     """The parameters of ``fn`` named in ``sizes`` that are run-time values (not ``tl.constexpr``): the ones
     Triton is told not to specialise. Triton's JIT refuses a constexpr in ``do_not_specialize`` with a
@@ -319,7 +325,23 @@ def runtime_sizes(fn, sizes: tuple) -> list[str]:
     ``triton.compile`` (benchmarks/dwconv_compile.py) sees: the forward's and input gradient's padding and
     dilation are constexprs, the weight gradient's run-time values, under the same names."""
     params = fn.__code__.co_varnames[:fn.__code__.co_argcount]
-    return [a for a in params if a in sizes and "constexpr" not in str(fn.__annotations__.get(a, ""))]
+    return [a for a in params if a in sizes and a not in constexprs(fn)]
+
+
+def interpreter_checks(overflow: bool, debug: bool) -> None:
+    """Set Triton's interpreter's int32 overflow check and debug mode (no Triton: nothing to set). The interpreter
+    redoes every int32 add, subtract and multiply of a kernel in int64 for the overflow check, then drops the
+    check unless debug is on too (triton/language/semantic.py, device_assert; Triton 3.6 and 3.8): about half of
+    an interpreted launch for nothing. tests/conftest.py and ``benchmarks/gpu_all.py --tiny`` turn both off;
+    the kernel-form tests turn both on, where an overflow fails the launch."""
+    if triton is None:
+        return
+    import dataclasses
+
+    import triton.runtime.interpreter as interpreter
+
+    builder = interpreter.interpreter_builder
+    builder.options = dataclasses.replace(builder.options, sanitize_overflow=overflow, debug=debug)
 
 
 @functools.cache
