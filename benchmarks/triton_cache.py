@@ -129,17 +129,17 @@ def build(out: Path, arch: int, limit: int, parts) -> dict:
     import dwconv_bench
     import dwconv_compile
     import search_step
+    from gpu_all import _count_triton_kernels
 
     driver.set_active(_TargetOnly(arch))
-    counts = {"compiled": 0, "cache_hits": 0}
+    counts = _count_triton_kernels()  # gpu_all.py's count: kernels "compiled" and loaded "from_cache"
 
-    def listen(*, cache_hit, **_):
-        counts["cache_hits" if cache_hit else "compiled"] += 1
+    def tally() -> dict:
+        return {"compiled": counts.get("compiled", 0), "cache_hits": counts.get("from_cache", 0)}
 
-    triton.knobs.compilation.listener = listen
     done = []
     for label, step_args, kind in parts:
-        t0, before = time.perf_counter(), dict(counts)
+        t0, before = time.perf_counter(), tally()
         ap = argparse.ArgumentParser()
         search_step.step_arguments(ap, space="darts")
         ap.add_argument("--set", dest="sets", action="append", default=[])
@@ -160,7 +160,7 @@ def build(out: Path, arch: int, limit: int, parts) -> dict:
             forms(calls, wrap=_Warmup)
             what = f"{len(calls)} {'shapes' if kind == 'bn' else 'geometries'}"
         done.append({"part": label, "args": step_args, "launched": what,
-                     **{k: counts[k] - before[k] for k in counts}, "seconds": round(time.perf_counter() - t0, 1)})
+                     **{k: n - before[k] for k, n in tally().items()}, "seconds": round(time.perf_counter() - t0, 1)})
         # (a form an earlier part of this process loaded counts as neither: Triton keeps it in memory)
         print(f"{label}: {what}, {done[-1]['compiled']} forms compiled, {done[-1]['cache_hits']} already there, "
               f"{done[-1]['seconds']} s", flush=True)
