@@ -309,9 +309,14 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             ms = {m: _ms(r, m) for m in MODES}
             peaks = " / ".join(_fmt(_peak(r, m), ".2f", "?" if m in r["modes"] else "-") for m in MODES)
             speed = " / ".join(_fmt(ms["eager"] / ms[m], ".2f") + "x" if ms.get(m) else "-" for m in ("fast", "graph"))
+            graph = "capture failed" if "graph_failed" in r else _fmt(ms["graph"])
             out.append(f"| {r['item']} | {r['batch']}, {r['channels']}, {r['layers']} | {_fmt(ms['eager'])} | "
-                       f"{_fmt(ms['fast'])} | {_fmt(ms['graph'])} | {speed} | {peaks} | "
+                       f"{_fmt(ms['fast'])} | {graph} | {speed} | {peaks} | "
                        f"{r['modes']['fast']['fast_cells']} | {_syncs(r)} |")
+        failed = [r for r in steps if "graph_failed" in r]
+        if failed:  # search_step.py --compare kept eager and fast; the graph row is the failure
+            out += ["", "Graph mode failed (eager and fast measured as above):", ""]
+            out += [f"* {r['item']}: {r['graph_failed']}" for r in failed]
         if any("graph" in r["modes"] and _peak(r, "graph") is None for r in steps):
             out += ["", "(? : a graph's peak memory that this file does not have: it was written before "
                     "`search_step.py` counted the capture, where a graph's memory is taken.)"]

@@ -91,6 +91,19 @@ def test_cuda_graph_default_is_said_when_graph_mode_ran_within_the_baseline_on_b
     assert "| darts nb201: at most 30 ms per step | 25.0 ms (graph) | yes |" in text
 
 
+def test_a_failed_capture_is_a_graph_cell_and_a_line_the_other_modes_stay_judged():
+    """search_step.py --compare keeps eager and fast when graph mode's capture fails (graph_failed)."""
+    rec = _step("pc-darts darts", 900.0, 300.0, drift={"baseline": (None, 1e-7), "fast": (None, 2e-7)})
+    rec["graph_failed"] = "capturing the search step of X in a CUDA graph failed (boom); run with --set ..."
+    darts = _step("darts nb201", 300.0, 40.0, 25.0, drift={"baseline": (None, 2e-7), "fast": (None, 2e-7),
+                                                           "graph": (None, 1e-6)})
+    text = gpu_tables.tables([darts, rec])
+    assert "| pc-darts darts | 64, 16, 8 | 900.0 | 300.0 | capture failed | 3.00x / - | 7.60 / 3.00 / - | 8 | none |" \
+        in text  # 900 / 300 by hand
+    assert "* pc-darts darts: capturing the search step of X in a CUDA graph failed (boom)" in text
+    assert "| pc-darts darts, fast: fp32 drift within the rounding baseline | within | yes |" in text
+
+
 def test_a_line_cut_off_mid_write_is_named(tmp_path):
     path = tmp_path / "all.jsonl"
     path.write_text(json.dumps(RECORDS[0]) + "\n" + '{"item": "darts nb2')
