@@ -413,6 +413,156 @@ def check_together(built: dict[str, Any], names: dict[str, str] | None = None,
                                f"{who(other)} does not have; use another {kind_label(other)} with it", other)
 
 
+class _OpTrace:
+    """The aten operators a function dispatches, each as (name, its arguments' shapes, dtypes and non-tensor
+    values), and the host reads among them (``.item()``, ``bool(tensor)``: ``_local_scalar_dense``). Not
+    inside a torch optimizer's ``step``: on CUDA ``GraphedStep`` makes Adam capturable (its step count and
+    bias correction on the device), which torch allows for CUDA tensors only, so on a CPU Adam reads its
+    step count on the host and passes the bias correction as a scalar."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        trace = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if trace.in_optimizer or func.namespace == "profiler":  # (record_function's markers)
+                    return func(*args, **(kwargs or {}))
+                if func.overloadpacket.__name__ in ("_local_scalar_dense", "is_nonzero"):
+                    trace.host_reads.append(str(func))
+                trace.ops.append((str(func), trace.key(args), trace.key(kwargs or {})))
+                return func(*args, **(kwargs or {}))
+
+        self.mode, self.ops, self.host_reads, self.in_optimizer = Mode(), [], [], False
+
+    def key(self, value):
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return ("tensor", tuple(value.shape), value.dtype)
+        if isinstance(value, (list, tuple)):
+            return tuple(self.key(v) for v in value)
+        if isinstance(value, dict):
+            return tuple((k, self.key(v)) for k, v in sorted(value.items()))
+        return repr(value)  # a scalar (lr, tau, eps, a chosen index): frozen into a real graph at its capture
+
+    def __enter__(self):
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+        self.hooks = [register_optimizer_step_pre_hook(lambda *a: setattr(self, "in_optimizer", True)),
+                      register_optimizer_step_post_hook(lambda *a: setattr(self, "in_optimizer", False))]
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self.hooks:
+            hook.remove()
+        return self.mode.__exit__(*exc)
+
+
+def _describe(op) -> str:
+    name, args, kwargs = op
+    return f"{name}{args}" + (f" {dict(kwargs)}" if kwargs else "")
+
+
+def replay_checked(optimizer, warmup_steps: int = 1, who: str = "the step"):
+    """``optimizer`` in a ``harness.graphs.GraphedStep`` whose capture, on any device, is checked instead of
+    recorded: a replay reruns the step in its captured form (``harness.nn.groups.as_captured``) and checks
+    what a real replay takes for granted, which rerunning the Python would otherwise hide. Every replay after
+    a capture dispatches the operators the first one did, in the same order, with the same shapes, dtypes
+    and non-tensor arguments (a real graph replays the kernels and the host values of its capture: a
+    temperature, a learning rate, a path chosen in Python); none reads a device value on the host (a sync,
+    which a capture refuses); the step's ``StepStats`` losses are tensors. A failure raises
+    :class:`ConformanceError` naming ``who`` and the first difference. Not seen: the values inside tensors
+    (a host-built tensor copied to the device each step), a capture's own restrictions (allocations on the
+    host, unpinned copies): a GPU run says those."""
+    from harness.graphs import GraphedStep
+    from harness.nn import groups
+
+    class ReplayChecked(GraphedStep):
+        def _capture(self, fn, device):
+            first: list = []
+
+            def replay():
+                import torch
+
+                with _OpTrace() as now, groups.as_captured():
+                    stats = fn()
+                if now.host_reads:
+                    raise ConformanceError(f"{who} reads a device value on the host ({now.host_reads[0]}, "
+                                           f"{len(now.host_reads)} in all: .item(), bool(tensor), .tolist()), "
+                                           "which a CUDA graph capture refuses; keep the decision on the device "
+                                           "or make it in set_progress")
+                if not first:
+                    first.extend(now.ops)
+                elif now.ops != first:
+                    at = next((i for i, (a, b) in enumerate(zip(first, now.ops)) if a != b), min(len(first), len(now.ops)))
+                    was = _describe(first[at]) if at < len(first) else "(the end)"
+                    now_ = _describe(now.ops[at]) if at < len(now.ops) else "(the end)"
+                    raise ConformanceError(
+                        f"{who} dispatches other operators than at its capture ({len(now.ops)} against "
+                        f"{len(first)}; operator {at}: {now_}, captured as {was}): a CUDA graph replays the "
+                        "captured kernels and host values, so a host value or a path chosen in Python that "
+                        "changes between steps would be frozen; keep it in a device tensor updated in place, "
+                        "or change it only in set_progress")
+                if not all(isinstance(v, torch.Tensor) or v is None
+                           for v in (stats.train_loss, stats.val_loss, stats.train_correct)):
+                    raise ConformanceError(f"{who} returns host numbers in its StepStats (a replay would "
+                                           "return the captured ones): return device tensors")
+                return stats
+
+            return replay
+
+    return ReplayChecked(optimizer, warmup_steps=warmup_steps)
+
+
+def check_capturable(sampler=None, cell_type=None, optimizer=None, *, space=None, steps: int = 3,
+                     epochs: int = 2):
+    """A run of these components is captured in a CUDA graph on a GPU (each declares ``graph_capturable``,
+    ``harness.graphs``): checked on any device by :func:`replay_checked` over ``epochs`` epochs of ``steps``
+    steps (per epoch: ``set_progress``, one warm-up step, a capture, replays) on the toy supernet of
+    ``space``, with the fast cell path on, as a CUDA run takes it. ``sampler``, ``cell_type``,
+    ``optimizer``: ``(factory, config)`` pairs, or None for the core's softmax sampler, mixed cell and
+    first-order optimizer. Raises :class:`ConformanceError` if the run would not be captured (naming
+    why) or if a replay would not do what the step does; returns the checked step (``captures``,
+    ``replays``)."""
+    import torch
+
+    from harness.blocks import BilevelConfig, FirstOrderBilevel
+    from harness.graphs import why_not_graphed
+    from harness.nn.cells import set_fast
+
+    space = toy_space(space)
+    built = {}
+    for kind, given in (("sampler", sampler), ("cell type", cell_type)):
+        if given is not None:
+            factory, config = given
+            built[kind] = _make(factory, config, kind, None, None, **({"space": space} if kind == "sampler" else {}))
+    cell = built.get("cell type") or _core_cell()
+    net = toy_supernet(space, built.get("sampler"), cell)
+    set_fast(net, True)
+    factory, config = optimizer if optimizer is not None else (FirstOrderBilevel, BilevelConfig())
+    opt = _make(factory, config, "optimizer", None, None, net=net, steps_per_epoch=steps, epochs=epochs)
+    names = f"sampler {type(net.sampler).__name__}, cell type {type(cell).__name__}, optimizer {type(opt).__name__}"
+    why = why_not_graphed(device=torch.device("cuda"), sampler=net.sampler, cell_type=cell, optimizer=opt)
+    if why is not None:
+        raise ConformanceError(f"the step of {names} would not be captured on CUDA: {why}")
+    step = replay_checked(opt, who=f"the captured step of {names}")
+    for epoch in range(epochs):
+        net.sampler.set_progress(epoch, epochs)
+        step.set_progress(epoch, epochs)
+        for i in range(steps):
+            step.step(net, toy_batch(2 * i), toy_batch(2 * i + 1) if step.needs_val_batch else None)
+    return step
+
+
+def _core_cell():
+    from harness.blocks import MixedCell, MixedConfig
+
+    return MixedCell(MixedConfig())
+
+
 _QUICK: dict[str, Any] = {}  # check_component(deep=False)'s toy supernet, built once per process
 
 CHECKS = {"sampler": check_sampler, "optimizer": check_optimizer, "selector": check_selector,

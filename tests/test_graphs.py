@@ -10,9 +10,11 @@ import dataclasses
 import pytest
 import torch
 
+from harness.api import Batch
 from harness.graphs import GraphedStep, capturable, why_not_graphed
 from harness.nn import groups
 from harness.nn.cells import set_fast
+from harness.testing import replay_checked
 from tests.searchkit import REGISTRY, method_parts, random_batches
 
 
@@ -83,7 +85,7 @@ def test_cpu_runs_are_never_captured():
     assert "CUDA" in why and "cpu" in why
 
 
-@pytest.mark.parametrize("method", ["darts", "darts-2nd", "single-darts", "gdas", "rome-v2"])
+@pytest.mark.parametrize("method", ["darts", "gdas"])  # every method's trajectory: the replay_checked test below
 def test_graphed_step_bookkeeping_and_trajectory(method):
     """Two epochs of 6 steps: per epoch, 3 eager warm-up steps, one capture, 3 replays; the trajectory is
     the plain optimizer's exactly (a replay runs the same computation on copies of the same batches).
@@ -349,3 +351,78 @@ def test_search_step_compares_a_graph_and_keeps_eager_and_fast_when_its_capture_
     for mode in ("eager", "fast"):
         assert failed["modes"][mode]["ms_per_step_median"] > 0
     assert failed["loss_max_rel_diff"] == ok["loss_max_rel_diff"]  # the same trajectories as with the graph
+
+
+@pytest.mark.parametrize("method", sorted(REGISTRY.methods))
+def test_every_capturable_method_replays_the_operators_and_host_values_of_its_capture(method):
+    """Every method is captured on CUDA (runtime.cuda_graph=auto: fast cells, capturable components; since
+    2026-12-05 also PC-DARTS, DrNAS, SNAS and SDARTS). An epoch of 3 steps under harness.testing.replay_checked
+    (a warm-up step, a capture, two replays): the same operators and host values at every replay, no host read.
+    DrNAS two epochs: its second stage, widened and pruned, begins with the second. (That a rerun replay
+    follows the plain optimizer's trajectory, static batch buffers and recapture after set_progress included:
+    test_graphed_step_bookkeeping_and_trajectory.)"""
+    space = "s2" if REGISTRY.methods[method].spaces is None or "s2" in REGISTRY.methods[method].spaces else \
+        sorted(REGISTRY.methods[method].spaces)[0]
+    sets = [("cell", "k", 2), ("optimizer", "k_schedule", "2,1")] if method == "drnas" else []  # K | 4 channels
+    epochs = 2 if method == "drnas" else 1
+    net, sampler, cell, opt = method_parts(method, space, epochs=epochs, steps_per_epoch=3, sets=sets)
+    set_fast(net, True)
+    assert why_not_graphed(device=torch.device("cuda"), sampler=sampler, cell_type=cell, optimizer=opt) is None
+    step = replay_checked(opt)
+    for epoch in range(epochs):
+        sampler.set_progress(epoch, epochs)
+        step.set_progress(epoch, epochs)
+        for train, val in random_batches(3):
+            step.step(net, train, val)
+    assert (step.captures, step.replays) == (epochs, 2 * epochs)
+    if method == "drnas":
+        assert {m.k for m in net.modules() if hasattr(m, "set_partial")} == {1}
+
+
+def test_the_replay_check_catches_a_host_value_that_changes_and_a_host_read():
+    """harness.testing.check_capturable, as a plugin author calls it, on two optimizers that declare
+    graph_capturable wrongly: one passes a per-step host value into an operator (frozen into a real graph at
+    its capture), one reads a device value on the host. And on one whose component is not declared."""
+    from harness.blocks import BilevelConfig, FirstOrderBilevel
+    from harness.testing import ConformanceError, check_capturable
+
+    class Counting(FirstOrderBilevel):
+        graph_capturable = True  # wrongly: the scale below changes every step on the host
+
+        def weight_step(self, net, train):
+            self.n = getattr(self, "n", 0) + 1
+            return super().weight_step(net, Batch(train.x * (1 + self.n / 1000), train.y))
+
+    class Reading(FirstOrderBilevel):
+        graph_capturable = True  # wrongly: .item() is a sync
+
+        def weight_step(self, net, train):
+            scale = float(train.x.abs().max().item())
+            return super().weight_step(net, Batch(train.x / scale, train.y))
+
+    class Undeclared(FirstOrderBilevel):
+        pass
+
+    assert check_capturable(optimizer=(FirstOrderBilevel, BilevelConfig())).replays == 4  # 2 epochs x 2
+    for cls, said in ((Counting, r"the captured step of sampler SoftmaxSampler, cell type MixedCell, optimizer "
+                                 r"Counting dispatches other operators than at its capture \(\d+ against \d+; "
+                                 r"operator \d+: aten.mul.Tensor\(\('tensor', \(6, 1, 8, 8\), torch.float32\), "
+                                 r"'1.003'\), captured as aten.mul.Tensor\(.*'1.002'\)\)"),
+                      (Reading, r"optimizer Reading reads a device value on the host \(aten._local_scalar_dense"),
+                      (Undeclared, r"would not be captured on CUDA: optimizer Undeclared does not declare "
+                                   r"graph_capturable = True")):
+        with pytest.raises(ConformanceError, match=said):
+            check_capturable(optimizer=(cls, BilevelConfig()))
+
+
+def test_drnas_with_its_kl_regulariser_replays_without_host_reads():
+    """DrNAS's reg=kl (the KL to a uniform Dirichlet, torch.distributions): no argument check on the host."""
+    sets = [("cell", "k", 2), ("optimizer", "k_schedule", "2,1"), ("sampler", "reg", "kl")]
+    net, sampler, cell, opt = method_parts("drnas", "s2", sets=sets)
+    assert sampler.config.reg == "kl"
+    set_fast(net, True)
+    step = replay_checked(opt)
+    step.set_progress(0, 1)
+    for train, val in random_batches(3):
+        step.step(net, train, val)
+    assert step.replays == 2

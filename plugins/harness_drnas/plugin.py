@@ -69,14 +69,21 @@ class DirichletConfig:
 
 
 def dirichlet_kl_to_uniform(concentration: torch.Tensor) -> torch.Tensor:
-    """sum over rows of KL(Dir(c_row) || Dir(1, ..., 1))."""
-    anchor = torch.distributions.Dirichlet(torch.ones_like(concentration))
-    return torch.distributions.kl_divergence(torch.distributions.Dirichlet(concentration), anchor).sum()
+    """sum over rows of KL(Dir(c_row) || Dir(1, ..., 1)). Unvalidated (``concentration`` is elu + 1 > 0): torch's
+    check reads the device on the host (a sync; refused in a CUDA graph capture)."""
+    anchor = torch.distributions.Dirichlet(torch.ones_like(concentration), validate_args=False)
+    return torch.distributions.kl_divergence(torch.distributions.Dirichlet(concentration, validate_args=False),
+                                             anchor).sum()
 
 
 class DirichletSampler(AlphaSampler):
     """Op weights ~ Dirichlet(elu(alpha) + 1) per edge (pathwise gradient), optionally masked to the ops
     a progressive stage keeps (``mask[kind]``, a persistent buffer: a checkpoint carries it)."""
+
+    # the Dirichlet draw from the device's random stream; the masks change only at a stage boundary, in the
+    # optimizer's set_progress (the host flag ``_pruned`` is read back only after a checkpoint load, in an
+    # uncaptured warm-up step)
+    graph_capturable = True
 
     def __init__(self, config: DirichletConfig, space):
         super().__init__(config, space)
@@ -103,8 +110,10 @@ class DirichletSampler(AlphaSampler):
         self._pruned = None
 
     def forward(self) -> ArchWeights:
-        return ArchWeights({kind: self._masked(kind, torch.distributions.Dirichlet(self.concentration(a)).rsample())
-                            for kind, a in self.alphas.items()})
+        # validate_args=False: torch's check that the concentration is positive (elu + 1 is, by construction)
+        # reads the device on the host, a sync per forward on a GPU and what a CUDA graph capture refuses
+        return ArchWeights({kind: self._masked(kind, torch.distributions.Dirichlet(
+            self.concentration(a), validate_args=False).rsample()) for kind, a in self.alphas.items()})
 
     def probabilities(self) -> dict[str, torch.Tensor]:
         return {kind: self._masked(kind, F.softmax(a.detach(), -1)) for kind, a in self.alphas.items()}
@@ -174,7 +183,9 @@ class ProgressiveBilevel(FirstOrderBilevel):
     every partial-channel cell widens to the stage's K; the weight optimizer is rebuilt over the new
     tensors. The architecture waits a warm-up at the start of every stage."""
 
-    graph_capturable = False  # the network's tensors change at a stage boundary
+    # the network's tensors, the op set and the weight optimizer change only at a stage boundary, in set_progress,
+    # where GraphedStep drops its graph: the next capture takes the new tensors and the new SGD
+    graph_capturable = True
 
     def __init__(self, config: ProgressiveConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net, steps_per_epoch, epochs)

@@ -96,6 +96,8 @@ class PCDartsConfig(BilevelConfig):
 class WarmupBilevel(FirstOrderBilevel):
     """First-order DARTS whose architecture step starts after a warm-up scaled to the search length."""
 
+    graph_capturable = True  # as FirstOrderBilevel: arch_enabled changes only in set_progress
+
     def warmup_for(self, total_epochs: int) -> int:
         c = self.config
         if not c.warmup_reference:

@@ -56,8 +56,9 @@ class SmoothConfig(BilevelConfig):
 
 def clip_rows(w: torch.Tensor) -> torch.Tensor:
     """SDARTS's ``clip``: rows clamped to [0, 1]; an all-zero row becomes one-hot at its pre-clamp argmax;
-    then each row divided by its sum. Pure tensor ops (no host sync)."""
-    top = F.one_hot(w.argmax(dim=-1), w.shape[-1]).to(w.dtype)
+    then each row divided by its sum. Pure tensor ops, no host read on any device (``F.one_hot`` checks its
+    indices' range on the host everywhere but on CUDA: a scatter does not)."""
+    top = torch.zeros_like(w).scatter_(-1, w.argmax(dim=-1, keepdim=True), 1.0)
     c = w.clamp(0.0, 1.0)
     c = torch.where((c.sum(dim=-1, keepdim=True) == 0), top, c)
     return c / c.sum(dim=-1, keepdim=True)
@@ -66,9 +67,11 @@ def clip_rows(w: torch.Tensor) -> torch.Tensor:
 class SmoothBilevel(FirstOrderBilevel):
     """First-order DARTS whose weight step sees perturbed weights (see the module docstring)."""
 
-    # not declared capturable: ADV compares losses and runs backward passes of its own, and RS draws
-    # fresh noise every step (not yet measured under CUDA graph replay)
-    graph_capturable = False
+    # RS: uniform noise from the device's random stream; ADV: its PGD steps, the loss comparison and the
+    # restore are device tensors (torch.where, no host read); epsilon is a device tensor filled in set_progress.
+    # Checked by tests/test_graphs.py's ReplayChecked: every replay dispatches the capture's operators and host
+    # values, and reads nothing on the host
+    graph_capturable = True
 
     def __init__(self, config: SmoothConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net, steps_per_epoch, epochs)

@@ -71,6 +71,8 @@ def concrete_sample(log_alpha: torch.Tensor, tau: float) -> torch.Tensor:
 class ConcreteSampler(AlphaSampler):
     """A fresh concrete sample of every edge's op weights per forward and cell kind."""
 
+    graph_capturable = True  # tensor ops and the device's random stream; tau changes only in set_progress
+
     def __init__(self, config: ConcreteConfig, space):
         super().__init__(config, space)
         self.tau = config.tau
