@@ -16,7 +16,8 @@ PRIORITY = ["darts darts", "darts nb201", "profile darts darts", "gdas darts",
             "gdas darts slots",
             "rome-v2 darts", "rome-v2 darts all", "rome-v2 darts slots", "entrannas darts",
             "entrannas darts device", "e2e graph", "dwconv darts", "bn darts", "variants darts darts",
-            "variants darts nb201", "variants gdas darts", "profile gdas darts slots", "darts darts recompute",
+            "variants darts nb201", "pc-darts darts", "drnas darts", "snas darts", "fairdarts darts", "sdarts-rs darts",
+            "sdarts-adv darts", "beta-darts darts", "darts-minus darts", "variants gdas darts", "profile gdas darts slots", "darts darts recompute",
             "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device",
             "rome-v1 darts", "e2e eager", "f64 rome-v2", "packing"]
@@ -56,6 +57,11 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
         assert len(rec["loss_rel_diff_per_step"]) == len(rec["baseline_loss_rel_diff_per_step"]) == n > 0
         assert max(rec["baseline_loss_rel_diff_per_step"]) == pytest.approx(rec["baseline_loss_max_rel_diff"],
                                                                            rel=1e-2)
+    for item in ("pc-darts darts", "drnas darts", "sdarts-adv darts", "darts-minus darts"):  # issue 12's baselines
+        rec = lines[PRIORITY.index(item)]
+        assert set(rec["modes"]) == {"eager", "fast"} and rec["layers"] == 3, rec  # (graph: CUDA only)
+    assert lines[PRIORITY.index("drnas darts")]["sets"] == ["cell.k=2", "optimizer.k_schedule=2,1"]
+    assert lines[PRIORITY.index("snas darts")]["modes"]["fast"]["fast_cells"] == 3  # the mixed cell, fused
     prof = lines[PRIORITY.index("profile darts darts")]  # on a CPU the operators' own times, largest first
     assert prof["top"] and prof["what"].startswith("operators") and prof["summed_ms_per_step"] > 0
     assert prof["top"][0]["ms_per_step"] >= prof["top"][-1]["ms_per_step"]
