@@ -136,6 +136,42 @@ def test_search_trajectory_matches_eager_in_float64(space_name, method):
         torch.set_default_dtype(torch.float32)
 
 
+@pytest.mark.parametrize("space_name, method", [("s4", "pc-darts"), ("darts", "drnas")])
+def test_partial_channel_cells_on_the_fast_path_follow_the_eager_cell_in_float64(space_name, method):
+    """PC-DARTS (edge normalisation, S4's noise) and DrNAS (two stages: K=2 widened to 1 and ops pruned at the
+    second epoch's start): two epochs of 3 steps through the fused partial-channel forward (the shuffled
+    concatenation summed per node) against the eager cell, losses, alphas, weights and BatchNorm buffers to
+    1e-12 in float64."""
+    sets = [("cell", "k", 2), ("optimizer", "k_schedule", "2,1")] if method == "drnas" else []
+    torch.set_default_dtype(torch.float64)
+    try:
+        data = random_batches(3)
+
+        def trajectory(fast):
+            net, sampler, _, opt = method_parts(method, space_name, channels=8, steps_per_epoch=3, epochs=2,
+                                                sets=sets)
+            assert set_fast(net, fast)
+            torch.manual_seed(7)  # S4's noise and DrNAS's draws, in the same order
+            losses = []
+            for epoch in range(2):
+                sampler.set_progress(epoch, 2)
+                opt.set_progress(epoch, 2)
+                for train, val in data:
+                    losses.append(float(opt.step(net, train, val).train_loss))
+            return losses, net
+
+        (le, eager), (lf, fast) = trajectory(False), trajectory(True)
+        bodies = [m for m in fast.modules() if hasattr(m, "set_partial")]
+        assert all(b._fused is not None for b in bodies)  # the fast path ran
+        if method == "drnas":  # the second stage: widened to K=1, pruned ops left out of the fused units
+            assert {b.k for b in bodies} == {1} and all(b.active_ops is not None for b in bodies)
+        assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-12
+        for (name, a), (_, b) in zip(eager.state_dict().items(), fast.state_dict().items()):
+            assert rel(b.double(), a.double()) < 1e-12, name
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 def test_unknown_op_modules_run_eagerly_inside_the_fast_path():
     """A plugin's own op (any nn.Module) is not refused: it runs as an eager unit."""
     class Scale(torch.nn.Module):

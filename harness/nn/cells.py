@@ -535,6 +535,59 @@ class PartialMixedBody(MixedBody):
         if active is not None and any(not any(row) for row in active):
             raise ValueError(f"every edge of a {self.kind} cell needs an op that runs")
         self.active_ops = active
+        self._fused = None  # its units are the ops that run
+
+    # The fast path: the same math through FusedMixed. Channel shuffle and concatenation are linear and the
+    # same for every edge of a cell, so a node's sum of shuffled edge outputs is the shuffle of
+    #   cat(sum_e ew_e sum_k w[e, k] op_k(x_src[:, :C/k]), sum_e ew_e bypass_e(x_src[:, C/k:]))
+    # whose first half is a mixed cell's node sum over the sliced sources (FusedMixed with ``prepare``
+    # slicing each source, edge weights folded into the op weights as for MixedBody) and whose second half
+    # ``finish`` adds: each edge's bypass (max-pooled on a stride-2 edge) weighted by its edge weight
+    supports_fast = True
+    accepts_samples = False  # (K sample groups: single-path cells only)
+
+    def forward(self, states, arch: ArchWeights):
+        if not self.fast:
+            return CellBody.forward(self, states, arch)
+        if self._fused is None:
+            self._fused = FusedMixed(self, units=self._units(), prepare=self._sliced, finish=self._finished)
+        ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
+        self._run = {"states": list(states), "ew": ew}  # what ``finish`` reads during this forward
+        try:
+            return self._fused.run(states, arch.weights[self.kind], ew)
+        finally:
+            self._run = None
+
+    def _units(self):
+        """The ops that run (``active_ops``), in the eager forward's order (node by node, edge by edge);
+        None: every op (FusedMixed's own list, stateless ops shared per source)."""
+        if self.active_ops is None:
+            return None
+        spec = self.spec
+        return [(self.ops[e][j], spec.edges[e][0], ((dst, e, j),))
+                for dst in range(spec.n_inputs, spec.n_inputs + spec.n_nodes) for e in self.incoming[dst]
+                for j, on in enumerate(self.active_ops[e]) if on]
+
+    def _sliced(self, src, x):
+        return x if self.k == 1 else x[:, :x.shape[1] // self.k]
+
+    def _finished(self, dst, total):
+        run = self._run
+        if self.k == 1:
+            out = total
+        else:
+            rest = None
+            for e in self.incoming[dst]:
+                x = run["states"][self.spec.edges[e][0]]
+                r = x[:, x.shape[1] // self.k:]
+                if r.shape[2] != total.shape[2]:
+                    r = self.bypass_pool(r)
+                if run["ew"] is not None:
+                    r = r * run["ew"][e]
+                rest = r if rest is None else rest + r
+            out = channel_shuffle(torch.cat([total, rest], dim=1), self.k)
+        run["states"].append(out)  # a later node's bypass reads it
+        return out
 
     def _op_sum(self, e, x, w):
         ops = self.ops[e]
