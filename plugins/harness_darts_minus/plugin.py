@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from harness.api import MethodInfo, Reported
-from harness.blocks import MixedBody
+from harness.blocks import CellBody, MixedBody
+from harness.nn.fused import FusedMixed
 from harness.nn.ops import FactorizedReduce
 from harness.plugins import hookimpl
 
@@ -79,6 +80,29 @@ class AuxSkipBody(MixedBody):
 
     def edge_forward(self, e, x, arch):
         return super().edge_forward(e, x, arch) + self.skip_beta * self.aux[e](x)
+
+    # The fast path: a node's sum of these edges is the mixed cell's node sum (the fused forward) plus
+    # beta_t times each incoming edge's auxiliary skip, which ``finish`` adds (the same math; the float64
+    # trajectories agree, tests/test_darts_minus.py)
+    supports_fast = True
+    accepts_samples = False  # (K sample groups: single-path cells only)
+
+    def forward(self, states, arch):
+        if not self.fast:
+            return CellBody.forward(self, states, arch)
+        if self._fused is None:
+            self._fused = FusedMixed(self, finish=self._finished)
+        self._sources = list(states)  # the cell inputs, then each node as ``finish`` completes it
+        try:
+            return self._fused(states, arch)
+        finally:
+            self._sources = None
+
+    def _finished(self, dst, total):
+        for e in self.incoming[dst]:
+            total = total + self.skip_beta * self.aux[e](self._sources[self.spec.edges[e][0]])
+        self._sources.append(total)
+        return total
 
 
 class AuxSkipCell:
