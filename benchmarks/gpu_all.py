@@ -36,6 +36,7 @@ ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
 # the baselines' step items (issue 12): estimates in seconds (guesses: never timed on a GPU)
 BASELINES = {"pc-darts": 30, "drnas": 30, "snas": 20, "fairdarts": 20, "sdarts-rs": 20, "sdarts-adv": 55,
              "beta-darts": 20, "darts-minus": 35}
+TINY_BASELINES = ("pc-darts", "drnas", "sdarts-adv", "darts-minus")
 TINY_SYNC_CHECKED = ("gdas darts", "rome-v2 darts", "entrannas darts", "entrannas darts device")
 
 
@@ -164,18 +165,23 @@ def items(tiny: bool):
                                                       "default,triton-bn",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
     # issue 12's "every other method on darts": the baselines added since the H200 runs (issues 15, 16), never
-    # timed on a GPU; each eager vs fast vs graph where its components allow (pc-darts and drnas: partial-channel
-    # cells, darts-minus: the auxiliary skip, run eagerly in every mode: 0 fused cells, counted on a CPU). After the
+    # timed on a GPU; each eager vs fast vs graph (every method's step is capturable since 2026-12-05, and the
+    # partial-channel cells of pc-darts and drnas and darts-minus's auxiliary skip run fused on the fast path: their
+    # kernels a step 2.8-3.5x fewer, counted on a CPU). After the
     # items that decide issue 12's targets, before the extras for the next cut. darts-pt's search step is darts's
     # (same sampler, optimizer and cell: item "darts darts"). Estimates: guesses from the eager DARTS step's 0.8 s
     # on the H200 (1.3x); SDARTS-ADV's 7 PGD steps a step, so fewer steps
     k = (["--set", "cell.k=2", "--set", "optimizer.k_schedule=2,1"] if tiny else  # C=16: K must divide it
          ["--set", "cell.k=4", "--set", "optimizer.k_schedule=4,2"])  # (the quick preset's; the paper's 6,4 at C=36)
-    adv = ["--steps", "3", "--warmup", "2"] if not tiny else ["--steps", few, "--warmup", warm]
+    adv = ["--steps", "3", "--warmup", "2"] if not tiny else ["--steps", few, "--warmup", warm,
+                                                             "--set", "optimizer.pgd_steps=1"]  # (TINY: 1 of 7)
+    # TINY: the four whose cell or optimizer is their own (partial channels, progressive stages, PGD, the auxiliary
+    # skip); SNAS, FairDARTS, SDARTS-RS and beta-DARTS run the mixed cell under a first-order-family optimizer
+    # (each method's step on every space: tests/test_components_contract.py; captured: tests/test_graphs.py)
     out += [(est, f"{m} darts", "step",
              ["--method", m, "--space", "darts", *(adv if m == "sdarts-adv" else ["--steps", few, "--warmup", warm]),
               "--compare", *size, *(k if m == "drnas" else [])])
-            for m, est in BASELINES.items()]
+            for m, est in BASELINES.items() if not tiny or m in TINY_BASELINES]
     # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
     # hard one-hot), so the Triton depthwise form is its lever too; or the conv slots (cell.slots)
     out += [(60, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
