@@ -97,9 +97,15 @@ def test_sampler_contract(sampler, space_name):
             assert torch.count_nonzero(a.grad) > 0, (sampler, tuple(a.shape))
 
 
+# every sampler x cell pairing on the spaces whose edges differ in kind: darts (all 8 ops on every edge, 'none'
+# included), s1 (another op pair per edge), s4 (noise) and nb201; s2's and s3's ops ({skip, sep 3x3}, plus 'none')
+# are darts's own, built alike on uniform edges (the suite's time: 6.8 s of CPU for the two, 2026-12-05)
+PAIRING_SPACES = [s for s in SPACES if s not in ("s2", "s3")]
+
+
 @pytest.mark.parametrize("cell", sorted(REGISTRY.components["cell"]))
 @pytest.mark.parametrize("sampler", sorted(REGISTRY.components["sampler"]))
-@pytest.mark.parametrize("space_name", SPACES)
+@pytest.mark.parametrize("space_name", PAIRING_SPACES)
 def test_supernet_forward_and_arch_gradient(cell, sampler, space_name):
     from harness.testing import Mismatch, check_together
 

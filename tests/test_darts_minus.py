@@ -72,11 +72,11 @@ def test_the_search_loop_sets_every_body_each_epoch(tmp_path, monkeypatch):
     assert {n for *_, n in calls} == {3}
 
 
-@pytest.mark.parametrize("space_name", ["s2", "s4"])
+@pytest.mark.parametrize("space_name", ["s4"])  # (S4: its noise drawn in order, reduction cells' FactorizedReduce)
 def test_the_fast_path_follows_the_eager_cell_in_float64(space_name):
     """The fused forward (the mixed node sum, then beta_t times each incoming edge's skip) against the eager
     edges: two epochs of 3 steps (beta 1, then 0.5 of a 2-epoch decay), losses, alphas, weights and BatchNorm
-    buffers (the reduction cells' FactorizedReduce skips) to 1e-12 in float64; S4 with its noise."""
+    buffers (the reduction cells' FactorizedReduce skips) to 1e-12 in float64."""
     from harness.nn.cells import set_fast
     from tests.searchkit import random_batches
 

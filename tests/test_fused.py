@@ -148,7 +148,7 @@ def test_partial_channel_cells_on_the_fast_path_follow_the_eager_cell_in_float64
         data = random_batches(3)
 
         def trajectory(fast):
-            net, sampler, _, opt = method_parts(method, space_name, channels=8, steps_per_epoch=3, epochs=2,
+            net, sampler, _, opt = method_parts(method, space_name, channels=4, steps_per_epoch=3, epochs=2,
                                                 sets=sets)
             assert set_fast(net, fast)
             torch.manual_seed(7)  # S4's noise and DrNAS's draws, in the same order
