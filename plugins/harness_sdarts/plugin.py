@@ -69,8 +69,8 @@ class SmoothBilevel(FirstOrderBilevel):
 
     # RS: uniform noise from the device's random stream; ADV: its PGD steps, the loss comparison and the
     # restore are device tensors (torch.where, no host read); epsilon is a device tensor filled in set_progress.
-    # Checked by tests/test_graphs.py's ReplayChecked: every replay dispatches the capture's operators and host
-    # values, and reads nothing on the host
+    # Checked by harness.testing.replay_checked (tests/test_graphs.py): every replay dispatches the capture's
+    # operators and host values, and reads nothing on the host
     graph_capturable = True
 
     def __init__(self, config: SmoothConfig, net, steps_per_epoch: int, epochs: int):
