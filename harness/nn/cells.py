@@ -551,12 +551,7 @@ class PartialMixedBody(MixedBody):
             return CellBody.forward(self, states, arch)
         if self._fused is None:
             self._fused = FusedMixed(self, units=self._units(), prepare=self._sliced, finish=self._finished)
-        ew = arch.edge_weights[self.kind] if arch.edge_weights is not None else None
-        self._run = {"states": list(states), "ew": ew}  # what ``finish`` reads during this forward
-        try:
-            return self._fused.run(states, arch.weights[self.kind], ew)
-        finally:
-            self._run = None
+        return self._fused(states, arch)
 
     def _units(self):
         """The ops that run (``active_ops``), in the eager forward's order (node by node, edge by edge);
@@ -571,23 +566,19 @@ class PartialMixedBody(MixedBody):
     def _sliced(self, src, x):
         return x if self.k == 1 else x[:, :x.shape[1] // self.k]
 
-    def _finished(self, dst, total):
-        run = self._run
+    def _finished(self, dst, total, states, ew):
         if self.k == 1:
-            out = total
-        else:
-            rest = None
-            for e in self.incoming[dst]:
-                x = run["states"][self.spec.edges[e][0]]
-                r = x[:, x.shape[1] // self.k:]
-                if r.shape[2] != total.shape[2]:
-                    r = self.bypass_pool(r)
-                if run["ew"] is not None:
-                    r = r * run["ew"][e]
-                rest = r if rest is None else rest + r
-            out = channel_shuffle(torch.cat([total, rest], dim=1), self.k)
-        run["states"].append(out)  # a later node's bypass reads it
-        return out
+            return total
+        rest = None
+        for e in self.incoming[dst]:
+            x = states[self.spec.edges[e][0]]
+            r = x[:, x.shape[1] // self.k:]
+            if r.shape[2] != total.shape[2]:
+                r = self.bypass_pool(r)
+            if ew is not None:
+                r = r * ew[e]
+            rest = r if rest is None else rest + r
+        return channel_shuffle(torch.cat([total, rest], dim=1), self.k)
 
     def _op_sum(self, e, x, w):
         ops = self.ops[e]

@@ -678,7 +678,10 @@ class FusedMixed:
     Other cell types with the same node = weighted sum of op outputs structure give their own ``units``
     (``(module, src, ((dst, edge, op column), ...))`` in the order their eager forward first runs them,
     which is the order ``noise`` units draw in), ``prepare(src, x)`` (what a source's ops read, e.g. a
-    bottleneck; default x) and ``finish(dst, sum)`` (the node's state from its sum; default the sum)."""
+    bottleneck; default x) and ``finish(dst, sum, states, ew)`` (the node's state from its sum; default the
+    sum), which also gets the cell's states so far (its inputs, then each node finished before ``dst``) and the
+    forward's edge weights (``ew``, None without): a cell type whose edges add a term of their own to a node
+    (partial channels' bypass, DARTS-'s auxiliary skip) adds it there."""
 
     # recompute each pass's mix (its units' closing BatchNorm, their concatenation U and the weighted sum) in
     # backward instead of keeping U for it: U is a copy of every op output, 1.6 of the 7.8 GiB a DARTS search
@@ -843,7 +846,7 @@ class FusedMixed:
 
         def complete(node: int) -> torch.Tensor:  # a node nothing but `none` feeds is zeros, as in eager
             out = acc.pop(node) if node in acc else torch.zeros_like(self._node_like(inputs))
-            return out if self.finish is None else self.finish(node, out)
+            return out if self.finish is None else self.finish(node, out, states, ew)
 
         for p, pass_srcs in enumerate(self.passes):
             while len(states) <= max(pass_srcs):  # a node is complete once every source before it has run

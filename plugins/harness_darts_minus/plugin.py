@@ -92,16 +92,11 @@ class AuxSkipBody(MixedBody):
             return CellBody.forward(self, states, arch)
         if self._fused is None:
             self._fused = FusedMixed(self, finish=self._finished)
-        self._sources = list(states)  # the cell inputs, then each node as ``finish`` completes it
-        try:
-            return self._fused(states, arch)
-        finally:
-            self._sources = None
+        return self._fused(states, arch)
 
-    def _finished(self, dst, total):
-        for e in self.incoming[dst]:
-            total = total + self.skip_beta * self.aux[e](self._sources[self.spec.edges[e][0]])
-        self._sources.append(total)
+    def _finished(self, dst, total, states, ew):
+        for e in self.incoming[dst]:  # (the skip is not edge-weighted: edge_forward adds it after the weight)
+            total = total + self.skip_beta * self.aux[e](states[self.spec.edges[e][0]])
         return total
 
 

@@ -461,7 +461,7 @@ class EngineTransitBody(nn.Module):
                 raise RuntimeError(f"node {dst} of the {self.kind} cell at position {spec.position} has no "
                                    f"selected input connection")
         prepare = None if self.reduce is None else (lambda src, x: self.reduce[str(src)](x))
-        finish = None if self.restore is None else (lambda dst, x: self.restore[dst - spec.n_inputs](x))
+        finish = None if self.restore is None else (lambda dst, x, *_: self.restore[dst - spec.n_inputs](x))
         return FusedMixed(self, units=units, prepare=prepare, finish=finish)
 
     _reduce_bn = None
