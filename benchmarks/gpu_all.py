@@ -167,8 +167,8 @@ def items(tiny: bool):
     # issue 12's "every other method on darts": the baselines added since the H200 runs (issues 15, 16), never
     # timed on a GPU; each eager vs fast vs graph (every method's step is capturable since 2026-12-05, and the
     # partial-channel cells of pc-darts and drnas and darts-minus's auxiliary skip run fused on the fast path: their
-    # kernels a step 2.8-3.5x fewer, counted on a CPU). After the
-    # items that decide issue 12's targets, before the extras for the next cut. darts-pt's search step is darts's
+    # kernels a step 2.8-3.5x fewer, counted on a CPU). After the items that decide issue 12's targets, before the
+    # extras for the next cut. darts-pt's search step is darts's
     # (same sampler, optimizer and cell: item "darts darts"). Estimates: guesses from the eager DARTS step's 0.8 s
     # on the H200 (1.3x); SDARTS-ADV's 7 PGD steps a step, so fewer steps
     k = (["--set", "cell.k=2", "--set", "optimizer.k_schedule=2,1"] if tiny else  # C=16: K must divide it
