@@ -43,6 +43,39 @@ def random_batches(n, size=8, seed=5, resolution=None):
     return [(one(), one()) for _ in range(n)]
 
 
+def eager_and_fast_in_float64(method, space_name, *, sets=(), channels=4, epochs=2, steps=3):
+    """``method`` on ``space_name`` in float64 for ``epochs`` epochs of ``steps`` steps, once on the eager cells
+    and once on the fast path, from the same start and random stream, each epoch begun as the search loop begins
+    it (``set_progress`` of the sampler, the optimizer and every cell body that has one):
+    ``((eager losses, eager net), (fast losses, fast net))``."""
+    from harness.nn.cells import set_fast
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        data = random_batches(steps)
+
+        def trajectory(fast):
+            net, sampler, _, opt = method_parts(method, space_name, channels=channels, steps_per_epoch=steps,
+                                                epochs=epochs, sets=sets)
+            assert set_fast(net, fast)
+            # (harness.search.run_search's rule for what it schedules each epoch)
+            bodies = [m for m in net.modules() if m is not sampler and callable(getattr(m, "set_progress", None))]
+            torch.manual_seed(7)  # S4's noise and any sampler's draws, in the same order
+            losses = []
+            for epoch in range(epochs):
+                sampler.set_progress(epoch, epochs)
+                opt.set_progress(epoch, epochs)
+                for body in bodies:
+                    body.set_progress(epoch, epochs)
+                for train, val in data:
+                    losses.append(float(opt.step(net, train, val).train_loss))
+            return losses, net
+
+        return trajectory(False), trajectory(True)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 def captured_step_matches_eager(tol=1e-9):
     """One DARTS step (an architecture step, then a weight step) on a normal and a reduction cell, in float64,
     from the same start: on the eager cells, and on the fast path in the form a CUDA graph captures

@@ -72,38 +72,16 @@ def test_the_search_loop_sets_every_body_each_epoch(tmp_path, monkeypatch):
     assert {n for *_, n in calls} == {3}
 
 
-@pytest.mark.parametrize("space_name", ["s4"])  # (S4: its noise drawn in order, reduction cells' FactorizedReduce)
-def test_the_fast_path_follows_the_eager_cell_in_float64(space_name):
+def test_the_fast_path_follows_the_eager_cell_in_float64():
     """The fused forward (the mixed node sum, then beta_t times each incoming edge's skip) against the eager
-    edges: two epochs of 3 steps (beta 1, then 0.5 of a 2-epoch decay), losses, alphas, weights and BatchNorm
-    buffers (the reduction cells' FactorizedReduce skips) to 1e-12 in float64."""
-    from harness.nn.cells import set_fast
-    from tests.searchkit import random_batches
+    edges on S4 (its noise drawn in order, the reduction cells' FactorizedReduce skips): two epochs of 3 steps
+    (beta 1, then 0.5 of a 2-epoch decay), losses, alphas, weights and BatchNorm buffers to 1e-12 in float64."""
+    from tests.searchkit import eager_and_fast_in_float64
 
-    torch.set_default_dtype(torch.float64)
-    try:
-        data = random_batches(3)
-
-        def trajectory(fast):
-            net, sampler, _, opt = method_parts("darts-minus", space_name, steps_per_epoch=3, epochs=2)
-            assert len(set_fast(net, fast)) == 3
-            bodies = [m for m in net.modules() if isinstance(m, AuxSkipBody)]
-            torch.manual_seed(7)
-            losses = []
-            for epoch in range(2):
-                sampler.set_progress(epoch, 2)
-                opt.set_progress(epoch, 2)
-                for body in bodies:  # as the search loop does (test above)
-                    body.set_progress(epoch, 2)
-                for train, val in data:
-                    losses.append(float(opt.step(net, train, val).train_loss))
-            return losses, net, bodies
-
-        (le, eager, _), (lf, fast, bodies) = trajectory(False), trajectory(True)
-        assert all(b._fused is not None for b in bodies) and float(bodies[0].skip_beta) == 0.5
-        assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-12
-        for (name, a), (_, b) in zip(eager.state_dict().items(), fast.state_dict().items()):
-            a, b = a.double(), b.double()
-            assert float((a - b).abs().max()) <= 1e-12 * max(1.0, float(a.abs().max())), name
-    finally:
-        torch.set_default_dtype(torch.float32)
+    (le, eager), (lf, fast) = eager_and_fast_in_float64("darts-minus", "s4")
+    bodies = [m for m in fast.modules() if isinstance(m, AuxSkipBody)]
+    assert len(bodies) == 3 and all(b._fused is not None for b in bodies) and float(bodies[0].skip_beta) == 0.5
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-12
+    for (name, a), (_, b) in zip(eager.state_dict().items(), fast.state_dict().items()):
+        a, b = a.double(), b.double()
+        assert float((a - b).abs().max()) <= 1e-12 * max(1.0, float(a.abs().max())), name

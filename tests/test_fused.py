@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from harness.api import Batch
 from harness.nn.cells import set_fast
 from harness.nn.fused import FusedMixed
-from tests.searchkit import REGISTRY, SHAPE, method_parts, random_batches
+from tests.searchkit import REGISTRY, SHAPE, eager_and_fast_in_float64, method_parts, random_batches
 
 SPACES = ["darts", "s1", "s2", "s3", "s4", "nb201"]
 
@@ -143,33 +143,14 @@ def test_partial_channel_cells_on_the_fast_path_follow_the_eager_cell_in_float64
     concatenation summed per node) against the eager cell, losses, alphas, weights and BatchNorm buffers to
     1e-12 in float64."""
     sets = [("cell", "k", 2), ("optimizer", "k_schedule", "2,1")] if method == "drnas" else []
-    torch.set_default_dtype(torch.float64)
-    try:
-        data = random_batches(3)
-
-        def trajectory(fast):
-            net, sampler, _, opt = method_parts(method, space_name, channels=4, steps_per_epoch=3, epochs=2,
-                                                sets=sets)
-            assert set_fast(net, fast)
-            torch.manual_seed(7)  # S4's noise and DrNAS's draws, in the same order
-            losses = []
-            for epoch in range(2):
-                sampler.set_progress(epoch, 2)
-                opt.set_progress(epoch, 2)
-                for train, val in data:
-                    losses.append(float(opt.step(net, train, val).train_loss))
-            return losses, net
-
-        (le, eager), (lf, fast) = trajectory(False), trajectory(True)
-        bodies = [m for m in fast.modules() if hasattr(m, "set_partial")]
-        assert all(b._fused is not None for b in bodies)  # the fast path ran
-        if method == "drnas":  # the second stage: widened to K=1, pruned ops left out of the fused units
-            assert {b.k for b in bodies} == {1} and all(b.active_ops is not None for b in bodies)
-        assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-12
-        for (name, a), (_, b) in zip(eager.state_dict().items(), fast.state_dict().items()):
-            assert rel(b.double(), a.double()) < 1e-12, name
-    finally:
-        torch.set_default_dtype(torch.float32)
+    (le, eager), (lf, fast) = eager_and_fast_in_float64(method, space_name, sets=sets)
+    bodies = [m for m in fast.modules() if hasattr(m, "set_partial")]
+    assert all(b._fused is not None for b in bodies)  # the fast path ran
+    if method == "drnas":  # the second stage: widened to K=1, pruned ops left out of the fused units
+        assert {b.k for b in bodies} == {1} and all(b.active_ops is not None for b in bodies)
+    assert max(abs(a - b) / abs(a) for a, b in zip(le, lf)) < 1e-12
+    for (name, a), (_, b) in zip(eager.state_dict().items(), fast.state_dict().items()):
+        assert rel(b.double(), a.double()) < 1e-12, name
 
 
 def test_unknown_op_modules_run_eagerly_inside_the_fast_path():
