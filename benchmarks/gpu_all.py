@@ -33,9 +33,14 @@ HERE = Path(__file__).resolve().parent
 OTHER_METHODS = ("gdas", "rome-v2", "entrannas", "darts-2nd", "single-darts", "darts-pt-fixed-alpha",
                  "entrannas-dst", "rome-v1")
 ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
-# the baselines' step items (issue 12): estimates in seconds (guesses: never timed on a GPU)
-BASELINES = {"pc-darts": 30, "drnas": 30, "snas": 20, "fairdarts": 20, "sdarts-rs": 20, "sdarts-adv": 55,
-             "beta-darts": 20, "darts-minus": 35}
+# the baselines' step items (issue 12): estimates in seconds, never timed on a GPU. Grounded since 2026-12-05 (tenth
+# session) in the items with the same arguments that the H200 did time (2026-12-04b-gpu: single-darts 10.9 s,
+# darts-pt-fixed-alpha 9.3 s, both the mixed cell), scaled by eager kernels a step where a cell is its own (CPU
+# counts with foreach optimizers, BENCHMARKS.md: single-darts 15,057, pc-darts 12,283, drnas 11,345, darts-minus
+# 27,112; an eager step on a GPU is launch-bound), times 1.3. SDARTS-ADV (7 PGD passes a step, 3 steps) stays a
+# guess. Before: 20-35 s each (230 s together, now 170 s), so that a tight budget skipped them sooner than needed
+BASELINES = {"pc-darts": 15, "drnas": 15, "snas": 15, "fairdarts": 15, "sdarts-rs": 15, "sdarts-adv": 55,
+             "beta-darts": 15, "darts-minus": 25}
 TINY_BASELINES = ("pc-darts", "drnas", "sdarts-adv", "darts-minus")
 TINY_SYNC_CHECKED = ("gdas darts", "rome-v2 darts", "entrannas darts", "entrannas darts device")
 

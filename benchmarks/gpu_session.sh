@@ -14,7 +14,10 @@
 #                                            # on Fashion-MNIST with CUDA graphs (the default); 4. the Triton
 #                                            # kernels against torch's (depthwise, BatchNorm) and the captured
 #                                            # step in other forms of the same math (step_variants.py: darts,
-#                                            # nb201, GDAS), a profile of GDAS's slot step; 5. items measured on
+#                                            # nb201), the eight baselines on darts (PC-DARTS, DrNAS, SNAS,
+#                                            # FairDARTS, SDARTS-RS/-ADV, beta-DARTS, DARTS-: eager vs fast vs
+#                                            # graph, never timed on a GPU), GDAS's step variants and a
+#                                            # profile of its slot step; 5. items measured on
 #                                            # unchanged paths before (runtime.fast_recompute, DARTS 2nd order,
 #                                            # Single-DARTS, DARTS-PT fixed alpha, EnTranNAS-DST, ROME v1, the
 #                                            # eager end-to-end search); 6. ROME v2's float32 modes against its
