@@ -37,10 +37,12 @@ ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
 # session) in the items with the same arguments that the H200 did time (2026-12-04b-gpu: single-darts 10.9 s,
 # darts-pt-fixed-alpha 9.3 s, both the mixed cell), scaled by eager kernels a step where a cell is its own (CPU
 # counts with foreach optimizers, BENCHMARKS.md: single-darts 15,057, pc-darts 12,283, drnas 11,345, darts-minus
-# 27,112; an eager step on a GPU is launch-bound), times 1.3. SDARTS-ADV (7 PGD passes a step, 3 steps) stays a
-# guess. Before: 20-35 s each (230 s together, now 170 s), so that a tight budget skipped them sooner than needed
-BASELINES = {"pc-darts": 15, "drnas": 15, "snas": 15, "fairdarts": 15, "sdarts-rs": 15, "sdarts-adv": 55,
-             "beta-darts": 15, "darts-minus": 25}
+# 27,112; an eager step on a GPU is launch-bound), times 1.3. Before: 20-35 s each (230 s together, now 200 s with
+# the drift baselines below), so that a tight budget skipped them sooner than needed. SDARTS-ADV (7 PGD passes a
+# step, 3 steps) stays a guess. PC-DARTS, DrNAS and DARTS- have 10 s more for two rounding baselines (two more
+# eager passes: items())
+BASELINES = {"pc-darts": 25, "drnas": 25, "snas": 15, "fairdarts": 15, "sdarts-rs": 15, "sdarts-adv": 55,
+             "beta-darts": 15, "darts-minus": 35}
 TINY_BASELINES = ("pc-darts", "drnas", "sdarts-adv", "darts-minus")
 TINY_SYNC_CHECKED = ("gdas darts", "rome-v2 darts", "entrannas darts", "entrannas darts device")
 
@@ -174,8 +176,8 @@ def items(tiny: bool):
     # partial-channel cells of pc-darts and drnas and darts-minus's auxiliary skip run fused on the fast path: their
     # kernels a step 2.8-3.5x fewer, counted on a CPU). After the items that decide issue 12's targets, before the
     # extras for the next cut. darts-pt's search step is darts's
-    # (same sampler, optimizer and cell: item "darts darts"). Estimates: guesses from the eager DARTS step's 0.8 s
-    # on the H200 (1.3x); SDARTS-ADV's 7 PGD steps a step, so fewer steps
+    # (same sampler, optimizer and cell: item "darts darts"). Estimates: BASELINES; SDARTS-ADV's 7 PGD steps a
+    # step, so fewer steps
     k = (["--set", "cell.k=2", "--set", "optimizer.k_schedule=2,1"] if tiny else  # C=16: K must divide it
          ["--set", "cell.k=4", "--set", "optimizer.k_schedule=4,2"])  # (the quick preset's; the paper's 6,4 at C=36)
     adv = ["--steps", "3", "--warmup", "2"] if not tiny else ["--steps", few, "--warmup", warm,
@@ -183,9 +185,19 @@ def items(tiny: bool):
     # TINY: the four whose cell or optimizer is their own (partial channels, progressive stages, PGD, the auxiliary
     # skip); SNAS, FairDARTS, SDARTS-RS and beta-DARTS run the mixed cell under a first-order-family optimizer
     # (each method's step on every space: tests/test_components_contract.py; captured: tests/test_graphs.py)
+    # PC-DARTS and DrNAS leave alpha alone in their first epochs (warm-up: 15 of 50, 10 of each stage's 25), and
+    # search_step.py times the step of epoch 0: with no warm-up the step timed is the arch step plus the weight step
+    # that the rest of their search takes, and the drift check reaches alpha. The three cells that run fused since
+    # 2026-12-05 (partial channels, the auxiliary skip) also take the 1-ulp and the TF32-unit rounding baselines
+    # (the fused form's fp32 drift on the GPU; on this CPU within three 1-ulp draws on Fashion-MNIST:
+    # BENCHMARKS.md), at about two more eager passes each
+    own = {"pc-darts": ["--set", "optimizer.warmup_epochs=0"],
+           "drnas": [*k, "--set", "optimizer.warmup_epochs=0"]}
+    fused_since = ("pc-darts", "drnas", "darts-minus")
     out += [(est, f"{m} darts", "step",
              ["--method", m, "--space", "darts", *(adv if m == "sdarts-adv" else ["--steps", few, "--warmup", warm]),
-              "--compare", *size, *(k if m == "drnas" else [])])
+              "--compare", *size, *own.get(m, []),
+              *(["--drift-baseline", *tf32] if m in fused_since else [])])
             for m, est in BASELINES.items() if not tiny or m in TINY_BASELINES]
     # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
     # hard one-hot), so the Triton depthwise form is its lever too; or the conv slots (cell.slots)
