@@ -47,7 +47,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from harness.api import ArchWeights, MethodInfo, Reported
 from harness.blocks import AlphaSampler, BilevelConfig, FirstOrderBilevel, PartialMixedBody
