@@ -14,6 +14,7 @@ would lose every item after it. An item that kills its worker or runs past its l
 (:data:`ITEM_LIMIT`) gets a "failed" line saying so, and a new worker takes the items after it.
 
     python benchmarks/gpu_all.py --out DIR [--budget 510] [--tiny]
+    python benchmarks/gpu_all.py --out DIR --budget 250 --rest-of FIRST/all.jsonl   # a second call: the rest
 """
 
 from __future__ import annotations
@@ -285,6 +286,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny sizes: checks the script on a CPU")
     ap.add_argument("--only", default="", help="comma-separated item labels (e.g. 'e2e graph,e2e eager'): "
                     "take just these, in priority order (what an earlier call's time limit skipped)")
+    ap.add_argument("--rest-of", metavar="JSONL", help="an earlier call's all.jsonl: take every item it did not "
+                    "take (skipped by its budget, or never reached before its time limit), in priority order; an "
+                    "item it measured or that failed there is left out (--only retakes one)")
     # the worker's: the call's start (time.time()), so that every worker keeps the call's one budget
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--started", type=float, help=argparse.SUPPRESS)
@@ -299,6 +303,10 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"--only: unknown item(s) {unknown}; items are {labels}")
         todo = [item for item in todo if item[1] in wanted]
+    if args.rest_of:
+        if args.only:
+            ap.error("--rest-of and --only: give one of them")
+        todo = rest_of(todo, Path(args.rest_of), ap.error)
     if args.worker:
         return work(args, todo, out)
     started = time.time()
@@ -311,6 +319,24 @@ def main(argv=None) -> int:
     supervise(out, todo, worker)
     print(f"done in {time.time() - started:.0f} s: {out / 'all.jsonl'}", flush=True)
     return 0
+
+
+def rest_of(todo: list, earlier: Path, error) -> list:
+    """``todo``'s items that the call which wrote ``earlier`` (its all.jsonl) did not take: skipped by its budget
+    or never reached (its time limit ended it first, or cut its line); one it measured, or that failed there, is
+    taken. Prints what it takes, so that the second call's log says what it is the rest of."""
+    if not earlier.is_file():
+        error(f"--rest-of: {earlier} is not a file (give the all.jsonl an earlier call returned)")
+    records = _records(earlier)
+    labels = {label for _, label, _, _ in todo}
+    if not {_label(r) for r in records} & labels:
+        error(f"--rest-of: {earlier} has no line naming one of this script's items (is it the all.jsonl of "
+              f"`gpu_session.sh all`?); items are {sorted(labels)}")
+    done = {r.get("item") or r.get("failed") for r in records} & labels
+    rest = [item for item in todo if item[1] not in done]
+    print(f"rest of {earlier}: {len(done)} item(s) taken there ({', '.join(sorted(done))}); "
+          f"{len(rest)} to take: {', '.join(label for _, label, _, _ in rest)}", flush=True)
+    return rest
 
 
 def _records(jsonl: Path) -> list[dict]:

@@ -26,9 +26,11 @@
 #                                            # estimate; a skipped or failed item is a JSON line saying so
 #                                            # (benchmarks/gpu_all.py). Carry .carry (Fashion-MNIST and
 #                                            # the Triton kernels, compiled before the call: below).
-#                                            # A second call with ALL_ONLY takes what the budget skipped:
-#                                            # ALL_ONLY='e2e graph,packing' takes just the items named (what
-#                                            # an earlier call's budget skipped), in the same order.
+#                                            # A second call takes what the budget skipped: with
+#                                            # ALL_REST_OF=<the first call's all.jsonl, copied into the
+#                                            # checkout> every item that call did not take (skipped, or never
+#                                            # reached), in the same order; ALL_ONLY='e2e graph,packing' takes
+#                                            # just the items named.
 #                                            # Then: python benchmarks/gpu_tables.py <the returned all.jsonl>
 #                                            # prints the BENCHMARKS.md tables, each target judged, and the
 #                                            # settings the figures decide.
@@ -121,7 +123,7 @@ case "$phase" in
     # one worker process for every step measurement (torch imported once), watched by gpu_all.py: a new one
     # takes the items after one that kills or hangs it; the two e2e searches as subprocesses
     python3 benchmarks/gpu_all.py --out "$out" --budget "${ALL_BUDGET_S:-510}" ${TINY:+--tiny} \
-      ${ALL_ONLY:+--only "$ALL_ONLY"} 2>&1 |
+      ${ALL_ONLY:+--only "$ALL_ONLY"} ${ALL_REST_OF:+--rest-of "$ALL_REST_OF"} 2>&1 |
       tee -a "$log" ;;
   steps)
     step darts darts "$long" --drift-baseline --sync-check

@@ -263,3 +263,42 @@ def _worker_of(pid: int) -> int:
     """The parent process of ``pid``."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def test_a_second_call_takes_the_rest_of_the_first(tmp_path, capsys):
+    """ALL_REST_OF=<the first call's all.jsonl>: every item it did not take (skipped by its budget, never reached,
+    its line cut off), in priority order; what it measured or saw fail is left out."""
+    gpu_all = _gpu_all()
+    first = tmp_path / "first.jsonl"
+    first.write_text("\n".join([json.dumps({"item": "darts darts", "modes": {}}),
+                                json.dumps({"item": "darts nb201", "modes": {}}),
+                                json.dumps({"failed": "gdas darts", "error": "CUDA error: an illegal memory access"}),
+                                json.dumps({"skipped": "e2e eager", "spent_s": 500.0}),
+                                json.dumps({"item": "packing", "k": 1}),  # one of packing's three lines
+                                '{"item": "f64 rome-v2", "mo']) + "\n")  # cut off by the call's time limit
+    errors = []
+
+    def error(msg):
+        errors.append(msg)
+        raise SystemExit(2)
+
+    rest = [label for _, label, _, _ in gpu_all.rest_of(gpu_all.items(True), first, error)]
+    assert rest == [label for label in PRIORITY if label not in ("darts darts", "darts nb201", "gdas darts",
+                                                                 "packing")] and errors == []
+    # the shell's variable, through a real call: only what the first call left (here one item)
+    taken = [label for label in PRIORITY if label != "variants darts nb201"]
+    first.write_text("".join(json.dumps({"item": label}) + "\n" for label in taken))
+    out = tmp_path / "second"
+    result = subprocess.run(["bash", "benchmarks/gpu_session.sh", "all"], cwd=ROOT,
+                            env=dict(_env(out), ALL_REST_OF=str(first)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = [json.loads(line) for line in (out / "all.jsonl").read_text().splitlines()]
+    assert [gpu_all._label(r) for r in lines] == ["variants darts nb201"] and "item" in lines[0]
+    assert "1 to take: variants darts nb201" in result.stdout
+    # bad input: a missing file, a file of something else, both selections at once
+    for argv, says in ([["--rest-of", str(tmp_path / "nope.jsonl")], "nope.jsonl is not a file"],
+                       [["--rest-of", str(ROOT / "pyproject.toml")], "has no line naming one of this script's items"],
+                       [["--rest-of", str(first), "--only", "packing"], "give one of them"]):
+        with pytest.raises(SystemExit) as stop:
+            gpu_all.main(["--out", str(tmp_path / "x"), "--tiny", *argv])
+        assert stop.value.code == 2 and says in capsys.readouterr().err, argv
