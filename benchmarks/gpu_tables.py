@@ -3,6 +3,8 @@ against the speed issues' targets, so that a session lent a GPU spends its time 
 numbers by hand:
 
     python benchmarks/gpu_tables.py benchmarks/results/<date>-gpu/all.jsonl >> BENCHMARKS.md
+    # two calls (the second with ALL_REST_OF): later files' lines replace an earlier file's of the same item
+    python benchmarks/gpu_tables.py first/all.jsonl second/all.jsonl --combined combined.jsonl
 
 Targets (issues 12 and 17; judged only from the file):
 
@@ -58,6 +60,21 @@ def load(path: Path) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise SystemExit(f"{path}:{n}: not a JSON line ({exc.msg}); was the run cut off while writing it?")
     return records
+
+
+def combine(files: list[list[dict]]) -> list[dict]:
+    """The records of several calls' files as one: a file's lines for an item replace every earlier file's lines
+    for it (the first call's "skipped" line, or its "failed" one that a later call retook); the rest in order."""
+    out: list[dict] = []
+    for records in files:
+        labels = {_label(r) for r in records} - {None}
+        out = [r for r in out if _label(r) not in labels] + records
+    return out
+
+
+def _label(record: dict) -> str | None:
+    """The item a line belongs to (gpu_all.py writes "item", "failed" or "skipped")."""
+    return record.get("item") or record.get("failed") or record.get("skipped")
 
 
 def _ms(rec: dict, mode: str) -> float | None:
@@ -541,12 +558,21 @@ def bn_table(r: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("jsonl", help="the all.jsonl that `bash benchmarks/gpu_session.sh all` wrote")
+    ap.add_argument("jsonl", nargs="+", help="the all.jsonl that `bash benchmarks/gpu_session.sh all` wrote; "
+                    "several calls' files in the order they ran (a later file's lines replace an earlier one's "
+                    "for the same item)")
+    ap.add_argument("--combined", metavar="JSONL", help="also write the records the tables were made from here")
     args = ap.parse_args(argv)
-    path = Path(args.jsonl)
-    if not path.is_file():
-        raise SystemExit(f"no such file: {path} (gpu_session.sh all writes $OUT/all.jsonl)")
-    print(tables(load(path), source=str(path)))
+    paths = [Path(p) for p in args.jsonl]
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"no such file: {path} (gpu_session.sh all writes $OUT/all.jsonl)")
+    records = combine([load(path) for path in paths])
+    if args.combined:
+        if Path(args.combined).resolve() in {p.resolve() for p in paths}:
+            raise SystemExit(f"--combined {args.combined}: that is one of the files read (it would be overwritten)")
+        Path(args.combined).write_text("".join(json.dumps(r) + "\n" for r in records))
+    print(tables(records, source=args.combined or " ".join(map(str, paths))))
     return 0
 
 

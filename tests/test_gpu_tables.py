@@ -339,3 +339,27 @@ def test_the_triton_kernels_each_item_compiled_or_loaded_are_a_table():
     text = gpu_tables.tables([RECORDS[0], slots], source="x/all.jsonl")
     assert "| gdas darts slots | 3 | 1.0 | 11 |" in text
     assert "| darts darts |" not in text.split("### Triton kernels")[1]
+
+
+def test_two_calls_files_make_one_set_of_tables(tmp_path, capsys):
+    """The second call (ALL_REST_OF) took what the first skipped and retook a failed item: its lines replace the
+    first file's for those items; the rest keep the first file's order."""
+    first = [RECORDS[0], {"skipped": "darts nb201", "spent_s": 500.0, "estimate_s": 50, "budget_s": 510.0},
+             {"failed": "gdas darts", "error": "stopped after 120 s, over its limit"}, RECORDS[3]]
+    second = [RECORDS[1], RECORDS[2]]
+    paths = []
+    for name, records in (("first", first), ("second", second)):
+        paths.append(tmp_path / f"{name}.jsonl")
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in records))
+    combined = tmp_path / "combined.jsonl"
+    assert gpu_tables.main([*map(str, paths), "--combined", str(combined)]) == 0
+    lines = [json.loads(line) for line in combined.read_text().splitlines()]
+    assert [r.get("item") or r.get("skipped") or r.get("failed") for r in lines] == \
+        ["darts darts", "rome-v2 darts", "darts nb201", "gdas darts"]
+    assert all("item" in r for r in lines)  # the skip and the failure are gone, replaced
+    out = capsys.readouterr().out
+    assert f"Source: `{combined}` (4 records)" in out and "| darts nb201 |" in out
+    # the combined file is never one of the files read
+    with pytest.raises(SystemExit, match="one of the files read"):
+        gpu_tables.main([*map(str, paths), "--combined", str(paths[0])])
+    assert paths[0].read_text().count("\n") == 4
