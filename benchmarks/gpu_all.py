@@ -191,14 +191,15 @@ def items(tiny: bool):
     # that the rest of their search takes, and the drift check reaches alpha. The three cells that run fused since
     # 2026-12-05 (partial channels, the auxiliary skip) also take the 1-ulp and the TF32-unit rounding baselines
     # (the fused form's fp32 drift on the GPU; on this CPU within three 1-ulp draws on Fashion-MNIST:
-    # BENCHMARKS.md), at about two more eager passes each
+    # BENCHMARKS.md), at about two more eager passes each (not in TINY: 4 s more of the suite's time, on a path that
+    # issue 17's items already take there)
     own = {"pc-darts": ["--set", "optimizer.warmup_epochs=0"],
            "drnas": [*k, "--set", "optimizer.warmup_epochs=0"]}
     fused_since = ("pc-darts", "drnas", "darts-minus")
     out += [(est, f"{m} darts", "step",
              ["--method", m, "--space", "darts", *(adv if m == "sdarts-adv" else ["--steps", few, "--warmup", warm]),
               "--compare", *size, *own.get(m, []),
-              *(["--drift-baseline", *tf32] if m in fused_since else [])])
+              *(["--drift-baseline", *tf32] if m in fused_since and not tiny else [])])
             for m, est in BASELINES.items() if not tiny or m in TINY_BASELINES]
     # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
     # hard one-hot), so the Triton depthwise form is its lever too; or the conv slots (cell.slots)

@@ -66,12 +66,12 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     assert lines[PRIORITY.index("drnas darts")]["sets"] == ["cell.k=2", "optimizer.k_schedule=2,1",
                                                             "optimizer.warmup_epochs=0"]
     assert set(lines[PRIORITY.index("sdarts-adv darts")]["modes"]) == {"eager", "fast"}
+    on_gpu = {label: args for _, label, _, args in _gpu_all().items(False)}
     for item in ("pc-darts darts", "drnas darts", "darts-minus darts"):  # every cell body fused
-        rec = lines[PRIORITY.index(item)]
-        assert rec["modes"]["fast"]["fast_cells"] == 3, item
-        # the fused form's fp32 drift against the 1-ulp and the TF32-unit rounding baselines
-        assert set(rec["modes"]) == {"eager", "fast", "eager-perturbed", "eager-tf32-perturbed"}, item
-        assert "baseline_loss_max_rel_diff" in rec and "baseline_tf32_loss_max_rel_diff" in rec, item
+        assert lines[PRIORITY.index(item)]["modes"]["fast"]["fast_cells"] == 3, item
+        # on the GPU, the fused form's fp32 drift against the 1-ulp and the TF32-unit rounding baselines (TINY
+        # leaves them out: issue 17's items take that path here)
+        assert {"--drift-baseline", "--tf32-baseline"} <= set(on_gpu[item]), item
     prof = lines[PRIORITY.index("profile darts darts")]  # on a CPU the operators' own times, largest first
     assert prof["top"] and prof["what"].startswith("operators") and prof["summed_ms_per_step"] > 0
     assert prof["top"][0]["ms_per_step"] >= prof["top"][-1]["ms_per_step"]
