@@ -21,7 +21,8 @@ import sys
 import time
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
+    """The command line (gpu_all.py's items are checked against it without a GPU: tests/test_gpu_session.py)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     step_arguments(ap)
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
@@ -72,7 +73,11 @@ def main(argv=None):
                          "host-device synchronisation inside the step. Off CUDA, the same step (the last mode "
                          "measured) is built on the meta device, where tensors hold no values: any host read "
                          "(.item(), .tolist(), .cpu()) fails, which is what a sync would be on a GPU")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
 
     import torch
 

@@ -302,3 +302,32 @@ def test_a_second_call_takes_the_rest_of_the_first(tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             gpu_all.main(["--out", str(tmp_path / "x"), "--tiny", *argv])
         assert stop.value.code == 2 and says in capsys.readouterr().err, argv
+
+
+def test_every_full_size_item_is_a_command_line_its_script_takes():
+    """TINY runs the items at its own sizes and arguments; the GPU runs others (more steps, drift baselines, the
+    baselines' own settings): a typo there would cost an item of a rare GPU call. Each step item's arguments
+    parse as search_step.py's and its --set keys resolve against the method's components; each variant named
+    is one step_variants.py has."""
+    gpu_all = _gpu_all()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import search_step
+        import step_variants
+    finally:
+        sys.path.pop(0)
+    kinds = set()
+    for _, label, kind, args in gpu_all.items(False):
+        kinds.add(kind)
+        if kind == "step":
+            search_step.resolve_step(search_step.parser().parse_args(args))
+        if kind == "variants":
+            names = args[args.index("--variants") + 1].split(",")
+            assert set(names) <= set(step_variants.VARIANTS), (label, names)
+    assert {"step", "variants"} <= kinds
+    # a bad key is what this catches: the resolver names it and the valid ones
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="'kk'; valid choices: k"):
+        search_step.resolve_step(search_step.parser().parse_args(["--method", "drnas", "--space", "darts",
+                                                                  "--set", "cell.kk=4"]))
