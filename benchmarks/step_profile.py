@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside t
 import search_step  # noqa: E402
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line (gpu_all.py's items are checked against it without a GPU: tests/test_gpu_session.py)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     search_step.step_arguments(ap, space="darts")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="COMPONENT.KEY=VALUE")
@@ -39,7 +40,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--top", type=int, default=20, help="rows: the kernels (operators) taking the most time")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", help="also write the figures to this JSON file")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
 
     import torch
     from torch.profiler import ProfilerActivity, profile

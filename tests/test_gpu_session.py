@@ -306,25 +306,27 @@ def test_a_second_call_takes_the_rest_of_the_first(tmp_path, capsys):
 
 def test_every_full_size_item_is_a_command_line_its_script_takes():
     """TINY runs the items at its own sizes and arguments; the GPU runs others (more steps, drift baselines, the
-    baselines' own settings): a typo there would cost an item of a rare GPU call. Each step item's arguments
-    parse as search_step.py's and its --set keys resolve against the method's components; each variant named
-    is one step_variants.py has."""
+    baselines' own settings): a typo there would cost an item of a rare GPU call. Each step and profile item's
+    arguments parse as its script's and its --set keys resolve against the method's components; each variant
+    named is one step_variants.py has."""
     gpu_all = _gpu_all()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import search_step
+        import step_profile
         import step_variants
     finally:
         sys.path.pop(0)
     kinds = set()
     for _, label, kind, args in gpu_all.items(False):
         kinds.add(kind)
-        if kind == "step":
-            search_step.resolve_step(search_step.parser().parse_args(args))
+        if kind in ("step", "profile"):
+            script = search_step if kind == "step" else step_profile
+            search_step.resolve_step(script.parser().parse_args(args))
         if kind == "variants":
             names = args[args.index("--variants") + 1].split(",")
             assert set(names) <= set(step_variants.VARIANTS), (label, names)
-    assert {"step", "variants"} <= kinds
+    assert {"step", "profile", "variants"} <= kinds
     # a bad key is what this catches: the resolver names it and the valid ones
     from harness.errors import HarnessError
 
