@@ -62,6 +62,11 @@ out=${OUT:-benchmarks/results/$(date +%F)-gpu}
 mkdir -p "$out"
 log="$out/$phase.log"
 jsonl="$out/$phase.jsonl"
+if [[ -s "$jsonl" ]]; then  # an earlier call's figures (the same day's default folder): never overwritten
+  echo "gpu_session.sh: $jsonl already holds $(wc -l <"$jsonl") line(s) from an earlier call; move it away or set" \
+       "OUT to another folder (a second call reads the first's file through ALL_REST_OF)" >&2
+  exit 2
+fi
 : >"$jsonl"
 export PYTHONUNBUFFERED=1
 # installed (not merely importable from here): the plugins are found through the package's entry points

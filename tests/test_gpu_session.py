@@ -333,3 +333,15 @@ def test_every_full_size_item_is_a_command_line_its_script_takes():
     with pytest.raises(HarnessError, match="'kk'; valid choices: k"):
         search_step.resolve_step(search_step.parser().parse_args(["--method", "drnas", "--space", "darts",
                                                                   "--set", "cell.kk=4"]))
+
+
+def test_an_earlier_calls_file_is_never_overwritten(tmp_path):
+    """Run twice into one folder (outside the device tool $OUT defaults to the day's benchmarks/results folder),
+    or with ALL_REST_OF naming the file the call would write: the call stops before writing, saying why."""
+    earlier = tmp_path / "all.jsonl"
+    earlier.write_text(json.dumps({"item": "darts darts", "modes": {}}) + "\n")
+    result = subprocess.run(["bash", "benchmarks/gpu_session.sh", "all"], cwd=ROOT,
+                            env=dict(_env(tmp_path), ALL_REST_OF=str(earlier)), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "already holds 1 line(s) from an earlier call" in result.stderr, result
+    assert earlier.read_text() == json.dumps({"item": "darts darts", "modes": {}}) + "\n"
