@@ -310,6 +310,9 @@ def main(argv=None) -> int:
         todo = rest_of(todo, Path(args.rest_of), ap.error)
     if args.worker:
         return work(args, todo, out)
+    if not todo:  # (--rest-of a call that took every item): no worker to start
+        print("nothing to take", flush=True)
+        return 0
     started = time.time()
 
     def worker(labels: list[str]) -> list[str]:
