@@ -124,9 +124,15 @@ class MixedBody(CellBody):
     def forward(self, states, arch: ArchWeights):
         if _on_fused_path(self):
             if self._fused is None:
-                self._fused = FusedMixed(self)
+                self._fused = self.make_fused()
             return self._fused(states, arch)
         return super().forward(states, arch)
+
+    def make_fused(self) -> FusedMixed:
+        """The fast path, built at the first fast forward (again after ``_fused`` is reset): the mixed cell's
+        node sums. A subclass that overrides ``edge_forward`` says ``supports_fast = True`` and gives
+        ``FusedMixed`` here what its edges add (``units``, ``prepare``, ``finish``)."""
+        return FusedMixed(self)
 
     def edge_forward(self, e, x, arch: ArchWeights):
         w = arch.weights[self.kind][e]
@@ -546,12 +552,8 @@ class PartialMixedBody(MixedBody):
     supports_fast = True
     accepts_samples = False  # (K sample groups: single-path cells only)
 
-    def forward(self, states, arch: ArchWeights):
-        if not self.fast:
-            return CellBody.forward(self, states, arch)
-        if self._fused is None:
-            self._fused = FusedMixed(self, units=self._units(), prepare=self._sliced, finish=self._finished)
-        return self._fused(states, arch)
+    def make_fused(self) -> FusedMixed:
+        return FusedMixed(self, units=self._units(), prepare=self._sliced, finish=self._finished)
 
     def _units(self):
         """The ops that run (``active_ops``), in the eager forward's order (node by node, edge by edge);

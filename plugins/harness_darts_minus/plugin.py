@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from harness.api import MethodInfo, Reported
-from harness.blocks import CellBody, MixedBody
+from harness.blocks import MixedBody
 from harness.nn.fused import FusedMixed
 from harness.nn.ops import FactorizedReduce
 from harness.plugins import hookimpl
@@ -87,12 +87,8 @@ class AuxSkipBody(MixedBody):
     supports_fast = True
     accepts_samples = False  # (K sample groups: single-path cells only)
 
-    def forward(self, states, arch):
-        if not self.fast:
-            return CellBody.forward(self, states, arch)
-        if self._fused is None:
-            self._fused = FusedMixed(self, finish=self._finished)
-        return self._fused(states, arch)
+    def make_fused(self) -> FusedMixed:
+        return FusedMixed(self, finish=self._finished)
 
     def _finished(self, dst, total, states, ew):
         for e in self.incoming[dst]:  # (the skip is not edge-weighted: edge_forward adds it after the weight)
