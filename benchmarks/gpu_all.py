@@ -333,7 +333,7 @@ def rest_of(todo: list, earlier: Path, error) -> list:
         error(f"--rest-of: {earlier} is not a file (give the all.jsonl an earlier call returned)")
     records = _records(earlier)
     labels = {label for _, label, _, _ in todo}
-    if not {_label(r) for r in records} & labels:
+    if not {item_label(r) for r in records} & labels:
         error(f"--rest-of: {earlier} has no line naming one of this script's items (is it the all.jsonl of "
               f"`gpu_session.sh all`?); items are {sorted(labels)}")
     done = {r.get("item") or r.get("failed") for r in records} & labels
@@ -356,7 +356,9 @@ def _records(jsonl: Path) -> list[dict]:
     return out
 
 
-def _label(record: dict) -> str | None:
+def item_label(record: dict) -> str | None:
+    """The item a line of all.jsonl belongs to: a measurement ("item"), or one that "failed" or was "skipped"
+    (gpu_tables.py reads the lines by it too)."""
     return record.get("item") or record.get("failed") or record.get("skipped")
 
 
@@ -400,7 +402,7 @@ def supervise(out: Path, todo: list, worker, limit=None, poll_s: float = 0.2) ->
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         while True:
-            done = {_label(r) for r in _records(jsonl)[earlier:]}
+            done = {item_label(r) for r in _records(jsonl)[earlier:]}
             left = [label for _, label, _, _ in todo if label not in done and label not in given_up]
             if not left:
                 return
@@ -419,7 +421,7 @@ def supervise(out: Path, todo: list, worker, limit=None, poll_s: float = 0.2) ->
                     proc.wait()
             now = hung or _current(current)
             cut = _cut_tail(jsonl)  # a line the worker died writing: kept, in a failure line
-            taken = {_label(r) for r in _records(jsonl)[earlier:]} - done
+            taken = {item_label(r) for r in _records(jsonl)[earlier:]} - done
             if cut is not None and (now is None or now["label"] in taken):
                 _append(jsonl, {"failed": "(between items)", "error": f"the worker process ended "
                                 f"({_ended(proc.returncode)}) while writing a line", "cut_off_line": cut})

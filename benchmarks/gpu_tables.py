@@ -44,8 +44,10 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts beside this one
+from gpu_all import ISSUE_17, item_label  # noqa: E402  (the items and their lines are gpu_all.py's)
+
 DARTS_MS, NB201_MS, DARTS_PEAK_GIB, SPEEDUP = 85.0, 30.0, 7.35, 3.0
-ISSUE_17 = ("gdas", "rome-v1", "rome-v2", "entrannas", "entrannas-dst")
 MODES = ("eager", "fast", "graph")
 
 
@@ -72,14 +74,9 @@ def combine(files: list[list[dict]]) -> list[dict]:
     for it (the first call's "skipped" line, or its "failed" one that a later call retook); the rest in order."""
     out: list[dict] = []
     for records in files:
-        labels = {_label(r) for r in records} - {None}
-        out = [r for r in out if _label(r) not in labels] + records
+        labels = {item_label(r) for r in records} - {None}
+        out = [r for r in out if item_label(r) not in labels] + records
     return out
-
-
-def _label(record: dict) -> str | None:
-    """The item a line belongs to (gpu_all.py writes "item", "failed" or "skipped")."""
-    return record.get("item") or record.get("failed") or record.get("skipped")
 
 
 def _ms(rec: dict, mode: str) -> float | None:

@@ -130,7 +130,7 @@ def test_items_that_do_not_fit_the_budget_are_skipped_and_said_so(tmp_path):
     only = ["darts darts", "darts nb201", "gdas darts", "entrannas darts", "e2e eager", "packing"]
     assert gpu_all.main(["--out", str(tmp_path), "--budget", "28", "--tiny", "--only", ",".join(only)]) == 0
     lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
-    assert [gpu_all._label(r) for r in lines] == only
+    assert [gpu_all.item_label(r) for r in lines] == only
     skipped = [r["skipped"] for r in lines if "skipped" in r]
     # the darts items estimate 130 s and 50 s: over a 28 s budget; the first 23 s item (gdas) fits and runs,
     # which leaves too little for most of the rest; every item is accounted for
@@ -201,7 +201,7 @@ def test_an_item_that_kills_or_hangs_its_worker_fails_alone_and_a_new_worker_tak
                                                "--only", ",".join(left)],
                       limit=lambda est: 2.0 * est, poll_s=0.05)
     lines = [json.loads(line) for line in (out / "all.jsonl").read_text().splitlines()][1:]
-    assert [gpu_all._label(r) for r in lines] == labels  # every item, once, in order
+    assert [gpu_all.item_label(r) for r in lines] == labels  # every item, once, in order
     a, crash, b, hang, c, lost, cut, d = lines
     assert crash["failed"] == "crash" and "killed by SIGSEGV" in crash["error"]
     assert hang["failed"] == "hang" and "over its limit of 2 s" in hang["error"] and hang["item_s"] >= 2
