@@ -276,7 +276,8 @@ def e2e_run(label: str, args: list[str], out: Path) -> dict:
 # Triton kernels' items): a slow item is let run to about three times its guess, not more, so that one hang
 # costs at most the time of the items it would have pushed out anyway.
 ITEM_LIMIT = (3.0, 90.0)
-# The worker's exit status after an item left the CUDA context unusable (a new worker takes the rest).
+# The worker's exit status after an item failed on CUDA (the context unusable, or memory the item may still hold:
+# _hand_off): a new worker takes the rest.
 CONTEXT_LOST = 3
 
 
@@ -488,19 +489,36 @@ def _current(path: Path) -> dict | None:
         return None
 
 
-def _context_lost() -> bool:
-    """Whether this process's CUDA context is unusable (a sticky error: an illegal address, a device-side
-    assert), after an item failed."""
+def _hand_off() -> str | None:
+    """After an item failed: why a new worker takes the items after it (None: CUDA was not used, this process
+    is as it was). The context may be unusable (a sticky error: an illegal address, a device-side assert); and
+    where it is not, what the item held may stay held: on the H200 of 2026-12-05 a capture that failed
+    (``dwconv darts``) left 20 GiB in CUDA-graph pools and 116 GiB reserved, and every later item of that
+    worker, and the end-to-end search it started, ran out of memory (benchmarks/results/2026-12-05-gpu/).
+    A new process gives it all back."""
     import torch
 
     if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
-        return False
+        return None
     try:
         torch.zeros(1, device="cuda").add_(1).cpu()
         torch.cuda.synchronize()
-        return False
     except Exception:  # noqa: BLE001 - any error here means the context is gone
-        return True
+        return "unusable after this item: a new worker takes the items after it"
+    return "maybe holding this item's memory: a new worker takes the items after it"
+
+
+def _release_cached() -> None:
+    """Between items on CUDA: the blocks torch's allocator keeps cached for this process go back to the device
+    (an item peaking at 47 GiB, ROME's all-op pass, left them reserved for the next items and their
+    subprocesses)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _count_triton_kernels() -> dict:
@@ -553,7 +571,7 @@ def work(args, todo: list, out: Path) -> int:
         current.write_text(json.dumps({"label": label, "t": now}))
         kernels.clear()
         t0 = time.monotonic()
-        lost = False
+        lost = None
         try:
             if kind == "packing":  # one line per row, each the moment it is taken
                 packing(item_args, args.tiny, lambda row, t0=t0: write(
@@ -583,13 +601,14 @@ def work(args, todo: list, out: Path) -> int:
                 raise
             traceback.print_exc()
             record = {"failed": label, "error": f"{type(exc).__name__}: {exc}"[:500]}
-            lost = _context_lost()
+            lost = _hand_off()
             if lost:
-                record["cuda_context"] = "unusable after this item: a new worker takes the items after it"
+                record["cuda_context"] = lost
         write(record)
         current.unlink(missing_ok=True)
         if lost:
             return CONTEXT_LOST
+        _release_cached()
     return 0
 
 
