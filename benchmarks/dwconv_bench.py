@@ -164,20 +164,39 @@ def bench_start(argv, doc: str, unit: str, why_not, collect_fn, script: str, non
     return args, device, tf32, gen, calls, layers
 
 
+def form_errors(fn, call: tuple, inputs, g, ref) -> list[float]:
+    """``fn(*call)``'s output and gradients (for ``inputs``, upstream ``g``): each one's relative error against
+    ``ref`` (float64). Only the floats leave: no tensor of this forward's autograd graph outlives the call."""
+    import torch
+
+    y = fn(*call)
+    got = (y, *torch.autograd.grad(y, inputs, g))
+    return [float((a.detach().double() - b).abs().max() / b.abs().max().clamp_min(1e-30)) for a, b in zip(got, ref)]
+
+
 def time_forms(forms: dict, call: tuple, inputs, g, ref, reps: int, cuda: bool, row: dict, totals, count: int):
     """Each form's float32 errors against ``ref`` (the float64 output and gradients), its forward time and its
     forward + gradients time (for ``inputs``, upstream gradient ``g``), for ``fn(*call)``: into ``row`` and,
-    times ``count`` (calls a forward), into ``totals``."""
+    times ``count`` (calls a forward), into ``totals``.
+
+    The timed forwards differentiate fresh leaves (``inputs`` detached, sharing their storage), and no graph of
+    the error check is alive while they run. On the H200 on 2026-12-05 the first capture of a form's forward and
+    gradients failed ("operation would make the legacy stream depend on a capturing blocking stream", after
+    autograd's warning that an AccumulateGrad node made before the iteration was kept alive: the error check's
+    output, kept in this function, held the inputs' AccumulateGrad nodes, made on the default stream, which the
+    captured backward then fed; benchmarks/results/2026-12-05-gpu/all.log). Every later item of that process ran
+    out of memory."""
     import torch
 
+    fresh = {id(t): t.detach().requires_grad_() for t in inputs}
+    call_t = tuple(fresh.get(id(t), t) if t is not None else None for t in call)
+    inputs_t = [fresh[id(t)] for t in inputs]
     for name, fn in forms.items():
-        y = fn(*call)
-        got = (y, *torch.autograd.grad(y, inputs, g))
-        row[f"{name}_rel_err"] = [float((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-30))
-                                  for a, b in zip(got, ref)]
+        row[f"{name}_rel_err"] = form_errors(fn, call, inputs, g, ref)
         with torch.no_grad():
-            row[f"{name}_fwd_ms"] = round(timed(lambda fn=fn: fn(*call), reps, cuda), 4)
-        row[f"{name}_fwd_bwd_ms"] = round(timed(lambda fn=fn: torch.autograd.grad(fn(*call), inputs, g), reps, cuda), 4)
+            row[f"{name}_fwd_ms"] = round(timed(lambda fn=fn: fn(*call_t), reps, cuda), 4)
+        row[f"{name}_fwd_bwd_ms"] = round(timed(lambda fn=fn: torch.autograd.grad(fn(*call_t), inputs_t, g), reps,
+                                                cuda), 4)
         totals[f"{name}_fwd_ms"] += count * row[f"{name}_fwd_ms"]
         totals[f"{name}_fwd_bwd_ms"] += count * row[f"{name}_fwd_bwd_ms"]
 
