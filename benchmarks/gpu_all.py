@@ -106,26 +106,9 @@ def items(tiny: bool):
               *(["--drift-baseline", "--sync-check"] if m in ISSUE_17 else []),
               *(tf32 if m in ("gdas", "entrannas-dst") else []), *(k_tiny if m.startswith("rome") else [])])
             for m in OTHER_METHODS]
-    # ROME's default (optimizer.group_ops=auto: on CUDA the chosen-op pass, one host read per pass, no CUDA
-    # graph) and right after it its all-op pass (no host read, capturable): which of the two (or eager) wins
-    rome = [label for _, label, _, _ in out].index("rome-v2 darts")
-    out.insert(rome + 1, (66, "rome-v2 darts all", "step",
-                          ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                           "--sync-check", *tf32, "--set", "optimizer.group_ops=all", *k_tiny]))
-    # ROME's K samples through the conv slots (cell.slots with the capturable grouped pass): counted at a third
-    # of the all-op pass's bytes (BENCHMARKS.md), the eager K-loop's per-sample arithmetic in one captured pass
-    ra = [label for _, label, _, _ in out].index("rome-v2 darts all")
-    out.insert(ra + 1, (59, "rome-v2 darts slots", "step",
-                        ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                         "--sync-check", *tf32, "--set", "optimizer.group_ops=all", "--set", "cell.slots=true",
-                         *k_tiny]))
-    # GDAS with its sampled ops in conv slots chosen on the device (harness.nn.slots, cell.slots; off by
-    # default): a third of the all-op pass's bytes in a captured step, against that pass just before it (117 ms
-    # on the H200, 1.62x its eager step; issue 17 asks 3x). Its 14 Triton kernel forms compile in the warm-up
-    gd = [label for _, label, _, _ in out].index("gdas darts")
-    out.insert(gd + 1, (33, "gdas darts slots", "step",
-                        ["--method", "gdas", "--space", "darts", "--steps", few, *step, "--drift-baseline",
-                         "--sync-check", *tf32, "--set", "cell.slots=true"]))
+    # ROME's default (optimizer.group_ops=auto, cell.slots=auto since 2026-12-05) is timed by "rome-v2 darts": its
+    # fast mode (uncaptured) the chosen-op pass, its graph mode the all-op pass through the conv slots; GDAS's
+    # graph mode is its slots. The forms they replaced come after the end-to-end items (below)
     # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
     # default, derives on the device only in the captured step, on the host otherwise)
     for m in ("entrannas", "entrannas-dst"):
@@ -146,11 +129,12 @@ def items(tiny: bool):
     # depthwise conv per source (SPREAD_DEPTHWISE: 0.94 GiB less kept for backward, counted on a CPU), so
     # darts times the default against both earlier forms. TINY: two forms each, the switches and the memory
     # format exercised (nb201 with channels_last), so the CPU check stays under a minute.
-    # The depthwise convs in Triton kernels (harness.nn.dwconv, off by default): each geometry of the DARTS
-    # step against torch's kernels first (92 kernel forms to compile since 2026-12-05's constant tap shifts, 27 s
-    # on this CPU with an empty Triton cache, then CUDA-graph replays of 80 geometries: estimated, never run on a
-    # GPU), then the whole captured
-    # step as the "triton-dw" variant. TINY: the two most-called geometries of a smaller net, in Triton's interpreter.
+    # The depthwise convs in Triton kernels (harness.nn.dwconv, on in captured steps since 2026-12-05's H200 run:
+    # the "triton-dw" variant 92.0 ms against 104.8): each geometry of the DARTS step against torch's kernels (92
+    # kernel forms to compile, 27 s on this CPU with an empty Triton cache, then CUDA-graph replays of 80
+    # geometries: estimated; its one GPU try failed in its first capture, a fault of this script's, fixed: an
+    # autograd graph kept alive across the capture, tests/test_kernel_bench.py). TINY: the two most-called
+    # geometries of a smaller net, in Triton's interpreter.
     out += [(55, "dwconv darts", "dwconv", ["--method", "darts", "--space", "darts", "--reps", "1" if tiny else "20",
                                             *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution",
                                                "8", "--max-geometries", "2"] if tiny else [])])]
@@ -161,11 +145,12 @@ def items(tiny: bool):
                                     *(["--batch", "2", "--channels", "2", "--layers", "2", "--resolution", "8",
                                        "--max-shapes", "2"] if tiny else [])])]
     # BatchNorm in Triton kernels too (harness.nn.bntriton, off by default: torch's NCHW kernels ran at a fifth
-    # of the memory's bandwidth in the H200 profile), alone and with the depthwise ones; merge+conv, the form
-    # before 2026-12-04 (timed twice: 115.7 ms), gave its place to them
+    # of the memory's bandwidth in the H200 profile), with the depthwise ones (the default's) and without
+    # ("triton-bn"); "spread", the default before 2026-12-05 (torch's depthwise kernels), checks the switch taken
+    # then. no-merge+pw-matmul, the form before the spread ones (timed three times), gave its place
     out += [(85, "variants darts darts", "variants", ["--method", "darts", "--space", "darts", *size,
                                                       "--variants", "default,triton-dw+bn" if tiny else
-                                                      "default,triton-dw,triton-bn,triton-dw+bn,no-merge+pw-matmul",
+                                                      "default,triton-dw+bn,spread,triton-bn",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm]),
             # nb201: its BatchNorm in Triton kernels against the default (no-merge, which tied twice, gave way)
             (25, "variants darts nb201", "variants", ["--method", "darts", "--space", "nb201", *size,
@@ -201,18 +186,29 @@ def items(tiny: bool):
               "--compare", *size, *own.get(m, []),
               *(["--drift-baseline", *tf32] if m in fused_since and not tiny else [])])
             for m, est in BASELINES.items() if not tiny or m in TINY_BASELINES]
-    # issue 17: GDAS's captured step is the fused all-op pass (the DARTS step's arithmetic, weighted by the
-    # hard one-hot), so the Triton depthwise form is its lever too; or the conv slots (cell.slots)
+    # issue 17: GDAS's captured step through the conv slots (the default since 2026-12-05) against the all-op
+    # pass with the Triton depthwise kernels (DEPTHWISE_TRITON, also the default since then), side by side
     out += [(60, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
-                                                     "--variants", "default,slots" if tiny else
-                                                     "default,triton-dw,slots",
+                                                     "--variants", "default,all-op",
                                                      "--steps", "1" if tiny else "10", "--warmup", warm])]
-    # issue 17: where the slot step's kernel time goes (uncaptured, in the captured form), for the next cut.
-    # TINY: the captured form without the slots (which a CPU runs only in Triton's interpreter, minutes here)
-    out += [(40, "profile gdas darts slots", "profile", ["--method", "gdas", "--space", "darts", *size, "--top", "25",
-                                                         "--steps", "1" if tiny else "3", "--warmup", warm,
-                                                         "--as-captured",
-                                                         *([] if tiny else ["--set", "cell.slots=true"])])]
+    # issue 17: where the slot steps' kernel time goes (uncaptured, in the captured form), for the next cut: GDAS
+    # and ROME v2 (K=7). TINY: the captured form without the slots (which a CPU runs only in Triton's interpreter,
+    # minutes here), ROME with K=2
+    no_slots = ["--set", "cell.slots=false"] if tiny else []
+    out += [(40, "profile gdas darts", "profile", ["--method", "gdas", "--space", "darts", *size, "--top", "25",
+                                                   "--steps", "1" if tiny else "3", "--warmup", warm,
+                                                   "--as-captured", *no_slots]),
+            (60, "profile rome-v2 darts", "profile", ["--method", "rome-v2", "--space", "darts", *size, "--top",
+                                                      "25", "--steps", "1" if tiny else "2", "--warmup", warm,
+                                                      "--as-captured", *no_slots, *k_tiny])]
+    # the captured forms the slots replaced as the defaults on CUDA, after the kernel-form items (2026-12-05: GDAS 106.2 against 67.1 ms, ROME's
+    # all-op pass 685.7 against 332.9), timed again against the new defaults (gpu_tables.py's rules decide both)
+    out += [(23, "gdas darts all-op", "step",
+             ["--method", "gdas", "--space", "darts", "--steps", few, *step, "--drift-baseline", "--sync-check",
+              *tf32, "--set", "cell.slots=false"]),
+            (66, "rome-v2 darts all", "step",
+             ["--method", "rome-v2", "--space", "darts", "--steps", few, *step, "--drift-baseline", "--sync-check",
+              *tf32, "--set", "optimizer.group_ops=all", "--set", "cell.slots=false", *k_tiny])]
     # issue 17: if a drift verdict says "outside", whether float32 rounding met a kink (ReLU, argmax) or the
     # math differs: each float32 mode against the float64 step, on the GPU (toy sizes; BENCHMARKS.md)
     out += [(25, "f64 rome-v2", "f64", ["--method", "rome-v2", "--space", "darts", "--steps", "2" if tiny else "6",
@@ -544,10 +540,15 @@ def _count_triton_kernels() -> dict:
 def work(args, todo: list, out: Path) -> int:
     """The worker: ``todo``'s items in order, each started only if its estimate fits in what is left of the
     call's budget (counted from ``--started``: the call's start, before this process was)."""
-    if args.tiny and not _cuda():
+    interpreted = args.tiny and not _cuda()
+    if interpreted:
         # a CPU runs the Triton kernels (harness.nn.dwconv) only in Triton's interpreter, which Triton
-        # chooses when it is imported: before any item imports it
-        os.environ.setdefault("TRITON_INTERPRET", "1")
+        # chooses when it is imported: before any item imports it (set, not defaulted: tests/conftest.py leaves "0"
+        # for the processes its tests start). Then on only for the kernel items (dwconv, bn), as tests/conftest.py
+        # does for the tests that ask: the shipped defaults take the kernels in a captured form (DEPTHWISE_TRITON,
+        # cell.slots=auto), which the profile items' as-captured steps would otherwise run in the interpreter
+        # (100 s for TINY's GDAS profile instead of 2)
+        os.environ["TRITON_INTERPRET"] = "1"
         from harness.nn.dwconv import interpreter_checks
 
         interpreter_checks(overflow=False, debug=False)  # work it drops unless debug (as tests/conftest.py)
@@ -569,6 +570,8 @@ def work(args, todo: list, out: Path) -> int:
                   flush=True)
             continue
         current.write_text(json.dumps({"label": label, "t": now}))
+        if interpreted:
+            os.environ["TRITON_INTERPRET"] = "1" if kind in ("dwconv", "bn") else "0"
         kernels.clear()
         t0 = time.monotonic()
         lost = None

@@ -14,7 +14,9 @@ Targets (issues 12 and 17; judged only from the file):
 * GDAS, ROME (v1, v2) and EnTranNAS(-DST): at least 3x faster per step than their own eager step. ROME v2
   is timed with both grouped formulations (the all-op pass and ``optimizer.group_ops=chosen``) and through
   the conv slots (``cell.slots=true``); a row names the fastest of those and the eager K-loop, with the
-  settings that select it on CUDA. GDAS is timed also through the slots (item ``gdas darts slots``).
+  settings that select it on CUDA. Since 2026-12-05 the default item "rome-v2 darts" is two of them (fast: the
+  chosen-op pass; graph: the slots) and GDAS's default graph step is its slots; the forms they replaced are items
+  ``gdas darts all-op`` and ``rome-v2 darts all`` (before: ``gdas darts slots``, ``rome-v2 darts slots``).
   EnTranNAS is timed also with ``cell.transit_on_device=true`` (item ``entrannas darts device``: capturable).
 * fp32 drift within the rounding baseline (eager vs eager with every weight x (1 + 2^-23)). The rule
   used here, per mode: its loss leaves eager's (relative difference > 1e-4) no earlier than the baseline's
@@ -142,32 +144,65 @@ def drift_verdict(rec: dict, mode: str, baseline: str = "baseline") -> str | Non
     return f"outside: max loss difference {rel:.1e} > 10x the baseline's {rel0:.1e}"
 
 
-def rome_setting(all_ops: dict | None, chosen: dict | None, slots: dict | None = None) -> str | None:
+def rome_setting(all_ops: dict | None, chosen: dict | None, slots: dict | None = None, chosen_mode: str = "fast",
+                 slots_mode: str | None = None) -> str | None:
     """Which ROME step is fastest (eager K-loop, grouped all-op pass, grouped chosen-op pass, and where timed
     the grouped pass through the conv slots), as the settings that select it, from the ROME items (eager:
-    the mean of the items' eager medians)."""
-    if all_ops is None or chosen is None:
+    the mean of the items' eager medians). ``chosen_mode``/``slots_mode``: the mode of the record that is that
+    pass (None: its faster mode). Since 2026-12-05 one record is both: "rome-v2 darts", the defaults, whose fast
+    mode is the chosen-op pass and whose graph mode the slots."""
+    if chosen is None or (all_ops is None and slots is None):
         return None
-    eagers = [_ms(r, "eager") for r in (all_ops, chosen, slots) if r is not None]
+    eagers = [_ms(r, "eager") for r in {id(r): r for r in (all_ops, chosen, slots) if r is not None}.values()]
     eager = sum(eagers) / len(eagers)
-    m = best_mode(all_ops)
-    options = {f"{m} all-op pass (optimizer.group_ops=all{', runtime.cuda_graph=true' if m == 'graph' else ''})":
-               _ms(all_ops, m),
-               "chosen-op pass (optimizer.group_ops=chosen)": _ms(chosen, "fast"),
-               "eager K-loop (optimizer.group_samples=false)": eager}
+    options = {}
+    if all_ops is not None:
+        m = best_mode(all_ops)
+        options[f"{m} all-op pass (optimizer.group_ops=all, cell.slots=false"
+                f"{', runtime.cuda_graph=true' if m == 'graph' else ''})"] = _ms(all_ops, m)
+    options["chosen-op pass (optimizer.group_ops=chosen)"] = _ms(chosen, chosen_mode)
+    options["eager K-loop (optimizer.group_samples=false)"] = eager
     if slots is not None:
-        ms = best_mode(slots)
+        ms = slots_mode or best_mode(slots)
         options[f"{ms} conv slots (optimizer.group_ops=all, cell.slots=true)"] = _ms(slots, ms)
     best = min(options, key=options.get)
     return f"{best}: " + ", ".join(f"{k.split(' (')[0]} {v:.1f} ms" for k, v in options.items())
 
 
+def rome_items(by: dict) -> str | None:
+    """:func:`rome_setting` from a file's ROME items, in each file layout:
+
+    * since 2026-12-05 (defaults group_ops=auto and cell.slots=auto: the graph mode of "rome-v2 darts" is the
+      slots, its fast mode the chosen-op pass) "rome-v2 darts all" is the all-op pass without the slots;
+    * 2026-12-04b to 2026-12-05: "rome-v2 darts" the chosen-op pass (no graph mode), "... all" the all-op pass,
+      "... slots" the slots;
+    * before: "rome-v2 darts" the all-op pass, "... chosen" the chosen-op pass."""
+    default, all_ops = by.get("rome-v2 darts"), by.get("rome-v2 darts all")
+    if default is not None and "graph" in default["modes"] and "rome-v2 darts chosen" not in by and "rome-v2 darts slots" not in by:
+        return rome_setting(all_ops, default, default, "fast", "graph")
+    if all_ops is not None:
+        return rome_setting(all_ops, default, by.get("rome-v2 darts slots"))
+    return rome_setting(default, by.get("rome-v2 darts chosen"))
+
+
 # A form replaces a default only when at least this much faster: the same captured DARTS step measured 115.2 and
 # 115.7 ms in two scripts of one call (2026-12-04b), and GDAS's eager step 166.8 and 190.6 ms on two H200 runs
 SWITCH_MARGIN = 0.02
-# The variants that decide the Triton kernel switches, by the switches they set
-KERNEL_FORMS = {"default": (False, False), "triton-dw": (True, False), "triton-bn": (False, True),
-                "triton-dw+bn": (True, True)}
+# The variants that decide the Triton kernel switches, by the switches they set (DEPTHWISE_TRITON,
+# BATCHNORM_TRITON). "default" is the shipped one of the file's day: both off before 2026-12-05's third H200 run;
+# since, step_variants.py records every variant's switches as they ran ("switches"), which take precedence
+KERNEL_FORMS = {"default": (False, False), "spread": (False, False), "triton-dw": (True, False),
+                "triton-bn": (False, True), "triton-dw+bn": (True, True)}
+
+
+def kernel_switches(name: str, variant: dict) -> tuple | None:
+    """(DEPTHWISE_TRITON, BATCHNORM_TRITON) a variant ran with, or None for a variant that does not decide them."""
+    if name not in KERNEL_FORMS:
+        return None
+    sw = variant.get("switches")
+    if sw is not None and "DEPTHWISE_TRITON" in sw:
+        return bool(sw["DEPTHWISE_TRITON"]), bool(sw["BATCHNORM_TRITON"])
+    return KERNEL_FORMS[name]
 
 
 def _first_off(losses: list, ref: list) -> int | None:
@@ -224,9 +259,8 @@ def decisions(records: list[dict]) -> list[str]:
                        "`variants darts darts`).")
         else:
             ok, why = {}, []
-            for name in KERNEL_FORMS:
-                v = vs.get(name)
-                if v is None:
+            for name, v in vs.items():
+                if kernel_switches(name, v) is None:
                     continue
                 if "failed" in v:
                     why.append(f"{name} failed")
@@ -241,12 +275,13 @@ def decisions(records: list[dict]) -> list[str]:
                 why.append(f"{best} ({ok[best]:.1f} ms) is not {SWITCH_MARGIN:.0%} faster than the default "
                            f"({ok['default']:.1f} ms)")
                 best = "default"
-            dw, bn = KERNEL_FORMS[best]
+            dw, bn = kernel_switches(best, vs[best])
             timed = ", ".join(f"{k} {v:.1f} ms" for k, v in ok.items())
             out.append(f"* `variants darts darts`: {best} ({timed}){'; ' + '; '.join(why) if why else ''}.")
-            # a switch whose forms the item did not time is not decided by it
-            dw = dw if any(KERNEL_FORMS.get(k, (0, 0))[0] for k in vs) else None
-            bn = bn if any(KERNEL_FORMS.get(k, (0, 0))[1] for k in vs) else None
+            # a switch is decided only by an item that timed it both ways
+            tried = [kernel_switches(k, v) for k, v in vs.items() if kernel_switches(k, v) is not None]
+            dw = dw if len({t[0] for t in tried}) == 2 else None
+            bn = bn if len({t[1] for t in tried}) == 2 else None
     if nb is not None and "triton-bn" in nb["variants"] and "default" in nb["variants"]:
         ref, v = nb["variants"]["default"], nb["variants"]["triton-bn"]
         if "failed" in v or "failed" in ref:
@@ -280,7 +315,10 @@ def decisions(records: list[dict]) -> list[str]:
             out.append(f"* `bn darts`: forward and gradients {default:.2f} ms at {b.get('images_per_program', 8)} "
                        f"images a program, {one:.2f} ms at 1: **`harness.nn.bntriton.IMAGES_PER_PROGRAM = "
                        f"{images}`**.")
-    g, gs = by.get("gdas darts"), by.get("gdas darts slots")
+    # GDAS: the all-op pass and the slots; since 2026-12-05 "gdas darts" is the slots (cell.slots=auto) and
+    # "gdas darts all-op" the other, before "gdas darts" the all-op pass and "gdas darts slots" the slots
+    g, gs = ((by.get("gdas darts all-op"), by.get("gdas darts")) if "gdas darts all-op" in by else
+             (by.get("gdas darts"), by.get("gdas darts slots")))
     if g is not None and gs is not None:
         m, ms_ = best_mode(g), best_mode(gs)
         slot_ms, ms = _ms(gs, ms_), _ms(g, m)
@@ -294,9 +332,9 @@ def decisions(records: list[dict]) -> list[str]:
         why = (f"slots {slot_ms:.1f} ms ({ms_}) against {ms:.1f} ({m}), {gs['modes']['eager']['ms_per_step_median']:.1f} "
                f"eager ({_ms(gs, 'eager') / slot_ms:.2f}x); drift " + " / ".join(str(v) for v in verdicts)
                + ("; host syncs in the step" if synced else ""))
-        out.append(f"* `gdas darts slots`: {why}: **`cell.slots` {'on' if on else 'off'} for GDAS on CUDA**.")
-    rome = rome_setting(by["rome-v2 darts all"], by.get("rome-v2 darts"), by.get("rome-v2 darts slots")) \
-        if "rome-v2 darts all" in by else None
+        out.append(f"* `{gs['item']}` against `{g['item']}`: {why}: **`cell.slots` {'on' if on else 'off'} for GDAS "
+                   f"on CUDA**.")
+    rome = rome_items(by)
     if rome is not None:
         out.append(f"* ROME on CUDA: {rome} (its drift verdicts in the table above).")
     if not out:
@@ -393,8 +431,8 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
     for method in ISSUE_17:
         # chosen / all: ROME's group_ops; device: EnTranNAS's transit_on_device
         # slots: cell.slots=true (GDAS, and ROME with group_ops=all)
-        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts all", f"{method} darts device",
-                     f"{method} darts slots"):
+        for item in (f"{method} darts", f"{method} darts chosen", f"{method} darts all", f"{method} darts all-op",
+                     f"{method} darts device", f"{method} darts slots"):
             r = by_item.get(item)
             if r is None:
                 continue
@@ -402,14 +440,7 @@ def tables(records: list[dict], source: str = "all.jsonl") -> str:
             ratio = _ms(r, "eager") / _ms(r, m)
             out.append(f"| {item}: at least {SPEEDUP:g}x its eager step | {ratio:.2f}x ({m}) | "
                        f"{'yes' if ratio >= SPEEDUP else 'no'} |")
-    # files since 2026-12-04's H200 run: "rome-v2 darts" takes the default (group_ops=auto: the chosen-op pass
-    # on CUDA) and "rome-v2 darts all" the all-op pass; before, the default was the all-op pass and
-    # "rome-v2 darts chosen" the other
-    if "rome-v2 darts all" in by_item:
-        rome = rome_setting(by_item["rome-v2 darts all"], by_item.get("rome-v2 darts"),
-                            by_item.get("rome-v2 darts slots"))
-    else:
-        rome = rome_setting(by_item.get("rome-v2 darts"), by_item.get("rome-v2 darts chosen"))
+    rome = rome_items(by_item)  # (each file layout: rome_items)
     if rome is not None:
         out.append(f"| ROME's settings on CUDA: the fastest of its steps | {rome} | - |")
     for r in steps:

@@ -108,14 +108,14 @@ def main(argv=None):
                                                       real.info.resolution)
     shape = NetShape(in_channels, args.classes, args.resolution)
 
-    def parts(n_layers: int, on):
-        return step_parts(registry, spec, space, args.channels, n_layers, shape, on)
+    def parts(n_layers: int, on, captured: bool | None = None):
+        return step_parts(registry, spec, space, args.channels, n_layers, shape, on, captured=captured)
 
     def build(fast: bool, perturb: float = 0.0, graph: bool = False, draw: int = 0):
         """One supernet + optimizer, identical for every mode (same seed), switched to ``fast``;
         ``perturb`` scales every weight by (1 + perturb), for the rounding-drift baseline (``draw`` > 0: each
         element by (1 + s * perturb), s a random sign drawn with seed ``draw``)."""
-        sampler, _, net, opt = parts(layers, device)
+        sampler, _, net, opt = parts(layers, device, captured=graph)
         if perturb:
             signs = torch.Generator().manual_seed(draw)
             with torch.no_grad():
@@ -407,10 +407,12 @@ def resolve_step(args):
     return registry, spec, space, layers, NetShape(3, args.classes, args.resolution)
 
 
-def step_parts(registry, spec, space, channels: int, layers: int, shape, device, dtype=None):
+def step_parts(registry, spec, space, channels: int, layers: int, shape, device, dtype=None,
+               captured: bool | None = None):
     """The resolved ``spec``'s sampler, cell type, supernet (``layers`` cells of ``channels``, built in
     float32 under seed 0, then moved to ``device`` and ``dtype``) and bilevel optimizer (100 steps an epoch,
-    50 epochs): what every script here measures a step of."""
+    50 epochs): what every script here measures a step of. ``captured``: whether the step will be captured in a
+    CUDA graph, told to an optimizer that chooses its form by it (ROME's group_ops=auto), as the runner tells it."""
     import torch
 
     comp = {k: registry.component(k, n) for k, n in spec.components.items()}
@@ -419,6 +421,8 @@ def step_parts(registry, spec, space, channels: int, layers: int, shape, device,
     cell = comp["cell"].factory(spec.hparams["cell"])
     net = space.build_search_network(sampler, cell, channels, layers, shape).to(device=device, dtype=dtype)
     opt = comp["optimizer"].factory(spec.hparams["optimizer"], net=net, steps_per_epoch=100, epochs=50)
+    if captured is not None and hasattr(opt, "expect_capture"):
+        opt.expect_capture = captured
     return sampler, cell, net, opt
 
 

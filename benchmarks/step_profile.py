@@ -58,7 +58,8 @@ def main(argv=None) -> dict:
     if cuda:
         torch.backends.cudnn.benchmark = True
     registry, spec, space, layers, shape = search_step.resolve_step(args)
-    sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
+    sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device,
+                                                  captured=args.as_captured)
     search_step.ready(sampler, net, opt, args.mode == "fast", spec.budget.runtime.fast_recompute)
     gen = torch.Generator(device=device).manual_seed(1234)
 

@@ -31,7 +31,12 @@ name means the same kernels whatever the shipped defaults are:
   kernels instead of torch's own, which fp32 NCHW tensors take).
 * ``slots``: a single-path method's (GDAS's) cells with ``cell.slots=true``: while captured, the sampled op of
   each edge in one conv slot (harness.nn.slots: chosen on the device, a conv chain per edge) instead
-  of the all-op pass. Uncaptured (a CPU) it is ``default``.
+  of the all-op pass (the default since 2026-12-05, ``cell.slots=auto``). Uncaptured (a CPU) it is ``default``.
+* ``all-op``: the same cells with ``cell.slots=false``: while captured, the all-op pass weighted by the hard
+  one-hot (the default before).
+
+Each variant's record says the module switches it ran with (``switches``), the default's included, so that a
+file says what "default" was on its day.
 
 Every variant is a fresh network from the same seed, on the fast path, stepped in turn with the others
 (alternating step by step, so drifts in clocks hit all alike), on CUDA in graph mode (``GraphedStep``: its
@@ -67,7 +72,17 @@ VARIANTS = {
     "merge+conv": {"MERGE_KERNEL": 5, "POINTWISE_MATMUL": False, **_OLD, **_TORCH_DW},
     "channels-last": {"channels_last": True},
     "slots": {"slots": True},
+    "all-op": {"slots": False},
 }
+SWITCHES = ("MERGE_KERNEL", "POINTWISE_MATMUL", "SPREAD_DEPTHWISE", "SPREAD_POOLS", "DEPTHWISE_TRITON",
+            "BATCHNORM_TRITON")
+
+
+def switches(settings: dict) -> dict:
+    """The module switches (``SWITCHES``) a variant runs with: its own settings over the shipped defaults."""
+    from harness.nn import fused, groups
+
+    return {k: settings.get(k, getattr(groups if k == "BATCHNORM_TRITON" else fused, k)) for k in SWITCHES}
 
 
 @contextlib.contextmanager
@@ -131,14 +146,14 @@ def main(argv=None) -> dict:
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, layers, shape, device)
         search_step.ready(sampler, net, opt, True, spec.budget.runtime.fast_recompute)
         data = pool
-        if settings.get("slots"):  # cell.slots on every single-path body
+        if "slots" in settings:  # cell.slots on every single-path body
             from harness.nn.cells import SinglePathBody
 
             bodies = [b for b in net.modules() if isinstance(b, SinglePathBody)]
             if not bodies:
-                raise SystemExit(f"--variants slots: {args.method} has no single-path cells")
+                raise SystemExit(f"--variants {name}: {args.method} has no single-path cells")
             for b in bodies:
-                b.slots = True
+                b.slots = settings["slots"]
         if settings.get("channels_last"):
             net = net.to(memory_format=torch.channels_last)  # the same Parameter objects: opt keeps them
             data = [tuple(Batch(b.x.contiguous(memory_format=torch.channels_last), b.y) for b in pair)
@@ -190,13 +205,14 @@ def main(argv=None) -> dict:
     results = {}
     for name, run in runs.items():
         if "failed" in run:
-            results[name] = {"failed": run["failed"], "settings": run["settings"]}
+            results[name] = {"failed": run["failed"], "settings": run["settings"], "switches": switches(run["settings"])}
             continue
         ms = statistics.median(run["times"])
         base_ms = base_ms or ms
         results[name] = {"ms_per_step_median": round(ms, 2), "ms_per_step_min": round(min(run["times"]), 2),
                          "peak_mem_gib": round(max(run["peaks"]), 3) if run["peaks"] else None,
                          "vs_first": round(base_ms / ms, 3), "settings": run["settings"],
+                         "switches": switches(run["settings"]),
                          "losses": [round(v, 6) for v in run["losses"]]}
     out = {"command": "python benchmarks/step_variants.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "method": args.method, "space": args.space, "sets": args.sets, "batch": args.batch,

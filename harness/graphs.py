@@ -208,7 +208,9 @@ class GraphedStep:
     def _fall_back(self, net, why: str) -> None:
         self.failed = why
         self._drop()
-        for m in net.modules():  # layers that would otherwise stay on a form taken while captured
+        # layers that would otherwise stay on a form taken while captured, and an optimizer that chose its form
+        # for a captured step (ROME's group_ops=auto)
+        for m in [*net.modules(), self.inner]:
             leave = getattr(m, "leave_captured_form", None)
             if leave is not None:
                 leave()

@@ -242,9 +242,7 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
                # on CUDA, whether cuDNN convolutions / cuBLAS matrix products may round to TF32 (torch's
                # defaults: convolutions yes, matrix products no; a 10-bit mantissa where fp32 has 23)
                **({"tf32": {"cudnn": torch.backends.cudnn.allow_tf32,
-                            "matmul": torch.backends.cuda.matmul.allow_tf32}} if device.type == "cuda" else {}),
-               # what a component chose for this device (ROME's group_ops=auto: "chosen" on CUDA)
-               **(getattr(optimizer, "runtime_choices", None) or {})}
+                            "matmul": torch.backends.cuda.matmul.allow_tf32}} if device.type == "cuda" else {})}
     graph = rt.cuda_graph  # True, False or "auto" (on CUDA, on the fast path, where the components allow)
     if graph is True or (graph == "auto" and fast):
         why_not = why_not_graphed(device=device, sampler=sampler, cell_type=cell_type, optimizer=optimizer,
@@ -260,17 +258,27 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
         elif device.type == "cuda":  # "auto": a CPU run is never captured, nothing to say there
             runtime["cuda_graph_off"] = why_not
             log(f"  step not captured in a CUDA graph: {why_not}")
-    # cell.slots=true (single-path cells: the chosen op per edge on the device, harness.nn.slots): whether it runs
-    slot_bodies = [m for m in net.modules() if getattr(m, "slots", False) is True] if fast else []
+    # what a component chose for this device and step (ROME's group_ops=auto: on CUDA the all-op pass when the
+    # step is captured, through the conv slots, else the chosen-op pass), told first whether it is captured
+    inner = optimizer.inner if isinstance(optimizer, GraphedStep) else optimizer
+    if hasattr(inner, "expect_capture"):
+        inner.expect_capture = runtime["cuda_graph"]
+    runtime.update(getattr(inner, "runtime_choices", None) or {})
+    # cell.slots (single-path cells: the chosen op per edge on the device, harness.nn.slots): whether it runs.
+    # true: asked, so why not is logged and recorded; auto (the default): recorded where it runs, and why not on
+    # CUDA, where it would have (a CPU step is never captured: nothing to say there)
+    slot_bodies = [m for m in net.modules() if getattr(m, "slots", False) in (True, "auto")] if fast else []
     if slot_bodies:
         from harness.nn import slots
 
         why_no_slots = slots.why_not_run(slot_bodies, device, runtime["cuda_graph"])
+        asked = any(m.slots is True for m in slot_bodies)
         if why_no_slots is None:
             runtime["slots"] = True
-        else:
+        elif asked or device.type == "cuda":
             runtime["slots_off"] = why_no_slots
-            log(f"  cell.slots=true not used: {why_no_slots}")
+            if asked:
+                log(f"  cell.slots=true not used: {why_no_slots}")
 
     def on_epoch(epoch, stats):
         registry.pm.hook.harness_epoch_end(spec=spec, epoch=epoch, stats=stats)
@@ -293,7 +301,8 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
         runtime.update(graph_captures=optimizer.captures, graph_replays=optimizer.replays,
                        eager_steps=optimizer.eager_steps)
         if optimizer.failed is not None:  # runtime.cuda_graph=auto fell back: the steps ran uncaptured
-            runtime.update(cuda_graph=False, cuda_graph_off=optimizer.failed)
+            runtime.update(cuda_graph=False, cuda_graph_off=optimizer.failed,
+                           **(getattr(optimizer.inner, "runtime_choices", None) or {}))
             if runtime.pop("slots", None):  # ... and the cells left the slots with the capture
                 runtime["slots_off"] = f"left when the capture failed: {optimizer.failed}"
     genotype = space.validate(result.genotype)

@@ -38,6 +38,11 @@ def pytest_configure(config):
     from harness.nn.dwconv import interpreter_checks
 
     interpreter_checks(overflow=False, debug=False)
+    # Triton is imported now, in the interpreter's form; from here on the kernels run on this CPU only in the tests
+    # that ask for them (the ``interpret`` fixture), as on a CPU outside the tests: the shipped defaults take
+    # them in captured steps (harness.nn.fused.DEPTHWISE_TRITON, cell.slots=auto), which the other tests' captured
+    # forms must not spend minutes of the interpreter on. Subprocesses inherit "0" (gpu_all.py's TINY sets "1")
+    os.environ["TRITON_INTERPRET"] = "0"
 
 
 @pytest.fixture

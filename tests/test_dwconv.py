@@ -94,10 +94,15 @@ def test_why_not_names_the_device_and_the_dtype(monkeypatch):
     assert "torch.float16" in dwconv.why_not(torch.zeros(1, dtype=torch.float16))
 
 
-@triton.jit
-def _times(x_ptr, y_ptr, m):
+def _times_body(x_ptr, y_ptr, m):
     offs = tl.arange(0, 4)
     tl.store(y_ptr + offs, tl.load(x_ptr + offs) * m)
+
+
+def _times():
+    """The kernel, made under the ``interpret`` fixture: triton.jit reads TRITON_INTERPRET when it is called, and
+    the suite leaves it "0" outside the tests that ask for the interpreter (tests/conftest.py)."""
+    return triton.jit(_times_body)
 
 
 def test_overflow_checked_fails_a_launch_whose_int32_arithmetic_overflows(interpret, overflow_checked):
@@ -105,14 +110,14 @@ def test_overflow_checked_fails_a_launch_whose_int32_arithmetic_overflows(interp
     launch on an int32 product past 2**31 (2**20 * 2**12 wraps to 0); the suite's other tests run without it."""
     x = torch.full((4,), 2**20, dtype=torch.int32)
     with pytest.raises(Exception, match="int32 overflow detected for operation mul"):
-        _times[(1,)](x, torch.empty_like(x), 2**12)
-    _times[(1,)](x, y := torch.empty_like(x), 2**10)  # 2**30 fits
+        _times()[(1,)](x, torch.empty_like(x), 2**12)
+    _times()[(1,)](x, y := torch.empty_like(x), 2**10)  # 2**30 fits
     assert y.tolist() == [2**30] * 4
 
 
 def test_the_suites_interpreter_skips_the_overflow_check(interpret):
     x = torch.full((4,), 2**20, dtype=torch.int32)
-    _times[(1,)](x, y := torch.empty_like(x), 2**12)
+    _times()[(1,)](x, y := torch.empty_like(x), 2**12)
     assert y.tolist() == [0] * 4  # int32 wraps, as on a GPU
 
 

@@ -13,11 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "profile darts darts", "gdas darts",
-            "gdas darts slots",
-            "rome-v2 darts", "rome-v2 darts all", "rome-v2 darts slots", "entrannas darts",
+            "rome-v2 darts", "entrannas darts",
             "entrannas darts device", "e2e graph", "dwconv darts", "bn darts", "variants darts darts",
             "variants darts nb201", "pc-darts darts", "drnas darts", "sdarts-adv darts", "darts-minus darts",
-            "variants gdas darts", "profile gdas darts slots", "darts darts recompute",
+            "variants gdas darts", "profile gdas darts", "profile rome-v2 darts", "gdas darts all-op",
+            "rome-v2 darts all", "darts darts recompute",
             "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device",
             "rome-v1 darts", "e2e eager", "f64 rome-v2", "packing"]
@@ -100,9 +100,17 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     rome = lines[PRIORITY.index("rome-v2 darts")]
     assert rome["host_syncs_in_step"] == "none (meta device)"  # the fast step, checked on the meta device
     assert rome["modes"]["fast"]["grouped"] is True and rome["modes"]["fast"]["sample_chunk"] == 2  # TINY: K=2
-    all_ops = lines[PRIORITY.index("rome-v2 darts all")]  # the all-op pass (the default off CUDA, as here)
-    assert all_ops["sets"] == ["optimizer.group_ops=all", "optimizer.samples=2"] and all_ops["modes"]["fast"]["grouped"]
-    assert "baseline_loss_max_rel_diff" in all_ops
+    all_ops = lines[PRIORITY.index("rome-v2 darts all")]  # the all-op pass without the slots (on CUDA, captured)
+    assert all_ops["sets"] == ["optimizer.group_ops=all", "cell.slots=false", "optimizer.samples=2"]
+    assert all_ops["modes"]["fast"]["grouped"] and "baseline_loss_max_rel_diff" in all_ops
+    assert lines[PRIORITY.index("gdas darts all-op")]["sets"] == ["cell.slots=false"]
+    # the slot steps' kernels, largest first (TINY: the captured form without the slots, ROME with K=2)
+    for item in ("profile gdas darts", "profile rome-v2 darts"):
+        prof = lines[PRIORITY.index(item)]
+        assert prof["as_captured"] is True and "cell.slots=false" in prof["sets"] and prof["top"], prof
+    assert list(lines[PRIORITY.index("variants gdas darts")]["variants"]) == ["default", "all-op"]
+    # each variant says the switches it ran with, the default's included (what "default" was that day)
+    assert variants["variants"]["default"]["switches"]["DEPTHWISE_TRITON"] is True
     device = lines[PRIORITY.index("entrannas darts device")]  # transit cells derived on the device
     assert device["sets"] == ["cell.transit_on_device=true"] and device["host_syncs_in_step"] == "none (meta device)"
     e2e = [lines[PRIORITY.index(item)] for item in ("e2e graph", "e2e eager")]

@@ -368,3 +368,55 @@ def test_two_calls_files_make_one_set_of_tables(tmp_path, capsys):
     with pytest.raises(SystemExit, match="one of the files read"):
         gpu_tables.main([*map(str, paths), "--combined", str(paths[0])])
     assert paths[0].read_text().count("\n") == 4
+
+
+def test_files_since_the_slots_became_the_default_are_read_in_their_layout():
+    """Since 2026-12-05 "rome-v2 darts" is the defaults: fast the chosen-op pass, graph the slots (one record, its
+    eager counted once in the mean), "rome-v2 darts all" the all-op pass; "gdas darts" is the slots and "gdas darts
+    all-op" the form they replaced."""
+    rome = _step("rome-v2 darts", 900.0, 495.0, 330.0)
+    all_op = _step("rome-v2 darts all", 800.0, 680.0, 690.0)
+    text = gpu_tables.tables([rome, all_op])
+    row = next(line for line in text.splitlines() if "ROME's settings" in line)
+    assert ("| graph conv slots (optimizer.group_ops=all, cell.slots=true): fast all-op pass 680.0 ms, chosen-op "
+            "pass 495.0 ms, eager K-loop 850.0 ms, graph conv slots 330.0 ms |") in row  # (900 + 800) / 2
+    assert "| rome-v2 darts: at least 3x its eager step | 2.73x (graph) | no |" in text  # 900 / 330
+    # the defaults' record alone still names the two of them and the eager loop
+    alone = gpu_tables.rome_items({"rome-v2 darts": rome})
+    assert alone == ("graph conv slots (optimizer.group_ops=all, cell.slots=true): chosen-op pass 495.0 ms, eager "
+                     "K-loop 900.0 ms, graph conv slots 330.0 ms")
+    gdas = _step("gdas darts", 190.0, 150.0, 60.0, drift={"baseline": (1, 0.05), "graph": (1, 0.09)})
+    old = _step("gdas darts all-op", 190.0, 146.0, 117.0)
+    (line,) = _decided([gdas, old])
+    assert line.startswith("* `gdas darts` against `gdas darts all-op`: slots 60.0 ms (graph) against 117.0 (graph), "
+                           "190.0 eager (3.17x); drift within")
+    assert line.endswith("**`cell.slots` on for GDAS on CUDA**.")
+    assert "| gdas darts all-op: at least 3x its eager step | 1.62x (graph) | no |" in gpu_tables.tables([old])
+
+
+def test_kernel_switches_are_read_from_what_each_variant_ran_with():
+    """Since 2026-12-05 step_variants.py records each variant's switches: the default then has the Triton
+    depthwise kernels on, and "spread" (torch's kernels) is the form that times the switch off."""
+    same = [2.0, 1.9, 1.8]
+    darts = _step("darts darts", 800.0, 250.0, 104.0, drift={"baseline": (2, 0.3), "graph": (2, 0.2)})
+    var = _variants("variants darts darts", {"default": (92.0, same), "spread": (104.8, same),
+                                             "triton-bn": (98.7, same), "triton-dw+bn": (86.0, same)})
+    sw = {"default": (True, False), "spread": (False, False), "triton-bn": (False, True), "triton-dw+bn": (True, True)}
+    for name, (dw, bn) in sw.items():
+        var["variants"][name]["switches"] = {"DEPTHWISE_TRITON": dw, "BATCHNORM_TRITON": bn}
+    lines = _decided([darts, var])
+    assert lines[0].startswith("* `variants darts darts`: triton-dw+bn (default 92.0 ms, spread 104.8 ms")
+    assert "* **`harness.nn.fused.DEPTHWISE_TRITON = True`**." in lines
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = True`**." in lines  # 86 <= 0.98 x 92
+    var["variants"]["triton-dw+bn"]["ms_per_step_median"] = 91.0  # not 2% faster than the default's 92
+    lines = _decided([darts, var])
+    assert "triton-dw+bn (91.0 ms) is not 2% faster than the default (92.0 ms)" in lines[0]
+    assert "* **`harness.nn.fused.DEPTHWISE_TRITON = True`**." in lines  # the default's, which has it on
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = False`**." in lines
+    # an item that timed the depthwise switch one way only does not decide it
+    one_way = _variants("variants darts darts", {"default": (92.0, same), "triton-dw+bn": (80.0, same)})
+    for name in ("default", "triton-dw+bn"):
+        one_way["variants"][name]["switches"] = {"DEPTHWISE_TRITON": True, "BATCHNORM_TRITON": name != "default"}
+    lines = _decided([darts, one_way])
+    assert not any("DEPTHWISE_TRITON" in line for line in lines)
+    assert "* **`harness.nn.groups.BATCHNORM_TRITON = True`**." in lines

@@ -94,14 +94,49 @@ def test_chosen_ops_are_refused_for_cuda_graphs_by_name():
     opt.config = type(opt.config)(**{**opt.config.__dict__, "group_ops": "chosen"})
     reason = why_not_graphed(device=cuda, sampler=sampler, cell_type=cell, optimizer=opt)
     assert "AccumulateBilevel" in reason and "group_ops='chosen'" in reason
-    # the default, auto: the chosen-op pass for a network on CUDA (the fastest there, BENCHMARKS.md), the
-    # all-op pass elsewhere; refused by name with the setting that captures
+    # the default, auto: on CUDA the all-op pass where the step is captured and the cells take the conv slots
+    # (captured through them: the fastest there, 332.9 against 495.4 ms for the chosen-op pass on an H200,
+    # BENCHMARKS.md), else the chosen-op pass; the all-op pass elsewhere. The chosen-op pass is refused by name
+    # with the setting that captures
     opt.config = type(opt.config)(**{**opt.config.__dict__, "group_ops": "auto"})
     assert opt.group_ops == "all" and opt.graph_blocker is None
     opt._device_type = "cuda"  # as built for a network on CUDA, without one
-    assert opt.group_ops == "chosen" and opt.runtime_choices == {"group_ops": "chosen"}  # recorded by the runner
+    for ready, expect, ops in ((True, None, "all"), (True, True, "all"), (True, False, "chosen"),
+                               (False, None, "chosen"), (False, True, "chosen")):
+        opt._slots_ready, opt.expect_capture = ready, expect
+        assert opt.group_ops == ops and opt.runtime_choices == {"group_ops": ops}, (ready, expect)  # recorded
+    opt._slots_ready, opt.expect_capture = True, None  # not known yet whether captured: capturable
+    assert why_not_graphed(device=cuda, sampler=sampler, cell_type=cell, optimizer=opt) is None
+    opt._slots_ready = False  # no Triton, or a cell the slots do not know (NAS-Bench-201's dense convs)
     reason = why_not_graphed(device=cuda, sampler=sampler, cell_type=cell, optimizer=opt)
-    assert "('auto' on CUDA; optimizer.group_ops=all captures)" in reason
+    assert "('auto' on CUDA where the cells do not take the conv slots; optimizer.group_ops=all captures)" in reason
+
+
+def test_rome_on_cuda_takes_the_slots_where_every_cell_can(interpret, monkeypatch):
+    """Whether ROME's cells take the conv slots on a device (group_ops=auto's CUDA choice), asked of the cells:
+    the DARTS space's can (Triton's interpreter stands in for the GPU), not with cell.slots=false, not
+    NAS-Bench-201's dense convs, and not on a CPU without the interpreter."""
+    from harness_rome.components import _cell_bodies, _slots_ready
+
+    cpu = torch.device("cpu")
+    net = method_parts("rome-v2", "darts", channels=2, layers=2)[0]
+    assert _slots_ready(_cell_bodies(net), cpu)
+    off = method_parts("rome-v2", "darts", channels=2, layers=2, sets=[("cell", "slots", "false")])[0]
+    assert not _slots_ready(_cell_bodies(off), cpu)
+    nb201 = method_parts("rome-v2", "nb201", channels=2, layers=1)[0]
+    assert not _slots_ready(_cell_bodies(nb201), cpu)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert not _slots_ready(_cell_bodies(net), cpu)
+
+
+def test_a_failed_capture_sends_rome_to_the_chosen_op_pass():
+    """After a capture that failed (harness.graphs.GraphedStep's fallback) the run goes on uncaptured, where the
+    chosen-op pass is the faster one: group_ops=auto resolves to it from the next step on."""
+    net, _, _, opt = method_parts("rome-v2", "s2")
+    opt._device_type, opt._slots_ready, opt._rerouted = "cuda", True, True
+    assert opt.group_ops == "all"
+    opt.leave_captured_form()
+    assert opt.group_ops == "chosen" and opt._rerouted is False  # the bodies are told at the next step
 
 
 def test_group_ops_names_the_valid_choices():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from harness.api import ArchWeights, CellSpec
+from harness.api import BOOL_WORDS, ArchWeights, CellSpec
 from harness.nn import dwconv, groups, slots
 from harness.nn.fused import FusedMixed
 
@@ -168,15 +168,24 @@ class SinglePathConfig:
     # training forwards (one sampled architecture, or K sample groups), from the first captured step on, in
     # harness.nn.slots's form: per edge one conv slot holding the chosen op's weights and depthwise geometry
     # (Triton kernels), pools once per source, BatchNorm statistics to the chosen op only; no host read, and
-    # about a third of the bytes of the captured all-op pass, which computes every op. Off until a GPU has
-    # timed it (BENCHMARKS.md);
-    # where it cannot run (no Triton, an op it does not know: NAS-Bench-201's dense convs) the cell keeps the
-    # all-op pass
-    slots: bool = False
+    # about a third of the bytes of the captured all-op pass, which computes every op. "auto" (the default):
+    # wherever it can run (a step captured in a CUDA graph, Triton present, a cell whose every op it knows: not
+    # NAS-Bench-201's dense convs), elsewhere the all-op pass without a word; true: the same, logging and
+    # recording why not where it cannot; false: never. On by default since the H200 run of 2026-12-05
+    # (BENCHMARKS.md, "GPU figures, 2026-12-05, the third H200 run"; benchmarks/results/2026-12-05-gpu/): GDAS on
+    # darts (batch 64, C=16, 8 cells) captured in 67.1 ms a step through the slots against 106.2 ms through
+    # the all-op pass, peak 3.52 against 6.88 GiB, fp32 drift within both rounding baselines, no host sync;
+    # ROME v2's captured slots 332.9 ms against 495.4 ms for its chosen-op pass, the fastest before
+    # (optimizer.group_ops=auto takes them on CUDA)
+    slots: str | bool = "auto"
 
     def __post_init__(self):
         if self.fused not in ("auto", "always", "never"):
             raise ValueError(f"fused must be 'auto', 'always' or 'never', not {self.fused!r}")
+        value = {**BOOL_WORDS, "auto": "auto"}.get(str(self.slots).lower())
+        if value is None:
+            raise ValueError(f"slots must be true, false or auto, not {self.slots!r}")
+        object.__setattr__(self, "slots", value)
 
 
 class SinglePathBody(CellBody):
@@ -316,7 +325,7 @@ class SinglePathBody(CellBody):
             return True
         return self.fused_mode == "always" or (self.fused_mode == "auto" and not launch_bound(x))
 
-    slots = False  # SinglePathConfig.slots (SinglePathCell sets it)
+    slots = False  # SinglePathConfig.slots: True, "auto" or False (SinglePathCell sets it)
     _slots = None  # harness.nn.slots.ChosenSlots, once used
 
     def _slots_now(self, x: torch.Tensor) -> bool:

@@ -21,8 +21,10 @@ order the forward folds into where it writes: ``dest``). ``relu=True`` reads
 ``max(x, 0)`` (the fused cell's ReLU before a depthwise conv, fused into its loads; its backward masks
 the input gradient where ``x <= 0``).
 
-Whether it is faster than torch's kernels is for a GPU to say (``benchmarks/dwconv_bench.py``,
-``benchmarks/step_variants.py``'s ``triton-dw``); off by default (``harness.nn.fused.DEPTHWISE_TRITON``).
+In the captured DARTS step by default (``harness.nn.fused.DEPTHWISE_TRITON``): 92.0 against 104.8 ms a step with
+torch's kernels on an H200 (``benchmarks/step_variants.py``'s ``triton-dw``, 2026-12-05; BENCHMARKS.md); each
+geometry against torch's is ``benchmarks/dwconv_bench.py``'s. The single-path cells' conv slots
+(:mod:`harness.nn.slots`) run their per-unit geometries here too.
 Kernels are compiled at first use; on a CPU they run only in Triton's interpreter (``TRITON_INTERPRET=1``,
 slow, for the tests).
 """

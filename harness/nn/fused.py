@@ -363,9 +363,12 @@ SPREAD_DEPTHWISE = True
 SPREAD_POOLS = True
 # DEPTHWISE_TRITON: while a CUDA graph is captured, the chains' depthwise convs in Triton kernels
 # (harness.nn.dwconv), a ReLU right before one fused into its loads, and a shared input read by every unit
-# without its repeat. Off until a GPU has timed it against torch's kernels (benchmarks/dwconv_bench.py,
-# step_variants.py's "triton-dw"); uncaptured steps keep torch's kernels (a Python Function's host cost).
-DEPTHWISE_TRITON = False
+# without its repeat. On since the H200 run of 2026-12-05 (BENCHMARKS.md, "GPU figures, 2026-12-05, the third
+# H200 run"; benchmarks/results/2026-12-05-gpu/all.jsonl, "variants darts darts"): the captured DARTS step on
+# darts (batch 64, C=16, 8 cells) took 92.0 ms against 104.8 ms with torch's kernels, its losses with the
+# default form's as long as the rounding baseline stays with eager (gpu_tables.py's rule). Uncaptured steps keep
+# torch's kernels (a Python Function's host cost); without Triton (or off CUDA) nothing changes.
+DEPTHWISE_TRITON = True
 
 
 def _triton_dw(h: torch.Tensor) -> bool:

@@ -40,8 +40,9 @@ interpreter on a CPU) against the eager cell and the eager K-loop in float64, Ba
 included. Runs where :mod:`harness.nn.dwconv` can (CUDA; a CPU only in Triton's interpreter), in training
 forwards from the first captured step on, for cells whose every op it knows (the DARTS spaces, S4's
 ``noise`` drawn for every edge as the all-op pass draws it; not NAS-Bench-201's dense convs); anything else
-keeps the other forms. Off until a GPU has timed
-it (``--set cell.slots=true``: ``harness.nn.cells.SinglePathConfig.slots``; a run records whether it ran).
+keeps the other forms. On by default where it can run since an H200 timed it (GDAS 67.1 against 106.2 ms a
+captured step, ROME v2 332.9 against 495.4 ms for its chosen-op pass, 2026-12-05; BENCHMARKS.md):
+``cell.slots`` (``harness.nn.cells.SinglePathConfig.slots``: auto, true or false; a run records whether it ran).
 """
 
 from __future__ import annotations

@@ -311,12 +311,14 @@ class AccumulateConfig(BilevelConfig):
     weight_clip: str = "sum"  # clip the summed gradient once ("sum") or each sample's ("per-sample")
     group_samples: bool = True  # on the fast cell path: the K samples as one grouped pass (issue 17)
     # what a grouped pass computes per edge: "all" every op, weighted by each sample's one-hot (no host read,
-    # CUDA-graph capturable; a DARTS supernet's compute per sample) or "chosen" only the ops the samples
-    # chose, once per op (the eager loop's compute, one host read per pass, not capturable). "auto": chosen
-    # on CUDA, all elsewhere. Measured on an H200 (rome-v2, darts, batch 64, C=16, 8 cells; BENCHMARKS.md,
-    # "GPU figures, 2026-12-04"): chosen 486 ms a step, all 794 ms (765 ms captured, 56 GiB uncaptured),
-    # the eager K-loop 828 ms. On a CPU the fast path is off unless runtime.fast_cpu (the smoke preset's
-    # tiny supernets, where the all-op pass was measured fastest)
+    # CUDA-graph capturable; a DARTS supernet's compute per sample; once captured, through the conv slots where
+    # the cells take them: cell.slots, harness.nn.slots) or "chosen" only the ops the samples chose, once per op
+    # (the eager loop's compute, one host read per pass, not capturable). "auto": on CUDA "all" where the step
+    # will be captured and the cells take the slots, else "chosen"; "all" elsewhere. Measured on H200s (rome-v2,
+    # darts, batch 64, C=16, 8 cells; BENCHMARKS.md): on 2026-12-05 the captured slots 332.9 ms a step (peak
+    # 18.8 GiB), chosen 495.4 ms (8.9 GiB), the captured all-op pass without the slots 685.7 ms, the eager K-loop
+    # 840-1054 ms; on 2026-12-04 chosen 486 ms, all 794 ms. On a CPU the fast path is off unless
+    # runtime.fast_cpu (the smoke preset's tiny supernets, where the all-op pass was measured fastest)
     group_ops: str = "auto"
     # samples per grouped pass; 0: auto (all K on a CPU; on CUDA as many as fit in 70% of the free memory,
     # from the first step's one-sample pass). Fewer bound the activation memory, which grows with it
@@ -340,6 +342,15 @@ class AccumulateConfig(BilevelConfig):
 def _cell_bodies(net) -> list:
     """The network's cell bodies (modules holding a CellSpec)."""
     return [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
+
+
+def _slots_ready(bodies, device) -> bool:
+    """Whether every one of ``bodies`` takes :mod:`harness.nn.slots`'s form once a step on ``device`` is captured
+    (cell.slots true or auto, the depthwise kernels run there, every op of the cell known to the form)."""
+    from harness.nn import slots
+
+    able = [b for b in bodies if getattr(b, "slots", False) in (True, "auto")]
+    return bool(bodies) and len(able) == len(bodies) and slots.why_not_run(able, device, True) is None
 
 
 class AccumulateBilevel(FirstOrderBilevel):
@@ -367,17 +378,34 @@ class AccumulateBilevel(FirstOrderBilevel):
 
     graph_capturable = True  # host-side decisions only from configuration and module flags
 
+    # whether the run's step will be captured in a CUDA graph: None until the runner knows (harness.runner sets
+    # it once runtime.cuda_graph is resolved; search_step.py per mode), False after a capture that failed
+    expect_capture: bool | None = None
+    _slots_ready: bool | None = None  # whether every cell body takes the conv slots on this device (found once)
+
     def __init__(self, config: AccumulateConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
         self._device_type = next(iter(net.sampler.arch_parameters())).device.type
+        self._slots_ready = self._device_type == "cuda" and _slots_ready(_cell_bodies(net),
+                                                                          next(net.parameters()).device)
         self._route(_cell_bodies(net))  # known from the start (the runner's out-of-memory hint reads it)
 
     @property
     def group_ops(self) -> str:
-        """``config.group_ops`` with "auto" resolved for the network's device: "chosen" on CUDA, else "all"."""
+        """``config.group_ops`` with "auto" resolved for the network's device and step: on CUDA "all" where the
+        step is captured (or not known yet not to be) and every cell takes the conv slots, else "chosen"; "all"
+        elsewhere."""
         if self.config.group_ops != "auto":
             return self.config.group_ops
-        return "chosen" if getattr(self, "_device_type", "cpu") == "cuda" else "all"
+        if getattr(self, "_device_type", "cpu") != "cuda":
+            return "all"
+        return "all" if self._slots_ready and self.expect_capture is not False else "chosen"
+
+    def leave_captured_form(self) -> None:
+        """The run goes on uncaptured (harness.graphs.GraphedStep, after a capture that failed): group_ops=auto
+        takes the chosen-op pass from the next step on, the faster one uncaptured."""
+        self.expect_capture = False
+        self._rerouted = False
 
     @property
     def runtime_choices(self) -> dict:
@@ -386,7 +414,7 @@ class AccumulateBilevel(FirstOrderBilevel):
 
     @property
     def _routes(self) -> bool:
-        """Whether grouped passes run only the chosen ops (``group_ops`` "chosen", or "auto" on CUDA)."""
+        """Whether grouped passes run only the chosen ops (``group_ops`` "chosen", or "auto" resolved to it)."""
         return self.config.group_samples and self.group_ops == "chosen"
 
     def _route(self, bodies) -> None:
@@ -401,7 +429,8 @@ class AccumulateBilevel(FirstOrderBilevel):
         """Why this configuration's step cannot be captured (``harness.graphs.why_not_graphed``)."""
         if not self._routes:
             return None
-        auto = " ('auto' on CUDA; optimizer.group_ops=all captures)" if self.config.group_ops == "auto" else ""
+        auto = (" ('auto' on CUDA where the cells do not take the conv slots; optimizer.group_ops=all captures)"
+                if self.config.group_ops == "auto" else "")
         return f"optimizer.group_ops='chosen'{auto} reads each pass's sampled ops on the host"
 
     def _scale(self, reduction: str) -> float:
