@@ -197,6 +197,28 @@ def test_a_failed_capture_stops_the_run_unless_it_may_fall_back():
     assert (step.captures, step.replays, step.eager_steps) == (0, 0, 5)
 
 
+def test_after_a_failed_capture_rome_goes_on_through_the_chosen_op_pass():
+    """ROME's group_ops=auto on CUDA takes the all-op pass (captured: the slots) where the step is captured; a
+    capture that fails (runtime.cuda_graph=auto falls back) tells the optimizer too, and the uncaptured steps after
+    it run the chosen-op pass, the faster one there. (The network is on this CPU, told it is on CUDA.)"""
+    from harness.nn.cells import SinglePathBody
+
+    net, _, _, opt = method_parts("rome-v2", "s2", sets=[("optimizer", "samples", "2")])
+    set_fast(net, True)
+    opt._device_type, opt._slots_ready = "cuda", True
+    bodies = [b for b in net.modules() if isinstance(b, SinglePathBody)]
+    said = []
+    step = CaptureFails(opt, fallback=said.append)
+    step.set_progress(0, 1)
+    for i, (train, val) in enumerate(random_batches(5)):
+        assert torch.isfinite(step.step(net, train, val).train_loss)
+        if i < 3:  # the warm-up steps: the all-op pass, grouped
+            assert opt.group_ops == "all" and not any(b.route_samples for b in bodies)
+    assert len(said) == 1 and step.failed is not None
+    assert opt.expect_capture is False and opt.group_ops == "chosen" and opt.grouped(net)
+    assert bodies and all(b.route_samples for b in bodies)
+
+
 def test_a_warm_up_that_fails_in_the_captured_form_falls_back_and_leaves_the_slots(interpret, monkeypatch):
     """GDAS with cell.slots: a warm-up step whose captured form fails (here its depthwise kernels, after the
     slots bound the BatchNorm buffers) is reported, the cells leave the slots (their BatchNorm buffers their
