@@ -190,9 +190,17 @@ def items(tiny: bool):
             for m, est in BASELINES.items() if not tiny or m in TINY_BASELINES]
     # issue 17: GDAS's captured step through the conv slots (the default since 2026-12-05) against the all-op
     # pass with the Triton depthwise kernels (DEPTHWISE_TRITON, also the default since then), side by side
+    # and both slot steps with BatchNorm in Triton kernels (the slots' BatchNorm calls go through
+    # harness.nn.groups.batch_norm: BATCHNORM_TRITON applies; 352 forward and 337 backward calls in GDAS's step, 496
+    # and 463 in ROME's, counted on a CPU: BENCHMARKS.md), the lever the DARTS profile points to (torch's NCHW
+    # BatchNorm kernels at a fifth of the memory's bandwidth; "bn darts": 7.13 against 10.98 ms a forward)
     out += [(60, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
-                                                     "--variants", "default,all-op",
-                                                     "--steps", "1" if tiny else "10", "--warmup", warm])]
+                                                     "--variants", "default,all-op,triton-bn",
+                                                     "--steps", "1" if tiny else "10", "--warmup", warm]),
+            (60, "variants rome-v2 darts", "variants", ["--method", "rome-v2", "--space", "darts", *size,
+                                                        "--variants", "default,triton-bn",
+                                                        "--steps", "1" if tiny else "8", "--warmup", warm,
+                                                        *k_tiny])]
     # issue 17: where the slot steps' kernel time goes (uncaptured, in the captured form), for the next cut: GDAS
     # and ROME v2 (K=7). TINY: the captured form without the slots (which a CPU runs only in Triton's interpreter,
     # minutes here), ROME with K=2
@@ -236,6 +244,14 @@ def items(tiny: bool):
     moved = [item for item in out if item[1] in later]
     out = [item for item in out if item[1] not in later]
     at = [label for _, label, _, _ in out].index("f64 rome-v2")
+    out = out[:at] + moved + out[at:]
+    # Since 2026-12-05 (eleventh session) issue 17's open targets (GDAS and ROME v2 at 2.4-2.9x their eager steps
+    # against 3x on the third H200 run) come right after the DARTS kernel forms, before the baselines, which that
+    # run timed all but two of: their variants and profiles are what the next cut needs
+    first17 = ("variants gdas darts", "variants rome-v2 darts", "profile gdas darts", "profile rome-v2 darts")
+    moved = [item for item in out if item[1] in first17]
+    out = [item for item in out if item[1] not in first17]
+    at = [label for _, label, _, _ in out].index("variants darts nb201") + 1
     out = out[:at] + moved + out[at:]
     if tiny:  # the meta-device sync check (a CPU's stand-in for CUDA's) only where tests/test_gpu_session.py reads
         # it: 0.2-0.9 s more an item in meta kernels that torch runs in Python (8 items: 5 s of the 53 s on this

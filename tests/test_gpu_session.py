@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PRIORITY = ["darts darts", "darts nb201", "profile darts darts", "gdas darts",
             "rome-v2 darts", "entrannas darts",
             "entrannas darts device", "e2e graph", "dwconv darts", "bn darts", "variants darts darts",
-            "variants darts nb201", "pc-darts darts", "drnas darts", "sdarts-adv darts", "darts-minus darts",
-            "variants gdas darts", "profile gdas darts", "profile rome-v2 darts", "gdas darts all-op",
-            "rome-v2 darts all", "darts darts recompute",
+            "variants darts nb201", "variants gdas darts", "variants rome-v2 darts", "profile gdas darts",
+            "profile rome-v2 darts", "pc-darts darts", "drnas darts", "sdarts-adv darts", "darts-minus darts",
+            "gdas darts all-op", "rome-v2 darts all", "darts darts recompute",
             "darts-2nd darts",
             "single-darts darts", "darts-pt-fixed-alpha darts", "entrannas-dst darts", "entrannas-dst darts device",
             "rome-v1 darts", "e2e eager", "f64 rome-v2", "packing"]
@@ -108,7 +108,10 @@ def test_all_takes_every_item_in_priority_order(tmp_path):
     for item in ("profile gdas darts", "profile rome-v2 darts"):
         prof = lines[PRIORITY.index(item)]
         assert prof["as_captured"] is True and "cell.slots=false" in prof["sets"] and prof["top"], prof
-    assert list(lines[PRIORITY.index("variants gdas darts")]["variants"]) == ["default", "all-op"]
+    assert list(lines[PRIORITY.index("variants gdas darts")]["variants"]) == ["default", "all-op", "triton-bn"]
+    rome_forms = lines[PRIORITY.index("variants rome-v2 darts")]  # ROME's slot step with Triton's BatchNorm (GPU)
+    assert list(rome_forms["variants"]) == ["default", "triton-bn"] and rome_forms["sets"] == ["optimizer.samples=2"]
+    assert rome_forms["variants"]["triton-bn"]["switches"]["BATCHNORM_TRITON"] is True
     # each variant says the switches it ran with, the default's included (what "default" was that day)
     assert variants["variants"]["default"]["switches"]["DEPTHWISE_TRITON"] is True
     device = lines[PRIORITY.index("entrannas darts device")]  # transit cells derived on the device
