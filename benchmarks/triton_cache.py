@@ -53,10 +53,12 @@ PARTS = (
      "dw"),  # K=7 sample groups
     ("darts step", ["--method", "darts"], "step dw bn"),  # variants darts darts: triton-dw, triton-bn, both
     ("nb201 step", ["--method", "darts", "--space", "nb201"], "step bn"),  # variants darts nb201: triton-bn
-    ("gdas step", ["--method", "gdas"], "step dw"),  # variants gdas darts: triton-dw (its fused all-op pass)
-    ("gdas slots step", ["--method", "gdas", "--set", "cell.slots=true"], "step"),  # gdas darts slots, variants
-    # gdas darts slots, profile gdas darts slots. (ROME v2's slot step: no form GDAS's has not, checked on
-    # 2026-12-05 at 100 s of CPU, so not here; its item compiles what it finds missing.)
+    # variants gdas darts's all-op (its fused all-op pass with DEPTHWISE_TRITON, the default since 2026-12-05)
+    ("gdas step", ["--method", "gdas", "--set", "cell.slots=false"], "step dw"),
+    # GDAS's captured step (the slots, cell.slots=auto) with Triton's BatchNorm too (variants gdas darts: default,
+    # triton-bn; gdas darts, profile gdas darts). (ROME v2's slot step: no depthwise form GDAS's has not, checked
+    # on 2026-12-05 at 100 s of CPU, so not here; its items compile what they find missing.)
+    ("gdas slots step", ["--method", "gdas"], "step bn"),
 )
 TINY = ["--batch", "2", "--channels", "4", "--layers", "3", "--resolution", "16"]
 MANIFEST = "manifest.json"
