@@ -64,9 +64,10 @@ def main(argv=None) -> dict:
         spec = resolve(registry, method, args.space, "cifar10", 0, "paper", {},
                        parse_sets(sets.split(",")) if sets else [])
         space = registry.space(args.space, spec.budget.search.op_set)
-        # every mode and dtype starts from the same float32 initialisation
+        # every mode and dtype starts from the same float32 initialisation; its steps run uncaptured, so a setting
+        # resolved by that (ROME's group_ops=auto: on CUDA the chosen-op pass) resolves as in an uncaptured run
         sampler, _, net, opt = search_step.step_parts(registry, spec, space, args.channels, args.layers, shape,
-                                                      device, dtype)
+                                                      device, dtype, captured=False)
         search_step.ready(sampler, net, opt, fast == "fast")
         return net, opt
 
