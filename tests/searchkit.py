@@ -76,11 +76,11 @@ def eager_and_fast_in_float64(method, space_name, *, sets=(), channels=4, epochs
         torch.set_default_dtype(torch.float32)
 
 
-def captured_step_matches_eager(tol=1e-9):
-    """One DARTS step (an architecture step, then a weight step) on a normal and a reduction cell, in float64,
-    from the same start: on the eager cells, and on the fast path in the form a CUDA graph captures
-    (``groups.as_captured``, where the Triton forms run). Asserts the loss, alpha, every weight and every
-    running statistic after it agree to ``tol`` (relative); the tests of the Triton forms switch theirs on
+def captured_step_matches_eager(tol=1e-9, method="darts", channels=2, sets=()):
+    """One step of ``method`` (DARTS: an architecture step, then a weight step) on a normal and a reduction cell, in
+    float64, from the same start and random stream: on the eager cells, and on the fast path in the form a CUDA
+    graph captures (``groups.as_captured``, where the Triton forms run). Asserts the loss, alpha, every weight and
+    every running statistic after it agree to ``tol`` (relative); the tests of the Triton forms switch theirs on
     first."""
     import contextlib
 
@@ -92,8 +92,10 @@ def captured_step_matches_eager(tol=1e-9):
         train, val = random_batches(1, size=2, resolution=8)[0]
 
         def step(fast):
-            net, sampler, _, opt = method_parts("darts", "darts", channels=2, layers=1, steps_per_epoch=12)
+            net, sampler, _, opt = method_parts(method, "darts", channels=channels, layers=1, steps_per_epoch=12,
+                                                sets=sets)
             opt.set_progress(0, 1)
+            torch.manual_seed(1)
             set_fast(net, fast)
             with groups.as_captured() if fast else contextlib.nullcontext():
                 loss = float(opt.step(net, train, val).train_loss)

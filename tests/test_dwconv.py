@@ -147,6 +147,27 @@ def test_fused_cell_through_the_kernels_takes_the_eager_step_in_float64(interpre
     assert any(remapped)  # the spread conv wrote its outputs in the units' order itself
 
 
+def test_partial_channel_cells_through_the_kernels_take_the_eager_step_in_float64(interpret, monkeypatch):
+    """The depthwise kernels are on by default in captured steps since 2026-12-05 (DEPTHWISE_TRITON), and the
+    partial-channel cells (PC-DARTS, DrNAS) run fused there too: their ops see C/k channels (here 2 of 4) and the
+    bypass is shuffled back in. One PC-DARTS step (no warm-up, so the architecture step runs too) in float64: the
+    captured form with the kernels equals the eager cells, as DARTS's does above."""
+    import harness.nn.fused as fused
+
+    monkeypatch.setattr(fused, "DEPTHWISE_TRITON", True)
+    ran = []
+    real = dwconv.depthwise_conv
+
+    def counted(*args, **kwargs):
+        ran.append(args[0].shape[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dwconv, "depthwise_conv", counted)
+    captured_step_matches_eager(method="pc-darts", channels=4,
+                                sets=[("cell", "k", "2"), ("optimizer", "warmup_epochs", "0")])
+    assert ran  # the kernels ran on the partial channels
+
+
 def test_uncaptured_steps_keep_torchs_kernels(interpret, monkeypatch):
     import harness.nn.fused as fused
 
