@@ -110,7 +110,7 @@ def items(tiny: bool):
             for m in OTHER_METHODS]
     # ROME's default (optimizer.group_ops=auto, cell.slots=auto since 2026-12-05) is timed by "rome-v2 darts": its
     # fast mode (uncaptured) the chosen-op pass, its graph mode the all-op pass through the conv slots; GDAS's
-    # graph mode is its slots. The forms they replaced come after the end-to-end items (below)
+    # graph mode is its slots. The forms they replaced come after the baselines (below)
     # EnTranNAS(-DST) with transit cells derived on the device uncaptured too (transit_on_device=auto, the
     # default, derives on the device only in the captured step, on the host otherwise)
     for m in ("entrannas", "entrannas-dst"):
@@ -159,6 +159,32 @@ def items(tiny: bool):
                                                       "--variants", "default,channels-last" if tiny else
                                                       "default,triton-bn",
                                                       "--steps", "1" if tiny else "10", "--warmup", warm])]
+    # Since 2026-12-05 (eleventh session) issue 17's open targets (GDAS and ROME v2 at 2.4-2.9x their eager steps
+    # against 3x on the third H200 run) come right after the DARTS kernel forms, before the baselines, which that
+    # run timed all but two of: their variants and profiles are what the next cut needs.
+    # issue 17: GDAS's captured step through the conv slots (the default since 2026-12-05) against the all-op
+    # pass with the Triton depthwise kernels (DEPTHWISE_TRITON, also the default since then), side by side
+    # and both slot steps with BatchNorm in Triton kernels (the slots' BatchNorm calls go through
+    # harness.nn.groups.batch_norm: BATCHNORM_TRITON applies; 352 forward and 337 backward calls in GDAS's step, 496
+    # and 463 in ROME's, counted on a CPU: BENCHMARKS.md), the lever the DARTS profile points to (torch's NCHW
+    # BatchNorm kernels at a fifth of the memory's bandwidth; "bn darts": 7.13 against 10.98 ms a forward)
+    out += [(60, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
+                                                     "--variants", "default,all-op,triton-bn",
+                                                     "--steps", "1" if tiny else "10", "--warmup", warm]),
+            (60, "variants rome-v2 darts", "variants", ["--method", "rome-v2", "--space", "darts", *size,
+                                                        "--variants", "default,triton-bn",
+                                                        "--steps", "1" if tiny else "8", "--warmup", warm,
+                                                        *k_tiny])]
+    # issue 17: where the slot steps' kernel time goes (uncaptured, in the captured form), for the next cut: GDAS
+    # and ROME v2 (K=7). TINY: the captured form without the slots (which a CPU runs only in Triton's interpreter,
+    # minutes here), ROME with K=2
+    no_slots = ["--set", "cell.slots=false"] if tiny else []
+    out += [(40, "profile gdas darts", "profile", ["--method", "gdas", "--space", "darts", *size, "--top", "25",
+                                                   "--steps", "1" if tiny else "3", "--warmup", warm,
+                                                   "--as-captured", *no_slots]),
+            (60, "profile rome-v2 darts", "profile", ["--method", "rome-v2", "--space", "darts", *size, "--top",
+                                                      "25", "--steps", "1" if tiny else "2", "--warmup", warm,
+                                                      "--as-captured", *no_slots, *k_tiny])]
     # issue 12's "every other method on darts": the baselines added since the H200 runs (issues 15, 16), never
     # timed on a GPU; each eager vs fast vs graph (every method's step is capturable since 2026-12-05, and the
     # partial-channel cells of pc-darts and drnas and darts-minus's auxiliary skip run fused on the fast path: their
@@ -188,31 +214,9 @@ def items(tiny: bool):
               "--compare", *size, *own.get(m, []),
               *(["--drift-baseline", *tf32] if m in fused_since and not tiny else [])])
             for m, est in BASELINES.items() if not tiny or m in TINY_BASELINES]
-    # issue 17: GDAS's captured step through the conv slots (the default since 2026-12-05) against the all-op
-    # pass with the Triton depthwise kernels (DEPTHWISE_TRITON, also the default since then), side by side
-    # and both slot steps with BatchNorm in Triton kernels (the slots' BatchNorm calls go through
-    # harness.nn.groups.batch_norm: BATCHNORM_TRITON applies; 352 forward and 337 backward calls in GDAS's step, 496
-    # and 463 in ROME's, counted on a CPU: BENCHMARKS.md), the lever the DARTS profile points to (torch's NCHW
-    # BatchNorm kernels at a fifth of the memory's bandwidth; "bn darts": 7.13 against 10.98 ms a forward)
-    out += [(60, "variants gdas darts", "variants", ["--method", "gdas", "--space", "darts", *size,
-                                                     "--variants", "default,all-op,triton-bn",
-                                                     "--steps", "1" if tiny else "10", "--warmup", warm]),
-            (60, "variants rome-v2 darts", "variants", ["--method", "rome-v2", "--space", "darts", *size,
-                                                        "--variants", "default,triton-bn",
-                                                        "--steps", "1" if tiny else "8", "--warmup", warm,
-                                                        *k_tiny])]
-    # issue 17: where the slot steps' kernel time goes (uncaptured, in the captured form), for the next cut: GDAS
-    # and ROME v2 (K=7). TINY: the captured form without the slots (which a CPU runs only in Triton's interpreter,
-    # minutes here), ROME with K=2
-    no_slots = ["--set", "cell.slots=false"] if tiny else []
-    out += [(40, "profile gdas darts", "profile", ["--method", "gdas", "--space", "darts", *size, "--top", "25",
-                                                   "--steps", "1" if tiny else "3", "--warmup", warm,
-                                                   "--as-captured", *no_slots]),
-            (60, "profile rome-v2 darts", "profile", ["--method", "rome-v2", "--space", "darts", *size, "--top",
-                                                      "25", "--steps", "1" if tiny else "2", "--warmup", warm,
-                                                      "--as-captured", *no_slots, *k_tiny])]
-    # the captured forms the slots replaced as the defaults on CUDA, after the kernel-form items (2026-12-05: GDAS 106.2 against 67.1 ms, ROME's
-    # all-op pass 685.7 against 332.9), timed again against the new defaults (gpu_tables.py's rules decide both)
+    # the captured forms the slots replaced as the defaults on CUDA (2026-12-05: GDAS 106.2 against 67.1 ms, ROME's
+    # all-op pass 685.7 against 332.9), after the baselines, timed again against the new defaults (gpu_tables.py's
+    # rules decide both)
     out += [(23, "gdas darts all-op", "step",
              ["--method", "gdas", "--space", "darts", "--steps", few, *step, "--drift-baseline", "--sync-check",
               *tf32, "--set", "cell.slots=false"]),
@@ -244,14 +248,6 @@ def items(tiny: bool):
     moved = [item for item in out if item[1] in later]
     out = [item for item in out if item[1] not in later]
     at = [label for _, label, _, _ in out].index("f64 rome-v2")
-    out = out[:at] + moved + out[at:]
-    # Since 2026-12-05 (eleventh session) issue 17's open targets (GDAS and ROME v2 at 2.4-2.9x their eager steps
-    # against 3x on the third H200 run) come right after the DARTS kernel forms, before the baselines, which that
-    # run timed all but two of: their variants and profiles are what the next cut needs
-    first17 = ("variants gdas darts", "variants rome-v2 darts", "profile gdas darts", "profile rome-v2 darts")
-    moved = [item for item in out if item[1] in first17]
-    out = [item for item in out if item[1] not in first17]
-    at = [label for _, label, _, _ in out].index("variants darts nb201") + 1
     out = out[:at] + moved + out[at:]
     if tiny:  # the meta-device sync check (a CPU's stand-in for CUDA's) only where tests/test_gpu_session.py reads
         # it: 0.2-0.9 s more an item in meta kernels that torch runs in Python (8 items: 5 s of the 53 s on this

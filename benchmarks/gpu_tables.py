@@ -178,7 +178,8 @@ def rome_items(by: dict) -> str | None:
       "... slots" the slots;
     * before: "rome-v2 darts" the all-op pass, "... chosen" the chosen-op pass."""
     default, all_ops = by.get("rome-v2 darts"), by.get("rome-v2 darts all")
-    if default is not None and "graph" in default["modes"] and "rome-v2 darts chosen" not in by and "rome-v2 darts slots" not in by:
+    older = "rome-v2 darts chosen" in by or "rome-v2 darts slots" in by
+    if default is not None and "graph" in default["modes"] and not older:
         return rome_setting(all_ops, default, default, "fast", "graph")
     if all_ops is not None:
         return rome_setting(all_ops, default, by.get("rome-v2 darts slots"))
@@ -279,7 +280,7 @@ def decisions(records: list[dict]) -> list[str]:
             timed = ", ".join(f"{k} {v:.1f} ms" for k, v in ok.items())
             out.append(f"* `variants darts darts`: {best} ({timed}){'; ' + '; '.join(why) if why else ''}.")
             # a switch is decided only by an item that timed it both ways
-            tried = [kernel_switches(k, v) for k, v in vs.items() if kernel_switches(k, v) is not None]
+            tried = [sw for k, v in vs.items() if (sw := kernel_switches(k, v)) is not None]
             dw = dw if len({t[0] for t in tried}) == 2 else None
             bn = bn if len({t[1] for t in tried}) == 2 else None
     if nb is not None and "triton-bn" in nb["variants"] and "default" in nb["variants"]:

@@ -78,21 +78,24 @@ SWITCHES = ("MERGE_KERNEL", "POINTWISE_MATMUL", "SPREAD_DEPTHWISE", "SPREAD_POOL
             "BATCHNORM_TRITON")
 
 
-def switches(settings: dict) -> dict:
-    """The module switches (``SWITCHES``) a variant runs with: its own settings over the shipped defaults."""
+def _home(name: str):
+    """The module that holds switch ``name``: ``harness.nn.groups`` for BATCHNORM_TRITON, else ``harness.nn.fused``."""
     from harness.nn import fused, groups
 
-    return {k: settings.get(k, getattr(groups if k == "BATCHNORM_TRITON" else fused, k)) for k in SWITCHES}
+    return groups if name == "BATCHNORM_TRITON" else fused
+
+
+def switches(settings: dict) -> dict:
+    """The module switches (``SWITCHES``) a variant runs with: its own settings over the shipped defaults."""
+    return {k: settings.get(k, getattr(_home(k), k)) for k in SWITCHES}
 
 
 @contextlib.contextmanager
 def variant_settings(settings: dict):
     """``harness.nn.fused``'s (``BATCHNORM_TRITON``: ``harness.nn.groups``'s) module settings of a variant, for
     the steps inside (restored after)."""
-    from harness.nn import fused, groups
-
     names = [k for k in settings if k not in ("channels_last", "slots")]
-    home = {k: groups if k == "BATCHNORM_TRITON" else fused for k in names}
+    home = {k: _home(k) for k in names}
     old = {k: getattr(home[k], k) for k in names}
     try:
         for k in names:
@@ -205,7 +208,8 @@ def main(argv=None) -> dict:
     results = {}
     for name, run in runs.items():
         if "failed" in run:
-            results[name] = {"failed": run["failed"], "settings": run["settings"], "switches": switches(run["settings"])}
+            results[name] = {"failed": run["failed"], "settings": run["settings"],
+                             "switches": switches(run["settings"])}
             continue
         ms = statistics.median(run["times"])
         base_ms = base_ms or ms

@@ -65,6 +65,15 @@ class EvalBudget:
 BOOL_WORDS = {**dict.fromkeys(("1", "true", "yes", "on"), True), **dict.fromkeys(("0", "false", "no", "off"), False)}
 
 
+def on_off_auto(value, name: str) -> bool | str:
+    """A switch that is true, false or auto (a bool, or text as ``--set`` gives it): True, False or "auto"; a
+    ValueError naming ``name``, the value and the choices for anything else."""
+    out = {**BOOL_WORDS, "auto": "auto"}.get(str(value).lower())
+    if out is None:
+        raise ValueError(f"{name} must be true, false or auto, not {value!r}")
+    return out
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """How a run executes: the same computation, up to floating-point rounding (not part of a run's
@@ -111,10 +120,7 @@ class RuntimeOptions:
     track_dir: str = ""
 
     def __post_init__(self):
-        graph = {**BOOL_WORDS, "auto": "auto"}.get(str(self.cuda_graph).lower())
-        if graph is None:
-            raise ValueError(f"cuda_graph must be true, false or auto, not {self.cuda_graph!r}")
-        object.__setattr__(self, "cuda_graph", graph)
+        object.__setattr__(self, "cuda_graph", on_off_auto(self.cuda_graph, "cuda_graph"))
         if self.test_every < 0:
             raise ValueError(f"test_every must be 0 (only the final test) or a positive count, not {self.test_every}")
         if self.threads < 0:

@@ -267,10 +267,10 @@ def _search(registry, spec: RunSpec, data, device, record: RunRecord, log, resum
     # cell.slots (single-path cells: the chosen op per edge on the device, harness.nn.slots): whether it runs.
     # true: asked, so why not is logged and recorded; auto (the default): recorded where it runs, and why not on
     # CUDA, where it would have (a CPU step is never captured: nothing to say there)
-    slot_bodies = [m for m in net.modules() if getattr(m, "slots", False) in (True, "auto")] if fast else []
-    if slot_bodies:
-        from harness.nn import slots
+    from harness.nn import slots
 
+    slot_bodies = slots.asking(net.modules()) if fast else []
+    if slot_bodies:
         why_no_slots = slots.why_not_run(slot_bodies, device, runtime["cuda_graph"])
         asked = any(m.slots is True for m in slot_bodies)
         if why_no_slots is None:

@@ -101,6 +101,15 @@ def test_cuda_graph_takes_true_false_or_auto_and_names_them_otherwise(tmp_path):
     assert result.exit_code != 0 and "'sometimes'" in result.output and "true, false or auto" in result.output
 
 
+def test_cell_slots_takes_true_false_or_auto_and_names_them_otherwise(tmp_path):
+    """cell.slots (the single-path cells' conv slots): auto by default since 2026-12-05, read as cuda_graph is."""
+    base = ["run", "--plugin", "gdas", "--space", "s2", "--dry-run", "--store", str(tmp_path / "runs.sqlite")]
+    assert json.loads(invoke(*base).output)["hparams"]["cell"]["slots"] == "auto"
+    assert json.loads(invoke(*base, "--set", "cell.slots=off").output)["hparams"]["cell"]["slots"] is False
+    result = CliRunner().invoke(cli, [*base, "--set", "cell.slots=sometimes"])
+    assert result.exit_code != 0 and "slots must be true, false or auto, not 'sometimes'" in result.output
+
+
 def test_cuda_graph_asked_for_on_cpu_is_recorded_as_off_with_the_reason(tmp_path):
     from harness.store import ResultStore
 

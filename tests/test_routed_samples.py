@@ -116,17 +116,17 @@ def test_rome_on_cuda_takes_the_slots_where_every_cell_can(interpret, monkeypatc
     """Whether ROME's cells take the conv slots on a device (group_ops=auto's CUDA choice), asked of the cells:
     the DARTS space's can (Triton's interpreter stands in for the GPU), not with cell.slots=false, not
     NAS-Bench-201's dense convs, and not on a CPU without the interpreter."""
-    from harness_rome.components import _cell_bodies, _slots_ready
+    from harness_rome.components import _cell_bodies, _cells_take_slots
 
     cpu = torch.device("cpu")
     net = method_parts("rome-v2", "darts", channels=2, layers=2)[0]
-    assert _slots_ready(_cell_bodies(net), cpu)
+    assert _cells_take_slots(_cell_bodies(net), cpu)
     off = method_parts("rome-v2", "darts", channels=2, layers=2, sets=[("cell", "slots", "false")])[0]
-    assert not _slots_ready(_cell_bodies(off), cpu)
+    assert not _cells_take_slots(_cell_bodies(off), cpu)
     nb201 = method_parts("rome-v2", "nb201", channels=2, layers=1)[0]
-    assert not _slots_ready(_cell_bodies(nb201), cpu)
+    assert not _cells_take_slots(_cell_bodies(nb201), cpu)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    assert not _slots_ready(_cell_bodies(net), cpu)
+    assert not _cells_take_slots(_cell_bodies(net), cpu)
 
 
 def test_a_failed_capture_sends_rome_to_the_chosen_op_pass():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from harness.api import BOOL_WORDS, ArchWeights, CellSpec
+from harness.api import ArchWeights, CellSpec, on_off_auto
 from harness.nn import dwconv, groups, slots
 from harness.nn.fused import FusedMixed
 
@@ -182,10 +182,7 @@ class SinglePathConfig:
     def __post_init__(self):
         if self.fused not in ("auto", "always", "never"):
             raise ValueError(f"fused must be 'auto', 'always' or 'never', not {self.fused!r}")
-        value = {**BOOL_WORDS, "auto": "auto"}.get(str(self.slots).lower())
-        if value is None:
-            raise ValueError(f"slots must be true, false or auto, not {self.slots!r}")
-        object.__setattr__(self, "slots", value)
+        object.__setattr__(self, "slots", on_off_auto(self.slots, "slots"))
 
 
 class SinglePathBody(CellBody):

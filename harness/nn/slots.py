@@ -131,6 +131,12 @@ def why_not(body) -> str | None:
     return None
 
 
+def asking(modules) -> list:
+    """The single-path bodies among ``modules`` that take this form wherever it can run (``cell.slots`` true or
+    auto)."""
+    return [m for m in modules if getattr(m, "slots", False) in (True, "auto")]
+
+
 def why_not_run(bodies, device: torch.device, captured: bool) -> str | None:
     """Why single-path ``bodies`` asked for this form (``cell.slots=true``) will not take it in a run on
     ``device`` whose step is ``captured`` or not (None: they will)."""

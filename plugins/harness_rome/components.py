@@ -344,13 +344,12 @@ def _cell_bodies(net) -> list:
     return [m for m in net.modules() if isinstance(getattr(m, "spec", None), CellSpec)]
 
 
-def _slots_ready(bodies, device) -> bool:
+def _cells_take_slots(bodies, device) -> bool:
     """Whether every one of ``bodies`` takes :mod:`harness.nn.slots`'s form once a step on ``device`` is captured
     (cell.slots true or auto, the depthwise kernels run there, every op of the cell known to the form)."""
     from harness.nn import slots
 
-    able = [b for b in bodies if getattr(b, "slots", False) in (True, "auto")]
-    return bool(bodies) and len(able) == len(bodies) and slots.why_not_run(able, device, True) is None
+    return bool(bodies) and len(slots.asking(bodies)) == len(bodies) and slots.why_not_run(bodies, device, True) is None
 
 
 class AccumulateBilevel(FirstOrderBilevel):
@@ -386,8 +385,8 @@ class AccumulateBilevel(FirstOrderBilevel):
     def __init__(self, config: AccumulateConfig, net, steps_per_epoch: int, epochs: int):
         super().__init__(config, net=net, steps_per_epoch=steps_per_epoch, epochs=epochs)
         self._device_type = next(iter(net.sampler.arch_parameters())).device.type
-        self._slots_ready = self._device_type == "cuda" and _slots_ready(_cell_bodies(net),
-                                                                          next(net.parameters()).device)
+        self._slots_ready = self._device_type == "cuda" and _cells_take_slots(_cell_bodies(net),
+                                                                               next(net.parameters()).device)
         self._route(_cell_bodies(net))  # known from the start (the runner's out-of-memory hint reads it)
 
     @property
